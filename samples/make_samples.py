@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Build the bundled samples: samples/<name>/{model.onnx,input.json,expected.json}.
+
+Deterministic (fixed seeds, no download). The outputs are committed, so neither the tool nor its
+tests need Python; rerun this only to change a sample. Pinned versions (what made the committed files):
+
+    pip install onnx==1.23.2 onnxruntime==1.32.0 numpy==2.4.6 scikit-learn==1.9.1
+
+`expected.json` holds onnxruntime's float outputs for `input.json`: the reference the tests compare
+tract's float run against.
+"""
+import json
+import os
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OPSET = 13
+
+
+def init(name, arr):
+    return numpy_helper.from_array(np.asarray(arr, dtype=np.float32), name)
+
+
+def save(name, graph, x, extra=None):
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="zkreceipt-samples")
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    out = os.path.join(HERE, name)
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "model.onnx")
+    onnx.save(model, path)
+    x = np.asarray(x, dtype=np.float32)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    feed = {sess.get_inputs()[0].name: x}
+    res = sess.run(None, feed)
+    outputs = [
+        {"name": o.name, "shape": list(r.shape), "values": [float(v) for v in r.reshape(-1)]}
+        for o, r in zip(sess.get_outputs(), res)
+    ]
+    with open(os.path.join(out, "input.json"), "w") as f:
+        json.dump({"input_data": [[float(v) for v in x.reshape(-1)]]}, f)
+        f.write("\n")
+    expected = {"source": f"onnxruntime {ort.__version__}", "outputs": outputs}
+    if extra:
+        expected.update(extra)
+    with open(os.path.join(out, "expected.json"), "w") as f:
+        json.dump(expected, f, indent=1)
+        f.write("\n")
+    print(name, [o["shape"] for o in outputs])
+
+
+def mlp_graph(name, layers, in_dim, hidden_act):
+    """Gemm layers with `hidden_act` between them; layers = [(W[in,out], b[out]), ...]."""
+    nodes, inits = [], []
+    cur = "input"
+    for i, (w, b) in enumerate(layers):
+        inits += [init(f"fc{i}.weight", w.T), init(f"fc{i}.bias", b)]
+        out = "output" if i == len(layers) - 1 else f"fc{i}"
+        nodes.append(helper.make_node("Gemm", [cur, f"fc{i}.weight", f"fc{i}.bias"], [out],
+                                      name=f"fc{i}", transB=1))
+        cur = out
+        if i < len(layers) - 1:
+            nodes.append(helper.make_node(hidden_act, [cur], [f"act{i}"], name=f"act{i}"))
+            cur = f"act{i}"
+    n_out = layers[-1][0].shape[1]
+    return helper.make_graph(
+        nodes, name,
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, in_dim])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, n_out])],
+        inits)
+
+
+def digits():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
+
+    data = load_digits()  # bundled with scikit-learn: no download
+    x = data.data / 16.0
+    xtr, xte, ytr, yte = train_test_split(x, data.target, test_size=0.25, random_state=0)
+    clf = MLPClassifier(hidden_layer_sizes=(32,), activation="relu", max_iter=600, random_state=0)
+    clf.fit(xtr, ytr)
+    acc = float(clf.score(xte, yte))
+    layers = list(zip(clf.coefs_, clf.intercepts_))
+    graph = mlp_graph("digits_mlp", layers, 64, "Relu")
+    idx = 0
+    save("digits", graph, xte[idx:idx + 1], {
+        "true_label": int(yte[idx]),
+        "test_image_index": idx,
+        "classifier_test_accuracy": acc,
+        "note": "scikit-learn MLPClassifier (64-32-10, ReLU) on the bundled 8x8 digits set; input is "
+                "test image 0 scaled to [0,1]; outputs are logits (argmax = predicted digit)",
+    })
+
+
+def mlp():
+    rng = np.random.default_rng(7)
+    w1 = rng.normal(0, np.sqrt(2 / 784), (784, 64))
+    b1 = rng.normal(0, 0.05, 64)
+    w2 = rng.normal(0, np.sqrt(2 / 64), (64, 10))
+    b2 = rng.normal(0, 0.05, 10)
+    save("mlp", mlp_graph("mlp_784_64_10", [(w1, b1), (w2, b2)], 784, "Relu"),
+         rng.uniform(0, 1, (1, 784)))
+
+
+def sigmoid():
+    rng = np.random.default_rng(11)
+    w1 = rng.normal(0, 0.6, (8, 8))
+    b1 = rng.normal(0, 0.1, 8)
+    w2 = rng.normal(0, 0.6, (8, 2))
+    b2 = rng.normal(0, 0.1, 2)
+    save("sigmoid", mlp_graph("mlp_8_8_2_sigmoid", [(w1, b1), (w2, b2)], 8, "Sigmoid"),
+         rng.uniform(-1, 1, (1, 8)))
+
+
+def cnn():
+    rng = np.random.default_rng(5)
+    wc = rng.normal(0, np.sqrt(2 / 9), (4, 1, 3, 3))
+    bc = rng.normal(0, 0.05, 4)
+    wf = rng.normal(0, np.sqrt(2 / 676), (10, 676))
+    bf = rng.normal(0, 0.05, 10)
+    nodes = [
+        helper.make_node("Conv", ["input", "conv.weight", "conv.bias"], ["conv"], name="conv",
+                         kernel_shape=[3, 3], strides=[1, 1], pads=[0, 0, 0, 0]),
+        helper.make_node("Relu", ["conv"], ["relu"], name="relu"),
+        helper.make_node("AveragePool", ["relu"], ["pool"], name="pool", kernel_shape=[2, 2],
+                         strides=[2, 2]),
+        helper.make_node("Flatten", ["pool"], ["flat"], name="flatten", axis=1),
+        helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], ["output"], name="fc", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "cnn_conv3x3x4_avgpool_fc10",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, 28, 28])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 10])],
+        [init("conv.weight", wc), init("conv.bias", bc), init("fc.weight", wf), init("fc.bias", bf)])
+    save("cnn", graph, rng.uniform(0, 1, (1, 1, 28, 28)))
+
+
+if __name__ == "__main__":
+    digits()
+    mlp()
+    cnn()
+    sigmoid()

@@ -1,0 +1,865 @@
+//! Stage 1 of the chain: the float ONNX model.
+//!
+//! We read op types, attributes and initializers straight from the protobuf (tract's typed model
+//! is too lowered to drive a compiler: Gemm becomes EinSum+Mul+Add), keep them in a typed graph
+//! of our own, and use tract for what it is good at: shape inference and float inference.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::Factoid;
+use tract_onnx::tract_hir::internal::DimLike;
+
+use crate::error::{Error, Result, Unsupported};
+use crate::tensor::{Tensor, numel};
+
+pub mod input;
+
+/// A graph input or output as declared in the file.
+#[derive(Clone, Debug, Serialize)]
+pub struct ValueInfo {
+    pub name: String,
+    /// ONNX element type name ("float", "int64", ...).
+    pub dtype: String,
+    /// Declared dimensions; None for a symbolic or missing dimension.
+    pub dims: Vec<Option<usize>>,
+}
+
+/// An attribute value as stored in the file.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum Attr {
+    Int(i64),
+    Float(f32),
+    Ints(Vec<i64>),
+    Floats(Vec<f32>),
+    Str(String),
+    Tensor { shape: Vec<usize>, elements: usize },
+    Other(String),
+}
+
+/// The ops the quantizer and circuit compiler understand, with their attributes parsed.
+/// Anything else is `Unsupported` and named by the preflight.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind")]
+pub enum Op {
+    Gemm {
+        alpha: f64,
+        beta: f64,
+        trans_a: bool,
+        trans_b: bool,
+    },
+    MatMul,
+    Add,
+    Sub,
+    Mul,
+    Relu,
+    LeakyRelu {
+        alpha: f64,
+    },
+    Sigmoid,
+    Tanh,
+    Conv {
+        kernel_shape: Option<Vec<usize>>,
+        strides: Vec<usize>,
+        pads: Pads,
+        dilations: Vec<usize>,
+        group: usize,
+    },
+    AveragePool {
+        kernel_shape: Vec<usize>,
+        strides: Vec<usize>,
+        pads: Pads,
+        count_include_pad: bool,
+    },
+    MaxPool {
+        kernel_shape: Vec<usize>,
+        strides: Vec<usize>,
+        pads: Pads,
+        dilations: Vec<usize>,
+        ceil_mode: bool,
+    },
+    GlobalAveragePool,
+    Flatten {
+        axis: i64,
+    },
+    Reshape {
+        allowzero: bool,
+    },
+    Transpose {
+        perm: Option<Vec<usize>>,
+    },
+    Concat {
+        axis: i64,
+    },
+    BatchNormalization {
+        epsilon: f64,
+    },
+    Identity,
+    Constant,
+    ReduceMean {
+        axes: Option<Vec<i64>>,
+        keepdims: bool,
+        noop_with_empty_axes: bool,
+    },
+    ReduceSum {
+        axes: Option<Vec<i64>>,
+        keepdims: bool,
+        noop_with_empty_axes: bool,
+    },
+    Unsupported {
+        reason: String,
+    },
+}
+
+/// Spatial padding: explicit begin/end pads per spatial axis, or an `auto_pad` rule resolved once
+/// the input shape is known.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Pads {
+    Explicit { begin: Vec<usize>, end: Vec<usize> },
+    SameUpper,
+    SameLower,
+}
+
+impl Pads {
+    /// Begin and end padding for each spatial axis of `input` (spatial dims only).
+    pub fn resolve(
+        &self,
+        input: &[usize],
+        kernel: &[usize],
+        strides: &[usize],
+        dilations: &[usize],
+    ) -> (Vec<usize>, Vec<usize>) {
+        match self {
+            Pads::Explicit { begin, end } => {
+                let n = input.len();
+                let pick = |v: &Vec<usize>| if v.is_empty() { vec![0; n] } else { v.clone() };
+                (pick(begin), pick(end))
+            }
+            Pads::SameUpper | Pads::SameLower => {
+                let mut b = vec![];
+                let mut e = vec![];
+                for i in 0..input.len() {
+                    let out = input[i].div_ceil(strides[i]);
+                    let eff = (kernel[i] - 1) * dilations[i] + 1;
+                    let total = ((out - 1) * strides[i] + eff).saturating_sub(input[i]);
+                    let small = total / 2;
+                    let big = total - small;
+                    if *self == Pads::SameUpper {
+                        b.push(small);
+                        e.push(big);
+                    } else {
+                        b.push(big);
+                        e.push(small);
+                    }
+                }
+                (b, e)
+            }
+        }
+    }
+}
+
+/// One ONNX node, with its raw attributes (for display) and its parsed op.
+#[derive(Clone, Debug, Serialize)]
+pub struct Node {
+    pub name: String,
+    pub op_type: String,
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    pub attributes: BTreeMap<String, Attr>,
+    pub op: Op,
+}
+
+/// A loaded ONNX model: our typed graph plus what tract needs to run it.
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub bytes: usize,
+    pub ir_version: i64,
+    pub opset: i64,
+    pub producer: String,
+    pub inputs: Vec<ValueInfo>,
+    pub outputs: Vec<ValueInfo>,
+    /// Initializers and the values of Constant nodes, by tensor name.
+    pub constants: BTreeMap<String, Tensor<f64>>,
+    /// Names of the initializers (the model's parameters), in file order.
+    pub initializer_names: Vec<String>,
+    pub nodes: Vec<Node>,
+    proto: pb::ModelProto,
+}
+
+/// Float values of every tensor of one run, by ONNX tensor name.
+#[derive(Clone, Debug, Default)]
+pub struct FloatRun {
+    pub values: HashMap<String, Tensor<f64>>,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs a tract call, turning both its errors and any panic inside it into our error type.
+fn guarded<T>(file: &str, what: &str, f: impl FnOnce() -> TractResult<T>) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(Error::invalid(file, format!("{what}: {e:#}"))),
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(Error::invalid(
+                file,
+                format!("{what}: tract failed internally: {msg}"),
+            ))
+        }
+    }
+}
+
+fn dtype_name(elem_type: i32) -> &'static str {
+    match elem_type {
+        1 => "float",
+        2 => "uint8",
+        3 => "int8",
+        5 => "int16",
+        6 => "int32",
+        7 => "int64",
+        9 => "bool",
+        10 => "float16",
+        11 => "double",
+        _ => "other",
+    }
+}
+
+fn datum_type(dtype: &str) -> DatumType {
+    match dtype {
+        "uint8" => DatumType::U8,
+        "int8" => DatumType::I8,
+        "int16" => DatumType::I16,
+        "int32" => DatumType::I32,
+        "int64" => DatumType::I64,
+        "bool" => DatumType::Bool,
+        "float16" => DatumType::F16,
+        "double" => DatumType::F64,
+        _ => DatumType::F32,
+    }
+}
+
+fn value_info(v: &pb::ValueInfoProto) -> ValueInfo {
+    let mut dtype = "other";
+    let mut dims = vec![];
+    if let Some(pb::type_proto::Value::TensorType(t)) =
+        v.r#type.as_ref().and_then(|t| t.value.as_ref())
+    {
+        dtype = dtype_name(t.elem_type);
+        if let Some(shape) = &t.shape {
+            for d in &shape.dim {
+                dims.push(match &d.value {
+                    Some(pb::tensor_shape_proto::dimension::Value::DimValue(n)) if *n >= 0 => {
+                        Some(*n as usize)
+                    }
+                    _ => None,
+                });
+            }
+        }
+    }
+    ValueInfo {
+        name: v.name.clone(),
+        dtype: dtype.into(),
+        dims,
+    }
+}
+
+fn to_f64_tensor(t: &tract_onnx::prelude::Tensor) -> TractResult<Tensor<f64>> {
+    let c = t.cast_to::<f64>()?;
+    Ok(Tensor::new(
+        t.shape().to_vec(),
+        c.to_plain_array_view::<f64>()?.iter().copied().collect(),
+    ))
+}
+
+fn parse_attr(a: &pb::AttributeProto, file: &str) -> Result<Attr> {
+    use pb::attribute_proto::AttributeType as T;
+    Ok(match T::try_from(a.r#type).unwrap_or(T::Undefined) {
+        T::Int => Attr::Int(a.i),
+        T::Float => Attr::Float(a.f),
+        T::Ints => Attr::Ints(a.ints.clone()),
+        T::Floats => Attr::Floats(a.floats.clone()),
+        T::String => Attr::Str(String::from_utf8_lossy(&a.s).into_owned()),
+        T::Tensor => {
+            let t = a.t.as_ref().ok_or_else(|| {
+                Error::invalid(file, format!("attribute `{}` has no tensor", a.name))
+            })?;
+            let shape: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+            Attr::Tensor {
+                elements: numel(&shape),
+                shape,
+            }
+        }
+        other => Attr::Other(format!("{other:?}")),
+    })
+}
+
+/// Attribute accessors that name the node and attribute on error.
+struct Attrs<'a> {
+    map: &'a BTreeMap<String, Attr>,
+}
+
+impl Attrs<'_> {
+    fn int(&self, k: &str, default: i64) -> i64 {
+        match self.map.get(k) {
+            Some(Attr::Int(i)) => *i,
+            _ => default,
+        }
+    }
+    fn float(&self, k: &str, default: f64) -> f64 {
+        match self.map.get(k) {
+            Some(Attr::Float(f)) => *f as f64,
+            _ => default,
+        }
+    }
+    fn ints(&self, k: &str) -> Option<Vec<i64>> {
+        match self.map.get(k) {
+            Some(Attr::Ints(v)) => Some(v.clone()),
+            _ => None,
+        }
+    }
+    fn usizes(&self, k: &str) -> std::result::Result<Option<Vec<usize>>, String> {
+        match self.ints(k) {
+            None => Ok(None),
+            Some(v) => v
+                .iter()
+                .map(|&x| {
+                    usize::try_from(x)
+                        .map_err(|_| format!("attribute `{k}` has a negative entry {x}"))
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map(Some),
+        }
+    }
+    fn string(&self, k: &str) -> Option<String> {
+        match self.map.get(k) {
+            Some(Attr::Str(s)) => Some(s.clone()),
+            _ => None,
+        }
+    }
+}
+
+fn spatial_pads(a: &Attrs) -> std::result::Result<Pads, String> {
+    match a.string("auto_pad").as_deref() {
+        None | Some("NOTSET") | Some("") => {
+            let pads = a.usizes("pads")?.unwrap_or_default();
+            if pads.len() % 2 != 0 {
+                return Err(format!("`pads` has odd length {}", pads.len()));
+            }
+            let n = pads.len() / 2;
+            Ok(Pads::Explicit {
+                begin: pads[..n].to_vec(),
+                end: pads[n..].to_vec(),
+            })
+        }
+        Some("VALID") => Ok(Pads::Explicit {
+            begin: vec![],
+            end: vec![],
+        }),
+        Some("SAME_UPPER") => Ok(Pads::SameUpper),
+        Some("SAME_LOWER") => Ok(Pads::SameLower),
+        Some(other) => Err(format!("unknown auto_pad `{other}`")),
+    }
+}
+
+/// Parse an op's attributes into our typed op (structural checks that need no shapes).
+fn parse_op(op_type: &str, domain: &str, attrs: &BTreeMap<String, Attr>, opset: i64) -> Op {
+    if !(domain.is_empty() || domain == "ai.onnx") {
+        return Op::Unsupported {
+            reason: format!("operator domain `{domain}` is not supported"),
+        };
+    }
+    let a = Attrs { map: attrs };
+    let r = (|| -> std::result::Result<Op, String> {
+        Ok(match op_type {
+            "Gemm" => Op::Gemm {
+                alpha: a.float("alpha", 1.0),
+                beta: a.float("beta", 1.0),
+                trans_a: a.int("transA", 0) != 0,
+                trans_b: a.int("transB", 0) != 0,
+            },
+            "MatMul" => Op::MatMul,
+            "Add" => Op::Add,
+            "Sub" => Op::Sub,
+            "Mul" => Op::Mul,
+            "Relu" => Op::Relu,
+            "LeakyRelu" => Op::LeakyRelu {
+                alpha: a.float("alpha", 0.01),
+            },
+            "Sigmoid" => Op::Sigmoid,
+            "Tanh" => Op::Tanh,
+            "Conv" => {
+                let kernel_shape = a.usizes("kernel_shape")?;
+                let group = a.int("group", 1);
+                if group != 1 {
+                    return Err(format!(
+                        "grouped convolution (group={group}) is not supported yet"
+                    ));
+                }
+                Op::Conv {
+                    strides: a.usizes("strides")?.unwrap_or_default(),
+                    dilations: a.usizes("dilations")?.unwrap_or_default(),
+                    pads: spatial_pads(&a)?,
+                    kernel_shape,
+                    group: 1,
+                }
+            }
+            "AveragePool" | "MaxPool" => {
+                let kernel_shape = a.usizes("kernel_shape")?.ok_or("missing `kernel_shape`")?;
+                let ceil_mode = a.int("ceil_mode", 0) != 0;
+                let strides = a.usizes("strides")?.unwrap_or_default();
+                let pads = spatial_pads(&a)?;
+                if op_type == "AveragePool" {
+                    if ceil_mode {
+                        return Err("AveragePool with ceil_mode=1 is not supported".into());
+                    }
+                    if a.usizes("dilations")?
+                        .is_some_and(|d| d.iter().any(|&x| x != 1))
+                    {
+                        return Err("dilated AveragePool is not supported".into());
+                    }
+                    Op::AveragePool {
+                        kernel_shape,
+                        strides,
+                        pads,
+                        count_include_pad: a.int("count_include_pad", 0) != 0,
+                    }
+                } else {
+                    if a.int("storage_order", 0) != 0 {
+                        return Err("MaxPool storage_order=1 is not supported".into());
+                    }
+                    Op::MaxPool {
+                        kernel_shape,
+                        strides,
+                        pads,
+                        dilations: a.usizes("dilations")?.unwrap_or_default(),
+                        ceil_mode,
+                    }
+                }
+            }
+            "GlobalAveragePool" => Op::GlobalAveragePool,
+            "Flatten" => Op::Flatten {
+                axis: a.int("axis", 1),
+            },
+            "Reshape" => Op::Reshape {
+                allowzero: a.int("allowzero", 0) != 0,
+            },
+            "Transpose" => Op::Transpose {
+                perm: a.usizes("perm")?,
+            },
+            "Concat" => Op::Concat {
+                axis: a.int("axis", 0),
+            },
+            "BatchNormalization" => {
+                if a.int("training_mode", 0) != 0 {
+                    return Err("BatchNormalization in training mode is not supported".into());
+                }
+                Op::BatchNormalization {
+                    epsilon: a.float("epsilon", 1e-5),
+                }
+            }
+            "Identity" | "Dropout" => Op::Identity,
+            "Constant" => Op::Constant,
+            "ReduceMean" | "ReduceSum" => {
+                let keepdims = a.int("keepdims", 1) != 0;
+                let noop_with_empty_axes = a.int("noop_with_empty_axes", 0) != 0;
+                let axes = a.ints("axes");
+                if op_type == "ReduceMean" {
+                    Op::ReduceMean {
+                        axes,
+                        keepdims,
+                        noop_with_empty_axes,
+                    }
+                } else {
+                    Op::ReduceSum {
+                        axes,
+                        keepdims,
+                        noop_with_empty_axes,
+                    }
+                }
+            }
+            other => return Err(format!("op `{other}` is not supported (opset {opset})")),
+        })
+    })();
+    r.unwrap_or_else(|reason| Op::Unsupported { reason })
+}
+
+impl Model {
+    /// Load an ONNX file: parse it, hash it, read constants and build the typed graph.
+    pub fn load(path: &Path) -> Result<Model> {
+        let file = path.display().to_string();
+        let bytes = std::fs::read(path)
+            .map_err(|e| Error::invalid(&file, format!("cannot read the model: {e}")))?;
+        if bytes.is_empty() {
+            return Err(Error::invalid(
+                &file,
+                "the file is empty, not an ONNX model",
+            ));
+        }
+        let proto = guarded(&file, "not a valid ONNX model", || {
+            onnx().proto_model_for_read(&mut &bytes[..])
+        })?;
+        let graph = proto
+            .graph
+            .as_ref()
+            .ok_or_else(|| Error::invalid(&file, "not an ONNX model: it has no graph"))?;
+        if graph.node.is_empty() && graph.output.is_empty() {
+            return Err(Error::invalid(
+                &file,
+                "not an ONNX model: the graph has no nodes and no outputs",
+            ));
+        }
+        let opset = proto
+            .opset_import
+            .iter()
+            .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+            .map(|o| o.version)
+            .unwrap_or(0);
+        let provider = onnx().provider;
+        let dir = path
+            .parent()
+            .and_then(|d| d.to_str())
+            .map(|s| s.to_string());
+        let load = |t: &pb::TensorProto, what: &str| -> Result<Tensor<f64>> {
+            guarded(&file, &format!("cannot read tensor `{what}`"), || {
+                to_f64_tensor(&tract_onnx::tensor::load_tensor(
+                    &*provider,
+                    t,
+                    dir.as_deref(),
+                )?)
+            })
+        };
+
+        let mut constants = BTreeMap::new();
+        let mut initializer_names = vec![];
+        for t in &graph.initializer {
+            constants.insert(t.name.clone(), load(t, &t.name)?);
+            initializer_names.push(t.name.clone());
+        }
+        let inputs: Vec<ValueInfo> = graph
+            .input
+            .iter()
+            .filter(|i| !constants.contains_key(&i.name))
+            .map(value_info)
+            .collect();
+        let outputs: Vec<ValueInfo> = graph.output.iter().map(value_info).collect();
+
+        let mut nodes = vec![];
+        let mut used_names = HashSet::new();
+        for (ix, n) in graph.node.iter().enumerate() {
+            let mut attributes = BTreeMap::new();
+            for a in &n.attribute {
+                attributes.insert(a.name.clone(), parse_attr(a, &file)?);
+            }
+            // Nodes may be unnamed; give each a stable, unique name for reports.
+            let mut name = if n.name.is_empty() {
+                format!("{}_{ix}", n.op_type)
+            } else {
+                n.name.clone()
+            };
+            if !used_names.insert(name.clone()) {
+                name = format!("{name}#{ix}");
+                used_names.insert(name.clone());
+            }
+            let mut op = parse_op(&n.op_type, &n.domain, &attributes, opset);
+            if op == Op::Constant {
+                match constant_value(n, &load) {
+                    Ok(t) => {
+                        if let Some(out) = n.output.first() {
+                            constants.insert(out.clone(), t);
+                        }
+                    }
+                    Err(reason) => op = Op::Unsupported { reason },
+                }
+            }
+            nodes.push(Node {
+                name,
+                op_type: n.op_type.clone(),
+                inputs: n.input.clone(),
+                outputs: n.output.clone(),
+                attributes,
+                op,
+            });
+        }
+        let producer = format!("{} {}", proto.producer_name, proto.producer_version)
+            .trim()
+            .to_string();
+        Ok(Model {
+            path: path.to_path_buf(),
+            sha256: sha256_hex(&bytes),
+            bytes: bytes.len(),
+            ir_version: proto.ir_version,
+            opset,
+            producer,
+            inputs,
+            outputs,
+            constants,
+            initializer_names,
+            nodes,
+            proto,
+        })
+    }
+
+    pub fn file(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// Number of parameters: elements of all initializers.
+    pub fn param_count(&self) -> usize {
+        self.initializer_names
+            .iter()
+            .map(|n| self.constants[n].len())
+            .sum()
+    }
+
+    /// Op type -> count, sorted by op type.
+    pub fn op_counts(&self) -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for n in &self.nodes {
+            *m.entry(n.op_type.clone()).or_insert(0) += 1;
+        }
+        m
+    }
+
+    pub fn is_constant(&self, name: &str) -> bool {
+        self.constants.contains_key(name)
+    }
+
+    /// Every node the chain cannot handle, with the reason. Checks op kinds and the structure
+    /// that needs no shapes (which operands are constants); the quantizer re-checks the rest.
+    pub fn preflight(&self) -> Vec<Unsupported> {
+        let mut out = vec![];
+        let runtime = |name: &str| !name.is_empty() && !self.is_constant(name);
+        for n in &self.nodes {
+            let reason = match &n.op {
+                Op::Unsupported { reason } => Some(reason.clone()),
+                Op::Gemm { .. } if n.inputs.len() < 2 => Some("Gemm needs two inputs".into()),
+                Op::Gemm { .. } if runtime(&n.inputs[1]) => Some(
+                    "Gemm with a runtime B operand (two runtime matrices) is not supported yet"
+                        .into(),
+                ),
+                Op::Gemm { .. } if n.inputs.len() > 2 && runtime(&n.inputs[2]) => {
+                    Some("Gemm with a runtime C operand is not supported yet".into())
+                }
+                Op::MatMul
+                    if n.inputs.len() == 2 && runtime(&n.inputs[0]) && runtime(&n.inputs[1]) =>
+                {
+                    Some("MatMul of two runtime tensors is not supported yet".into())
+                }
+                Op::Conv { .. } if n.inputs.len() < 2 || runtime(&n.inputs[1]) => {
+                    Some("Conv weights must be constant".into())
+                }
+                Op::Conv { .. } if n.inputs.len() > 2 && runtime(&n.inputs[2]) => {
+                    Some("Conv bias must be constant".into())
+                }
+                Op::BatchNormalization { .. } if n.inputs.iter().skip(1).any(|i| runtime(i)) => {
+                    Some("BatchNormalization parameters must be constant".into())
+                }
+                Op::Reshape { .. } if n.inputs.len() < 2 || runtime(&n.inputs[1]) => {
+                    Some("Reshape with a runtime shape is not supported".into())
+                }
+                Op::ReduceMean { .. } | Op::ReduceSum { .. }
+                    if n.inputs.len() > 1 && runtime(&n.inputs[1]) =>
+                {
+                    Some("reduction with runtime axes is not supported".into())
+                }
+                Op::MaxPool { .. } if n.outputs.len() > 1 && !n.outputs[1].is_empty() => {
+                    Some("MaxPool's Indices output is not supported".into())
+                }
+                _ => None,
+            };
+            if let Some(reason) = reason {
+                out.push(Unsupported {
+                    node: n.name.clone(),
+                    op_type: n.op_type.clone(),
+                    reason,
+                });
+            }
+        }
+        out
+    }
+
+    /// Fail with every unsupported node named (exit 3) before any other work.
+    pub fn check_supported(&self) -> Result<()> {
+        let nodes = self.preflight();
+        if nodes.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Unsupported {
+                file: self.file(),
+                nodes,
+            })
+        }
+    }
+
+    /// Concrete input shapes: the declared shape with symbolic dimensions set so that `lens`
+    /// elements fit (the first symbolic dimension takes the remainder, others are 1), as in
+    /// EZKL's input convention. With no lengths, symbolic dimensions are 1.
+    pub fn input_shapes(&self, lens: Option<&[usize]>) -> Result<Vec<Vec<usize>>> {
+        let mut shapes = vec![];
+        for (i, info) in self.inputs.iter().enumerate() {
+            let known: usize = info.dims.iter().map(|d| d.unwrap_or(1)).product();
+            let mut shape: Vec<usize> = info.dims.iter().map(|d| d.unwrap_or(1)).collect();
+            if let Some(lens) = lens {
+                let len = lens[i];
+                if let Some(first) = info.dims.iter().position(|d| d.is_none()) {
+                    if known == 0 || len % known != 0 {
+                        return Err(Error::invalid(
+                            self.file(),
+                            format!(
+                                "input `{}` has {len} values, which does not fit shape {}",
+                                info.name,
+                                dims_str(&info.dims)
+                            ),
+                        ));
+                    }
+                    shape[first] = len / known;
+                }
+            }
+            shapes.push(shape);
+        }
+        Ok(shapes)
+    }
+
+    fn inference_model(&self, input_shapes: &[Vec<usize>]) -> Result<InferenceModel> {
+        let file = self.file();
+        let mut m = guarded(&file, "tract cannot load the model", || {
+            onnx().model_for_proto_model(&self.proto)
+        })?;
+        for (i, (info, shape)) in self.inputs.iter().zip(input_shapes).enumerate() {
+            let fact = InferenceFact::dt_shape(datum_type(&info.dtype), shape.clone());
+            guarded(&file, &format!("input `{}`", info.name), || {
+                m.set_input_fact(i, fact)
+            })?;
+        }
+        Ok(m)
+    }
+
+    /// Shapes of every node output, by tensor name, as far as tract's analysis gets.
+    pub fn output_shapes(&self, input_shapes: &[Vec<usize>]) -> HashMap<String, Vec<usize>> {
+        let mut out = HashMap::new();
+        let Ok(mut m) = self.inference_model(input_shapes) else {
+            return out;
+        };
+        let _ = guarded(&self.file(), "shape analysis", || m.analyse(true));
+        for node in m.nodes() {
+            for ix in 0..node.outputs.len() {
+                let outlet = OutletId::new(node.id, ix);
+                let Some(label) = m.outlet_label(outlet) else {
+                    continue;
+                };
+                if let Some(dims) = node.outputs[ix].fact.shape.concretize() {
+                    let dims: Option<Vec<usize>> = dims.iter().map(|d| d.to_usize().ok()).collect();
+                    if let Some(dims) = dims {
+                        out.insert(label.to_string(), dims);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Float inference through tract. Returns every node output (not only the graph outputs), so
+    /// the quantizer can calibrate and report error per node.
+    pub fn run_float(&self, inputs: &[Tensor<f64>]) -> Result<FloatRun> {
+        let file = self.file();
+        let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape.clone()).collect();
+        let mut m = self.inference_model(&shapes)?;
+        let graph_outputs: Vec<String> = self.outputs.iter().map(|o| o.name.clone()).collect();
+        let node_outputs: HashSet<&str> = self
+            .nodes
+            .iter()
+            .flat_map(|n| n.outputs.iter().map(|s| s.as_str()))
+            .collect();
+        let mut names = vec![];
+        let mut outlets = vec![];
+        for node in m.nodes() {
+            for ix in 0..node.outputs.len() {
+                let outlet = OutletId::new(node.id, ix);
+                if let Some(label) = m.outlet_label(outlet)
+                    && (node_outputs.contains(label) || graph_outputs.iter().any(|g| g == label))
+                    && !names.iter().any(|n: &String| n == label)
+                {
+                    names.push(label.to_string());
+                    outlets.push(outlet);
+                }
+            }
+        }
+        guarded(&file, "selecting outputs", || {
+            m.select_output_outlets(&outlets)
+        })?;
+        let plan = guarded(&file, "tract cannot prepare the model", || {
+            m.into_typed()?.into_runnable()
+        })?;
+        let mut tv = tvec![];
+        for (t, info) in inputs.iter().zip(&self.inputs) {
+            let f = tract_ndarray::ArrayD::from_shape_vec(t.shape.clone(), t.data.clone())
+                .map_err(|e| Error::invalid(&file, format!("input `{}`: {e}", info.name)))?;
+            let tensor = guarded(&file, &format!("input `{}`", info.name), || {
+                tract_onnx::prelude::Tensor::from(f)
+                    .cast_to_dt(datum_type(&info.dtype))
+                    .map(|c| c.into_owned())
+            })?;
+            tv.push(tensor.into_tvalue());
+        }
+        let results = guarded(&file, "tract float inference failed", || plan.run(tv))?;
+        let mut run = FloatRun::default();
+        for (name, value) in names.into_iter().zip(results.iter()) {
+            // Shape-typed (TDim) and other non-numeric outputs are not activations: skip them.
+            if let Ok(t) = to_f64_tensor(value) {
+                run.values.insert(name, t);
+            }
+        }
+        for (t, info) in inputs.iter().zip(&self.inputs) {
+            run.values.insert(info.name.clone(), t.clone());
+        }
+        Ok(run)
+    }
+}
+
+fn constant_value(
+    n: &pb::NodeProto,
+    load: &dyn Fn(&pb::TensorProto, &str) -> Result<Tensor<f64>>,
+) -> std::result::Result<Tensor<f64>, String> {
+    let a = n.attribute.first().ok_or("Constant node without a value")?;
+    match a.name.as_str() {
+        "value" => {
+            let t = a.t.as_ref().ok_or("Constant `value` has no tensor")?;
+            load(t, &n.name).map_err(|e| e.to_string())
+        }
+        "value_float" => Ok(Tensor::new(vec![], vec![a.f as f64])),
+        "value_floats" => Ok(Tensor::new(
+            vec![a.floats.len()],
+            a.floats.iter().map(|&f| f as f64).collect(),
+        )),
+        "value_int" => Ok(Tensor::new(vec![], vec![a.i as f64])),
+        "value_ints" => Ok(Tensor::new(
+            vec![a.ints.len()],
+            a.ints.iter().map(|&i| i as f64).collect(),
+        )),
+        other => Err(format!("Constant with `{other}` is not supported")),
+    }
+}
+
+pub fn dims_str(dims: &[Option<usize>]) -> String {
+    let parts: Vec<String> = dims
+        .iter()
+        .map(|d| d.map(|n| n.to_string()).unwrap_or_else(|| "?".into()))
+        .collect();
+    format!("[{}]", parts.join(", "))
+}

@@ -1,0 +1,1930 @@
+//! Stage 2 of the chain: the quantized model and its integer evaluator.
+//!
+//! Fixed point with power-of-two scales: a real `x` at scale `s` is the integer `round(x·2^s)`
+//! (round half away from zero, done once for inputs and constants). Every activation is kept at
+//! one activation scale `S`; a constant gets its own scale, chosen to use `param_bits` bits.
+//! Products carry the sum of their operands' scales and are brought back to `S` by a [`QOp::Rescale`],
+//! a division by a positive constant that rounds to nearest with ties toward +∞:
+//! `y = floor((x + floor(d/2)) / d)`. The circuit proves exactly this with a range-checked
+//! remainder, and that is why we use it rather than ties-away-from-zero.
+//!
+//! The integer evaluator here ([`QuantizedModel::evaluate`]) is the specification of the circuit:
+//! the circuit's output must equal it bit for bit.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result, Unsupported};
+use crate::model::{FloatRun, Model, Node, Op};
+use crate::tensor::{
+    Tensor, broadcast_index_map, broadcast_shape, for_each_index, numel, strides, zip_broadcast,
+};
+
+pub mod report;
+
+/// Version of the quantized-model format (`quantized.json`).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// How to choose scales. The defaults keep activations within 24-bit signed integers, which the
+/// circuit range-checks, and weights within 16 bits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuantConfig {
+    /// Activation scale `S`; None chooses it from the calibration input.
+    pub scale: Option<u32>,
+    /// Upper bound for the automatic activation scale.
+    pub max_scale: u32,
+    /// Signed bits a quantized constant may use; each constant's scale is the largest that fits.
+    pub param_bits: u32,
+    /// Upper bound for a constant's scale (tiny constants would otherwise get huge scales).
+    pub max_param_scale: u32,
+    /// Signed bits an activation may use (values at scale ≤ S).
+    pub activation_bits: u32,
+    /// log2 of the largest lookup table (Sigmoid, Tanh) the quantizer may create.
+    pub table_bits: u32,
+}
+
+impl Default for QuantConfig {
+    fn default() -> Self {
+        QuantConfig {
+            scale: None,
+            max_scale: 12,
+            param_bits: 16,
+            max_param_scale: 16,
+            activation_bits: 24,
+            table_bits: 16,
+        }
+    }
+}
+
+/// A function evaluated through a lookup table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableFn {
+    Sigmoid,
+    Tanh,
+}
+
+impl TableFn {
+    pub fn apply(self, x: f64) -> f64 {
+        match self {
+            TableFn::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            TableFn::Tanh => x.tanh(),
+        }
+    }
+}
+
+/// One integer operation. Shapes live on the values; the semantics of each op is its evaluator
+/// in [`eval_op`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum QOp {
+    /// Graph input `index`, quantized at the value's scale.
+    Input {
+        index: usize,
+    },
+    /// A constant tensor (row-major).
+    Const {
+        data: Vec<i64>,
+    },
+    /// `y[.., n] = Σ_k x[.., k]·w[k, n] + b[n]`; `w` is `k×n` row-major.
+    Linear {
+        k: usize,
+        n: usize,
+        weight: Vec<i64>,
+        bias: Option<Vec<i64>>,
+    },
+    /// N-d convolution, input `[N, C, *spatial]`, weight `[O, C, *kernel]` (row-major), bias `[O]`.
+    Conv {
+        out_channels: usize,
+        kernel: Vec<usize>,
+        strides: Vec<usize>,
+        pads_begin: Vec<usize>,
+        dilations: Vec<usize>,
+        weight: Vec<i64>,
+        bias: Option<Vec<i64>>,
+    },
+    /// Element-wise with numpy broadcasting; both operands at the same scale.
+    Add,
+    Sub,
+    /// Element-wise product with broadcasting; the result's scale is the sum of the operands'.
+    Mul,
+    /// `y = x·2^bits`: aligns a value to a larger scale.
+    ShiftLeft {
+        bits: u32,
+    },
+    /// `y = floor((x + floor(d/2)) / d)` with `d = divisor[i]` (one divisor for all, or one per
+    /// element): division rounding to nearest, ties toward +∞.
+    Rescale {
+        divisor: Vec<u64>,
+    },
+    /// `y = max(x, 0)`.
+    Relu,
+    /// `y = x·2^shift` if `x ≥ 0`, else `alpha·x`; the scale grows by `shift` (a Rescale follows).
+    LeakyRelu {
+        alpha: i64,
+        shift: u32,
+    },
+    /// `y = round(f(x / 2^in_scale) · 2^out_scale)` (half away from zero) for `lo ≤ x ≤ hi`;
+    /// inputs outside the table are an error.
+    Table {
+        func: TableFn,
+        in_scale: i32,
+        out_scale: i32,
+        lo: i64,
+        hi: i64,
+    },
+    /// Sum over each window (padding contributes nothing); input `[N, C, *spatial]`.
+    SumPool {
+        kernel: Vec<usize>,
+        strides: Vec<usize>,
+        pads_begin: Vec<usize>,
+    },
+    /// Max over the in-bounds elements of each window.
+    MaxPool {
+        kernel: Vec<usize>,
+        strides: Vec<usize>,
+        pads_begin: Vec<usize>,
+        dilations: Vec<usize>,
+    },
+    /// Sum over `axes`.
+    ReduceSum {
+        axes: Vec<usize>,
+        keepdims: bool,
+    },
+    /// Pure rewiring: same data, new shape.
+    Reshape,
+    /// Pure rewiring: output axis i is input axis `perm[i]`.
+    Transpose {
+        perm: Vec<usize>,
+    },
+    /// Pure rewiring: inputs joined along `axis`.
+    Concat {
+        axis: usize,
+    },
+}
+
+impl QOp {
+    pub fn name(&self) -> &'static str {
+        match self {
+            QOp::Input { .. } => "input",
+            QOp::Const { .. } => "const",
+            QOp::Linear { .. } => "linear",
+            QOp::Conv { .. } => "conv",
+            QOp::Add => "add",
+            QOp::Sub => "sub",
+            QOp::Mul => "mul",
+            QOp::ShiftLeft { .. } => "shift_left",
+            QOp::Rescale { .. } => "rescale",
+            QOp::Relu => "relu",
+            QOp::LeakyRelu { .. } => "leaky_relu",
+            QOp::Table { .. } => "table",
+            QOp::SumPool { .. } => "sum_pool",
+            QOp::MaxPool { .. } => "max_pool",
+            QOp::ReduceSum { .. } => "reduce_sum",
+            QOp::Reshape => "reshape",
+            QOp::Transpose { .. } => "transpose",
+            QOp::Concat { .. } => "concat",
+        }
+    }
+}
+
+/// A tensor of the quantized graph.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QValue {
+    pub name: String,
+    pub shape: Vec<usize>,
+    /// Fixed-point scale: the integer `q` stands for `q / 2^scale`.
+    pub scale: i32,
+    /// The ONNX tensor this value is, when it is one.
+    pub onnx: Option<String>,
+    /// Smallest and largest integer seen on the calibration input.
+    pub range: (i64, i64),
+}
+
+impl QValue {
+    /// Signed bits needed for the calibrated range.
+    pub fn bits(&self) -> u32 {
+        signed_bits(self.range.0.unsigned_abs().max(self.range.1.unsigned_abs()))
+    }
+}
+
+/// Signed bits needed to hold magnitudes up to `m` (sign included).
+pub fn signed_bits(m: u64) -> u32 {
+    64 - m.leading_zeros() + 1
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QNode {
+    /// Unique name: the ONNX node it comes from, then the op.
+    pub name: String,
+    /// The ONNX node (or graph input) this op was lowered from.
+    pub origin: String,
+    #[serde(flatten)]
+    pub op: QOp,
+    pub inputs: Vec<usize>,
+    pub output: usize,
+}
+
+/// The quantized model: a list of integer ops in evaluation order. This is `quantized.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuantizedModel {
+    pub format: u32,
+    /// sha256 of the ONNX file this was made from.
+    pub source_sha256: String,
+    pub config: QuantConfig,
+    /// The activation scale chosen.
+    pub scale: u32,
+    pub rounding: String,
+    pub inputs: Vec<usize>,
+    pub outputs: Vec<usize>,
+    pub values: Vec<QValue>,
+    pub nodes: Vec<QNode>,
+}
+
+/// Round half away from zero, as f64::round; None when the result does not fit in i64.
+fn round_to_i64(x: f64) -> Option<i64> {
+    let r = x.round();
+    if r.is_finite() && r.abs() < 9.2e18 {
+        Some(r as i64)
+    } else {
+        None
+    }
+}
+
+/// `y = floor((x + floor(d/2)) / d)`.
+pub fn rescale(x: i64, d: u64) -> i64 {
+    let d = d as i128;
+    let v = x as i128 + d / 2;
+    v.div_euclid(d) as i64
+}
+
+fn to_i64(v: i128, what: &str) -> std::result::Result<i64, String> {
+    i64::try_from(v).map_err(|_| format!("{what} overflows 64-bit integers ({v}): lower the scale"))
+}
+
+/// Output spatial size of a pooling/conv window sweep.
+fn window_out(
+    input: usize,
+    pad: usize,
+    eff_kernel: usize,
+    stride: usize,
+    ceil: bool,
+) -> std::result::Result<usize, String> {
+    if input + pad < eff_kernel {
+        return Err(format!(
+            "window of {eff_kernel} does not fit the padded input of {}",
+            input + pad
+        ));
+    }
+    let span = input + pad - eff_kernel;
+    Ok(if ceil {
+        span.div_ceil(stride) + 1
+    } else {
+        span / stride + 1
+    })
+}
+
+/// Evaluate one op. `out_shape` is the shape recorded for the output value.
+pub fn eval_op(
+    op: &QOp,
+    inputs: &[&Tensor<i64>],
+    out_shape: &[usize],
+) -> std::result::Result<Tensor<i64>, String> {
+    let x = inputs.first().copied();
+    let out = match op {
+        QOp::Input { .. } => return Err("an input is not evaluated by eval_op".into()),
+        QOp::Const { data } => Tensor::new(out_shape.to_vec(), data.clone()),
+        QOp::Linear { k, n, weight, bias } => {
+            let x = x.ok_or("linear needs an input")?;
+            let rows = x.len() / k;
+            let mut data = Vec::with_capacity(rows * n);
+            for r in 0..rows {
+                let xr = &x.data[r * k..(r + 1) * k];
+                for j in 0..*n {
+                    let mut acc: i128 = bias.as_ref().map(|b| b[j] as i128).unwrap_or(0);
+                    for (i, &xv) in xr.iter().enumerate() {
+                        acc += xv as i128 * weight[i * n + j] as i128;
+                    }
+                    data.push(to_i64(acc, "a dot product")?);
+                }
+            }
+            Tensor::new(out_shape.to_vec(), data)
+        }
+        QOp::Conv {
+            out_channels,
+            kernel,
+            strides: st,
+            pads_begin,
+            dilations,
+            weight,
+            bias,
+        } => {
+            let x = x.ok_or("conv needs an input")?;
+            let (batch, cin) = (x.shape[0], x.shape[1]);
+            let in_sp = &x.shape[2..];
+            let out_sp = &out_shape[2..];
+            let xs = strides(&x.shape);
+            let kn = numel(kernel);
+            let mut data = Vec::with_capacity(numel(out_shape));
+            for b in 0..batch {
+                for o in 0..*out_channels {
+                    for_each_index(out_sp, |p| {
+                        let mut acc: i128 = bias.as_ref().map(|bv| bv[o] as i128).unwrap_or(0);
+                        for c in 0..cin {
+                            let wbase = (o * cin + c) * kn;
+                            let mut ki = 0;
+                            for_each_index(kernel, |kk| {
+                                let mut off = b * xs[0] + c * xs[1];
+                                let mut inside = true;
+                                for d in 0..kk.len() {
+                                    let pos = (p[d] * st[d] + kk[d] * dilations[d]) as isize
+                                        - pads_begin[d] as isize;
+                                    if pos < 0 || pos >= in_sp[d] as isize {
+                                        inside = false;
+                                        break;
+                                    }
+                                    off += pos as usize * xs[d + 2];
+                                }
+                                if inside {
+                                    acc += x.data[off] as i128 * weight[wbase + ki] as i128;
+                                }
+                                ki += 1;
+                            });
+                        }
+                        data.push(acc);
+                    });
+                }
+            }
+            let data = data
+                .into_iter()
+                .map(|v| to_i64(v, "a convolution"))
+                .collect::<std::result::Result<_, _>>()?;
+            Tensor::new(out_shape.to_vec(), data)
+        }
+        QOp::Add | QOp::Sub | QOp::Mul => {
+            let (a, b) = (inputs[0], inputs[1]);
+            let mut err = None;
+            let t = zip_broadcast(a, b, |&p, &q| {
+                let r = match op {
+                    QOp::Add => p.checked_add(q),
+                    QOp::Sub => p.checked_sub(q),
+                    _ => p.checked_mul(q),
+                };
+                r.unwrap_or_else(|| {
+                    err = Some(format!(
+                        "{} of {p} and {q} overflows 64-bit integers: lower the scale",
+                        op.name()
+                    ));
+                    0
+                })
+            })
+            .ok_or_else(|| format!("shapes {:?} and {:?} do not broadcast", a.shape, b.shape))?;
+            if let Some(e) = err {
+                return Err(e);
+            }
+            t
+        }
+        QOp::ShiftLeft { bits } => {
+            let x = x.ok_or("shift needs an input")?;
+            let f = 1i128 << bits;
+            let data = x
+                .data
+                .iter()
+                .map(|&v| to_i64(v as i128 * f, "a scale alignment"))
+                .collect::<std::result::Result<_, _>>()?;
+            Tensor::new(x.shape.clone(), data)
+        }
+        QOp::Rescale { divisor } => {
+            let x = x.ok_or("rescale needs an input")?;
+            let data = x
+                .data
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    rescale(
+                        v,
+                        if divisor.len() == 1 {
+                            divisor[0]
+                        } else {
+                            divisor[i]
+                        },
+                    )
+                })
+                .collect();
+            Tensor::new(x.shape.clone(), data)
+        }
+        QOp::Relu => x.ok_or("relu needs an input")?.map(|&v| v.max(0)),
+        QOp::LeakyRelu { alpha, shift } => {
+            let x = x.ok_or("leaky relu needs an input")?;
+            let data = x
+                .data
+                .iter()
+                .map(|&v| {
+                    to_i64(
+                        if v >= 0 {
+                            (v as i128) << shift
+                        } else {
+                            v as i128 * *alpha as i128
+                        },
+                        "a leaky relu",
+                    )
+                })
+                .collect::<std::result::Result<_, _>>()?;
+            Tensor::new(x.shape.clone(), data)
+        }
+        QOp::Table {
+            func,
+            in_scale,
+            out_scale,
+            lo,
+            hi,
+        } => {
+            let x = x.ok_or("table needs an input")?;
+            let mut data = Vec::with_capacity(x.len());
+            for &v in &x.data {
+                if v < *lo || v > *hi {
+                    return Err(format!(
+                        "input {v} (= {:.6}) is outside the {func:?} table range [{lo}, {hi}] (= [{:.4}, {:.4}])",
+                        v as f64 / 2f64.powi(*in_scale),
+                        *lo as f64 / 2f64.powi(*in_scale),
+                        *hi as f64 / 2f64.powi(*in_scale)
+                    ));
+                }
+                data.push(table_entry(*func, v, *in_scale, *out_scale));
+            }
+            Tensor::new(x.shape.clone(), data)
+        }
+        QOp::SumPool {
+            kernel,
+            strides: st,
+            pads_begin,
+        } => pool(
+            x.ok_or("pool needs an input")?,
+            out_shape,
+            kernel,
+            st,
+            pads_begin,
+            None,
+            0,
+            |a, v| a + v as i128,
+        )?,
+        QOp::MaxPool {
+            kernel,
+            strides: st,
+            pads_begin,
+            dilations,
+        } => pool(
+            x.ok_or("pool needs an input")?,
+            out_shape,
+            kernel,
+            st,
+            pads_begin,
+            Some(dilations),
+            i128::MIN,
+            |a, v| a.max(v as i128),
+        )?,
+        QOp::ReduceSum { axes, .. } => {
+            let x = x.ok_or("reduce needs an input")?;
+            let keep: Vec<usize> = x
+                .shape
+                .iter()
+                .enumerate()
+                .map(|(d, &n)| if axes.contains(&d) { 1 } else { n })
+                .collect();
+            let map = broadcast_index_map(&keep, &x.shape);
+            let mut acc = vec![0i128; numel(&keep)];
+            for (i, &v) in x.data.iter().enumerate() {
+                acc[map[i]] += v as i128;
+            }
+            let data = acc
+                .into_iter()
+                .map(|v| to_i64(v, "a sum"))
+                .collect::<std::result::Result<_, _>>()?;
+            Tensor::new(out_shape.to_vec(), data)
+        }
+        QOp::Reshape => x
+            .ok_or("reshape needs an input")?
+            .reshaped(out_shape.to_vec()),
+        QOp::Transpose { perm } => x.ok_or("transpose needs an input")?.transpose(perm),
+        QOp::Concat { axis } => concat(inputs, *axis),
+    };
+    if out.shape != out_shape {
+        return Err(format!(
+            "{} produced shape {:?}, expected {:?}",
+            op.name(),
+            out.shape,
+            out_shape
+        ));
+    }
+    Ok(out)
+}
+
+/// One table entry: `round(f(x / 2^in_scale) · 2^out_scale)`, half away from zero.
+pub fn table_entry(func: TableFn, x: i64, in_scale: i32, out_scale: i32) -> i64 {
+    (func.apply(x as f64 / 2f64.powi(in_scale)) * 2f64.powi(out_scale)).round() as i64
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pool(
+    x: &Tensor<i64>,
+    out_shape: &[usize],
+    kernel: &[usize],
+    st: &[usize],
+    pads_begin: &[usize],
+    dilations: Option<&Vec<usize>>,
+    init: i128,
+    f: impl Fn(i128, i64) -> i128,
+) -> std::result::Result<Tensor<i64>, String> {
+    let (batch, ch) = (x.shape[0], x.shape[1]);
+    let in_sp = &x.shape[2..];
+    let xs = strides(&x.shape);
+    let mut data = Vec::with_capacity(numel(out_shape));
+    for b in 0..batch {
+        for c in 0..ch {
+            let mut res = Ok(());
+            for_each_index(&out_shape[2..], |p| {
+                let mut acc = init;
+                let mut any = false;
+                for_each_index(kernel, |kk| {
+                    let mut off = b * xs[0] + c * xs[1];
+                    for d in 0..kk.len() {
+                        let dil = dilations.map(|v| v[d]).unwrap_or(1);
+                        let pos = (p[d] * st[d] + kk[d] * dil) as isize - pads_begin[d] as isize;
+                        if pos < 0 || pos >= in_sp[d] as isize {
+                            return;
+                        }
+                        off += pos as usize * xs[d + 2];
+                    }
+                    acc = f(acc, x.data[off]);
+                    any = true;
+                });
+                if !any {
+                    res = Err("a pooling window covers only padding".to_string());
+                }
+                match to_i64(acc, "a pooled sum") {
+                    Ok(v) => data.push(v),
+                    Err(e) => res = Err(e),
+                }
+            });
+            res?;
+        }
+    }
+    Ok(Tensor::new(out_shape.to_vec(), data))
+}
+
+fn concat<T: Clone>(inputs: &[&Tensor<T>], axis: usize) -> Tensor<T> {
+    let mut shape = inputs[0].shape.clone();
+    shape[axis] = inputs.iter().map(|t| t.shape[axis]).sum();
+    let outer: usize = shape[..axis].iter().product();
+    let mut data = Vec::with_capacity(numel(&shape));
+    for o in 0..outer {
+        for t in inputs {
+            let chunk: usize = t.shape[axis..].iter().product();
+            data.extend_from_slice(&t.data[o * chunk..(o + 1) * chunk]);
+        }
+    }
+    Tensor::new(shape, data)
+}
+
+impl QuantizedModel {
+    /// Quantize float inputs at the input values' scales, checking the activation budget.
+    pub fn quantize_inputs(
+        &self,
+        inputs: &[Tensor<f64>],
+        input_names: &[String],
+    ) -> Result<Vec<Tensor<i64>>> {
+        let limit = 1i64 << (self.config.activation_bits - 1);
+        let mut out = vec![];
+        for (i, &v) in self.inputs.iter().enumerate() {
+            let val = &self.values[v];
+            let t = &inputs[i];
+            let f = 2f64.powi(val.scale);
+            let mut data = Vec::with_capacity(t.len());
+            for (j, &x) in t.data.iter().enumerate() {
+                match round_to_i64(x * f) {
+                    Some(q) if q.abs() < limit => data.push(q),
+                    _ => {
+                        return Err(Error::invalid(
+                            format!(
+                                "input `{}`",
+                                input_names.get(i).cloned().unwrap_or_default()
+                            ),
+                            format!(
+                                "element {j} = {x} is too large for scale {} (|x·2^{}| must stay below 2^{}); choose a smaller --scale",
+                                val.scale,
+                                val.scale,
+                                self.config.activation_bits - 1
+                            ),
+                        ));
+                    }
+                }
+            }
+            out.push(Tensor::new(t.shape.clone(), data));
+        }
+        Ok(out)
+    }
+
+    /// Run the integer evaluator: the value of every tensor, by value id.
+    pub fn evaluate(&self, inputs: &[Tensor<i64>]) -> Result<Vec<Tensor<i64>>> {
+        let mut vals: Vec<Option<Tensor<i64>>> = vec![None; self.values.len()];
+        let limit = 1i64 << (self.config.activation_bits - 1);
+        for node in &self.nodes {
+            let out_info = &self.values[node.output];
+            let t = if let QOp::Input { index } = node.op {
+                inputs
+                    .get(index)
+                    .cloned()
+                    .ok_or_else(|| Error::invalid(&node.name, "missing input"))?
+            } else {
+                let args: Vec<&Tensor<i64>> = node
+                    .inputs
+                    .iter()
+                    .map(|&i| {
+                        vals[i].as_ref().ok_or_else(|| {
+                            Error::invalid(
+                                &node.name,
+                                format!("value {i} used before it is computed"),
+                            )
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+                eval_op(&node.op, &args, &out_info.shape)
+                    .map_err(|e| Error::invalid(format!("node `{}`", node.origin), e))?
+            };
+            if out_info.scale <= self.scale as i32
+                && let Some(bad) = t.data.iter().find(|v| v.abs() >= limit)
+            {
+                return Err(Error::invalid(
+                    format!("node `{}`", node.origin),
+                    format!(
+                        "value {bad} (= {:.4}) needs more than the {} activation bits at scale {}: choose a smaller --scale",
+                        *bad as f64 / 2f64.powi(out_info.scale),
+                        self.config.activation_bits,
+                        out_info.scale
+                    ),
+                ));
+            }
+            vals[node.output] = Some(t);
+        }
+        vals.into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                v.ok_or_else(|| Error::invalid(&self.values[i].name, "value is never computed"))
+            })
+            .collect()
+    }
+
+    pub fn dequantize(&self, value: usize, t: &Tensor<i64>) -> Vec<f64> {
+        let f = 2f64.powi(-self.values[value].scale);
+        t.data.iter().map(|&q| q as f64 * f).collect()
+    }
+
+    /// Number of multiply-adds and table lookups, a first measure of circuit cost.
+    pub fn op_counts(&self) -> HashMap<&'static str, usize> {
+        let mut m = HashMap::new();
+        for n in &self.nodes {
+            *m.entry(n.op.name()).or_insert(0) += 1;
+        }
+        m
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Lowering: ONNX graph -> quantized graph, calibrated on one float run.
+
+/// A tensor during lowering: a value of the quantized graph, or a float constant not yet
+/// quantized (it gets a scale where it is used).
+#[derive(Clone, Debug)]
+enum Operand {
+    Value(usize),
+    Const(Tensor<f64>),
+}
+
+struct Lowering<'a> {
+    model: &'a Model,
+    cfg: QuantConfig,
+    s: i32,
+    values: Vec<QValue>,
+    nodes: Vec<QNode>,
+    /// Integer value of each quantized value on the calibration input.
+    ints: Vec<Tensor<i64>>,
+    env: HashMap<String, Operand>,
+    origin: String,
+    origin_type: String,
+}
+
+fn axis_index(axis: i64, rank: usize) -> std::result::Result<usize, String> {
+    let a = if axis < 0 { axis + rank as i64 } else { axis };
+    if a < 0 || a as usize >= rank.max(1) {
+        return Err(format!("axis {axis} is out of range for rank {rank}"));
+    }
+    Ok(a as usize)
+}
+
+/// The largest scale at which every |x| fits in `bits` signed bits, capped at `cap`.
+fn fit_scale(max_abs: f64, bits: u32, cap: u32) -> Option<i32> {
+    if max_abs == 0.0 {
+        return Some(cap as i32);
+    }
+    let limit = ((1u64 << (bits - 1)) - 1) as f64;
+    let s = (limit / max_abs).log2().floor();
+    if s < 0.0 {
+        None
+    } else {
+        Some((s as i32).min(cap as i32))
+    }
+}
+
+impl<'a> Lowering<'a> {
+    fn fail(&self, reason: impl Into<String>) -> Error {
+        Error::Unsupported {
+            file: self.model.file(),
+            nodes: vec![Unsupported {
+                node: self.origin.clone(),
+                op_type: self.origin_type.clone(),
+                reason: reason.into(),
+            }],
+        }
+    }
+
+    /// Add an op, evaluate it on the calibration input, and return its value id.
+    fn push(
+        &mut self,
+        op: QOp,
+        inputs: Vec<usize>,
+        shape: Vec<usize>,
+        scale: i32,
+    ) -> Result<usize> {
+        let args: Vec<&Tensor<i64>> = inputs.iter().map(|&i| &self.ints[i]).collect();
+        let t = eval_op(&op, &args, &shape).map_err(|e| {
+            Error::invalid(format!("{}: node `{}`", self.model.file(), self.origin), e)
+        })?;
+        let id = self.values.len();
+        let range = (
+            t.data.iter().copied().min().unwrap_or(0),
+            t.data.iter().copied().max().unwrap_or(0),
+        );
+        let name = format!("{}/{}#{}", self.origin, op.name(), id);
+        self.values.push(QValue {
+            name: name.clone(),
+            shape,
+            scale,
+            onnx: None,
+            range,
+        });
+        self.nodes.push(QNode {
+            name,
+            origin: self.origin.clone(),
+            op,
+            inputs,
+            output: id,
+        });
+        self.ints.push(t);
+        Ok(id)
+    }
+
+    fn shape(&self, v: usize) -> Vec<usize> {
+        self.values[v].shape.clone()
+    }
+
+    fn scale_of(&self, v: usize) -> i32 {
+        self.values[v].scale
+    }
+
+    /// Bring a value to `target` scale: a rescale down or a shift up.
+    fn to_scale(&mut self, v: usize, target: i32) -> Result<usize> {
+        let s = self.scale_of(v);
+        let shape = self.shape(v);
+        if s > target {
+            self.push(
+                QOp::Rescale {
+                    divisor: vec![1u64 << (s - target)],
+                },
+                vec![v],
+                shape,
+                target,
+            )
+        } else if s < target {
+            self.push(
+                QOp::ShiftLeft {
+                    bits: (target - s) as u32,
+                },
+                vec![v],
+                shape,
+                target,
+            )
+        } else {
+            Ok(v)
+        }
+    }
+
+    /// The scale for a constant: the largest that fits `param_bits`.
+    fn param_scale(&self, t: &Tensor<f64>) -> i32 {
+        let m = t.data.iter().fold(0f64, |a, &x| a.max(x.abs()));
+        fit_scale(m, self.cfg.param_bits, self.cfg.max_param_scale).unwrap_or(0)
+    }
+
+    fn quant(&self, t: &Tensor<f64>, scale: i32) -> Result<Vec<i64>> {
+        let f = 2f64.powi(scale);
+        t.data
+            .iter()
+            .map(|&x| {
+                round_to_i64(x * f).ok_or_else(|| {
+                    self.fail(format!(
+                        "constant {x} does not fit 64-bit integers at scale {scale}"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    fn const_value(&mut self, t: &Tensor<f64>, scale: i32) -> Result<usize> {
+        let data = self.quant(t, scale)?;
+        self.push(QOp::Const { data }, vec![], t.shape.clone(), scale)
+    }
+
+    fn operand(&self, name: &str) -> Result<Operand> {
+        self.env.get(name).cloned().ok_or_else(|| {
+            self.fail(format!(
+                "input `{name}` is not produced by any earlier node"
+            ))
+        })
+    }
+
+    /// An operand as a value; constants are quantized at the activation scale.
+    fn value(&mut self, name: &str) -> Result<usize> {
+        match self.operand(name)? {
+            Operand::Value(v) => Ok(v),
+            Operand::Const(t) => {
+                let s = self.s;
+                self.const_value(&t, s)
+            }
+        }
+    }
+
+    fn constant(&self, name: &str) -> Result<Tensor<f64>> {
+        match self.operand(name)? {
+            Operand::Const(t) => Ok(t),
+            Operand::Value(_) => Err(self.fail(format!("input `{name}` must be a constant"))),
+        }
+    }
+
+    fn shape_of(&self, name: &str) -> Result<Vec<usize>> {
+        Ok(match self.operand(name)? {
+            Operand::Value(v) => self.shape(v),
+            Operand::Const(t) => t.shape,
+        })
+    }
+
+    fn lower(&mut self, node: &Node, fold_bn: Option<&Node>) -> Result<()> {
+        self.origin = match fold_bn {
+            Some(bn) => format!("{}+{}", node.name, bn.name),
+            None => node.name.clone(),
+        };
+        self.origin_type = node.op_type.clone();
+        let out_name = fold_bn
+            .map(|bn| bn.outputs[0].clone())
+            .unwrap_or_else(|| node.outputs[0].clone());
+        let result = self.lower_op(node, fold_bn)?;
+        let result = match result {
+            Operand::Value(v) => {
+                let v = self.to_scale(v, self.s)?;
+                if self.values[v].onnx.is_none() {
+                    self.values[v].onnx = Some(out_name.clone());
+                }
+                Operand::Value(v)
+            }
+            c => c,
+        };
+        self.env.insert(out_name, result);
+        Ok(())
+    }
+
+    fn lower_op(&mut self, node: &Node, fold_bn: Option<&Node>) -> Result<Operand> {
+        let inp = |i: usize| node.inputs.get(i).filter(|s| !s.is_empty()).cloned();
+        let arg0 = inp(0).ok_or_else(|| self.fail("missing first input"))?;
+        let s = self.s;
+        match &node.op {
+            Op::Identity => self.operand(&arg0),
+            Op::Constant => unreachable!("constants are bound before lowering"),
+            Op::Gemm {
+                alpha,
+                beta,
+                trans_a,
+                trans_b,
+            } => {
+                let mut x = self.value(&arg0)?;
+                if self.shape(x).len() != 2 {
+                    return Err(
+                        self.fail(format!("Gemm input A must be 2-D, got {:?}", self.shape(x)))
+                    );
+                }
+                if *trans_a {
+                    let sh = self.shape(x);
+                    x = self.push(
+                        QOp::Transpose { perm: vec![1, 0] },
+                        vec![x],
+                        vec![sh[1], sh[0]],
+                        s,
+                    )?;
+                }
+                let mut w = self.constant(&inp(1).unwrap())?;
+                if w.rank() != 2 {
+                    return Err(self.fail(format!("Gemm input B must be 2-D, got {:?}", w.shape)));
+                }
+                if *trans_b {
+                    w = w.transpose(&[1, 0]);
+                }
+                let w = w.map(|v| v * alpha);
+                let c = inp(2)
+                    .map(|n| self.constant(&n))
+                    .transpose()?
+                    .map(|c| c.map(|v| v * beta));
+                self.linear(x, w, c, fold_bn)
+            }
+            Op::MatMul => {
+                let b_name = inp(1).ok_or_else(|| self.fail("MatMul needs two inputs"))?;
+                match (self.operand(&arg0)?, self.operand(&b_name)?) {
+                    (Operand::Value(x), Operand::Const(w)) => {
+                        let w = squeeze_leading(w);
+                        if w.rank() != 2 {
+                            return Err(self.fail(format!(
+                                "MatMul with a constant of shape {:?} is not supported (2-D only)",
+                                w.shape
+                            )));
+                        }
+                        self.linear(x, w, None, fold_bn)
+                    }
+                    (Operand::Const(a), Operand::Value(x)) => {
+                        // y = A·x = (xᵀ·Aᵀ)ᵀ over the last two axes.
+                        let a = squeeze_leading(a);
+                        let sh = self.shape(x);
+                        if a.rank() != 2 || sh.len() < 2 {
+                            return Err(self.fail("MatMul with a constant left operand needs a 2-D constant and a runtime operand of rank ≥ 2"));
+                        }
+                        let r = sh.len();
+                        let mut perm: Vec<usize> = (0..r).collect();
+                        perm.swap(r - 1, r - 2);
+                        let mut tsh = sh.clone();
+                        tsh.swap(r - 1, r - 2);
+                        let xt = self.push(
+                            QOp::Transpose { perm: perm.clone() },
+                            vec![x],
+                            tsh,
+                            self.scale_of(x),
+                        )?;
+                        let y = match self.linear(xt, a.transpose(&[1, 0]), None, fold_bn)? {
+                            Operand::Value(y) => y,
+                            c => return Ok(c),
+                        };
+                        let mut ysh = self.shape(y);
+                        ysh.swap(r - 1, r - 2);
+                        let sc = self.scale_of(y);
+                        Ok(Operand::Value(self.push(
+                            QOp::Transpose { perm },
+                            vec![y],
+                            ysh,
+                            sc,
+                        )?))
+                    }
+                    (Operand::Const(a), Operand::Const(b)) => {
+                        let (a, b) = (squeeze_leading(a), squeeze_leading(b));
+                        if a.rank() != 2 || b.rank() != 2 {
+                            return Err(
+                                self.fail("MatMul of constants is folded only for 2-D operands")
+                            );
+                        }
+                        Ok(Operand::Const(float_matmul(&a, &b)))
+                    }
+                    _ => Err(self.fail("MatMul of two runtime tensors is not supported yet")),
+                }
+            }
+            Op::Conv {
+                kernel_shape,
+                strides: st,
+                pads,
+                dilations,
+                ..
+            } => {
+                let x = self.value(&arg0)?;
+                let xs = self.shape(x);
+                let w = self.constant(&inp(1).unwrap())?;
+                if xs.len() < 3 || w.rank() != xs.len() || w.shape[1] != xs[1] {
+                    return Err(self.fail(format!(
+                        "Conv input {:?} and weight {:?} do not match",
+                        xs, w.shape
+                    )));
+                }
+                let nsp = xs.len() - 2;
+                let kernel = w.shape[2..].to_vec();
+                if kernel_shape.as_ref().is_some_and(|k| *k != kernel) {
+                    return Err(self.fail("kernel_shape does not match the weight"));
+                }
+                let st = if st.is_empty() {
+                    vec![1; nsp]
+                } else {
+                    st.clone()
+                };
+                let dil = if dilations.is_empty() {
+                    vec![1; nsp]
+                } else {
+                    dilations.clone()
+                };
+                let (pb, pe) = pads.resolve(&xs[2..], &kernel, &st, &dil);
+                let mut out_shape = vec![xs[0], w.shape[0]];
+                for d in 0..nsp {
+                    out_shape.push(
+                        window_out(
+                            xs[d + 2],
+                            pb[d] + pe[d],
+                            (kernel[d] - 1) * dil[d] + 1,
+                            st[d],
+                            false,
+                        )
+                        .map_err(|e| self.fail(e))?,
+                    );
+                }
+                let mut bias = inp(2).map(|n| self.constant(&n)).transpose()?;
+                let mut w = w;
+                if let Some(bn) = fold_bn {
+                    let (a, b) = self.bn_affine(bn)?;
+                    let per = w.len() / w.shape[0];
+                    for (i, v) in w.data.iter_mut().enumerate() {
+                        *v *= a[i / per];
+                    }
+                    let b0 = bias.map(|t| t.data).unwrap_or_else(|| vec![0.0; a.len()]);
+                    bias = Some(Tensor::new(
+                        vec![a.len()],
+                        b0.iter()
+                            .zip(&a)
+                            .zip(&b)
+                            .map(|((b0, a), b)| b0 * a + b)
+                            .collect(),
+                    ));
+                }
+                let sw = self.param_scale(&w);
+                let sx = self.scale_of(x);
+                let weight = self.quant(&w, sw)?;
+                let bias = bias.map(|b| self.quant(&b, sx + sw)).transpose()?;
+                let op = QOp::Conv {
+                    out_channels: w.shape[0],
+                    kernel,
+                    strides: st,
+                    pads_begin: pb,
+                    dilations: dil,
+                    weight,
+                    bias,
+                };
+                Ok(Operand::Value(self.push(
+                    op,
+                    vec![x],
+                    out_shape,
+                    sx + sw,
+                )?))
+            }
+            Op::Add | Op::Sub | Op::Mul => {
+                let b_name = inp(1).ok_or_else(|| self.fail("needs two inputs"))?;
+                self.binary(&node.op, self.operand(&arg0)?, self.operand(&b_name)?)
+            }
+            Op::Relu => {
+                let x = self.value(&arg0)?;
+                let sh = self.shape(x);
+                let sc = self.scale_of(x);
+                Ok(Operand::Value(self.push(QOp::Relu, vec![x], sh, sc)?))
+            }
+            Op::LeakyRelu { alpha } => {
+                let x = self.value(&arg0)?;
+                let a = Tensor::new(vec![], vec![*alpha]);
+                let sa = self.param_scale(&a);
+                let q = self.quant(&a, sa)?[0];
+                let sh = self.shape(x);
+                let sc = self.scale_of(x);
+                Ok(Operand::Value(self.push(
+                    QOp::LeakyRelu {
+                        alpha: q,
+                        shift: sa as u32,
+                    },
+                    vec![x],
+                    sh,
+                    sc + sa,
+                )?))
+            }
+            Op::Sigmoid | Op::Tanh => {
+                let func = if node.op == Op::Sigmoid {
+                    TableFn::Sigmoid
+                } else {
+                    TableFn::Tanh
+                };
+                let x = self.value(&arg0)?;
+                self.table(x, func)
+            }
+            Op::AveragePool {
+                kernel_shape,
+                strides: st,
+                pads,
+                count_include_pad,
+            } => {
+                let x = self.value(&arg0)?;
+                let xs = self.shape(x);
+                let nsp = kernel_shape.len();
+                if xs.len() != nsp + 2 {
+                    return Err(self.fail(format!(
+                        "kernel {:?} does not match input {:?}",
+                        kernel_shape, xs
+                    )));
+                }
+                let st = if st.is_empty() {
+                    vec![1; nsp]
+                } else {
+                    st.clone()
+                };
+                let ones = vec![1; nsp];
+                let (pb, pe) = pads.resolve(&xs[2..], kernel_shape, &st, &ones);
+                let mut out_shape = xs[..2].to_vec();
+                for d in 0..nsp {
+                    out_shape.push(
+                        window_out(xs[d + 2], pb[d] + pe[d], kernel_shape[d], st[d], false)
+                            .map_err(|e| self.fail(e))?,
+                    );
+                }
+                // Divisor per output position: the window size, or only its in-bounds part.
+                let mut divisor = vec![];
+                for_each_index(&out_shape[2..], |p| {
+                    let mut n = 1u64;
+                    for d in 0..nsp {
+                        let start = (p[d] * st[d]) as isize - pb[d] as isize;
+                        let end = start + kernel_shape[d] as isize;
+                        let (lo, hi) = if *count_include_pad {
+                            (
+                                start.max(-(pb[d] as isize)),
+                                end.min((xs[d + 2] + pe[d]) as isize),
+                            )
+                        } else {
+                            (start.max(0), end.min(xs[d + 2] as isize))
+                        };
+                        n *= (hi - lo).max(1) as u64;
+                    }
+                    divisor.push(n);
+                });
+                let per_pos = divisor.len();
+                let divisor = if divisor.iter().all(|&d| d == divisor[0]) {
+                    vec![divisor[0]]
+                } else {
+                    divisor
+                        .iter()
+                        .cycle()
+                        .take(per_pos * xs[0] * xs[1])
+                        .copied()
+                        .collect()
+                };
+                let sc = self.scale_of(x);
+                let sum = self.push(
+                    QOp::SumPool {
+                        kernel: kernel_shape.clone(),
+                        strides: st,
+                        pads_begin: pb,
+                    },
+                    vec![x],
+                    out_shape.clone(),
+                    sc,
+                )?;
+                Ok(Operand::Value(self.push(
+                    QOp::Rescale { divisor },
+                    vec![sum],
+                    out_shape,
+                    sc,
+                )?))
+            }
+            Op::MaxPool {
+                kernel_shape,
+                strides: st,
+                pads,
+                dilations,
+                ceil_mode,
+            } => {
+                let x = self.value(&arg0)?;
+                let xs = self.shape(x);
+                let nsp = kernel_shape.len();
+                if xs.len() != nsp + 2 {
+                    return Err(self.fail(format!(
+                        "kernel {:?} does not match input {:?}",
+                        kernel_shape, xs
+                    )));
+                }
+                let st = if st.is_empty() {
+                    vec![1; nsp]
+                } else {
+                    st.clone()
+                };
+                let dil = if dilations.is_empty() {
+                    vec![1; nsp]
+                } else {
+                    dilations.clone()
+                };
+                let (pb, pe) = pads.resolve(&xs[2..], kernel_shape, &st, &dil);
+                let mut out_shape = xs[..2].to_vec();
+                for d in 0..nsp {
+                    let eff = (kernel_shape[d] - 1) * dil[d] + 1;
+                    let mut o = window_out(xs[d + 2], pb[d] + pe[d], eff, st[d], *ceil_mode)
+                        .map_err(|e| self.fail(e))?;
+                    // With ceil_mode the last window must still start inside the input or its
+                    // leading padding (ONNX's rule).
+                    if *ceil_mode && (o - 1) * st[d] >= xs[d + 2] + pb[d] {
+                        o -= 1;
+                    }
+                    out_shape.push(o);
+                }
+                let sc = self.scale_of(x);
+                let op = QOp::MaxPool {
+                    kernel: kernel_shape.clone(),
+                    strides: st,
+                    pads_begin: pb,
+                    dilations: dil,
+                };
+                Ok(Operand::Value(self.push(op, vec![x], out_shape, sc)?))
+            }
+            Op::GlobalAveragePool => {
+                let x = self.value(&arg0)?;
+                let xs = self.shape(x);
+                if xs.len() < 3 {
+                    return Err(self.fail("GlobalAveragePool needs a spatial input"));
+                }
+                let axes: Vec<usize> = (2..xs.len()).collect();
+                self.mean(x, axes, true)
+            }
+            Op::ReduceMean {
+                axes,
+                keepdims,
+                noop_with_empty_axes,
+            }
+            | Op::ReduceSum {
+                axes,
+                keepdims,
+                noop_with_empty_axes,
+            } => {
+                let rank = self.shape_of(&arg0)?.len();
+                let axes = match (axes, inp(1)) {
+                    (Some(a), _) => a.clone(),
+                    (None, Some(n)) => self.constant(&n)?.data.iter().map(|&v| v as i64).collect(),
+                    (None, None) => vec![],
+                };
+                let mut axes: Vec<usize> = axes
+                    .iter()
+                    .map(|&a| axis_index(a, rank))
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|e| self.fail(e))?;
+                if axes.is_empty() {
+                    if *noop_with_empty_axes {
+                        return self.operand(&arg0);
+                    }
+                    axes = (0..rank).collect();
+                }
+                axes.sort();
+                axes.dedup();
+                let x = self.value(&arg0)?;
+                if matches!(node.op, Op::ReduceMean { .. }) {
+                    self.mean(x, axes, *keepdims)
+                } else {
+                    let (sum, _) = self.reduce_sum(x, &axes, *keepdims)?;
+                    Ok(Operand::Value(sum))
+                }
+            }
+            Op::Flatten { axis } => {
+                let sh = self.shape_of(&arg0)?;
+                let a = if *axis < 0 {
+                    *axis + sh.len() as i64
+                } else {
+                    *axis
+                };
+                if a < 0 || a as usize > sh.len() {
+                    return Err(
+                        self.fail(format!("axis {axis} is out of range for rank {}", sh.len()))
+                    );
+                }
+                let a = a as usize;
+                self.reshape(
+                    &arg0,
+                    vec![sh[..a].iter().product(), sh[a..].iter().product()],
+                )
+            }
+            Op::Reshape { allowzero } => {
+                let sh = self.shape_of(&arg0)?;
+                let spec =
+                    self.constant(&inp(1).ok_or_else(|| self.fail("Reshape needs a shape"))?)?;
+                let target =
+                    reshape_target(&sh, &spec.data, *allowzero).map_err(|e| self.fail(e))?;
+                self.reshape(&arg0, target)
+            }
+            Op::Transpose { perm } => {
+                let sh = self.shape_of(&arg0)?;
+                let perm = perm
+                    .clone()
+                    .unwrap_or_else(|| (0..sh.len()).rev().collect());
+                let mut check = perm.clone();
+                check.sort();
+                if check != (0..sh.len()).collect::<Vec<_>>() {
+                    return Err(self.fail(format!(
+                        "perm {perm:?} is not a permutation of rank {}",
+                        sh.len()
+                    )));
+                }
+                match self.operand(&arg0)? {
+                    Operand::Const(t) => Ok(Operand::Const(t.transpose(&perm))),
+                    Operand::Value(x) => {
+                        let out: Vec<usize> = perm.iter().map(|&p| sh[p]).collect();
+                        let sc = self.scale_of(x);
+                        Ok(Operand::Value(self.push(
+                            QOp::Transpose { perm },
+                            vec![x],
+                            out,
+                            sc,
+                        )?))
+                    }
+                }
+            }
+            Op::Concat { axis } => {
+                let names: Vec<String> = node
+                    .inputs
+                    .iter()
+                    .filter(|n| !n.is_empty())
+                    .cloned()
+                    .collect();
+                let ops: Vec<Operand> = names
+                    .iter()
+                    .map(|n| self.operand(n))
+                    .collect::<Result<_>>()?;
+                let shapes: Vec<Vec<usize>> = names
+                    .iter()
+                    .map(|n| self.shape_of(n))
+                    .collect::<Result<_>>()?;
+                let rank = shapes[0].len();
+                let ax = axis_index(*axis, rank).map_err(|e| self.fail(e))?;
+                for sh in &shapes {
+                    if sh.len() != rank || (0..rank).any(|d| d != ax && sh[d] != shapes[0][d]) {
+                        return Err(self.fail(format!(
+                            "Concat inputs {shapes:?} do not match off axis {ax}"
+                        )));
+                    }
+                }
+                if ops.iter().all(|o| matches!(o, Operand::Const(_))) {
+                    let ts: Vec<Tensor<f64>> = ops
+                        .into_iter()
+                        .map(|o| {
+                            if let Operand::Const(t) = o {
+                                t
+                            } else {
+                                unreachable!()
+                            }
+                        })
+                        .collect();
+                    return Ok(Operand::Const(concat(&ts.iter().collect::<Vec<_>>(), ax)));
+                }
+                let target = ops
+                    .iter()
+                    .map(|o| {
+                        if let Operand::Value(v) = o {
+                            self.scale_of(*v)
+                        } else {
+                            s
+                        }
+                    })
+                    .max()
+                    .unwrap_or(s);
+                let mut ids = vec![];
+                for o in ops {
+                    let v = match o {
+                        Operand::Value(v) => v,
+                        Operand::Const(t) => self.const_value(&t, target)?,
+                    };
+                    ids.push(self.to_scale(v, target)?);
+                }
+                let mut out = shapes[0].clone();
+                out[ax] = shapes.iter().map(|sh| sh[ax]).sum();
+                Ok(Operand::Value(self.push(
+                    QOp::Concat { axis: ax },
+                    ids,
+                    out,
+                    target,
+                )?))
+            }
+            Op::BatchNormalization { .. } => {
+                // Not folded: y = x·a + b per channel (axis 1).
+                let x = self.value(&arg0)?;
+                let xs = self.shape(x);
+                let (a, b) = self.bn_affine(node)?;
+                let mut cshape = vec![1; xs.len().max(2)];
+                cshape[1] = a.len();
+                let at = Tensor::new(cshape.clone(), a);
+                let bt = Tensor::new(cshape, b);
+                let ax = self.binary(&Op::Mul, Operand::Value(x), Operand::Const(at))?;
+                let ax = match ax {
+                    Operand::Value(v) => self.to_scale(v, s)?,
+                    c => return Ok(c),
+                };
+                self.binary(&Op::Add, Operand::Value(ax), Operand::Const(bt))
+            }
+            Op::Unsupported { reason } => Err(self.fail(reason.clone())),
+        }
+    }
+
+    fn reshape(&mut self, name: &str, target: Vec<usize>) -> Result<Operand> {
+        match self.operand(name)? {
+            Operand::Const(t) => {
+                if numel(&target) != t.len() {
+                    return Err(self.fail(format!("cannot reshape {:?} to {:?}", t.shape, target)));
+                }
+                Ok(Operand::Const(t.reshaped(target)))
+            }
+            Operand::Value(x) => {
+                if numel(&target) != numel(&self.shape(x)) {
+                    return Err(self.fail(format!(
+                        "cannot reshape {:?} to {:?}",
+                        self.shape(x),
+                        target
+                    )));
+                }
+                let sc = self.scale_of(x);
+                Ok(Operand::Value(self.push(
+                    QOp::Reshape,
+                    vec![x],
+                    target,
+                    sc,
+                )?))
+            }
+        }
+    }
+
+    /// `y = x·w + c` over the last axis of `x`; `c` is folded into the op's bias when it is one
+    /// value per output column, otherwise added afterwards.
+    fn linear(
+        &mut self,
+        x: usize,
+        mut w: Tensor<f64>,
+        c: Option<Tensor<f64>>,
+        fold_bn: Option<&Node>,
+    ) -> Result<Operand> {
+        let xs = self.shape(x);
+        let (k, n) = (w.shape[0], w.shape[1]);
+        if xs.last() != Some(&k) {
+            return Err(self.fail(format!(
+                "input {:?} does not match weight {:?}",
+                xs, w.shape
+            )));
+        }
+        let mut out = xs.clone();
+        *out.last_mut().unwrap() = n;
+        let (mut bias, mut extra) = match c {
+            Some(c) if c.len() == n && c.shape.iter().rev().skip(1).all(|&d| d == 1) => {
+                (Some(c.data), None)
+            }
+            Some(c) if c.len() == 1 => (Some(vec![c.data[0]; n]), None),
+            Some(c) => {
+                if broadcast_shape(&out, &c.shape).as_deref() != Some(&out[..]) {
+                    return Err(self.fail(format!(
+                        "bias {:?} does not broadcast to {:?}",
+                        c.shape, out
+                    )));
+                }
+                (None, Some(c))
+            }
+            None => (None, None),
+        };
+        if let Some(bn) = fold_bn {
+            if extra.is_some() || out.len() != 2 {
+                return Err(self.fail("BatchNormalization can only be folded into a 2-D linear layer with a vector bias"));
+            }
+            let (a, b) = self.bn_affine(bn)?;
+            if a.len() != n {
+                return Err(self.fail("BatchNormalization channels do not match the linear layer"));
+            }
+            for (i, v) in w.data.iter_mut().enumerate() {
+                *v *= a[i % n];
+            }
+            let b0 = bias.unwrap_or_else(|| vec![0.0; n]);
+            bias = Some(
+                b0.iter()
+                    .zip(&a)
+                    .zip(&b)
+                    .map(|((b0, a), b)| b0 * a + b)
+                    .collect(),
+            );
+        }
+        let sw = self.param_scale(&w);
+        let sx = self.scale_of(x);
+        let weight = self.quant(&w, sw)?;
+        let bias = bias
+            .map(|b| self.quant(&Tensor::new(vec![n], b), sx + sw))
+            .transpose()?;
+        let y = self.push(QOp::Linear { k, n, weight, bias }, vec![x], out, sx + sw)?;
+        match extra.take() {
+            None => Ok(Operand::Value(y)),
+            Some(c) => {
+                let y = self.to_scale(y, self.s)?;
+                self.binary(&Op::Add, Operand::Value(y), Operand::Const(c))
+            }
+        }
+    }
+
+    /// BatchNormalization as a per-channel affine map `y = a·x + b`.
+    fn bn_affine(&self, bn: &Node) -> Result<(Vec<f64>, Vec<f64>)> {
+        let eps = match bn.op {
+            Op::BatchNormalization { epsilon } => epsilon,
+            _ => unreachable!(),
+        };
+        let get = |i: usize| -> Result<Vec<f64>> {
+            let n = bn
+                .inputs
+                .get(i)
+                .ok_or_else(|| self.fail("BatchNormalization needs 5 inputs"))?;
+            Ok(self
+                .model
+                .constants
+                .get(n)
+                .ok_or_else(|| self.fail(format!("`{n}` must be a constant")))?
+                .data
+                .clone())
+        };
+        let (g, beta, mean, var) = (get(1)?, get(2)?, get(3)?, get(4)?);
+        let a: Vec<f64> = g
+            .iter()
+            .zip(&var)
+            .map(|(g, v)| g / (v + eps).sqrt())
+            .collect();
+        let b: Vec<f64> = a
+            .iter()
+            .zip(&mean)
+            .zip(&beta)
+            .map(|((a, m), b)| b - a * m)
+            .collect();
+        Ok((a, b))
+    }
+
+    fn binary(&mut self, op: &Op, a: Operand, b: Operand) -> Result<Operand> {
+        let s = self.s;
+        let check = |this: &Self, x: &[usize], y: &[usize]| {
+            broadcast_shape(x, y)
+                .ok_or_else(|| this.fail(format!("shapes {x:?} and {y:?} do not broadcast")))
+        };
+        match (a, b) {
+            (Operand::Const(x), Operand::Const(y)) => {
+                check(self, &x.shape, &y.shape)?;
+                let r = zip_broadcast(&x, &y, |p, q| match op {
+                    Op::Add => p + q,
+                    Op::Sub => p - q,
+                    _ => p * q,
+                })
+                .unwrap();
+                Ok(Operand::Const(r))
+            }
+            (a, b) if *op == Op::Mul => {
+                // One side constant: quantize it at its own scale; the product is rescaled later.
+                let (x, other) = match (a, b) {
+                    (Operand::Value(x), o) | (o, Operand::Value(x)) => (x, o),
+                    _ => unreachable!(),
+                };
+                let y = match other {
+                    Operand::Value(y) => y,
+                    Operand::Const(c) => {
+                        let sc = self.param_scale(&c);
+                        self.const_value(&c, sc)?
+                    }
+                };
+                let out = check(self, &self.shape(x), &self.shape(y))?;
+                let sc = self.scale_of(x) + self.scale_of(y);
+                Ok(Operand::Value(self.push(QOp::Mul, vec![x, y], out, sc)?))
+            }
+            (a, b) => {
+                let target = [&a, &b]
+                    .iter()
+                    .map(|o| {
+                        if let Operand::Value(v) = o {
+                            self.scale_of(*v)
+                        } else {
+                            s
+                        }
+                    })
+                    .max()
+                    .unwrap();
+                let mut ids = vec![];
+                for o in [a, b] {
+                    let v = match o {
+                        Operand::Value(v) => v,
+                        Operand::Const(c) => self.const_value(&c, target)?,
+                    };
+                    ids.push(self.to_scale(v, target)?);
+                }
+                let out = check(self, &self.shape(ids[0]), &self.shape(ids[1]))?;
+                let q = if *op == Op::Add { QOp::Add } else { QOp::Sub };
+                Ok(Operand::Value(self.push(q, ids, out, target)?))
+            }
+        }
+    }
+
+    fn reduce_sum(&mut self, x: usize, axes: &[usize], keepdims: bool) -> Result<(usize, u64)> {
+        let xs = self.shape(x);
+        let count: usize = axes.iter().map(|&a| xs[a]).product();
+        let out: Vec<usize> = if keepdims {
+            xs.iter()
+                .enumerate()
+                .map(|(d, &n)| if axes.contains(&d) { 1 } else { n })
+                .collect()
+        } else {
+            xs.iter()
+                .enumerate()
+                .filter(|(d, _)| !axes.contains(d))
+                .map(|(_, &n)| n)
+                .collect()
+        };
+        let sc = self.scale_of(x);
+        let v = self.push(
+            QOp::ReduceSum {
+                axes: axes.to_vec(),
+                keepdims,
+            },
+            vec![x],
+            out,
+            sc,
+        )?;
+        Ok((v, count as u64))
+    }
+
+    fn mean(&mut self, x: usize, axes: Vec<usize>, keepdims: bool) -> Result<Operand> {
+        let (sum, count) = self.reduce_sum(x, &axes, keepdims)?;
+        let sh = self.shape(sum);
+        let sc = self.scale_of(sum);
+        Ok(Operand::Value(self.push(
+            QOp::Rescale {
+                divisor: vec![count.max(1)],
+            },
+            vec![sum],
+            sh,
+            sc,
+        )?))
+    }
+
+    /// A lookup table over the calibrated input range (twice the largest magnitude seen, at least
+    /// ±1.0). The table's input scale is the largest that keeps it within `table_bits`.
+    fn table(&mut self, x: usize, func: TableFn) -> Result<Operand> {
+        let sx = self.scale_of(x);
+        let (mn, mx) = self.values[x].range;
+        let max_abs = (mn.unsigned_abs().max(mx.unsigned_abs()) as f64) / 2f64.powi(sx);
+        let reach = (2.0 * max_abs).max(1.0);
+        let mut t = sx;
+        while t > 0 && 2.0 * reach * 2f64.powi(t) + 1.0 > 2f64.powi(self.cfg.table_bits as i32) {
+            t -= 1;
+        }
+        let bound = (reach * 2f64.powi(t)).ceil() as i64;
+        if 2 * bound + 1 > 1i64 << self.cfg.table_bits {
+            return Err(self.fail(format!(
+                "inputs reach ±{max_abs:.3}, too wide for a {func:?} table of 2^{} entries",
+                self.cfg.table_bits
+            )));
+        }
+        let xin = self.to_scale(x, t)?;
+        let sh = self.shape(xin);
+        let s = self.s;
+        let op = QOp::Table {
+            func,
+            in_scale: t,
+            out_scale: s,
+            lo: -bound,
+            hi: bound,
+        };
+        Ok(Operand::Value(self.push(op, vec![xin], sh, s)?))
+    }
+}
+
+fn squeeze_leading(t: Tensor<f64>) -> Tensor<f64> {
+    let mut shape = t.shape.clone();
+    while shape.len() > 2 && shape[0] == 1 {
+        shape.remove(0);
+    }
+    t.reshaped(shape)
+}
+
+fn float_matmul(a: &Tensor<f64>, b: &Tensor<f64>) -> Tensor<f64> {
+    let (m, k, n) = (a.shape[0], a.shape[1], b.shape[1]);
+    let mut out = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            out[i * n + j] = (0..k).map(|l| a.data[i * k + l] * b.data[l * n + j]).sum();
+        }
+    }
+    Tensor::new(vec![m, n], out)
+}
+
+/// ONNX Reshape's target: 0 copies the input dimension (unless allowzero), -1 is inferred.
+fn reshape_target(
+    input: &[usize],
+    spec: &[f64],
+    allowzero: bool,
+) -> std::result::Result<Vec<usize>, String> {
+    let total = numel(input);
+    let mut out = vec![];
+    let mut infer = None;
+    for (i, &d) in spec.iter().enumerate() {
+        let d = d as i64;
+        match d {
+            -1 if infer.is_none() => {
+                infer = Some(i);
+                out.push(1);
+            }
+            0 if !allowzero => out.push(
+                *input
+                    .get(i)
+                    .ok_or("shape copies a dimension the input does not have")?,
+            ),
+            d if d >= 0 => out.push(d as usize),
+            _ => return Err(format!("invalid target shape {spec:?}")),
+        }
+    }
+    if let Some(i) = infer {
+        let known: usize = out.iter().product();
+        if known == 0 || total % known != 0 {
+            return Err(format!("cannot reshape {input:?} to {spec:?}"));
+        }
+        out[i] = total / known;
+    }
+    if numel(&out) != total {
+        return Err(format!("cannot reshape {input:?} to {spec:?}"));
+    }
+    Ok(out)
+}
+
+/// For each Conv/Gemm node, the BatchNormalization that directly and solely consumes it, so the
+/// two are compiled as one layer.
+fn batchnorm_folds(model: &Model) -> HashMap<usize, usize> {
+    let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, n) in model.nodes.iter().enumerate() {
+        for inp in &n.inputs {
+            consumers.entry(inp.as_str()).or_default().push(i);
+        }
+    }
+    let outputs: Vec<&str> = model.outputs.iter().map(|o| o.name.as_str()).collect();
+    let mut folds = HashMap::new();
+    for (i, n) in model.nodes.iter().enumerate() {
+        if !matches!(n.op, Op::Conv { .. } | Op::Gemm { .. })
+            || n.outputs.len() != 1
+            || outputs.contains(&n.outputs[0].as_str())
+        {
+            continue;
+        }
+        if let Some(c) = consumers.get(n.outputs[0].as_str())
+            && c.len() == 1
+            && matches!(model.nodes[c[0]].op, Op::BatchNormalization { .. })
+            && model.nodes[c[0]]
+                .inputs
+                .iter()
+                .skip(1)
+                .all(|x| model.is_constant(x))
+        {
+            folds.insert(i, c[0]);
+        }
+    }
+    folds
+}
+
+/// Choose the activation scale from the float run: the largest (≤ max_scale) at which every
+/// activation, with one bit of headroom, fits in `activation_bits`.
+pub fn choose_scale(model: &Model, float: &FloatRun, cfg: &QuantConfig) -> Result<u32> {
+    if let Some(s) = cfg.scale {
+        return Ok(s);
+    }
+    let mut worst = (0f64, String::new());
+    for n in &model.nodes {
+        if matches!(n.op, Op::Constant) {
+            continue;
+        }
+        for o in &n.outputs {
+            if let Some(t) = float.values.get(o) {
+                let m = t.data.iter().fold(0f64, |a, &x| a.max(x.abs()));
+                if m > worst.0 {
+                    worst = (m, o.clone());
+                }
+            }
+        }
+    }
+    for i in &model.inputs {
+        if let Some(t) = float.values.get(&i.name) {
+            let m = t.data.iter().fold(0f64, |a, &x| a.max(x.abs()));
+            if m > worst.0 {
+                worst = (m, i.name.clone());
+            }
+        }
+    }
+    match fit_scale(worst.0 * 2.0, cfg.activation_bits, cfg.max_scale) {
+        Some(s) => Ok(s as u32),
+        None => Err(Error::invalid(
+            model.file(),
+            format!(
+                "tensor `{}` reaches {:.4e}, too large for {} activation bits even at scale 0",
+                worst.1, worst.0, cfg.activation_bits
+            ),
+        )),
+    }
+}
+
+/// Quantize `model`, calibrated on `float` (a float run on the inputs `inputs`).
+pub fn quantize(
+    model: &Model,
+    inputs: &[Tensor<f64>],
+    float: &FloatRun,
+    cfg: &QuantConfig,
+) -> Result<QuantizedModel> {
+    model.check_supported()?;
+    let s = choose_scale(model, float, cfg)? as i32;
+    let mut lw = Lowering {
+        model,
+        cfg: cfg.clone(),
+        s,
+        values: vec![],
+        nodes: vec![],
+        ints: vec![],
+        env: HashMap::new(),
+        origin: String::new(),
+        origin_type: String::new(),
+    };
+    for (name, t) in &model.constants {
+        lw.env.insert(name.clone(), Operand::Const(t.clone()));
+    }
+    let mut skeleton = QuantizedModel {
+        format: FORMAT_VERSION,
+        source_sha256: model.sha256.clone(),
+        config: cfg.clone(),
+        scale: s as u32,
+        rounding: "inputs and constants: round half away from zero; rescale: floor((x + floor(d/2)) / d), nearest with ties toward +inf".into(),
+        inputs: vec![],
+        outputs: vec![],
+        values: vec![],
+        nodes: vec![],
+    };
+    let names: Vec<String> = model.inputs.iter().map(|i| i.name.clone()).collect();
+    let qin = {
+        // Input values are quantized with the checks of the evaluator.
+        skeleton.values = inputs
+            .iter()
+            .zip(&names)
+            .map(|(t, n)| QValue {
+                name: n.clone(),
+                shape: t.shape.clone(),
+                scale: s,
+                onnx: Some(n.clone()),
+                range: (0, 0),
+            })
+            .collect();
+        skeleton.inputs = (0..inputs.len()).collect();
+        skeleton.quantize_inputs(inputs, &names)?
+    };
+    for (i, (t, name)) in qin.into_iter().zip(&names).enumerate() {
+        lw.origin = name.clone();
+        lw.origin_type = "input".into();
+        let id = lw.values.len();
+        let range = (
+            t.data.iter().copied().min().unwrap_or(0),
+            t.data.iter().copied().max().unwrap_or(0),
+        );
+        lw.values.push(QValue {
+            name: name.clone(),
+            shape: t.shape.clone(),
+            scale: s,
+            onnx: Some(name.clone()),
+            range,
+        });
+        lw.nodes.push(QNode {
+            name: format!("{name}/input"),
+            origin: name.clone(),
+            op: QOp::Input { index: i },
+            inputs: vec![],
+            output: id,
+        });
+        lw.ints.push(t);
+        lw.env.insert(name.clone(), Operand::Value(id));
+    }
+    let folds = batchnorm_folds(model);
+    let folded: Vec<usize> = folds.values().copied().collect();
+    for (i, node) in model.nodes.iter().enumerate() {
+        if folded.contains(&i) || node.op == Op::Constant {
+            continue;
+        }
+        let bn = folds.get(&i).map(|&b| &model.nodes[b]);
+        lw.lower(node, bn)?;
+    }
+    let mut outputs = vec![];
+    for o in &model.outputs {
+        lw.origin = o.name.clone();
+        lw.origin_type = "output".into();
+        let v = lw.value(&o.name)?;
+        if lw.values[v].onnx.is_none() {
+            lw.values[v].onnx = Some(o.name.clone());
+        }
+        outputs.push(v);
+    }
+    Ok(QuantizedModel {
+        inputs: skeleton.inputs,
+        outputs,
+        values: lw.values,
+        nodes: lw.nodes,
+        ..skeleton
+    })
+}

@@ -25,25 +25,25 @@ def init(name, arr):
     return numpy_helper.from_array(np.asarray(arr, dtype=np.float32), name)
 
 
-def save(name, graph, x, extra=None):
+def save(name, graph, x, extra=None, root=HERE):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="zkreceipt-samples")
     model.ir_version = 8
     onnx.checker.check_model(model, full_check=True)
-    out = os.path.join(HERE, name)
+    out = os.path.join(root, name)
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, "model.onnx")
     onnx.save(model, path)
-    x = np.asarray(x, dtype=np.float32)
+    xs = [np.asarray(v, dtype=np.float32) for v in (x if isinstance(x, list) else [x])]
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    feed = {sess.get_inputs()[0].name: x}
+    feed = {i.name: v for i, v in zip(sess.get_inputs(), xs)}
     res = sess.run(None, feed)
     outputs = [
         {"name": o.name, "shape": list(r.shape), "values": [float(v) for v in r.reshape(-1)]}
         for o, r in zip(sess.get_outputs(), res)
     ]
     with open(os.path.join(out, "input.json"), "w") as f:
-        json.dump({"input_data": [[float(v) for v in x.reshape(-1)]]}, f)
+        json.dump({"input_data": [[float(v) for v in x.reshape(-1)] for x in xs]}, f)
         f.write("\n")
     expected = {"source": f"onnxruntime {ort.__version__}", "outputs": outputs}
     if extra:
@@ -141,8 +141,78 @@ def cnn():
     save("cnn", graph, rng.uniform(0, 1, (1, 1, 28, 28)))
 
 
+TESTS = os.path.join(HERE, "..", "tests", "data")
+
+
+def vi(name, shape):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def test_models():
+    """Models for the test suite (tests/data): every op the quantizer supports, several inputs
+    and outputs, BatchNorm folding, and one model with unsupported ops."""
+    rng = np.random.default_rng(3)
+    # Conv -> BatchNorm (folded) -> LeakyRelu -> MaxPool (padded) -> AveragePool (padded, per-
+    # element divisors) -> GlobalAveragePool -> Flatten -> MatMul const -> Tanh
+    c = 3
+    nodes = [
+        helper.make_node("Conv", ["x", "cw"], ["c"], name="conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1]),
+        helper.make_node("BatchNormalization", ["c", "g", "b", "m", "v"], ["bn"], name="bn", epsilon=1e-3),
+        helper.make_node("LeakyRelu", ["bn"], ["lr"], name="leaky", alpha=0.1),
+        helper.make_node("MaxPool", ["lr"], ["mp"], name="maxpool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("AveragePool", ["mp"], ["ap"], name="avgpool", kernel_shape=[2, 2], strides=[1, 1], pads=[1, 1, 0, 0]),
+        helper.make_node("GlobalAveragePool", ["ap"], ["gap"], name="gap"),
+        helper.make_node("Flatten", ["gap"], ["flat"], name="flatten"),
+        helper.make_node("MatMul", ["flat", "mw"], ["mm"], name="matmul"),
+        helper.make_node("Tanh", ["mm"], ["y"], name="tanh"),
+    ]
+    inits = [
+        init("cw", rng.normal(0, 0.5, (c, 2, 3, 3))),
+        init("g", rng.uniform(0.5, 1.5, c)), init("b", rng.normal(0, 0.1, c)),
+        init("m", rng.normal(0, 0.1, c)), init("v", rng.uniform(0.5, 1.5, c)),
+        init("mw", rng.normal(0, 0.8, (c, 4))),
+    ]
+    g = helper.make_graph(nodes, "conv_bn_pools", [vi("x", [1, 2, 7, 7])], [vi("y", [1, 4])], inits)
+    save("conv_bn_pools", g, rng.uniform(-1, 1, (1, 2, 7, 7)), root=TESTS)
+
+    # Two inputs, two outputs: element-wise ops with broadcasting, runtime x runtime Mul,
+    # Transpose, Concat, ReduceSum/ReduceMean, Reshape, Sub with a constant on the left,
+    # Gemm with transA, alpha, beta and a matrix C.
+    nodes = [
+        helper.make_node("Mul", ["a", "b"], ["ab"], name="mul_ab"),
+        helper.make_node("Add", ["ab", "k"], ["abk"], name="add_k"),
+        helper.make_node("Sub", ["k2", "abk"], ["s"], name="sub_left"),
+        helper.make_node("Transpose", ["s"], ["st"], name="transpose", perm=[1, 0]),
+        helper.make_node("Gemm", ["st", "gw", "gc"], ["gm"], name="gemm", transA=1, alpha=0.5, beta=2.0),
+        helper.make_node("Concat", ["gm", "a"], ["cat"], name="concat", axis=1),
+        helper.make_node("ReduceSum", ["cat", "axes"], ["rs"], name="reduce_sum", keepdims=1),
+        helper.make_node("ReduceMean", ["cat"], ["rm"], name="reduce_mean", axes=[0, 1], keepdims=0),
+        helper.make_node("Reshape", ["rs", "shape"], ["out1"], name="reshape"),
+        helper.make_node("Relu", ["rm"], ["out2"], name="relu"),
+    ]
+    inits = [
+        init("k", rng.normal(0, 1, (4,))), init("k2", rng.normal(0, 1, (2, 1))),
+        init("gw", rng.normal(0, 0.5, (4, 3))), init("gc", rng.normal(0, 0.5, (2, 3))),
+        numpy_helper.from_array(np.array([2], dtype=np.int64), "shape"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "axes"),
+    ]
+    g = helper.make_graph(nodes, "multi_io", [vi("a", [2, 4]), vi("b", [1, 4])],
+                          [vi("out1", [2]), vi("out2", [])], inits)
+    save("multi_io", g, [rng.uniform(-1, 1, (2, 4)), rng.uniform(-1, 1, (1, 4))], root=TESTS)
+
+    # Unsupported ops, for the preflight.
+    nodes = [
+        helper.make_node("Erf", ["x"], ["e"], name="my_erf"),
+        helper.make_node("Relu", ["e"], ["r"], name="fine_relu"),
+        helper.make_node("Softmax", ["r"], ["y"], name="my_softmax", axis=1),
+    ]
+    g = helper.make_graph(nodes, "unsupported", [vi("x", [1, 4])], [vi("y", [1, 4])], [])
+    save("unsupported", g, rng.uniform(-1, 1, (1, 4)), root=TESTS)
+
+
 if __name__ == "__main__":
     digits()
     mlp()
     cnn()
     sigmoid()
+    test_models()

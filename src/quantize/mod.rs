@@ -38,7 +38,7 @@ pub struct QuantConfig {
     pub param_bits: u32,
     /// Upper bound for a constant's scale (tiny constants would otherwise get huge scales).
     pub max_param_scale: u32,
-    /// Signed bits an activation may use (values at scale ≤ S).
+    /// Signed bits an activation (a tensor between ONNX nodes) may use.
     pub activation_bits: u32,
     /// log2 of the largest lookup table (Sigmoid, Tanh) the quantizer may create.
     pub table_bits: u32,
@@ -652,7 +652,9 @@ impl QuantizedModel {
                 eval_op(&node.op, &args, &out_info.shape)
                     .map_err(|e| Error::invalid(format!("node `{}`", node.origin), e))?
             };
-            if out_info.scale <= self.scale as i32
+            // The budget binds the tensors between ONNX nodes (what the circuit range-checks);
+            // sums and products inside a node only need to fit 64 bits, checked by eval_op.
+            if out_info.onnx.is_some()
                 && let Some(bad) = t.data.iter().find(|v| v.abs() >= limit)
             {
                 return Err(Error::invalid(

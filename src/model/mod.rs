@@ -718,7 +718,7 @@ impl Model {
             if let Some(lens) = lens {
                 let len = lens[i];
                 if let Some(first) = info.dims.iter().position(|d| d.is_none()) {
-                    if known == 0 || len % known != 0 {
+                    if known == 0 || !len.is_multiple_of(known) {
                         return Err(Error::invalid(
                             self.file(),
                             format!(

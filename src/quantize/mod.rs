@@ -795,7 +795,7 @@ impl<'a> Lowering<'a> {
     }
 
     /// Bring a value to `target` scale: a rescale down or a shift up.
-    fn to_scale(&mut self, v: usize, target: i32) -> Result<usize> {
+    fn rescale_to(&mut self, v: usize, target: i32) -> Result<usize> {
         let s = self.scale_of(v);
         let shape = self.shape(v);
         if s > target {
@@ -891,7 +891,7 @@ impl<'a> Lowering<'a> {
         let result = self.lower_op(node, fold_bn)?;
         let result = match result {
             Operand::Value(v) => {
-                let v = self.to_scale(v, self.s)?;
+                let v = self.rescale_to(v, self.s)?;
                 if self.values[v].onnx.is_none() {
                     self.values[v].onnx = Some(out_name.clone());
                 }
@@ -1399,7 +1399,7 @@ impl<'a> Lowering<'a> {
                         Operand::Value(v) => v,
                         Operand::Const(t) => self.const_value(&t, target)?,
                     };
-                    ids.push(self.to_scale(v, target)?);
+                    ids.push(self.rescale_to(v, target)?);
                 }
                 let mut out = shapes[0].clone();
                 out[ax] = shapes.iter().map(|sh| sh[ax]).sum();
@@ -1421,7 +1421,7 @@ impl<'a> Lowering<'a> {
                 let bt = Tensor::new(cshape, b);
                 let ax = self.binary(&Op::Mul, Operand::Value(x), Operand::Const(at))?;
                 let ax = match ax {
-                    Operand::Value(v) => self.to_scale(v, s)?,
+                    Operand::Value(v) => self.rescale_to(v, s)?,
                     c => return Ok(c),
                 };
                 self.binary(&Op::Add, Operand::Value(ax), Operand::Const(bt))
@@ -1522,7 +1522,7 @@ impl<'a> Lowering<'a> {
         match extra.take() {
             None => Ok(Operand::Value(y)),
             Some(c) => {
-                let y = self.to_scale(y, self.s)?;
+                let y = self.rescale_to(y, self.s)?;
                 self.binary(&Op::Add, Operand::Value(y), Operand::Const(c))
             }
         }
@@ -1614,7 +1614,7 @@ impl<'a> Lowering<'a> {
                         Operand::Value(v) => v,
                         Operand::Const(c) => self.const_value(&c, target)?,
                     };
-                    ids.push(self.to_scale(v, target)?);
+                    ids.push(self.rescale_to(v, target)?);
                 }
                 let out = check(self, &self.shape(ids[0]), &self.shape(ids[1]))?;
                 let q = if *op == Op::Add { QOp::Add } else { QOp::Sub };
@@ -1683,7 +1683,7 @@ impl<'a> Lowering<'a> {
                 self.cfg.table_bits
             )));
         }
-        let xin = self.to_scale(x, t)?;
+        let xin = self.rescale_to(x, t)?;
         let sh = self.shape(xin);
         let s = self.s;
         let op = QOp::Table {
@@ -1743,7 +1743,7 @@ fn reshape_target(
     }
     if let Some(i) = infer {
         let known: usize = out.iter().product();
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(format!("cannot reshape {input:?} to {spec:?}"));
         }
         out[i] = total / known;
@@ -1929,4 +1929,84 @@ pub fn quantize(
         nodes: lw.nodes,
         ..skeleton
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(shape: &[usize], data: &[i64]) -> Tensor<i64> {
+        Tensor::new(shape.to_vec(), data.to_vec())
+    }
+
+    #[test]
+    fn rescale_rounds_to_nearest_with_ties_up() {
+        assert_eq!(rescale(5, 2), 3); // 2.5
+        assert_eq!(rescale(-5, 2), -2); // -2.5
+        assert_eq!(rescale(7, 4), 2); // 1.75
+        assert_eq!(rescale(-7, 4), -2); // -1.75
+        assert_eq!(rescale(-6, 4), -1); // -1.5
+        assert_eq!(rescale(4, 3), 1); // 1.33
+        assert_eq!(rescale(5, 3), 2); // 1.67
+        assert_eq!(rescale(i64::MAX, 1 << 20), (i64::MAX as i128 + (1 << 19)).div_euclid(1 << 20) as i64);
+    }
+
+    #[test]
+    fn linear_and_conv_compute_dot_products() {
+        let op = QOp::Linear { k: 2, n: 2, weight: vec![1, 2, 3, 4], bias: Some(vec![10, 20]) };
+        let y = eval_op(&op, &[&t(&[1, 2], &[5, 6])], &[1, 2]).unwrap();
+        assert_eq!(y.data, vec![5 + 18 + 10, 10 + 24 + 20]);
+        // 1 channel 3×3 input, 2×2 kernel, stride 1, pad 1 on the leading edges.
+        let op = QOp::Conv {
+            out_channels: 1,
+            kernel: vec![2, 2],
+            strides: vec![1, 1],
+            pads_begin: vec![1, 1],
+            dilations: vec![1, 1],
+            weight: vec![1, 2, 3, 4],
+            bias: None,
+        };
+        let x = t(&[1, 1, 3, 3], &[1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        let y = eval_op(&op, &[&x], &[1, 1, 3, 3]).unwrap();
+        // out[0,0] sees only x[0,0] under w[1,1]; out[1,1] = 1·1 + 2·2 + 3·4 + 4·5.
+        assert_eq!(y.data[0], 4);
+        assert_eq!(y.data[4], 1 + 4 + 12 + 20);
+    }
+
+    #[test]
+    fn pools_ignore_padding() {
+        let x = t(&[1, 1, 2, 2], &[-5, -6, -7, -8]);
+        let mp = QOp::MaxPool { kernel: vec![2, 2], strides: vec![1, 1], pads_begin: vec![1, 1], dilations: vec![1, 1] };
+        let y = eval_op(&mp, &[&x], &[1, 1, 3, 3]).unwrap();
+        assert_eq!(y.data, vec![-5, -5, -6, -5, -5, -6, -7, -7, -8]);
+        let sp = QOp::SumPool { kernel: vec![2, 2], strides: vec![2, 2], pads_begin: vec![0, 0] };
+        assert_eq!(eval_op(&sp, &[&x], &[1, 1, 1, 1]).unwrap().data, vec![-26]);
+    }
+
+    #[test]
+    fn overflow_and_table_range_are_errors_not_wraps() {
+        let op = QOp::Linear { k: 1, n: 1, weight: vec![i64::MAX], bias: None };
+        let e = eval_op(&op, &[&t(&[1, 1], &[4])], &[1, 1]).unwrap_err();
+        assert!(e.contains("overflows"), "{e}");
+        let tab = QOp::Table { func: TableFn::Sigmoid, in_scale: 4, out_scale: 8, lo: -16, hi: 16 };
+        assert_eq!(eval_op(&tab, &[&t(&[1], &[0])], &[1]).unwrap().data, vec![128]);
+        let e = eval_op(&tab, &[&t(&[1], &[17])], &[1]).unwrap_err();
+        assert!(e.contains("outside the Sigmoid table range [-16, 16]"), "{e}");
+    }
+
+    #[test]
+    fn leaky_relu_keeps_positives_exact_after_rescale() {
+        let op = QOp::LeakyRelu { alpha: 26, shift: 8 }; // alpha ≈ 0.1 at 2^8
+        let y = eval_op(&op, &[&t(&[2], &[100, -100])], &[2]).unwrap();
+        assert_eq!(y.data, vec![100 << 8, -2600]);
+        assert_eq!(rescale(y.data[0], 256), 100);
+        assert_eq!(rescale(y.data[1], 256), -10);
+    }
+
+    #[test]
+    fn reshape_targets_follow_onnx() {
+        assert_eq!(reshape_target(&[2, 3, 4], &[0.0, -1.0], false).unwrap(), vec![2, 12]);
+        assert_eq!(reshape_target(&[2, 3, 4], &[4.0, 6.0], false).unwrap(), vec![4, 6]);
+        assert!(reshape_target(&[2, 3, 4], &[5.0, -1.0], false).is_err());
+    }
 }

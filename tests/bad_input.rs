@@ -1,0 +1,92 @@
+//! Bad input gets a clear error naming the file and what is wrong, exit 3, never a panic.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+
+fn expect_error(args: &[&str], must_contain: &[&str]) {
+    let out = zkreceipt(args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "args {args:?}: stderr {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for m in must_contain {
+        assert!(err.contains(m), "expected `{m}` in: {err}");
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+fn digits() -> (String, String) {
+    let (m, i, _) = sample("digits");
+    (m.to_str().unwrap().into(), i.to_str().unwrap().into())
+}
+
+#[test]
+fn missing_model_file() {
+    expect_error(&["model", "no/such/model.onnx"], &["no/such/model.onnx", "cannot read"]);
+    let (_, i) = digits();
+    expect_error(&["run", "no/such/model.onnx", "--input", &i], &["no/such/model.onnx"]);
+}
+
+#[test]
+fn bytes_that_are_not_onnx() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = write(dir.path(), "junk.onnx", "this is not a protobuf at all, just text\n");
+    expect_error(&["model", &junk], &["junk.onnx", "not"]);
+    let empty = write(dir.path(), "empty.onnx", "");
+    expect_error(&["model", &empty], &["empty.onnx", "empty"]);
+    // Valid JSON is not ONNX either.
+    let (_, i) = digits();
+    expect_error(&["model", &i], &["input.json"]);
+}
+
+#[test]
+fn unsupported_ops_are_named_before_any_other_work() {
+    let (m, _, _) = test_data("unsupported");
+    let m = m.to_str().unwrap();
+    let out = zkreceipt(&["model", m]);
+    assert_eq!(out.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("my_erf") && text.contains("my_softmax"), "{text}");
+    assert!(!text.contains("✗ node `fine_relu`"));
+    // `run` refuses before reading the (missing) input file.
+    expect_error(&["run", m, "--input", "missing.json"], &["my_erf", "Erf", "my_softmax", "Softmax", "2 unsupported"]);
+}
+
+#[test]
+fn input_files_that_do_not_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _) = digits();
+    let cases: Vec<(&str, String, Vec<&str>)> = vec![
+        ("short.json", format!("{{\"input_data\": [[{}]]}}", vec!["0.5"; 63].join(",")), vec!["63 values", "needs 64"]),
+        ("two.json", "{\"input_data\": [[1.0], [2.0]]}".into(), vec!["2 array(s)", "1 input(s)"]),
+        ("text.json", format!("{{\"input_data\": [[\"a\"{}]]}}", ",0.1".repeat(63)), vec!["input_data[0][0]", "not a number"]),
+        ("nan.json", format!("{{\"input_data\": [[NaN{}]]}}", ",0.1".repeat(63)), vec!["not valid JSON"]),
+        ("inf.json", format!("{{\"input_data\": [[1e999{}]]}}", ",0.1".repeat(63)), vec!["not valid JSON"]),
+        ("nokey.json", "{\"data\": [[1.0]]}".into(), vec!["missing field `input_data`"]),
+        ("broken.json", "{\"input_data\": [[1.0,".into(), vec!["not valid JSON"]),
+    ];
+    for (name, text, msgs) in cases {
+        let p = write(dir.path(), name, &text);
+        let mut want = vec![name];
+        want.extend(msgs);
+        expect_error(&["run", &m, "--input", &p], &want);
+    }
+    expect_error(&["run", &m, "--input", "no/such/input.json"], &["no/such/input.json", "cannot read"]);
+}
+
+#[test]
+fn a_value_too_large_for_the_chosen_scale() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _) = digits();
+    let p = write(dir.path(), "big.json", &format!("{{\"input_data\": [[100000.0{}]]}}", ",0.1".repeat(63)));
+    expect_error(&["run", &m, "--input", &p, "--scale", "12"], &["input `input`", "element 0", "too large for scale 12"]);
+    // With the scale left to calibration, a tensor beyond the budget even at scale 0 is named.
+    let p = write(dir.path(), "huge.json", &format!("{{\"input_data\": [[1e12{}]]}}", ",0.1".repeat(63)));
+    expect_error(&["run", &m, "--input", &p], &["too large", "activation bits"]);
+}

@@ -1,0 +1,79 @@
+//! The EZKL example corpus (`../shared/corpus/ezkl`): real third-party models with onnxruntime's
+//! float outputs as the reference.
+
+mod common;
+
+use common::*;
+use zkreceipt::model::{Model, input::load_input};
+use zkreceipt::quantize::{QuantConfig, quantize, report::analyze};
+
+/// Models of the corpus the chain supports today; a drop is a regression.
+const SUPPORTED_AT_LEAST: usize = 33;
+
+fn examples(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    census(dir)["examples"].as_array().unwrap().clone()
+}
+
+#[test]
+fn model_command_never_panics_and_names_unsupported_nodes() {
+    let Some(dir) = corpus() else { return };
+    let ex = examples(&dir);
+    assert_eq!(ex.len(), 76);
+    let mut supported = 0;
+    for e in &ex {
+        let name = e["name"].as_str().unwrap();
+        let path = dir.join(name).join("network.onnx");
+        let out = zkreceipt(&["model", path.to_str().unwrap(), "--json"]);
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{name}: panic: {err}");
+        let code = out.status.code().unwrap();
+        let doc = stdout_json(&out);
+        let node_names: Vec<&str> = doc["nodes"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap()).collect();
+        assert_eq!(doc["sha256"], e["files"]["network.onnx"]["sha256"], "{name}: sha256");
+        if doc["supported"] == true {
+            assert_eq!(code, 0, "{name}");
+            supported += 1;
+        } else {
+            assert_eq!(code, 3, "{name}: unsupported models exit 3");
+            let unsupported = doc["unsupported"].as_array().unwrap();
+            assert!(!unsupported.is_empty(), "{name}");
+            for u in unsupported {
+                let node = u["node"].as_str().unwrap();
+                assert!(node_names.contains(&node), "{name}: unknown node {node}");
+                assert!(!u["reason"].as_str().unwrap().is_empty());
+            }
+        }
+    }
+    eprintln!("corpus: {supported}/76 models pass the preflight");
+    assert!(supported >= SUPPORTED_AT_LEAST, "only {supported} corpus models supported");
+}
+
+#[test]
+fn float_parity_and_quantized_error_on_supported_models() {
+    let Some(dir) = corpus() else { return };
+    let mut parity = 0;
+    for e in examples(&dir) {
+        let name = e["name"].as_str().unwrap();
+        let m = Model::load(&dir.join(name).join("network.onnx")).unwrap();
+        if !m.preflight().is_empty() {
+            continue;
+        }
+        let inputs = load_input(&dir.join(name).join("input.json"), &m).unwrap_or_else(|err| panic!("{name}: {err}"));
+        let float = m.run_float(&inputs).unwrap_or_else(|err| panic!("{name}: {err}"));
+        let qm = quantize(&m, &inputs, &float, &QuantConfig::default()).unwrap_or_else(|err| panic!("{name}: {err}"));
+        let report = analyze(&m, &qm, &inputs, &float).unwrap();
+        let refs = e["ort_outputs"].as_array().unwrap();
+        assert_eq!(refs.len(), m.outputs.len(), "{name}: output count");
+        for (r, o) in refs.iter().zip(&report.outputs) {
+            let reference = f64s(&r["values"]);
+            let d = max_scaled_diff(&o.float, &reference);
+            assert!(d <= 1e-4, "{name}/{}: tract differs from onnxruntime by {d:e}", o.name);
+            let q = max_scaled_diff(&o.quantized, &reference);
+            assert!(q <= 2e-3, "{name}/{}: quantized output off by {q:e}", o.name);
+            eprintln!("{name:24} {:12} float {d:.1e}  quantized {q:.1e}  scale 2^{}", o.name, qm.scale);
+        }
+        parity += 1;
+    }
+    eprintln!("float parity with onnxruntime on {parity} supported corpus models");
+    assert!(parity >= SUPPORTED_AT_LEAST);
+}

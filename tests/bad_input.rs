@@ -28,15 +28,25 @@ fn digits() -> (String, String) {
 
 #[test]
 fn missing_model_file() {
-    expect_error(&["model", "no/such/model.onnx"], &["no/such/model.onnx", "cannot read"]);
+    expect_error(
+        &["model", "no/such/model.onnx"],
+        &["no/such/model.onnx", "cannot read"],
+    );
     let (_, i) = digits();
-    expect_error(&["run", "no/such/model.onnx", "--input", &i], &["no/such/model.onnx"]);
+    expect_error(
+        &["run", "no/such/model.onnx", "--input", &i],
+        &["no/such/model.onnx"],
+    );
 }
 
 #[test]
 fn bytes_that_are_not_onnx() {
     let dir = tempfile::tempdir().unwrap();
-    let junk = write(dir.path(), "junk.onnx", "this is not a protobuf at all, just text\n");
+    let junk = write(
+        dir.path(),
+        "junk.onnx",
+        "this is not a protobuf at all, just text\n",
+    );
     expect_error(&["model", &junk], &["junk.onnx", "not"]);
     let empty = write(dir.path(), "empty.onnx", "");
     expect_error(&["model", &empty], &["empty.onnx", "empty"]);
@@ -52,10 +62,16 @@ fn unsupported_ops_are_named_before_any_other_work() {
     let out = zkreceipt(&["model", m]);
     assert_eq!(out.status.code(), Some(3));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("my_erf") && text.contains("my_softmax"), "{text}");
+    assert!(
+        text.contains("my_erf") && text.contains("my_softmax"),
+        "{text}"
+    );
     assert!(!text.contains("✗ node `fine_relu`"));
     // `run` refuses before reading the (missing) input file.
-    expect_error(&["run", m, "--input", "missing.json"], &["my_erf", "Erf", "my_softmax", "Softmax", "2 unsupported"]);
+    expect_error(
+        &["run", m, "--input", "missing.json"],
+        &["my_erf", "Erf", "my_softmax", "Softmax", "2 unsupported"],
+    );
 }
 
 #[test]
@@ -63,13 +79,41 @@ fn input_files_that_do_not_fit() {
     let dir = tempfile::tempdir().unwrap();
     let (m, _) = digits();
     let cases: Vec<(&str, String, Vec<&str>)> = vec![
-        ("short.json", format!("{{\"input_data\": [[{}]]}}", vec!["0.5"; 63].join(",")), vec!["63 values", "needs 64"]),
-        ("two.json", "{\"input_data\": [[1.0], [2.0]]}".into(), vec!["2 array(s)", "1 input(s)"]),
-        ("text.json", format!("{{\"input_data\": [[\"a\"{}]]}}", ",0.1".repeat(63)), vec!["input_data[0][0]", "not a number"]),
-        ("nan.json", format!("{{\"input_data\": [[NaN{}]]}}", ",0.1".repeat(63)), vec!["not valid JSON"]),
-        ("inf.json", format!("{{\"input_data\": [[1e999{}]]}}", ",0.1".repeat(63)), vec!["not valid JSON"]),
-        ("nokey.json", "{\"data\": [[1.0]]}".into(), vec!["missing field `input_data`"]),
-        ("broken.json", "{\"input_data\": [[1.0,".into(), vec!["not valid JSON"]),
+        (
+            "short.json",
+            format!("{{\"input_data\": [[{}]]}}", vec!["0.5"; 63].join(",")),
+            vec!["63 values", "needs 64"],
+        ),
+        (
+            "two.json",
+            "{\"input_data\": [[1.0], [2.0]]}".into(),
+            vec!["2 array(s)", "1 input(s)"],
+        ),
+        (
+            "text.json",
+            format!("{{\"input_data\": [[\"a\"{}]]}}", ",0.1".repeat(63)),
+            vec!["input_data[0][0]", "not a number"],
+        ),
+        (
+            "nan.json",
+            format!("{{\"input_data\": [[NaN{}]]}}", ",0.1".repeat(63)),
+            vec!["not valid JSON"],
+        ),
+        (
+            "inf.json",
+            format!("{{\"input_data\": [[1e999{}]]}}", ",0.1".repeat(63)),
+            vec!["not valid JSON"],
+        ),
+        (
+            "nokey.json",
+            "{\"data\": [[1.0]]}".into(),
+            vec!["missing field `input_data`"],
+        ),
+        (
+            "broken.json",
+            "{\"input_data\": [[1.0,".into(),
+            vec!["not valid JSON"],
+        ),
     ];
     for (name, text, msgs) in cases {
         let p = write(dir.path(), name, &text);
@@ -77,16 +121,33 @@ fn input_files_that_do_not_fit() {
         want.extend(msgs);
         expect_error(&["run", &m, "--input", &p], &want);
     }
-    expect_error(&["run", &m, "--input", "no/such/input.json"], &["no/such/input.json", "cannot read"]);
+    expect_error(
+        &["run", &m, "--input", "no/such/input.json"],
+        &["no/such/input.json", "cannot read"],
+    );
 }
 
 #[test]
 fn a_value_too_large_for_the_chosen_scale() {
     let dir = tempfile::tempdir().unwrap();
     let (m, _) = digits();
-    let p = write(dir.path(), "big.json", &format!("{{\"input_data\": [[100000.0{}]]}}", ",0.1".repeat(63)));
-    expect_error(&["run", &m, "--input", &p, "--scale", "12"], &["input `input`", "element 0", "too large for scale 12"]);
+    let p = write(
+        dir.path(),
+        "big.json",
+        &format!("{{\"input_data\": [[100000.0{}]]}}", ",0.1".repeat(63)),
+    );
+    expect_error(
+        &["run", &m, "--input", &p, "--scale", "12"],
+        &["input `input`", "element 0", "too large for scale 12"],
+    );
     // With the scale left to calibration, a tensor beyond the budget even at scale 0 is named.
-    let p = write(dir.path(), "huge.json", &format!("{{\"input_data\": [[1e12{}]]}}", ",0.1".repeat(63)));
-    expect_error(&["run", &m, "--input", &p], &["too large", "activation bits"]);
+    let p = write(
+        dir.path(),
+        "huge.json",
+        &format!("{{\"input_data\": [[1e12{}]]}}", ",0.1".repeat(63)),
+    );
+    expect_error(
+        &["run", &m, "--input", &p],
+        &["too large", "activation bits"],
+    );
 }

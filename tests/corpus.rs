@@ -28,8 +28,16 @@ fn model_command_never_panics_and_names_unsupported_nodes() {
         assert!(!err.contains("panicked"), "{name}: panic: {err}");
         let code = out.status.code().unwrap();
         let doc = stdout_json(&out);
-        let node_names: Vec<&str> = doc["nodes"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap()).collect();
-        assert_eq!(doc["sha256"], e["files"]["network.onnx"]["sha256"], "{name}: sha256");
+        let node_names: Vec<&str> = doc["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            doc["sha256"], e["files"]["network.onnx"]["sha256"],
+            "{name}: sha256"
+        );
         if doc["supported"] == true {
             assert_eq!(code, 0, "{name}");
             supported += 1;
@@ -45,7 +53,10 @@ fn model_command_never_panics_and_names_unsupported_nodes() {
         }
     }
     eprintln!("corpus: {supported}/76 models pass the preflight");
-    assert!(supported >= SUPPORTED_AT_LEAST, "only {supported} corpus models supported");
+    assert!(
+        supported >= SUPPORTED_AT_LEAST,
+        "only {supported} corpus models supported"
+    );
 }
 
 #[test]
@@ -58,19 +69,34 @@ fn float_parity_and_quantized_error_on_supported_models() {
         if !m.preflight().is_empty() {
             continue;
         }
-        let inputs = load_input(&dir.join(name).join("input.json"), &m).unwrap_or_else(|err| panic!("{name}: {err}"));
-        let float = m.run_float(&inputs).unwrap_or_else(|err| panic!("{name}: {err}"));
-        let qm = quantize(&m, &inputs, &float, &QuantConfig::default()).unwrap_or_else(|err| panic!("{name}: {err}"));
+        let inputs = load_input(&dir.join(name).join("input.json"), &m)
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
+        let float = m
+            .run_float(&inputs)
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
+        let qm = quantize(&m, &inputs, &float, &QuantConfig::default())
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
         let report = analyze(&m, &qm, &inputs, &float).unwrap();
         let refs = e["ort_outputs"].as_array().unwrap();
         assert_eq!(refs.len(), m.outputs.len(), "{name}: output count");
         for (r, o) in refs.iter().zip(&report.outputs) {
             let reference = f64s(&r["values"]);
             let d = max_scaled_diff(&o.float, &reference);
-            assert!(d <= 1e-4, "{name}/{}: tract differs from onnxruntime by {d:e}", o.name);
+            assert!(
+                d <= 1e-4,
+                "{name}/{}: tract differs from onnxruntime by {d:e}",
+                o.name
+            );
             let q = max_scaled_diff(&o.quantized, &reference);
-            assert!(q <= 2e-3, "{name}/{}: quantized output off by {q:e}", o.name);
-            eprintln!("{name:24} {:12} float {d:.1e}  quantized {q:.1e}  scale 2^{}", o.name, qm.scale);
+            assert!(
+                q <= 2e-3,
+                "{name}/{}: quantized output off by {q:e}",
+                o.name
+            );
+            eprintln!(
+                "{name:24} {:12} float {d:.1e}  quantized {q:.1e}  scale 2^{}",
+                o.name, qm.scale
+            );
         }
         parity += 1;
     }

@@ -10,13 +10,18 @@ use zkreceipt::quantize::{QuantConfig, quantize, report::analyze};
 /// The stated bound: quantized outputs within 1e-3 of onnxruntime's (×|value| above 1).
 const QUANT_BOUND: f64 = 1e-3;
 
-fn check(model: &std::path::Path, input: &std::path::Path, expected: &std::path::Path) -> zkreceipt::quantize::report::RunReport {
+fn check(
+    model: &std::path::Path,
+    input: &std::path::Path,
+    expected: &std::path::Path,
+) -> zkreceipt::quantize::report::RunReport {
     let m = Model::load(model).unwrap();
     let inputs = load_input(input, &m).unwrap();
     let float = m.run_float(&inputs).unwrap();
     let qm = quantize(&m, &inputs, &float, &QuantConfig::default()).unwrap();
     let report = analyze(&m, &qm, &inputs, &float).unwrap();
-    let exp: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(expected).unwrap()).unwrap();
+    let exp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(expected).unwrap()).unwrap();
     let refs = exp["outputs"].as_array().unwrap();
     assert_eq!(refs.len(), report.outputs.len());
     for (r, o) in refs.iter().zip(&report.outputs) {
@@ -25,7 +30,11 @@ fn check(model: &std::path::Path, input: &std::path::Path, expected: &std::path:
         let d = max_scaled_diff(&o.float, &reference);
         assert!(d <= 1e-4, "{}: float parity {d:e}", model.display());
         let q = max_scaled_diff(&o.quantized, &reference);
-        assert!(q <= QUANT_BOUND, "{}: quantized error {q:e}", model.display());
+        assert!(
+            q <= QUANT_BOUND,
+            "{}: quantized error {q:e}",
+            model.display()
+        );
         // The dequantized floats are exactly the integers over 2^scale.
         for (i, f) in o.integers.iter().zip(&o.quantized) {
             assert_eq!(*i as f64 / 2f64.powi(o.scale), *f);
@@ -41,7 +50,11 @@ fn samples_match_onnxruntime_and_stay_within_the_quantization_bound() {
         let r = check(&m, &i, &e);
         for o in &r.outputs {
             let a = o.argmax.as_ref().expect("samples output score vectors");
-            assert!(a.agree, "{s}: argmax float {} vs quantized {}", a.float, a.quantized);
+            assert!(
+                a.agree,
+                "{s}: argmax float {} vs quantized {}",
+                a.float, a.quantized
+            );
         }
     }
 }
@@ -50,7 +63,8 @@ fn samples_match_onnxruntime_and_stay_within_the_quantization_bound() {
 fn digits_predicts_the_true_label() {
     let (m, i, e) = sample("digits");
     let r = check(&m, &i, &e);
-    let exp: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(e).unwrap()).unwrap();
+    let exp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(e).unwrap()).unwrap();
     let label = exp["true_label"].as_u64().unwrap() as usize;
     assert_eq!(r.outputs[0].argmax.as_ref().unwrap().quantized, label);
 }
@@ -74,14 +88,24 @@ fn batchnorm_is_folded_into_the_preceding_conv() {
     let inputs = load_input(&i, &model).unwrap();
     let float = model.run_float(&inputs).unwrap();
     let qm = quantize(&model, &inputs, &float, &QuantConfig::default()).unwrap();
-    assert!(qm.nodes.iter().any(|n| n.origin == "conv+bn" && n.op.name() == "conv"));
+    assert!(
+        qm.nodes
+            .iter()
+            .any(|n| n.origin == "conv+bn" && n.op.name() == "conv")
+    );
     assert!(!qm.nodes.iter().any(|n| n.origin == "bn"));
 }
 
 #[test]
 fn run_json_has_the_stable_keys() {
     let (m, i, _) = sample("digits");
-    let out = zkreceipt(&["run", m.to_str().unwrap(), "--input", i.to_str().unwrap(), "--json"]);
+    let out = zkreceipt(&[
+        "run",
+        m.to_str().unwrap(),
+        "--input",
+        i.to_str().unwrap(),
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc = stdout_json(&out);
     let o = &doc["outputs"][0];
@@ -90,9 +114,22 @@ fn run_json_has_the_stable_keys() {
     assert_eq!(o["float"].as_array().unwrap().len(), 10);
     assert_eq!(o["quantized"].as_array().unwrap().len(), 10);
     let layers = doc["layers"].as_array().unwrap();
-    assert_eq!(layers.iter().map(|l| l["node"].as_str().unwrap()).collect::<Vec<_>>(), ["input", "fc0", "act0", "fc1"]);
+    assert_eq!(
+        layers
+            .iter()
+            .map(|l| l["node"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["input", "fc0", "act0", "fc1"]
+    );
     for l in layers {
-        for k in ["max_abs_error", "max_rel_error", "local_abs_error", "range", "scale", "headroom_bits"] {
+        for k in [
+            "max_abs_error",
+            "max_rel_error",
+            "local_abs_error",
+            "range",
+            "scale",
+            "headroom_bits",
+        ] {
             assert!(!l[k].is_null(), "layer key {k}");
         }
     }
@@ -104,7 +141,10 @@ fn run_report_shows_scores_argmax_and_layers() {
     let out = zkreceipt(&["run", m.to_str().unwrap(), "--input", i.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("argmax    float 2 · quantized 2 · agree"), "{text}");
+    assert!(
+        text.contains("argmax    float 2 · quantized 2 · agree"),
+        "{text}"
+    );
     assert!(text.contains("per-node error"));
     assert!(text.contains("◀ enters"));
 }
@@ -117,5 +157,8 @@ fn quantization_is_deterministic() {
     let float = model.run_float(&inputs).unwrap();
     let a = quantize(&model, &inputs, &float, &QuantConfig::default()).unwrap();
     let b = quantize(&model, &inputs, &float, &QuantConfig::default()).unwrap();
-    assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+    assert_eq!(
+        serde_json::to_string(&a).unwrap(),
+        serde_json::to_string(&b).unwrap()
+    );
 }

@@ -1948,12 +1948,20 @@ mod tests {
         assert_eq!(rescale(-6, 4), -1); // -1.5
         assert_eq!(rescale(4, 3), 1); // 1.33
         assert_eq!(rescale(5, 3), 2); // 1.67
-        assert_eq!(rescale(i64::MAX, 1 << 20), (i64::MAX as i128 + (1 << 19)).div_euclid(1 << 20) as i64);
+        assert_eq!(
+            rescale(i64::MAX, 1 << 20),
+            (i64::MAX as i128 + (1 << 19)).div_euclid(1 << 20) as i64
+        );
     }
 
     #[test]
     fn linear_and_conv_compute_dot_products() {
-        let op = QOp::Linear { k: 2, n: 2, weight: vec![1, 2, 3, 4], bias: Some(vec![10, 20]) };
+        let op = QOp::Linear {
+            k: 2,
+            n: 2,
+            weight: vec![1, 2, 3, 4],
+            bias: Some(vec![10, 20]),
+        };
         let y = eval_op(&op, &[&t(&[1, 2], &[5, 6])], &[1, 2]).unwrap();
         assert_eq!(y.data, vec![5 + 18 + 10, 10 + 24 + 20]);
         // 1 channel 3×3 input, 2×2 kernel, stride 1, pad 1 on the leading edges.
@@ -1976,27 +1984,56 @@ mod tests {
     #[test]
     fn pools_ignore_padding() {
         let x = t(&[1, 1, 2, 2], &[-5, -6, -7, -8]);
-        let mp = QOp::MaxPool { kernel: vec![2, 2], strides: vec![1, 1], pads_begin: vec![1, 1], dilations: vec![1, 1] };
+        let mp = QOp::MaxPool {
+            kernel: vec![2, 2],
+            strides: vec![1, 1],
+            pads_begin: vec![1, 1],
+            dilations: vec![1, 1],
+        };
         let y = eval_op(&mp, &[&x], &[1, 1, 3, 3]).unwrap();
         assert_eq!(y.data, vec![-5, -5, -6, -5, -5, -6, -7, -7, -8]);
-        let sp = QOp::SumPool { kernel: vec![2, 2], strides: vec![2, 2], pads_begin: vec![0, 0] };
+        let sp = QOp::SumPool {
+            kernel: vec![2, 2],
+            strides: vec![2, 2],
+            pads_begin: vec![0, 0],
+        };
         assert_eq!(eval_op(&sp, &[&x], &[1, 1, 1, 1]).unwrap().data, vec![-26]);
     }
 
     #[test]
     fn overflow_and_table_range_are_errors_not_wraps() {
-        let op = QOp::Linear { k: 1, n: 1, weight: vec![i64::MAX], bias: None };
+        let op = QOp::Linear {
+            k: 1,
+            n: 1,
+            weight: vec![i64::MAX],
+            bias: None,
+        };
         let e = eval_op(&op, &[&t(&[1, 1], &[4])], &[1, 1]).unwrap_err();
         assert!(e.contains("overflows"), "{e}");
-        let tab = QOp::Table { func: TableFn::Sigmoid, in_scale: 4, out_scale: 8, lo: -16, hi: 16 };
-        assert_eq!(eval_op(&tab, &[&t(&[1], &[0])], &[1]).unwrap().data, vec![128]);
+        let tab = QOp::Table {
+            func: TableFn::Sigmoid,
+            in_scale: 4,
+            out_scale: 8,
+            lo: -16,
+            hi: 16,
+        };
+        assert_eq!(
+            eval_op(&tab, &[&t(&[1], &[0])], &[1]).unwrap().data,
+            vec![128]
+        );
         let e = eval_op(&tab, &[&t(&[1], &[17])], &[1]).unwrap_err();
-        assert!(e.contains("outside the Sigmoid table range [-16, 16]"), "{e}");
+        assert!(
+            e.contains("outside the Sigmoid table range [-16, 16]"),
+            "{e}"
+        );
     }
 
     #[test]
     fn leaky_relu_keeps_positives_exact_after_rescale() {
-        let op = QOp::LeakyRelu { alpha: 26, shift: 8 }; // alpha ≈ 0.1 at 2^8
+        let op = QOp::LeakyRelu {
+            alpha: 26,
+            shift: 8,
+        }; // alpha ≈ 0.1 at 2^8
         let y = eval_op(&op, &[&t(&[2], &[100, -100])], &[2]).unwrap();
         assert_eq!(y.data, vec![100 << 8, -2600]);
         assert_eq!(rescale(y.data[0], 256), 100);
@@ -2005,8 +2042,14 @@ mod tests {
 
     #[test]
     fn reshape_targets_follow_onnx() {
-        assert_eq!(reshape_target(&[2, 3, 4], &[0.0, -1.0], false).unwrap(), vec![2, 12]);
-        assert_eq!(reshape_target(&[2, 3, 4], &[4.0, 6.0], false).unwrap(), vec![4, 6]);
+        assert_eq!(
+            reshape_target(&[2, 3, 4], &[0.0, -1.0], false).unwrap(),
+            vec![2, 12]
+        );
+        assert_eq!(
+            reshape_target(&[2, 3, 4], &[4.0, 6.0], false).unwrap(),
+            vec![4, 6]
+        );
         assert!(reshape_target(&[2, 3, 4], &[5.0, -1.0], false).is_err());
     }
 }

@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::model::{Model, dims_str, input::load_input};
 use crate::quantize::report::{RunReport, analyze};
 use crate::quantize::{QuantConfig, quantize};
+use crate::receipt::{Folder, ProofRng, prove_folder, verify_folder};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -50,6 +51,53 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Prove a model's quantized inference on an input and write a receipt folder: model.onnx,
+    /// input.json, quantized.json, circuit.json, vk.txt, proof.bin, receipt.json.
+    Prove {
+        /// The ONNX model.
+        model: PathBuf,
+        /// Input JSON: {"input_data": [[...]]}, one flattened array per graph input.
+        #[arg(long)]
+        input: PathBuf,
+        /// The receipt folder to write (written under a temporary name, renamed when complete;
+        /// an existing receipt folder there is replaced).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        quant: QuantArgs,
+        /// Seed the prover's randomness (reproducible proofs for demos and tests; such a proof
+        /// is sound but not zero-knowledge). Default: the OS random source.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print one JSON document instead of the report.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify a receipt folder: re-derive the verifier key from quantized.json and circuit.json,
+    /// check it against vk.txt and the receipt, and check the proof against the public input and
+    /// output the receipt shows. Exit 0 verified, 1 rejected, 3 unreadable.
+    Verify {
+        /// The receipt folder, or its receipt.json.
+        receipt: PathBuf,
+        /// Print one JSON document instead of the report.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure the chain on models (default: the bundled samples): k, rows, columns, keygen,
+    /// prove and verify seconds, proof bytes, peak memory, error.
+    Bench {
+        /// ONNX models, each followed by its --input.
+        models: Vec<PathBuf>,
+        /// Input JSON for each model, in the same order.
+        #[arg(long)]
+        input: Vec<PathBuf>,
+        /// Runs per model; prove and verify report the median.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Print one JSON document instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Quantization settings.
@@ -78,7 +126,7 @@ impl QuantArgs {
     }
 }
 
-fn print_json<T: Serialize>(v: &T) {
+pub fn print_json<T: Serialize>(v: &T) {
     let mut out = std::io::stdout().lock();
     let _ = serde_json::to_writer_pretty(&mut out, v);
     let _ = writeln!(out);
@@ -94,7 +142,138 @@ pub fn run(cli: Cli) -> Result<i32> {
             quant,
             json,
         } => cmd_run(&model, &input, &quant.config(), json),
+        Command::Prove {
+            model,
+            input,
+            out,
+            quant,
+            seed,
+            json,
+        } => cmd_prove(&model, &input, &out, &quant.config(), seed, json),
+        Command::Verify { receipt, json } => cmd_verify(&receipt, json),
+        Command::Bench {
+            models,
+            input,
+            runs,
+            json,
+        } => crate::bench::cmd_bench(&models, &input, runs, json),
     }
+}
+
+/// Progress on stderr: elapsed seconds and the stage.
+pub fn stderr_progress() -> impl FnMut(&str) {
+    let start = std::time::Instant::now();
+    move |stage: &str| eprintln!("[{:>6.1}s] {stage}", start.elapsed().as_secs_f64())
+}
+
+fn cmd_prove(
+    model: &std::path::Path,
+    input: &std::path::Path,
+    out: &std::path::Path,
+    cfg: &QuantConfig,
+    seed: Option<u64>,
+    json: bool,
+) -> Result<i32> {
+    let rng = seed.map_or(ProofRng::Os, ProofRng::Seeded);
+    let mut progress = stderr_progress();
+    let p = prove_folder(model, input, out, cfg, rng, &mut progress)?;
+    let r = &p.receipt;
+    if json {
+        print_json(&json!({
+            "out": p.dir,
+            "receipt": r,
+            "circuit": {
+                "k": p.circuit.k,
+                "rows": p.circuit.rows,
+                "advice_columns": p.circuit.advice_columns,
+                "lanes": p.circuit.layout.lanes,
+            },
+            "timings": p.timings,
+        }));
+        return Ok(0);
+    }
+    println!("receipt   {}", p.dir.display());
+    println!("statement {}", r.statement);
+    println!(
+        "circuit   k={} · {} rows used of {} · {} advice columns ({} lanes) · {} lookup table rows",
+        p.circuit.k,
+        p.circuit.rows,
+        1u64 << p.circuit.k,
+        p.circuit.advice_columns,
+        p.circuit.layout.lanes,
+        p.circuit.table_rows
+    );
+    println!("vk        sha256 {}", r.verifier.vk_sha256);
+    println!(
+        "proof     {} bytes · sha256 {}",
+        r.proof.bytes, r.proof.sha256
+    );
+    let t = &p.timings;
+    println!(
+        "time      params {:.2}s · keygen {:.2}s · prove {:.2}s · verify {:.3}s",
+        t.params_s, t.keygen_s, t.prove_s, t.verify_s
+    );
+    for o in &r.output {
+        let shown: Vec<String> = o
+            .floats
+            .iter()
+            .take(10)
+            .map(|x| format!("{x:.4}"))
+            .collect();
+        println!(
+            "output    `{}` {:?}: [{}{}]",
+            o.name,
+            o.shape,
+            shown.join(", "),
+            if o.floats.len() > 10 { ", …" } else { "" }
+        );
+    }
+    println!(
+        "error     max abs {:.3e} vs float (tract){}",
+        r.quantization.max_abs_error,
+        match r.quantization.argmax_agree {
+            Some(true) => " · argmax agrees",
+            Some(false) => " · argmax DISAGREES",
+            None => "",
+        }
+    );
+    Ok(0)
+}
+
+fn cmd_verify(path: &std::path::Path, json: bool) -> Result<i32> {
+    let folder = Folder::load(path)?;
+    let mut progress = stderr_progress();
+    let v = verify_folder(&folder, &mut progress)?;
+    let code = if v.verified { 0 } else { 1 };
+    if json {
+        print_json(&v);
+        return Ok(code);
+    }
+    for c in &v.checks {
+        println!(
+            "  {} {}{}",
+            if c.holds { "✓" } else { "✗" },
+            c.name,
+            c.detail
+                .as_ref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
+        );
+    }
+    if v.verified {
+        println!(
+            "verified  k={} · vk {} · proof checked in {:.3}s",
+            v.k,
+            short(&v.vk_sha256),
+            v.verify_s
+        );
+    } else {
+        println!(
+            "REJECTED  {}",
+            v.reason.as_deref().unwrap_or("verification failed")
+        );
+    }
+    Ok(code)
 }
 
 fn short(h: &str) -> &str {

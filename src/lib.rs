@@ -1,13 +1,18 @@
 //! zkreceipt: make zkML inference proofs inspectable.
 //!
 //! The receipt chain, one module per stage:
-//! float ONNX ([`model`]) → quantized model ([`quantize`]) → circuit → verifier key → proof → receipt.
+//! float ONNX ([`model`]) → quantized model ([`quantize`]) → circuit ([`circuit`]) → verifier key and proof
+//! ([`proof`]) → receipt ([`receipt`]).
 //! The stages never depend on the user interface ([`cli`]).
 
+pub mod bench;
+pub mod circuit;
 pub mod cli;
 pub mod error;
 pub mod model;
+pub mod proof;
 pub mod quantize;
+pub mod receipt;
 pub mod tensor;
 
 pub use error::{Error, Result};

@@ -1,0 +1,227 @@
+//! `zkreceipt bench`: the numbers of design.md §7 for our own chain, per model.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::cli::{print_json, print_table, stderr_progress};
+use crate::error::{Error, Result};
+use crate::proof;
+use crate::quantize::QuantConfig;
+use crate::receipt::build_chain;
+
+/// One model's figures. The keys are stable (design.md §2).
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchRow {
+    pub name: String,
+    pub k: u32,
+    pub rows: usize,
+    pub advice_columns: usize,
+    pub lanes: usize,
+    /// Seconds to make the parameters for k, or to read them when cached (`params_cached`).
+    pub params_s: f64,
+    pub params_cached: bool,
+    /// Verifier and proving keys from the parameters.
+    pub keygen_s: f64,
+    /// Median over the runs.
+    pub prove_s: f64,
+    /// Median over the runs: the proof check alone, with the key in memory.
+    pub verify_s: f64,
+    pub proof_bytes: usize,
+    /// Peak resident memory while this model ran (the process's high-water mark, reset per model
+    /// where the kernel allows it).
+    pub peak_rss_mib: f64,
+    /// Largest |circuit output − float output (tract)|.
+    pub max_abs_error: f64,
+    pub runs: usize,
+}
+
+/// The bundled samples, when no model is named.
+fn default_models() -> Vec<(PathBuf, PathBuf)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    let dir = if dir.is_dir() {
+        dir
+    } else {
+        PathBuf::from("samples")
+    };
+    ["digits", "mlp", "cnn", "sigmoid"]
+        .iter()
+        .map(|n| {
+            (
+                dir.join(n).join("model.onnx"),
+                dir.join(n).join("input.json"),
+            )
+        })
+        .collect()
+}
+
+/// Peak RSS of this process in MiB (Linux `VmHWM`).
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kib| kib / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// Reset the peak-RSS mark so the next model's peak is its own (Linux ≥ 4.0; else the mark
+/// stays the process's peak so far).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn name_of(model: &Path) -> String {
+    let stem = model
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("model");
+    match model
+        .parent()
+        .and_then(|p| p.file_name())
+        .and_then(|s| s.to_str())
+    {
+        Some(dir) if stem == "model" || stem == "network" => dir.to_string(),
+        _ => stem.to_string(),
+    }
+}
+
+/// Measure one model.
+pub fn bench_model(model: &Path, input: &Path, runs: usize) -> Result<BenchRow> {
+    reset_peak_rss();
+    let mut progress = stderr_progress();
+    progress(&format!("{}: quantize and compile", model.display()));
+    let chain = build_chain(model, input, &QuantConfig::default())?;
+    let info = &chain.compiled.info;
+    let t = Instant::now();
+    let (params, made_s) = proof::params(info.k, &mut progress)?;
+    let params_cached = made_s == 0.0;
+    let params_s = if params_cached {
+        t.elapsed().as_secs_f64()
+    } else {
+        made_s
+    };
+    progress("keygen");
+    let t = Instant::now();
+    let (vk, pk) = proof::keygen(&params, &chain.compiled.circuit)?;
+    let keygen_s = t.elapsed().as_secs_f64();
+    let instance = chain
+        .compiled
+        .circuit
+        .instance()
+        .ok_or_else(|| Error::invalid(model.display(), "the circuit has no witness"))?;
+    let (mut prove_s, mut verify_s, mut proof_bytes) = (vec![], vec![], 0);
+    for run in 0..runs.max(1) {
+        progress(&format!("prove (run {})", run + 1));
+        let rng = crate::receipt::ProofRng::Os;
+        let t = Instant::now();
+        let p = proof::prove(&params, &pk, &chain.compiled.circuit, &instance, rng.rng()?)?;
+        prove_s.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        proof::verify(&params, &vk.vk, &instance, &p)
+            .map_err(|e| Error::invalid(model.display(), format!("proof does not verify: {e}")))?;
+        verify_s.push(t.elapsed().as_secs_f64());
+        proof_bytes = p.len();
+    }
+    Ok(BenchRow {
+        name: name_of(model),
+        k: info.k,
+        rows: info.rows,
+        advice_columns: info.advice_columns,
+        lanes: info.layout.lanes,
+        params_s,
+        params_cached,
+        keygen_s,
+        prove_s: median(prove_s),
+        verify_s: median(verify_s),
+        proof_bytes,
+        peak_rss_mib: peak_rss_mib(),
+        max_abs_error: chain
+            .report
+            .outputs
+            .iter()
+            .map(|o| o.max_abs_error)
+            .fold(0.0, f64::max),
+        runs: runs.max(1),
+    })
+}
+
+pub fn cmd_bench(models: &[PathBuf], inputs: &[PathBuf], runs: usize, json: bool) -> Result<i32> {
+    let pairs: Vec<(PathBuf, PathBuf)> = if models.is_empty() {
+        if !inputs.is_empty() {
+            return Err(Error::invalid("--input", "given without a model"));
+        }
+        default_models()
+    } else if models.len() != inputs.len() {
+        return Err(Error::invalid(
+            "bench",
+            format!(
+                "{} models but {} --input files: give one --input per model, in order",
+                models.len(),
+                inputs.len()
+            ),
+        ));
+    } else {
+        models.iter().cloned().zip(inputs.iter().cloned()).collect()
+    };
+    let mut rows = vec![];
+    for (m, i) in &pairs {
+        rows.push(bench_model(m, i, runs)?);
+    }
+    if json {
+        print_json(&serde_json::json!({ "models": rows }));
+        return Ok(0);
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.name.clone(),
+                r.k.to_string(),
+                r.rows.to_string(),
+                format!("{} ({} lanes)", r.advice_columns, r.lanes),
+                format!(
+                    "{:.2}{}",
+                    r.params_s,
+                    if r.params_cached { " (cached)" } else { "" }
+                ),
+                format!("{:.2}", r.keygen_s),
+                format!("{:.2}", r.prove_s),
+                format!("{:.3}", r.verify_s),
+                r.proof_bytes.to_string(),
+                format!("{:.0}", r.peak_rss_mib),
+                format!("{:.1e}", r.max_abs_error),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "model",
+            "k",
+            "rows",
+            "advice",
+            "params s",
+            "keygen s",
+            "prove s",
+            "verify s",
+            "proof B",
+            "peak MiB",
+            "max abs err",
+        ],
+        &table,
+    );
+    println!(
+        "  prove and verify: median of {} run(s); verify is the proof check with the key in memory",
+        runs.max(1)
+    );
+    Ok(0)
+}

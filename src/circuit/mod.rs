@@ -1,0 +1,636 @@
+//! Stage 3 of the chain: the quantized model as one halo2 circuit (PLONKish, over the Pasta
+//! field).
+//!
+//! `plan` turns the quantized graph into steps over cells; `chips` owns the gates; this module
+//! lays the plan out in named regions (one per quantized node) and describes the result
+//! (`circuit.json`).
+//!
+//! `Circuit::configure` takes no parameters, yet the column layout depends on the model (lane
+//! count, whether it needs lookup tables). The layout is carried in a thread-local set around every
+//! call into halo2 ([`with_layout`]); it is part of the circuit description, so the verifier
+//! re-derives the same key.
+
+pub mod chips;
+pub mod plan;
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use halo2_proofs::circuit::{Layouter, SimpleFloorPlanner, Value};
+use halo2_proofs::pasta::Fp;
+use halo2_proofs::plonk::{Circuit, ConstraintSystem, Error};
+use serde::{Deserialize, Serialize};
+
+use chips::{
+    ACell, Columns, DotChip, DotConfig, DotInstructions, DotRow, MulChip, MulConfig, TableChip,
+    TableConfig, fe,
+};
+use plan::{CellId, Plan, Step, TableSpec};
+
+use crate::quantize::QuantizedModel;
+use crate::tensor::Tensor;
+
+/// Version of the circuit format (`circuit.json`) and of the gate layout.
+pub const CIRCUIT_FORMAT: u32 = 1;
+/// The halo2_proofs version the circuit is built with (pinned in Cargo.toml).
+pub const HALO2_VERSION: &str = "0.4.1";
+/// Default number of lanes (multiply-adds per row).
+pub const DEFAULT_LANES: usize = 16;
+
+/// What `configure` needs to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layout {
+    pub lanes: usize,
+    pub lookups: bool,
+}
+
+thread_local! {
+    static LAYOUT: Cell<Layout> = const { Cell::new(Layout { lanes: DEFAULT_LANES, lookups: false }) };
+}
+
+/// Run `f` (keygen, proving, verifying, MockProver) with `layout` as the circuit's column layout.
+pub fn with_layout<R>(layout: Layout, f: impl FnOnce() -> R) -> R {
+    let prev = LAYOUT.with(|l| l.replace(layout));
+    let r = f();
+    LAYOUT.with(|l| l.set(prev));
+    r
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    dot: DotConfig,
+    mul: MulConfig,
+    table: Option<TableConfig>,
+}
+
+/// How a cell assignment gets its value, for the soundness tests: a fresh cell is chosen by the
+/// prover and bound by its row's gate; a copy is bound to an earlier cell (or the instance) by
+/// the permutation argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Occurrence {
+    Fresh,
+    Copy,
+    /// A fresh cell in a lookup row: bound by the lookup argument.
+    FreshLookup,
+}
+
+/// The model circuit: the plan (structure, and the witness when proving).
+#[derive(Clone)]
+pub struct ModelCircuit {
+    pub plan: Arc<Plan>,
+    /// Test hook: add `delta` to the value of assignment number `index` (see [`occurrences`]).
+    pub tamper: Option<(usize, i128)>,
+}
+
+impl ModelCircuit {
+    pub fn new(plan: Plan) -> Self {
+        ModelCircuit {
+            plan: Arc::new(plan),
+            tamper: None,
+        }
+    }
+
+    pub fn layout(&self) -> Layout {
+        Layout {
+            lanes: self.plan.lanes,
+            lookups: !self.plan.tables.is_empty(),
+        }
+    }
+
+    /// The public instance column: inputs then outputs.
+    pub fn instance(&self) -> Option<Vec<Fp>> {
+        self.plan
+            .instance
+            .as_ref()
+            .map(|v| v.iter().map(|&x| fe(x)).collect())
+    }
+}
+
+/// Every advice assignment of a plan, in synthesis order, and how it is bound.
+pub fn occurrences(plan: &Plan) -> Vec<Occurrence> {
+    let mut seen = vec![false; plan.values.len()];
+    let mut out = vec![];
+    fn use_cell(seen: &mut [bool], c: CellId, out: &mut Vec<Occurrence>) {
+        out.push(if seen[c] {
+            Occurrence::Copy
+        } else {
+            Occurrence::Fresh
+        });
+        seen[c] = true;
+    }
+    for (_, s) in &plan.steps {
+        match s {
+            Step::Input { cells } => {
+                for &(c, _) in cells {
+                    out.push(Occurrence::Copy);
+                    seen[c] = true;
+                }
+            }
+            Step::Dot { terms, out: o, .. } => {
+                let rows = plan.step_rows(s);
+                for r in 0..rows {
+                    let chunk = &terms[(r * plan.lanes).min(terms.len())
+                        ..((r + 1) * plan.lanes).min(terms.len())];
+                    for &(c, _) in chunk {
+                        use_cell(&mut seen, c, &mut out);
+                    }
+                    if r + 1 < rows {
+                        out.push(Occurrence::Fresh);
+                    } else {
+                        use_cell(&mut seen, *o, &mut out);
+                    }
+                }
+            }
+            Step::Mul { a, b, out: o } => {
+                use_cell(&mut seen, *a, &mut out);
+                use_cell(&mut seen, *b, &mut out);
+                use_cell(&mut seen, *o, &mut out);
+            }
+            Step::Lookup { x, out: o, .. } => {
+                use_cell(&mut seen, *x, &mut out);
+                out.push(if seen[*o] {
+                    Occurrence::Copy
+                } else {
+                    Occurrence::FreshLookup
+                });
+                seen[*o] = true;
+            }
+            Step::Equal { .. } | Step::Output { .. } => {}
+        }
+    }
+    out
+}
+
+impl Circuit<Fp> for ModelCircuit {
+    type Config = Config;
+    type FloorPlanner = SimpleFloorPlanner;
+
+    fn without_witnesses(&self) -> Self {
+        let mut p = (*self.plan).clone();
+        p.values.iter_mut().for_each(|v| *v = None);
+        p.instance = None;
+        ModelCircuit {
+            plan: Arc::new(p),
+            tamper: None,
+        }
+    }
+
+    fn configure(meta: &mut ConstraintSystem<Fp>) -> Config {
+        let layout = LAYOUT.with(|l| l.get());
+        let cols = Columns::configure(meta, layout.lanes);
+        let dot = DotChip::configure(meta, &cols);
+        let mul = MulChip::configure(meta, &cols);
+        let table = layout.lookups.then(|| TableChip::configure(meta, &cols));
+        Config { dot, mul, table }
+    }
+
+    fn synthesize(&self, config: Config, mut layouter: impl Layouter<Fp>) -> Result<(), Error> {
+        let plan = &*self.plan;
+        if let Some(t) = &config.table {
+            load_tables(t, &plan.tables, &mut layouter)?;
+        }
+        let dot = DotChip {
+            config: config.dot.clone(),
+        };
+        let mul = MulChip {
+            config: config.mul.clone(),
+        };
+        let table = config.table.clone().map(|c| TableChip { config: c });
+        let cols = &config.dot.cols;
+        let mut assigned: Vec<Option<ACell>> = vec![None; plan.values.len()];
+        let mut occ = 0usize;
+        let mut outputs: Vec<(CellId, usize)> = vec![];
+
+        // Group steps into one region per quantized node, in plan order.
+        let mut i = 0;
+        while i < plan.steps.len() {
+            let node = plan.steps[i].0;
+            let mut j = i;
+            while j < plan.steps.len() && plan.steps[j].0 == node {
+                j += 1;
+            }
+            let steps = &plan.steps[i..j];
+            let name = node_region_name(plan, node, steps);
+            let start_occ = occ;
+            let (local, used) = layouter.assign_region(
+                || name.clone(),
+                |mut region| {
+                    let mut local: HashMap<CellId, ACell> = HashMap::new();
+                    let mut occ = start_occ;
+                    let mut offset = 0;
+                    let value = |c: CellId, o: usize| -> Value<Fp> {
+                        let mut v = plan.values[c].map(fe);
+                        if let Some((idx, delta)) = self.tamper
+                            && idx == o
+                        {
+                            v = v.map(|x| x + fe(delta));
+                        }
+                        v.map(Value::known).unwrap_or_else(Value::unknown)
+                    };
+                    // Place cell `c` at (col, offset): fresh the first time, else a copy.
+                    let put = |region: &mut halo2_proofs::circuit::Region<'_, Fp>,
+                               local: &mut HashMap<CellId, ACell>,
+                               col: halo2_proofs::plonk::Column<halo2_proofs::plonk::Advice>,
+                               offset: usize,
+                               c: CellId,
+                               occ: &mut usize|
+                     -> Result<ACell, Error> {
+                        let a = region.assign_advice(|| "cell", col, offset, || value(c, *occ))?;
+                        *occ += 1;
+                        if let Some(prev) = local.get(&c).or(assigned[c].as_ref()) {
+                            region.constrain_equal(prev.cell(), a.cell())?;
+                        } else {
+                            local.insert(c, a.clone());
+                        }
+                        Ok(a)
+                    };
+                    let mut outs = vec![];
+                    for (_, s) in steps {
+                        match s {
+                            Step::Input { cells } => {
+                                for (k, &(c, row)) in cells.iter().enumerate() {
+                                    let (r, l) = (k / plan.lanes, k % plan.lanes);
+                                    let a = region.assign_advice_from_instance(
+                                        || "input",
+                                        cols.instance,
+                                        row,
+                                        cols.lanes[l],
+                                        offset + r,
+                                    )?;
+                                    if let Some((idx, delta)) = self.tamper
+                                        && idx == occ
+                                    {
+                                        // Overwrite the copied input with a different value.
+                                        let v = a.value().map(|x| *x + fe(delta));
+                                        let b = region.assign_advice(
+                                            || "input",
+                                            cols.lanes[l],
+                                            offset + r,
+                                            || v,
+                                        )?;
+                                        local.insert(c, b);
+                                    } else {
+                                        local.insert(c, a);
+                                    }
+                                    occ += 1;
+                                }
+                                offset += cells.len().div_ceil(plan.lanes);
+                            }
+                            Step::Dot {
+                                terms,
+                                c,
+                                bits,
+                                out,
+                            } => {
+                                let rows = terms.len().max(1).div_ceil(plan.lanes);
+                                let mut acc_val: Option<i128> = Some(*c);
+                                let mut dot_rows = vec![];
+                                for r in 0..rows {
+                                    let chunk = &terms[(r * plan.lanes).min(terms.len())
+                                        ..((r + 1) * plan.lanes).min(terms.len())];
+                                    for (l, &(cell, w)) in chunk.iter().enumerate() {
+                                        put(
+                                            &mut region,
+                                            &mut local,
+                                            cols.lanes[l],
+                                            offset + r,
+                                            cell,
+                                            &mut occ,
+                                        )?;
+                                        acc_val =
+                                            acc_val.zip(plan.values[cell]).map(|(a, v)| a + v * w);
+                                    }
+                                    for &lane in &cols.lanes[chunk.len()..] {
+                                        region.assign_advice(
+                                            || "pad",
+                                            lane,
+                                            offset + r,
+                                            || Value::known(Fp::zero()),
+                                        )?;
+                                    }
+                                    dot_rows.push(DotRow {
+                                        weights: chunk.iter().map(|&(_, w)| w).collect(),
+                                        c: if r == 0 { *c } else { 0 },
+                                        first: r == 0,
+                                    });
+                                    if r + 1 < rows {
+                                        // Running sum: a fresh cell bound by the next row's gate.
+                                        let mut v = acc_val.map(fe);
+                                        if let Some((idx, delta)) = self.tamper
+                                            && idx == occ
+                                        {
+                                            v = v.map(|x| x + fe(delta));
+                                        }
+                                        region.assign_advice(
+                                            || "partial sum",
+                                            cols.acc,
+                                            offset + r,
+                                            || v.map(Value::known).unwrap_or_else(Value::unknown),
+                                        )?;
+                                        occ += 1;
+                                    } else {
+                                        put(
+                                            &mut region,
+                                            &mut local,
+                                            cols.acc,
+                                            offset + r,
+                                            *out,
+                                            &mut occ,
+                                        )?;
+                                    }
+                                }
+                                dot.dot_rows(&mut region, offset, &dot_rows, *bits)?;
+                                offset += rows;
+                            }
+                            Step::Mul { a, b, out } => {
+                                put(&mut region, &mut local, cols.lanes[0], offset, *a, &mut occ)?;
+                                put(&mut region, &mut local, cols.lanes[1], offset, *b, &mut occ)?;
+                                put(&mut region, &mut local, cols.acc, offset, *out, &mut occ)?;
+                                mul.enable(&mut region, offset)?;
+                                offset += 1;
+                            }
+                            Step::Lookup { table: id, x, out } => {
+                                put(&mut region, &mut local, cols.lanes[0], offset, *x, &mut occ)?;
+                                put(&mut region, &mut local, cols.acc, offset, *out, &mut occ)?;
+                                table.as_ref().ok_or(Error::Synthesis)?.enable(
+                                    &mut region,
+                                    offset,
+                                    *id,
+                                )?;
+                                offset += 1;
+                            }
+                            Step::Equal { a, b } => {
+                                let ca = local
+                                    .get(a)
+                                    .or(assigned[*a].as_ref())
+                                    .ok_or(Error::Synthesis)?
+                                    .cell();
+                                let cb = local
+                                    .get(b)
+                                    .or(assigned[*b].as_ref())
+                                    .ok_or(Error::Synthesis)?
+                                    .cell();
+                                region.constrain_equal(ca, cb)?;
+                            }
+                            Step::Output { cell, row } => outs.push((*cell, *row)),
+                        }
+                    }
+                    Ok((local, (occ, outs)))
+                },
+            )?;
+            for (c, a) in local {
+                assigned[c] = Some(a);
+            }
+            occ = used.0;
+            outputs.extend(used.1);
+            i = j;
+        }
+        for (c, row) in outputs {
+            let cell = assigned[c].as_ref().ok_or(Error::Synthesis)?.cell();
+            layouter.constrain_instance(cell, cols.instance, row)?;
+        }
+        Ok(())
+    }
+}
+
+fn node_region_name(plan: &Plan, node: usize, steps: &[(usize, Step)]) -> String {
+    let _ = plan;
+    if node == usize::MAX {
+        if matches!(steps.first(), Some((_, Step::Input { .. }))) {
+            "inputs".into()
+        } else {
+            "outputs".into()
+        }
+    } else {
+        format!("node {node}")
+    }
+}
+
+fn load_tables(
+    cfg: &TableConfig,
+    tables: &[TableSpec],
+    layouter: &mut impl Layouter<Fp>,
+) -> Result<(), Error> {
+    layouter.assign_table(
+        || "lookup tables",
+        |mut t| {
+            let mut row = 0;
+            let mut put = |t: &mut halo2_proofs::circuit::Table<'_, Fp>,
+                           id: u64,
+                           x: i64,
+                           y: i64|
+             -> Result<(), Error> {
+                t.assign_cell(|| "id", cfg.t_id, row, || Value::known(Fp::from(id)))?;
+                t.assign_cell(|| "x", cfg.t_in, row, || Value::known(fe(x as i128)))?;
+                t.assign_cell(|| "y", cfg.t_out, row, || Value::known(fe(y as i128)))?;
+                row += 1;
+                Ok(())
+            };
+            put(&mut t, 0, 0, 0)?;
+            for spec in tables {
+                for (x, y) in spec.rows() {
+                    put(&mut t, spec.id, x, y)?;
+                }
+            }
+            Ok(())
+        },
+    )
+}
+
+/// Rows halo2 reserves at the end of every column for blinding (plus one), for our gate set.
+pub fn reserved_rows(layout: Layout) -> usize {
+    with_layout(layout, || {
+        let mut cs = ConstraintSystem::<Fp>::default();
+        let _ = ModelCircuit::configure(&mut cs);
+        cs.minimum_rows()
+    })
+}
+
+/// The circuit description (`circuit.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CircuitInfo {
+    pub format: u32,
+    pub zkreceipt_version: String,
+    pub halo2_proofs_version: String,
+    pub proof_system: String,
+    pub k: u32,
+    pub rows: usize,
+    pub table_rows: usize,
+    pub layout: Layout,
+    pub advice_columns: usize,
+    pub fixed_columns: usize,
+    pub instance_columns: usize,
+    pub lookups: usize,
+    pub gates: Vec<String>,
+    pub tables: Vec<TableSpec>,
+    pub activation_bits: u32,
+    pub public_inputs: usize,
+    pub public_outputs: usize,
+    /// Rows per quantized-model node (and for input/output), in evaluation order.
+    pub rows_per_node: Vec<NodeRows>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeRows {
+    pub node: String,
+    pub origin: String,
+    pub op: String,
+    pub rows: usize,
+}
+
+/// A compiled circuit: its description and plan.
+pub struct Compiled {
+    pub info: CircuitInfo,
+    pub circuit: ModelCircuit,
+}
+
+/// Why a model does not compile.
+#[derive(Debug, Clone)]
+pub struct CompileError {
+    pub node: String,
+    pub msg: String,
+}
+
+impl std::fmt::Display for CompileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "node `{}`: {}", self.node, self.msg)
+    }
+}
+
+/// The largest k we prove at (the cached parameters grow as 2^k).
+pub const MAX_K: u32 = 20;
+
+/// Lane counts the compiler chooses from.
+pub const LANE_CHOICES: [usize; 5] = [4, 8, 16, 32, 64];
+
+/// The smallest k whose 2^k rows hold the used rows, the tables and the public instance, plus
+/// halo2's reserved rows.
+fn k_for(rows: usize, table_rows: usize, instance: usize, layout: Layout) -> u32 {
+    let need = rows.max(table_rows).max(instance) + reserved_rows(layout);
+    (need.next_power_of_two().trailing_zeros()).max(4)
+}
+
+/// Compile a quantized model at the lane count that makes proving cheapest; with `witness` (the
+/// integer evaluator's value of every tensor) the circuit carries the assignment for proving.
+///
+/// Proving cost grows with committed columns × 2^k (design.md §7), so each lane count is
+/// scored by (lanes + 2)·2^k; the plan's steps do not depend on the lane count, only its rows.
+pub fn compile(
+    qm: &QuantizedModel,
+    witness: Option<&[Tensor<i64>]>,
+) -> Result<Compiled, CompileError> {
+    let mut p = plan::plan(qm, DEFAULT_LANES, None).map_err(|e| CompileError {
+        node: e.node,
+        msg: e.msg,
+    })?;
+    let lookups = !p.tables.is_empty();
+    let table_rows = if lookups { p.table_rows() } else { 0 };
+    let best = LANE_CHOICES
+        .iter()
+        .map(|&lanes| {
+            p.lanes = lanes;
+            let k = k_for(
+                p.rows(),
+                table_rows,
+                p.instance_len,
+                Layout { lanes, lookups },
+            );
+            ((lanes as u64 + 2) << k, lanes)
+        })
+        .min()
+        .map(|(_, l)| l)
+        .unwrap_or(DEFAULT_LANES);
+    compile_with_lanes(qm, best, witness)
+}
+
+/// Compile with a given lane count (multiply-adds per row).
+pub fn compile_with_lanes(
+    qm: &QuantizedModel,
+    lanes: usize,
+    witness: Option<&[Tensor<i64>]>,
+) -> Result<Compiled, CompileError> {
+    if !(1..=256).contains(&lanes) {
+        return Err(CompileError {
+            node: "model".into(),
+            msg: format!("lane count {lanes} is outside 1..=256"),
+        });
+    }
+    let plan = plan::plan(qm, lanes, witness).map_err(|e| CompileError {
+        node: e.node,
+        msg: e.msg,
+    })?;
+    let circuit = ModelCircuit::new(plan);
+    let layout = circuit.layout();
+    let plan = &circuit.plan;
+    let rows = plan.rows();
+    let table_rows = if plan.tables.is_empty() {
+        0
+    } else {
+        plan.table_rows()
+    };
+    let k = k_for(rows, table_rows, plan.instance_len, layout);
+    if k > MAX_K {
+        return Err(CompileError {
+            node: "model".into(),
+            msg: format!("needs 2^{k} rows ({rows} used), more than the 2^{MAX_K} supported"),
+        });
+    }
+    let (per, io) = plan.rows_per_node(qm.nodes.len());
+    let mut rows_per_node = vec![NodeRows {
+        node: "inputs/outputs".into(),
+        origin: "io".into(),
+        op: "io".into(),
+        rows: io,
+    }];
+    for (n, r) in qm.nodes.iter().zip(per) {
+        rows_per_node.push(NodeRows {
+            node: n.name.clone(),
+            origin: n.origin.clone(),
+            op: n.op.name().into(),
+            rows: r,
+        });
+    }
+    let gates = {
+        let mut g = vec![
+            "dot start".to_string(),
+            "dot chain".into(),
+            "bits".into(),
+            "mul".into(),
+        ];
+        if layout.lookups {
+            g.push("table lookup".into());
+        }
+        g
+    };
+    let n_in: usize = qm
+        .inputs
+        .iter()
+        .map(|&v| crate::tensor::numel(&qm.values[v].shape))
+        .sum();
+    let info = CircuitInfo {
+        format: CIRCUIT_FORMAT,
+        zkreceipt_version: env!("CARGO_PKG_VERSION").into(),
+        halo2_proofs_version: HALO2_VERSION.into(),
+        proof_system: "halo2 PLONKish, IPA over Pasta (Vesta), Blake2b transcript".into(),
+        k,
+        rows,
+        table_rows,
+        layout,
+        advice_columns: layout.lanes + 1,
+        // weights, the constant, and the three table columns; selectors come on top.
+        fixed_columns: layout.lanes + 1 + if layout.lookups { 3 } else { 0 },
+        instance_columns: 1,
+        lookups: usize::from(layout.lookups),
+        gates,
+        tables: plan.tables.clone(),
+        activation_bits: plan.activation_bits,
+        public_inputs: n_in,
+        public_outputs: plan.instance_len - n_in,
+        rows_per_node,
+    };
+    Ok(Compiled { info, circuit })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,782 @@
+//! The compiler's middle: a quantized model becomes a flat list of steps over numbered cells.
+//!
+//! Every step is one of a handful of row shapes that the chips in [`super::chips`] lay out (a dot
+//! product, a product of two cells, a table lookup, an equality). Row counts, k and the witness
+//! all come from this one plan, so the count that picks k is exactly what synthesis lays out, and
+//! the structure never depends on witness values (keygen sees the same circuit as the prover).
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::quantize::{QOp, QuantizedModel, TableFn, rescale, table_entry};
+use crate::tensor::{Tensor, broadcast_index_map, for_each_index, numel, strides};
+
+pub type CellId = usize;
+
+/// One step of the plan. A cell is assigned where it first appears (the prover chooses its
+/// value, and the step's gate constrains it); every later appearance is a copy, bound to the first
+/// by the permutation argument.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Graph inputs, read from the instance column into lanes (`lanes` per row).
+    Input { cells: Vec<(CellId, usize)> },
+    /// `out = c + Σ cell·weight` over as many rows as the terms need. With `bits`, every term
+    /// cell is also constrained to be 0 or 1.
+    Dot {
+        terms: Vec<(CellId, i128)>,
+        c: i128,
+        bits: bool,
+        out: CellId,
+    },
+    /// `out = a·b`.
+    Mul { a: CellId, b: CellId, out: CellId },
+    /// `(table, x, out)` is a row of lookup table `table`.
+    Lookup { table: u64, x: CellId, out: CellId },
+    /// `a == b` (both already assigned).
+    Equal { a: CellId, b: CellId },
+    /// The cell equals row `row` of the instance column (public output).
+    Output { cell: CellId, row: usize },
+}
+
+/// A lookup table of the circuit: all `(x, f(x))` for `lo ≤ x ≤ hi`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TableSpec {
+    pub id: u64,
+    pub func: TableFn,
+    pub in_scale: i32,
+    pub out_scale: i32,
+    pub lo: i64,
+    pub hi: i64,
+}
+
+impl TableSpec {
+    pub fn len(&self) -> usize {
+        (self.hi - self.lo + 1) as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hi < self.lo
+    }
+
+    pub fn rows(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        (self.lo..=self.hi).map(|x| (x, table_entry(self.func, x, self.in_scale, self.out_scale)))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub lanes: usize,
+    /// Signed bits every range-checked activation must fit.
+    pub activation_bits: u32,
+    /// (node index of the quantized model, step); inputs and outputs use `usize::MAX`.
+    pub steps: Vec<(usize, Step)>,
+    /// Witness value of every cell; None when planned without a witness (keygen, verifier).
+    pub values: Vec<Option<i128>>,
+    pub tables: Vec<TableSpec>,
+    /// Public inputs then public outputs, flattened, as integers.
+    pub instance: Option<Vec<i128>>,
+    pub instance_len: usize,
+}
+
+impl Plan {
+    /// Rows a step occupies.
+    pub fn step_rows(&self, s: &Step) -> usize {
+        match s {
+            Step::Input { cells } => cells.len().div_ceil(self.lanes),
+            Step::Dot { terms, .. } => terms.len().max(1).div_ceil(self.lanes),
+            Step::Mul { .. } | Step::Lookup { .. } => 1,
+            Step::Equal { .. } | Step::Output { .. } => 0,
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.steps.iter().map(|(_, s)| self.step_rows(s)).sum()
+    }
+
+    pub fn table_rows(&self) -> usize {
+        // One all-zero row for the disabled lookup, then every table.
+        1 + self.tables.iter().map(|t| t.len()).sum::<usize>()
+    }
+
+    /// Rows per quantized-model node.
+    pub fn rows_per_node(&self, nodes: usize) -> (Vec<usize>, usize) {
+        let mut per = vec![0; nodes];
+        let mut io = 0;
+        for (n, s) in &self.steps {
+            let r = self.step_rows(s);
+            if *n < nodes { per[*n] += r } else { io += r }
+        }
+        (per, io)
+    }
+}
+
+/// Why a model cannot be compiled.
+#[derive(Debug, Clone)]
+pub struct PlanError {
+    pub node: String,
+    pub msg: String,
+}
+
+type PResult<T> = Result<T, PlanError>;
+
+struct Builder<'a> {
+    qm: &'a QuantizedModel,
+    bits: u32,
+    values: Vec<Option<i128>>,
+    steps: Vec<(usize, Step)>,
+    node: usize,
+    /// Per value id, one cell per element (None until the value is computed).
+    cells: Vec<Option<Vec<CellId>>>,
+    /// Per value id, the sign cell of each element when known (1 iff ≥ 0), from a range check.
+    signs: HashMap<usize, Vec<CellId>>,
+    tables: Vec<TableSpec>,
+    zero: Option<CellId>,
+    witness: bool,
+    expected: Option<&'a [Tensor<i64>]>,
+}
+
+impl Builder<'_> {
+    fn err(&self, msg: impl Into<String>) -> PlanError {
+        let name = self
+            .qm
+            .nodes
+            .get(self.node)
+            .map(|n| n.origin.clone())
+            .unwrap_or_else(|| "io".into());
+        PlanError {
+            node: name,
+            msg: msg.into(),
+        }
+    }
+
+    fn cell(&mut self, v: Option<i128>) -> CellId {
+        self.values.push(v);
+        self.values.len() - 1
+    }
+
+    fn val(&self, c: CellId) -> Option<i128> {
+        self.values[c]
+    }
+
+    fn push(&mut self, s: Step) {
+        self.steps.push((self.node, s));
+    }
+
+    /// `c + Σ cell·w`; zero-weight terms are dropped (they would bind nothing).
+    fn dot(&mut self, terms: Vec<(CellId, i128)>, c: i128) -> CellId {
+        let terms: Vec<(CellId, i128)> = terms.into_iter().filter(|(_, w)| *w != 0).collect();
+        let v = if self.witness {
+            terms
+                .iter()
+                .try_fold(c, |acc, (cell, w)| self.val(*cell).map(|x| acc + x * w))
+        } else {
+            None
+        };
+        let out = self.cell(v);
+        self.push(Step::Dot {
+            terms,
+            c,
+            bits: false,
+            out,
+        });
+        out
+    }
+
+    fn equal(&mut self, a: CellId, b: CellId) {
+        self.push(Step::Equal { a, b });
+    }
+
+    /// Fresh bits of `v` (which must lie in `[0, 2^n)`), and `c + Σ b_j·2^j`.
+    fn bits(&mut self, v: Option<i128>, n: u32, c: i128) -> PResult<(CellId, Vec<CellId>)> {
+        if let Some(v) = v
+            && (v < 0 || v >= 1i128 << n)
+        {
+            return Err(self.err(format!(
+                "value {} is outside the {n}-bit range the circuit checks",
+                v + c
+            )));
+        }
+        let bits: Vec<CellId> = (0..n).map(|j| self.cell(v.map(|v| (v >> j) & 1))).collect();
+        let out = self.cell(v.map(|v| v + c));
+        let terms = bits
+            .iter()
+            .enumerate()
+            .map(|(j, &b)| (b, 1i128 << j))
+            .collect();
+        self.push(Step::Dot {
+            terms,
+            c,
+            bits: true,
+            out,
+        });
+        Ok((out, bits))
+    }
+
+    /// Prove `x ∈ [-2^(A-1), 2^(A-1))`; returns the sign cell (1 iff x ≥ 0).
+    fn signed_range(&mut self, x: CellId) -> PResult<CellId> {
+        let half = 1i128 << (self.bits - 1);
+        let (out, bits) = self.bits(self.val(x).map(|v| v + half), self.bits, -half)?;
+        self.equal(out, x);
+        Ok(bits[self.bits as usize - 1])
+    }
+
+    /// Prove `x ∈ [0, 2^A)`.
+    fn unsigned_range(&mut self, x: CellId) -> PResult<()> {
+        let (out, _) = self.bits(self.val(x), self.bits, 0)?;
+        self.equal(out, x);
+        Ok(())
+    }
+
+    /// `y = floor((x + floor(d/2)) / d)` with the remainder `r ∈ [0, d)` and `y` range-checked;
+    /// returns y and its sign cell.
+    fn rescale(&mut self, x: CellId, d: u64) -> PResult<(CellId, CellId)> {
+        let d128 = d as i128;
+        let m = 64 - (d - 1).leading_zeros(); // bits for r ∈ [0, d)
+        let yv = self.val(x).map(|v| rescale(v as i64, d) as i128);
+        let rv = self.val(x).zip(yv).map(|(x, y)| x + d128 / 2 - y * d128);
+        let (r, _) = self.bits(rv, m, 0)?;
+        if d128 != 1i128 << m {
+            // r < d as well: r + 2^m − d ∈ [0, 2^m).
+            let shift = (1i128 << m) - d128;
+            let (r2, _) = self.bits(rv.map(|r| r + shift), m, -shift)?;
+            self.equal(r2, r);
+        }
+        let half = 1i128 << (self.bits - 1);
+        let (y, ybits) = self.bits(yv.map(|y| y + half), self.bits, -half)?;
+        let chk = self.dot(vec![(y, d128), (r, 1)], -(d128 / 2));
+        self.equal(chk, x);
+        Ok((y, ybits[self.bits as usize - 1]))
+    }
+
+    fn mul(&mut self, a: CellId, b: CellId) -> CellId {
+        let v = self.val(a).zip(self.val(b)).map(|(a, b)| a * b);
+        let out = self.cell(v);
+        self.push(Step::Mul { a, b, out });
+        out
+    }
+
+    fn zero(&mut self) -> CellId {
+        if let Some(z) = self.zero {
+            return z;
+        }
+        let z = self.dot(vec![], 0);
+        self.zero = Some(z);
+        z
+    }
+
+    fn constant(&mut self, v: i64) -> CellId {
+        self.dot(vec![], v as i128)
+    }
+
+    /// Cells of a value; a constant is materialized on first use.
+    fn value_cells(&mut self, v: usize) -> PResult<Vec<CellId>> {
+        if let Some(c) = &self.cells[v] {
+            return Ok(c.clone());
+        }
+        let node = self
+            .qm
+            .nodes
+            .iter()
+            .position(|n| n.output == v)
+            .ok_or_else(|| self.err("value has no producer"))?;
+        match &self.qm.nodes[node].op {
+            QOp::Const { data } => {
+                let saved = self.node;
+                self.node = node;
+                let cells: Vec<CellId> = data.iter().map(|&x| self.constant(x)).collect();
+                self.node = saved;
+                self.cells[v] = Some(cells.clone());
+                Ok(cells)
+            }
+            _ => Err(self.err(format!(
+                "value {} used before it is computed",
+                self.qm.values[v].name
+            ))),
+        }
+    }
+
+    fn const_data(&self, v: usize) -> Option<&Vec<i64>> {
+        self.qm
+            .nodes
+            .iter()
+            .find(|n| n.output == v)
+            .and_then(|n| match &n.op {
+                QOp::Const { data } => Some(data),
+                _ => None,
+            })
+    }
+
+    fn shape(&self, v: usize) -> &[usize] {
+        &self.qm.values[v].shape
+    }
+
+    fn node(&mut self, idx: usize) -> PResult<()> {
+        self.node = idx;
+        let n = &self.qm.nodes[idx];
+        let out_shape = self.qm.values[n.output].shape.clone();
+        let cells: Vec<CellId> = match &n.op {
+            QOp::Input { .. } => return Ok(()), // laid out by the Input step
+            QOp::Const { .. } => return Ok(()), // materialized where used
+            QOp::Linear {
+                k,
+                n: nout,
+                weight,
+                bias,
+            } => {
+                let x = self.value_cells(n.inputs[0])?;
+                let rows = x.len() / k;
+                let mut out = vec![];
+                for r in 0..rows {
+                    for j in 0..*nout {
+                        let terms = (0..*k)
+                            .map(|i| (x[r * k + i], weight[i * nout + j] as i128))
+                            .collect();
+                        let c = bias.as_ref().map(|b| b[j] as i128).unwrap_or(0);
+                        out.push(self.dot(terms, c));
+                    }
+                }
+                out
+            }
+            QOp::Conv {
+                out_channels,
+                kernel,
+                strides: st,
+                pads_begin,
+                dilations,
+                weight,
+                bias,
+            } => {
+                let x = self.value_cells(n.inputs[0])?;
+                let xs = self.shape(n.inputs[0]).to_vec();
+                let (batch, cin) = (xs[0], xs[1]);
+                let xst = strides(&xs);
+                let kn = numel(kernel);
+                let mut out = vec![];
+                for b in 0..batch {
+                    for o in 0..*out_channels {
+                        let mut positions = vec![];
+                        for_each_index(&out_shape[2..], |p| positions.push(p.to_vec()));
+                        for p in positions {
+                            let mut terms = vec![];
+                            for c in 0..cin {
+                                let mut ki = 0;
+                                for_each_index(kernel, |kk| {
+                                    let mut off = b * xst[0] + c * xst[1];
+                                    let mut inside = true;
+                                    for d in 0..kk.len() {
+                                        let pos = (p[d] * st[d] + kk[d] * dilations[d]) as isize
+                                            - pads_begin[d] as isize;
+                                        if pos < 0 || pos >= xs[d + 2] as isize {
+                                            inside = false;
+                                            break;
+                                        }
+                                        off += pos as usize * xst[d + 2];
+                                    }
+                                    if inside {
+                                        terms.push((
+                                            x[off],
+                                            weight[(o * cin + c) * kn + ki] as i128,
+                                        ));
+                                    }
+                                    ki += 1;
+                                });
+                            }
+                            let c = bias.as_ref().map(|bv| bv[o] as i128).unwrap_or(0);
+                            out.push(self.dot(terms, c));
+                        }
+                    }
+                }
+                out
+            }
+            QOp::SumPool {
+                kernel,
+                strides: st,
+                pads_begin,
+            } => {
+                let windows =
+                    self.windows(n.inputs[0], &out_shape, kernel, st, pads_begin, None)?;
+                windows
+                    .into_iter()
+                    .map(|w| self.dot(w.into_iter().map(|c| (c, 1)).collect(), 0))
+                    .collect()
+            }
+            QOp::MaxPool {
+                kernel,
+                strides: st,
+                pads_begin,
+                dilations,
+            } => {
+                let windows = self.windows(
+                    n.inputs[0],
+                    &out_shape,
+                    kernel,
+                    st,
+                    pads_begin,
+                    Some(dilations),
+                )?;
+                let mut out = vec![];
+                for w in windows {
+                    out.push(self.max(&w)?);
+                }
+                out
+            }
+            QOp::ReduceSum { axes, .. } => {
+                let x = self.value_cells(n.inputs[0])?;
+                let xs = self.shape(n.inputs[0]).to_vec();
+                let keep: Vec<usize> = xs
+                    .iter()
+                    .enumerate()
+                    .map(|(d, &s)| if axes.contains(&d) { 1 } else { s })
+                    .collect();
+                let map = broadcast_index_map(&keep, &xs);
+                let mut groups: Vec<Vec<(CellId, i128)>> = vec![vec![]; numel(&keep)];
+                for (i, &c) in x.iter().enumerate() {
+                    groups[map[i]].push((c, 1));
+                }
+                groups.into_iter().map(|g| self.dot(g, 0)).collect()
+            }
+            QOp::Add | QOp::Sub | QOp::Mul => self.elementwise(idx)?,
+            QOp::ShiftLeft { bits } => {
+                let x = self.value_cells(n.inputs[0])?;
+                x.into_iter()
+                    .map(|c| self.dot(vec![(c, 1i128 << bits)], 0))
+                    .collect()
+            }
+            QOp::Rescale { divisor } => {
+                let x = self.value_cells(n.inputs[0])?;
+                let mut out = vec![];
+                let mut signs = vec![];
+                for (i, c) in x.into_iter().enumerate() {
+                    let d = if divisor.len() == 1 {
+                        divisor[0]
+                    } else {
+                        divisor[i]
+                    };
+                    if d == 1 {
+                        out.push(c);
+                        let s = self.signed_range(c)?;
+                        signs.push(s);
+                        continue;
+                    }
+                    let (y, s) = self.rescale(c, d)?;
+                    out.push(y);
+                    signs.push(s);
+                }
+                self.signs.insert(n.output, signs);
+                out
+            }
+            QOp::Relu => {
+                let x = self.value_cells(n.inputs[0])?;
+                let signs = self.signs_of(n.inputs[0], &x)?;
+                x.iter().zip(signs).map(|(&c, s)| self.mul(c, s)).collect()
+            }
+            QOp::LeakyRelu { alpha, shift } => {
+                let x = self.value_cells(n.inputs[0])?;
+                let signs = self.signs_of(n.inputs[0], &x)?;
+                let (a, p) = (*alpha as i128, 1i128 << shift);
+                let mut out = vec![];
+                for (&c, s) in x.iter().zip(signs) {
+                    let t = self.mul(c, s);
+                    out.push(self.dot(vec![(c, a), (t, p - a)], 0));
+                }
+                out
+            }
+            QOp::Table {
+                func,
+                in_scale,
+                out_scale,
+                lo,
+                hi,
+            } => {
+                let spec = TableSpec {
+                    id: 0,
+                    func: *func,
+                    in_scale: *in_scale,
+                    out_scale: *out_scale,
+                    lo: *lo,
+                    hi: *hi,
+                };
+                let id = match self.tables.iter().find(|t| {
+                    TableSpec {
+                        id: 0,
+                        ..(*t).clone()
+                    } == spec
+                }) {
+                    Some(t) => t.id,
+                    None => {
+                        let id = self.tables.len() as u64 + 1;
+                        self.tables.push(TableSpec { id, ..spec.clone() });
+                        id
+                    }
+                };
+                let x = self.value_cells(n.inputs[0])?;
+                let mut out = vec![];
+                for c in x {
+                    let v = match self.val(c) {
+                        Some(v) if v < *lo as i128 || v > *hi as i128 => {
+                            return Err(self.err(format!(
+                                "input {v} is outside the table range [{lo}, {hi}]"
+                            )));
+                        }
+                        Some(v) => {
+                            Some(table_entry(*func, v as i64, *in_scale, *out_scale) as i128)
+                        }
+                        None => None,
+                    };
+                    let o = self.cell(v);
+                    self.push(Step::Lookup {
+                        table: id,
+                        x: c,
+                        out: o,
+                    });
+                    out.push(o);
+                }
+                out
+            }
+            QOp::Reshape => self.value_cells(n.inputs[0])?,
+            QOp::Transpose { perm } => {
+                let x = self.value_cells(n.inputs[0])?;
+                Tensor::new(self.shape(n.inputs[0]).to_vec(), x)
+                    .transpose(perm)
+                    .data
+            }
+            QOp::Concat { axis } => {
+                let parts: Vec<Tensor<CellId>> = n
+                    .inputs
+                    .iter()
+                    .map(|&i| Ok(Tensor::new(self.shape(i).to_vec(), self.value_cells(i)?)))
+                    .collect::<PResult<_>>()?;
+                let refs: Vec<&Tensor<CellId>> = parts.iter().collect();
+                concat_cells(&refs, *axis)
+            }
+        };
+        if cells.len() != numel(&out_shape) {
+            return Err(self.err(format!(
+                "produced {} cells for shape {:?}",
+                cells.len(),
+                out_shape
+            )));
+        }
+        // The circuit's values must equal the integer evaluator's, element for element.
+        if let Some(w) = self.expected {
+            for (i, &c) in cells.iter().enumerate() {
+                if let Some(v) = self.val(c)
+                    && v != w[n.output].data[i] as i128
+                {
+                    return Err(self.err(format!(
+                        "circuit value {v} differs from the integer evaluator's {} at element {i}",
+                        w[n.output].data[i]
+                    )));
+                }
+            }
+        }
+        self.cells[n.output] = Some(cells);
+        Ok(())
+    }
+
+    /// Sign cells of a value: reused from the rescale that produced it, or a fresh range check.
+    fn signs_of(&mut self, v: usize, x: &[CellId]) -> PResult<Vec<CellId>> {
+        if let Some(s) = self.signs.get(&v) {
+            return Ok(s.clone());
+        }
+        let s: Vec<CellId> = x
+            .iter()
+            .map(|&c| self.signed_range(c))
+            .collect::<PResult<_>>()?;
+        self.signs.insert(v, s.clone());
+        Ok(s)
+    }
+
+    /// `m = max(v_i)`: every `m − v_i` is range-checked non-negative and their product is zero,
+    /// so m is one of them.
+    fn max(&mut self, w: &[CellId]) -> PResult<CellId> {
+        if w.len() == 1 {
+            return Ok(w[0]);
+        }
+        let mv = if self.witness {
+            w.iter()
+                .map(|&c| self.val(c))
+                .collect::<Option<Vec<_>>>()
+                .and_then(|v| v.into_iter().max())
+        } else {
+            None
+        };
+        let m = self.cell(mv);
+        let mut prod: Option<CellId> = None;
+        for &v in w {
+            let d = self.dot(vec![(m, 1), (v, -1)], 0);
+            self.unsigned_range(d)?;
+            prod = Some(match prod {
+                None => d,
+                Some(p) => self.mul(p, d),
+            });
+        }
+        let z = self.zero();
+        self.equal(prod.unwrap(), z);
+        Ok(m)
+    }
+
+    fn windows(
+        &mut self,
+        input: usize,
+        out_shape: &[usize],
+        kernel: &[usize],
+        st: &[usize],
+        pads_begin: &[usize],
+        dilations: Option<&Vec<usize>>,
+    ) -> PResult<Vec<Vec<CellId>>> {
+        let x = self.value_cells(input)?;
+        let xs = self.shape(input).to_vec();
+        let xst = strides(&xs);
+        let mut out = vec![];
+        for b in 0..xs[0] {
+            for c in 0..xs[1] {
+                for_each_index(&out_shape[2..], |p| {
+                    let mut win = vec![];
+                    for_each_index(kernel, |kk| {
+                        let mut off = b * xst[0] + c * xst[1];
+                        for d in 0..kk.len() {
+                            let dil = dilations.map(|v| v[d]).unwrap_or(1);
+                            let pos =
+                                (p[d] * st[d] + kk[d] * dil) as isize - pads_begin[d] as isize;
+                            if pos < 0 || pos >= xs[d + 2] as isize {
+                                return;
+                            }
+                            off += pos as usize * xst[d + 2];
+                        }
+                        win.push(x[off]);
+                    });
+                    out.push(win);
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Add, Sub, Mul with broadcasting. A constant operand is folded into the dot product's
+    /// constant or weight, so it costs no cells.
+    fn elementwise(&mut self, idx: usize) -> PResult<Vec<CellId>> {
+        let n = &self.qm.nodes[idx];
+        let (a, b) = (n.inputs[0], n.inputs[1]);
+        let out_shape = self.qm.values[n.output].shape.clone();
+        let ia = broadcast_index_map(self.shape(a), &out_shape);
+        let ib = broadcast_index_map(self.shape(b), &out_shape);
+        let ca = self.const_data(a).cloned();
+        let cb = self.const_data(b).cloned();
+        let op = n.op.clone();
+        let xa = if ca.is_none() {
+            Some(self.value_cells(a)?)
+        } else {
+            None
+        };
+        let xb = if cb.is_none() {
+            Some(self.value_cells(b)?)
+        } else {
+            None
+        };
+        let sign: i128 = if op == QOp::Sub { -1 } else { 1 };
+        let mut out = vec![];
+        for i in 0..numel(&out_shape) {
+            let cell = match (&xa, &xb, &ca, &cb) {
+                (Some(xa), Some(xb), _, _) => match op {
+                    QOp::Mul => self.mul(xa[ia[i]], xb[ib[i]]),
+                    _ => self.dot(vec![(xa[ia[i]], 1), (xb[ib[i]], sign)], 0),
+                },
+                (Some(xa), None, _, Some(cb)) => match op {
+                    QOp::Mul => self.dot(vec![(xa[ia[i]], cb[ib[i]] as i128)], 0),
+                    _ => self.dot(vec![(xa[ia[i]], 1)], sign * cb[ib[i]] as i128),
+                },
+                (None, Some(xb), Some(ca), _) => match op {
+                    QOp::Mul => self.dot(vec![(xb[ib[i]], ca[ia[i]] as i128)], 0),
+                    _ => self.dot(vec![(xb[ib[i]], sign)], ca[ia[i]] as i128),
+                },
+                (None, None, Some(ca), Some(cb)) => {
+                    let v = match op {
+                        QOp::Add => ca[ia[i]] + cb[ib[i]],
+                        QOp::Sub => ca[ia[i]] - cb[ib[i]],
+                        _ => ca[ia[i]] * cb[ib[i]],
+                    };
+                    self.constant(v)
+                }
+                _ => unreachable!(),
+            };
+            out.push(cell);
+        }
+        Ok(out)
+    }
+}
+
+fn concat_cells(inputs: &[&Tensor<CellId>], axis: usize) -> Vec<CellId> {
+    let shape = &inputs[0].shape;
+    let outer: usize = shape[..axis].iter().product();
+    let mut data = vec![];
+    for o in 0..outer {
+        for t in inputs {
+            let chunk: usize = t.shape[axis..].iter().product();
+            data.extend_from_slice(&t.data[o * chunk..(o + 1) * chunk]);
+        }
+    }
+    data
+}
+
+/// Plan the circuit of `qm`. With `witness` (the integer evaluator's value of every tensor), every
+/// cell gets its value; without it the plan has the same structure and no values.
+pub fn plan(qm: &QuantizedModel, lanes: usize, witness: Option<&[Tensor<i64>]>) -> PResult<Plan> {
+    let mut b = Builder {
+        qm,
+        bits: qm.config.activation_bits,
+        values: vec![],
+        steps: vec![],
+        node: usize::MAX,
+        cells: vec![None; qm.values.len()],
+        signs: HashMap::new(),
+        tables: vec![],
+        zero: None,
+        witness: witness.is_some(),
+        expected: witness,
+    };
+    // Inputs: instance rows 0.., laid into lanes.
+    let mut row = 0;
+    let mut input_cells = vec![];
+    let mut instance = witness.map(|_| vec![]);
+    for &v in &qm.inputs {
+        let n = numel(&qm.values[v].shape);
+        let mut cs = vec![];
+        for i in 0..n {
+            let val = witness.map(|w| w[v].data[i] as i128);
+            if let (Some(inst), Some(x)) = (instance.as_mut(), val) {
+                inst.push(x);
+            }
+            let c = b.cell(val);
+            input_cells.push((c, row));
+            row += 1;
+            cs.push(c);
+        }
+        b.cells[v] = Some(cs);
+    }
+    b.push(Step::Input { cells: input_cells });
+    for i in 0..qm.nodes.len() {
+        b.node(i)?;
+    }
+    b.node = usize::MAX;
+    for &v in &qm.outputs {
+        let cells = b.value_cells(v)?;
+        for (i, c) in cells.into_iter().enumerate() {
+            if let (Some(inst), Some(w)) = (instance.as_mut(), witness) {
+                inst.push(w[v].data[i] as i128);
+            }
+            b.push(Step::Output { cell: c, row });
+            row += 1;
+        }
+    }
+    Ok(Plan {
+        lanes,
+        activation_bits: qm.config.activation_bits,
+        steps: b.steps,
+        values: b.values,
+        tables: b.tables,
+        instance,
+        instance_len: row,
+    })
+}

@@ -1,0 +1,451 @@
+//! MockProver tests of every chip, through small quantized graphs that exercise it: the honest
+//! witness satisfies the circuit, and changing any value the prover chooses (every advice
+//! assignment, one at a time) is caught with the failure that binds it: a gate for a fresh cell,
+//! the permutation argument for a copy, the lookup argument for a looked-up output.
+
+use halo2_proofs::dev::{MockProver, VerifyFailure};
+use halo2_proofs::pasta::Fp;
+
+use super::*;
+use crate::quantize::{QNode, QOp, QValue, QuantConfig, QuantizedModel, TableFn};
+
+/// A quantized graph from `(op, input value ids, output shape)`; graph inputs are values
+/// `0..inputs.len()`, each node's output is the next value id.
+fn graph(
+    inputs: &[Vec<usize>],
+    nodes: Vec<(QOp, Vec<usize>, Vec<usize>)>,
+    outputs: &[usize],
+) -> QuantizedModel {
+    let mut values = vec![];
+    let mut qnodes = vec![];
+    for (i, s) in inputs.iter().enumerate() {
+        values.push(QValue {
+            name: format!("in{i}"),
+            shape: s.clone(),
+            scale: 4,
+            onnx: Some(format!("in{i}")),
+            range: (0, 0),
+        });
+        qnodes.push(QNode {
+            name: format!("in{i}/input"),
+            origin: format!("in{i}"),
+            op: QOp::Input { index: i },
+            inputs: vec![],
+            output: i,
+        });
+    }
+    for (j, (op, ins, shape)) in nodes.into_iter().enumerate() {
+        let id = values.len();
+        values.push(QValue {
+            name: format!("v{id}"),
+            shape,
+            scale: 4,
+            onnx: Some(format!("v{id}")),
+            range: (0, 0),
+        });
+        qnodes.push(QNode {
+            name: format!("n{j}/{}", op.name()),
+            origin: format!("n{j}"),
+            op,
+            inputs: ins,
+            output: id,
+        });
+    }
+    QuantizedModel {
+        format: 1,
+        source_sha256: String::new(),
+        config: QuantConfig {
+            activation_bits: 12,
+            ..QuantConfig::default()
+        },
+        scale: 4,
+        rounding: String::new(),
+        inputs: (0..inputs.len()).collect(),
+        outputs: outputs.to_vec(),
+        values,
+        nodes: qnodes,
+    }
+}
+
+fn compiled(qm: &QuantizedModel, inputs: &[Vec<i64>], lanes: usize) -> Compiled {
+    let ins: Vec<Tensor<i64>> = qm
+        .inputs
+        .iter()
+        .zip(inputs)
+        .map(|(&v, d)| Tensor::new(qm.values[v].shape.clone(), d.clone()))
+        .collect();
+    let vals = qm.evaluate(&ins).expect("evaluates");
+    compile_with_lanes(qm, lanes, Some(&vals)).expect("compiles")
+}
+
+fn mock(c: &ModelCircuit, k: u32, instance: Vec<Fp>) -> Result<(), Vec<VerifyFailure>> {
+    with_layout(c.layout(), || {
+        MockProver::run(k, c, vec![instance])
+            .expect("synthesizes")
+            .verify()
+    })
+}
+
+/// Honest witness passes; every advice assignment, changed, is rejected by what binds it; so is
+/// every changed public value.
+fn assert_sound(qm: &QuantizedModel, inputs: &[Vec<i64>], lanes: usize) -> Compiled {
+    let c = compiled(qm, inputs, lanes);
+    let k = c.info.k;
+    let inst = c.circuit.instance().unwrap();
+    assert_eq!(
+        mock(&c.circuit, k, inst.clone()),
+        Ok(()),
+        "honest witness must satisfy the circuit"
+    );
+    let occ = occurrences(&c.circuit.plan);
+    assert!(!occ.is_empty());
+    for (i, kind) in occ.iter().enumerate() {
+        let mut t = c.circuit.clone();
+        t.tamper = Some((i, 1));
+        let failures = mock(&t, k, inst.clone()).expect_err(&format!(
+            "tampering assignment {i} ({kind:?}) must be rejected"
+        ));
+        let caught = failures.iter().any(|f| match kind {
+            Occurrence::Fresh => matches!(f, VerifyFailure::ConstraintNotSatisfied { .. }),
+            Occurrence::Copy => matches!(f, VerifyFailure::Permutation { .. }),
+            Occurrence::FreshLookup => matches!(f, VerifyFailure::Lookup { .. }),
+        });
+        assert!(
+            caught,
+            "assignment {i} ({kind:?}) rejected, but not by what binds it: {failures:?}"
+        );
+    }
+    for row in 0..inst.len() {
+        let mut bad = inst.clone();
+        bad[row] += Fp::one();
+        let failures =
+            mock(&c.circuit, k, bad).expect_err("a changed public value must be rejected");
+        assert!(
+            failures
+                .iter()
+                .any(|f| matches!(f, VerifyFailure::Permutation { .. })),
+            "{failures:?}"
+        );
+    }
+    c
+}
+
+#[test]
+fn linear_rescale_relu() {
+    // 3 inputs → 2 outputs (bias), rescale by 8 (power of two), ReLU: dot, bits and mul gates.
+    let qm = graph(
+        &[vec![1, 3]],
+        vec![
+            (
+                QOp::Linear {
+                    k: 3,
+                    n: 2,
+                    weight: vec![3, -5, 7, 2, -1, 4],
+                    bias: Some(vec![5, -9]),
+                },
+                vec![0],
+                vec![1, 2],
+            ),
+            (QOp::Rescale { divisor: vec![8] }, vec![1], vec![1, 2]),
+            (QOp::Relu, vec![2], vec![1, 2]),
+        ],
+        &[3],
+    );
+    // Lanes 2: the 3-term dot product needs a chained second row.
+    let c = assert_sound(&qm, &[vec![20, -7, 13]], 2);
+    assert!(c.info.rows > 0);
+}
+
+#[test]
+fn rescale_by_non_power_of_two_and_negative_values() {
+    // Division by 3 (an average over 3): the remainder gets the second range check r < d.
+    let qm = graph(
+        &[vec![4]],
+        vec![(QOp::Rescale { divisor: vec![3] }, vec![0], vec![4])],
+        &[1],
+    );
+    assert_sound(&qm, &[vec![-7, 8, 0, 1000]], 4);
+}
+
+#[test]
+fn rescale_remainder_must_be_below_divisor() {
+    // x = 8, d = 3: honest y = floor(9/3) = 3, r = 0. The cheat y = 2, r = 3 satisfies
+    // y·d + r − 1 = x and fits r's 2 bits, but r ≥ d: only the second check (r + 1 < 4) stops it.
+    let qm = graph(
+        &[vec![1]],
+        vec![(QOp::Rescale { divisor: vec![3] }, vec![0], vec![1])],
+        &[1],
+    );
+    let c = compiled(&qm, &[vec![8]], 4);
+    assert_eq!(
+        mock(&c.circuit, c.info.k, c.circuit.instance().unwrap()),
+        Ok(())
+    );
+    let mut plan = (*c.circuit.plan).clone();
+    let bit_dots: Vec<(Vec<usize>, usize)> = plan
+        .steps
+        .iter()
+        .filter_map(|(_, s)| match s {
+            plan::Step::Dot {
+                terms,
+                bits: true,
+                out,
+                ..
+            } => Some((terms.iter().map(|t| t.0).collect(), *out)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(bit_dots.len(), 3, "r, r + 2^m − d, y + half");
+    let set_bits =
+        |plan: &mut plan::Plan, (bits, out): &(Vec<usize>, usize), raw: i128, c: i128| {
+            for (j, &b) in bits.iter().enumerate() {
+                plan.values[b] = Some((raw >> j) & 1);
+            }
+            plan.values[*out] = Some(raw + c);
+        };
+    let half = 1i128 << (qm.config.activation_bits - 1);
+    set_bits(&mut plan, &bit_dots[0], 3, 0); // r = 3
+    set_bits(&mut plan, &bit_dots[1], 3, -1); // best the prover can do: r + 1 = 4 needs 3 bits
+    set_bits(&mut plan, &bit_dots[2], 2 + half, -half); // y = 2
+    let cheat = ModelCircuit::new(plan);
+    let mut inst = c.circuit.instance().unwrap();
+    inst[1] = chips::fe(2);
+    let failures = mock(&cheat, c.info.k, inst).expect_err("r ≥ d must be rejected");
+    assert!(
+        failures
+            .iter()
+            .all(|f| matches!(f, VerifyFailure::Permutation { .. })),
+        "{failures:?}"
+    );
+}
+
+fn inst_with_output(c: &Compiled, index: usize, value: i128) -> Vec<Fp> {
+    let mut inst = c.circuit.instance().unwrap();
+    let n_in = c.info.public_inputs;
+    inst[n_in + index] = chips::fe(value);
+    inst
+}
+
+#[test]
+fn leaky_relu() {
+    let qm = graph(
+        &[vec![3]],
+        vec![
+            (QOp::LeakyRelu { alpha: 3, shift: 4 }, vec![0], vec![3]),
+            (QOp::Rescale { divisor: vec![16] }, vec![1], vec![3]),
+        ],
+        &[2],
+    );
+    assert_sound(&qm, &[vec![-9, 0, 11]], 4);
+}
+
+#[test]
+fn max_pool_proves_the_max() {
+    let qm = graph(
+        &[vec![1, 1, 2, 3]],
+        vec![(
+            QOp::MaxPool {
+                kernel: vec![2, 2],
+                strides: vec![1, 1],
+                pads_begin: vec![0, 0],
+                dilations: vec![1, 1],
+            },
+            vec![0],
+            vec![1, 1, 1, 2],
+        )],
+        &[1],
+    );
+    let c = assert_sound(&qm, &[vec![3, -4, 9, 3, 2, -8]], 4);
+    // Claiming a window element that is not the max (3 instead of 9) is rejected.
+    let failures = mock(&c.circuit, c.info.k, inst_with_output(&c, 1, 3)).unwrap_err();
+    assert!(!failures.is_empty());
+}
+
+#[test]
+fn sigmoid_and_tanh_tables() {
+    let qm = graph(
+        &[vec![4]],
+        vec![
+            (
+                QOp::Table {
+                    func: TableFn::Sigmoid,
+                    in_scale: 4,
+                    out_scale: 4,
+                    lo: -40,
+                    hi: 40,
+                },
+                vec![0],
+                vec![4],
+            ),
+            (
+                QOp::Table {
+                    func: TableFn::Tanh,
+                    in_scale: 4,
+                    out_scale: 4,
+                    lo: -20,
+                    hi: 20,
+                },
+                vec![1],
+                vec![4],
+            ),
+        ],
+        &[2],
+    );
+    let c = assert_sound(&qm, &[vec![-40, -3, 0, 40]], 4);
+    assert_eq!(c.circuit.plan.tables.len(), 2);
+    let failures = mock(&c.circuit, c.info.k, inst_with_output(&c, 0, 5)).unwrap_err();
+    assert!(!failures.is_empty());
+}
+
+#[test]
+fn table_input_outside_range_is_a_compile_error() {
+    let qm = graph(
+        &[vec![1]],
+        vec![(
+            QOp::Table {
+                func: TableFn::Sigmoid,
+                in_scale: 4,
+                out_scale: 4,
+                lo: -8,
+                hi: 8,
+            },
+            vec![0],
+            vec![1],
+        )],
+        &[1],
+    );
+    let ins = vec![Tensor::new(vec![1], vec![5])];
+    let mut vals = qm.evaluate(&ins).unwrap();
+    vals[0].data[0] = 9; // outside [lo, hi]
+    vals[1].data[0] = 0;
+    let e = compile_with_lanes(&qm, 4, Some(&vals))
+        .err()
+        .expect("refused");
+    assert!(e.msg.contains("outside the table range"), "{e}");
+}
+
+#[test]
+fn elementwise_add_sub_mul_with_constants_and_broadcasting() {
+    let qm = graph(
+        &[vec![2, 2], vec![2]],
+        vec![
+            (QOp::Add, vec![0, 1], vec![2, 2]),
+            (QOp::Const { data: vec![3, -2] }, vec![], vec![2]),
+            (QOp::Sub, vec![2, 3], vec![2, 2]),
+            (QOp::Mul, vec![4, 0], vec![2, 2]),
+            (QOp::Mul, vec![5, 3], vec![2, 2]),
+            (QOp::ShiftLeft { bits: 2 }, vec![6], vec![2, 2]),
+        ],
+        &[7],
+    );
+    assert_sound(&qm, &[vec![1, -2, 3, 4], vec![5, -6]], 4);
+}
+
+#[test]
+fn conv_sum_pool_reduce_sum() {
+    let qm = graph(
+        &[vec![1, 1, 3, 3]],
+        vec![
+            (
+                QOp::Conv {
+                    out_channels: 2,
+                    kernel: vec![2, 2],
+                    strides: vec![1, 1],
+                    pads_begin: vec![1, 0],
+                    dilations: vec![1, 1],
+                    weight: vec![1, -2, 3, 1, 0, 2, -1, 1],
+                    bias: Some(vec![4, -4]),
+                },
+                vec![0],
+                vec![1, 2, 3, 2],
+            ),
+            (
+                QOp::SumPool {
+                    kernel: vec![2, 2],
+                    strides: vec![1, 1],
+                    pads_begin: vec![0, 0],
+                },
+                vec![1],
+                vec![1, 2, 2, 1],
+            ),
+            (
+                QOp::ReduceSum {
+                    axes: vec![2, 3],
+                    keepdims: true,
+                },
+                vec![2],
+                vec![1, 2, 1, 1],
+            ),
+        ],
+        &[3],
+    );
+    assert_sound(&qm, &[vec![1, 2, -3, 4, 0, 5, -1, 2, 3]], 4);
+}
+
+#[test]
+fn rewiring_takes_no_rows_and_keeps_values() {
+    let qm = graph(
+        &[vec![2, 3], vec![2, 1]],
+        vec![
+            (QOp::Transpose { perm: vec![1, 0] }, vec![0], vec![3, 2]),
+            (QOp::Reshape, vec![2], vec![2, 3]),
+            (QOp::Concat { axis: 1 }, vec![3, 1], vec![2, 4]),
+        ],
+        &[4],
+    );
+    let c = assert_sound(&qm, &[vec![1, 2, 3, 4, 5, 6], vec![7, 8]], 4);
+    let (per, _) = c.circuit.plan.rows_per_node(qm.nodes.len());
+    assert_eq!(&per[2..], &[0, 0, 0], "rewiring must not cost rows");
+    // The public output is the evaluator's: transpose, reshape and concat of the inputs.
+    let out: Vec<Fp> = c.circuit.instance().unwrap()[8..].to_vec();
+    let want: Vec<Fp> = [1, 4, 2, 7, 5, 3, 6, 8]
+        .iter()
+        .map(|&x| chips::fe(x))
+        .collect();
+    assert_eq!(out, want);
+}
+
+#[test]
+fn out_of_range_witness_is_refused_at_compile_time() {
+    // 12 activation bits: 5000 does not fit, so the range check cannot be built.
+    let qm = graph(&[vec![1]], vec![(QOp::Relu, vec![0], vec![1])], &[1]);
+    let ins = vec![Tensor::new(vec![1], vec![5000])];
+    let vals = qm.evaluate(&ins);
+    if let Ok(vals) = vals {
+        let e = compile_with_lanes(&qm, 4, Some(&vals))
+            .err()
+            .expect("refused");
+        assert!(e.msg.contains("range"), "{e}");
+    }
+}
+
+#[test]
+fn lane_choice_is_deterministic_and_structure_matches_without_witness() {
+    let qm = graph(
+        &[vec![1, 40]],
+        vec![
+            (
+                QOp::Linear {
+                    k: 40,
+                    n: 3,
+                    weight: (0..120).map(|i| (i % 7) - 3).collect(),
+                    bias: None,
+                },
+                vec![0],
+                vec![1, 3],
+            ),
+            (QOp::Rescale { divisor: vec![4] }, vec![1], vec![1, 3]),
+        ],
+        &[2],
+    );
+    let ins = vec![Tensor::new(vec![1, 40], (0..40).map(|i| i - 20).collect())];
+    let vals = qm.evaluate(&ins).unwrap();
+    let a = compile(&qm, Some(&vals)).unwrap();
+    let b = compile(&qm, None).unwrap();
+    assert_eq!(
+        a.info, b.info,
+        "the description must not depend on the witness"
+    );
+    let inst = a.circuit.instance().unwrap();
+    assert_eq!(mock(&a.circuit, a.info.k, inst), Ok(()));
+}

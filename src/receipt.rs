@@ -1,0 +1,698 @@
+//! Stage 6 of the chain: the receipt folder and its verification.
+//!
+//! A receipt folder holds every artifact of the chain (design.md §1): `model.onnx`, `input.json`,
+//! `quantized.json`, `circuit.json`, `vk.txt`, `proof.bin` and `receipt.json`, which binds them.
+//! [`prove_folder`] makes one (under a temporary name, renamed when complete); [`verify_folder`]
+//! re-derives the verifier key from the folder and checks the proof against the public input
+//! and output the receipt shows.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use halo2_proofs::pasta::Fp;
+use rand::SeedableRng;
+use rand::rngs::{StdRng, SysRng};
+use serde::{Deserialize, Serialize};
+
+use crate::circuit::{self, CIRCUIT_FORMAT, CircuitInfo, HALO2_VERSION, chips::fe};
+use crate::error::{Error, Result};
+use crate::model::{Model, input::load_input, sha256_hex};
+use crate::proof;
+use crate::quantize::report::{RunReport, analyze};
+use crate::quantize::{QuantConfig, QuantizedModel, quantize};
+use crate::tensor::Tensor;
+
+/// The receipt format.
+pub const SCHEMA: &str = "zkreceipt.receipt/1";
+pub const PROOF_SYSTEM: &str = "halo2 (zcash halo2_proofs 0.4.1), PLONKish arithmetization, IPA polynomial commitments over the Pasta curves (Vesta), no trusted setup";
+pub const TRANSCRIPT: &str = "Blake2b, Challenge255";
+
+/// File names inside a receipt folder (stable, design.md §1).
+pub const MODEL_FILE: &str = "model.onnx";
+pub const INPUT_FILE: &str = "input.json";
+pub const QUANTIZED_FILE: &str = "quantized.json";
+pub const CIRCUIT_FILE: &str = "circuit.json";
+pub const VK_FILE: &str = "vk.txt";
+pub const PROOF_FILE: &str = "proof.bin";
+pub const RECEIPT_FILE: &str = "receipt.json";
+
+/// `receipt.json`. The top-level keys are stable (design.md §5).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub schema: String,
+    pub model_commitment: ModelCommitment,
+    pub input_commitment: InputCommitment,
+    /// The public output, one entry per graph output.
+    pub output: Vec<TensorClaim>,
+    pub proof: ProofInfo,
+    pub verifier: VerifierInfo,
+    pub statement: String,
+    pub quantization: QuantizationInfo,
+    pub not_claimed: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelCommitment {
+    /// sha256 of `model.onnx`, byte for byte.
+    pub onnx_sha256: String,
+    /// sha256 of `quantized.json` in canonical form (compact JSON of the parsed model).
+    pub quantized_sha256: String,
+    /// sha256 of `circuit.json` in canonical form.
+    pub circuit_sha256: String,
+    /// sha256 of the verifier key's pinned form (`vk.txt`).
+    pub vk_sha256: String,
+    /// How the proof binds the weights.
+    pub weights: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InputCommitment {
+    /// `public`: the input's integers are public instance values the proof is checked against.
+    pub visibility: String,
+    /// sha256 of the canonical form of `tensors` (compact JSON of name, shape, scale, integers).
+    pub sha256: String,
+    pub covers: String,
+    pub tensors: Vec<TensorClaim>,
+}
+
+/// A public tensor: its integers (field elements; a negative `x` stands for `p − |x|`) and the
+/// reals they stand for, `x / 2^scale`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TensorClaim {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub scale: i32,
+    pub integers: Vec<i64>,
+    pub floats: Vec<f64>,
+}
+
+impl TensorClaim {
+    fn new(name: &str, t: &Tensor<i64>, scale: i32) -> Self {
+        let f = 2f64.powi(-scale);
+        TensorClaim {
+            name: name.into(),
+            shape: t.shape.clone(),
+            scale,
+            integers: t.data.clone(),
+            floats: t.data.iter().map(|&q| q as f64 * f).collect(),
+        }
+    }
+
+    /// The first element whose float is not exactly its integer at the scale.
+    fn float_mismatch(&self) -> Option<String> {
+        if self.floats.len() != self.integers.len() {
+            return Some(format!(
+                "{} floats for {} integers",
+                self.floats.len(),
+                self.integers.len()
+            ));
+        }
+        let f = 2f64.powi(-self.scale);
+        self.integers
+            .iter()
+            .zip(&self.floats)
+            .position(|(&q, &x)| q as f64 * f != x)
+            .map(|i| {
+                format!(
+                    "element {i}: float {} is not integer {} / 2^{}",
+                    self.floats[i], self.integers[i], self.scale
+                )
+            })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProofInfo {
+    pub system: String,
+    pub transcript: String,
+    pub file: String,
+    pub sha256: String,
+    pub bytes: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VerifierInfo {
+    pub file: String,
+    pub vk_sha256: String,
+    pub k: u32,
+    pub zkreceipt_version: String,
+    pub halo2_proofs_version: String,
+    pub circuit_format: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuantizationInfo {
+    pub activation_scale: u32,
+    pub activation_bits: u32,
+    pub param_bits: u32,
+    /// Largest |float − circuit| over all outputs (float = tract).
+    pub max_abs_error: f64,
+    /// Largest error relative to the output's largest float magnitude.
+    pub max_rel_error: f64,
+    /// Whether float and circuit agree on the top score, for score-vector outputs.
+    pub argmax_agree: Option<bool>,
+}
+
+/// sha256 of a value's canonical form: compact JSON, fields in declaration order.
+pub fn canonical_sha256<T: Serialize>(v: &T) -> String {
+    sha256_hex(&serde_json::to_vec(v).expect("serializable"))
+}
+
+fn input_sha256(tensors: &[TensorClaim]) -> String {
+    let canon: Vec<_> = tensors
+        .iter()
+        .map(|t| (&t.name, &t.shape, t.scale, &t.integers))
+        .collect();
+    canonical_sha256(&canon)
+}
+
+/// The public instance: input integers, then output integers.
+fn instance(input: &[TensorClaim], output: &[TensorClaim]) -> Vec<Fp> {
+    input
+        .iter()
+        .chain(output)
+        .flat_map(|t| t.integers.iter().map(|&x| fe(x as i128)))
+        .collect()
+}
+
+fn not_claimed() -> Vec<String> {
+    [
+        "where the input came from, or that it is fresh: the proof binds the input values, not their source",
+        "that the model is accurate, fair or fit for any purpose",
+        "that the output is true of the real world",
+        "that the circuit equals the float ONNX model: it computes the quantized model, whose measured error against the float model on this input is under `quantization`",
+        "that model.onnx is the model anyone deployed: the proof binds the quantized weights through the verifier key, and model.onnx is tied to them only by re-deriving quantized.json from it (sha256 above)",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn statement(qm: &QuantizedModel, info: &CircuitInfo, onnx_sha: &str, vk_sha: &str) -> String {
+    format!(
+        "The quantized model derived from ONNX file sha256 {}… (activation scale 2^{}), with its weights fixed in the circuit whose verifier key has sha256 {}…, maps the public input to the public output shown, exactly in integer arithmetic (halo2, k={}).",
+        &onnx_sha[..12],
+        qm.scale,
+        &vk_sha[..12],
+        info.k
+    )
+}
+
+/// What `prove_folder` made, with timings.
+pub struct Proved {
+    pub dir: PathBuf,
+    pub receipt: Receipt,
+    pub circuit: CircuitInfo,
+    pub report: RunReport,
+    pub timings: Timings,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Timings {
+    pub quantize_s: f64,
+    pub compile_s: f64,
+    pub params_s: f64,
+    pub keygen_s: f64,
+    pub prove_s: f64,
+    pub verify_s: f64,
+}
+
+/// Everything up to the proof, in memory: the chain from an ONNX file and an input.
+pub struct Chain {
+    pub model: Model,
+    pub qm: QuantizedModel,
+    pub report: RunReport,
+    pub compiled: circuit::Compiled,
+    pub inputs: Vec<Tensor<i64>>,
+    pub outputs: Vec<Tensor<i64>>,
+}
+
+/// Load, quantize, evaluate in integers, and compile with the witness.
+pub fn build_chain(model_path: &Path, input: &Path, cfg: &QuantConfig) -> Result<Chain> {
+    let model = Model::load(model_path)?;
+    model.check_supported()?;
+    let floats = load_input(input, &model)?;
+    let float = model.run_float(&floats)?;
+    let qm = quantize(&model, &floats, &float, cfg)?;
+    let report = analyze(&model, &qm, &floats, &float)?;
+    let names: Vec<String> = model.inputs.iter().map(|i| i.name.clone()).collect();
+    let inputs = qm.quantize_inputs(&floats, &names)?;
+    let values = qm.evaluate(&inputs)?;
+    let compiled = circuit::compile(&qm, Some(&values))
+        .map_err(|e| Error::invalid(model.file(), e.to_string()))?;
+    let outputs = qm.outputs.iter().map(|&v| values[v].clone()).collect();
+    Ok(Chain {
+        model,
+        qm,
+        report,
+        compiled,
+        inputs,
+        outputs,
+    })
+}
+
+fn json_pretty<T: Serialize>(v: &T) -> Vec<u8> {
+    let mut b = serde_json::to_vec_pretty(v).expect("serializable");
+    b.push(b'\n');
+    b
+}
+
+/// Where randomness for proving comes from: the OS, or a seed (tests, reproducible demos; a
+/// seeded proof is as sound, but its blinding is predictable, so it is not zero-knowledge).
+#[derive(Clone, Copy, Debug)]
+pub enum ProofRng {
+    Os,
+    Seeded(u64),
+}
+
+impl ProofRng {
+    pub fn rng(self) -> Result<StdRng> {
+        match self {
+            ProofRng::Os => {
+                StdRng::try_from_rng(&mut SysRng).map_err(|e| Error::invalid("OS random source", e))
+            }
+            ProofRng::Seeded(s) => Ok(StdRng::seed_from_u64(s)),
+        }
+    }
+}
+
+/// Prove `model` on `input` and write the receipt folder `out`. `progress` hears each stage.
+pub fn prove_folder(
+    model_path: &Path,
+    input: &Path,
+    out: &Path,
+    cfg: &QuantConfig,
+    rng: ProofRng,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Proved> {
+    let mut t = Timings::default();
+    let clock = Instant::now();
+    progress("quantize");
+    let chain = build_chain(model_path, input, cfg)?;
+    t.quantize_s = clock.elapsed().as_secs_f64();
+    let info = chain.compiled.info.clone();
+    t.compile_s = clock.elapsed().as_secs_f64() - t.quantize_s;
+    progress(&format!(
+        "circuit: k={} · {} rows · {} advice columns",
+        info.k, info.rows, info.advice_columns
+    ));
+    let (params, params_s) = proof::params(info.k, progress)?;
+    t.params_s = params_s;
+    progress("keygen");
+    let c = Instant::now();
+    let (vk, pk) = proof::keygen(&params, &chain.compiled.circuit)?;
+    t.keygen_s = c.elapsed().as_secs_f64();
+
+    let input_claims: Vec<TensorClaim> = chain
+        .qm
+        .inputs
+        .iter()
+        .zip(&chain.inputs)
+        .map(|(&v, t)| TensorClaim::new(&chain.qm.values[v].name, t, chain.qm.values[v].scale))
+        .collect();
+    let output_claims: Vec<TensorClaim> = chain
+        .model
+        .outputs
+        .iter()
+        .zip(&chain.qm.outputs)
+        .zip(&chain.outputs)
+        .map(|((o, &v), t)| TensorClaim::new(&o.name, t, chain.qm.values[v].scale))
+        .collect();
+    let inst = instance(&input_claims, &output_claims);
+    if chain.compiled.circuit.instance().as_deref() != Some(&inst[..]) {
+        return Err(Error::invalid(
+            "circuit",
+            "the circuit's public values differ from the integer evaluator's",
+        ));
+    }
+
+    progress("prove");
+    let c = Instant::now();
+    let proof_bytes = proof::prove(&params, &pk, &chain.compiled.circuit, &inst, rng.rng()?)?;
+    t.prove_s = c.elapsed().as_secs_f64();
+    progress("verify");
+    let c = Instant::now();
+    proof::verify(&params, &vk.vk, &inst, &proof_bytes)
+        .map_err(|e| Error::invalid("proof", format!("the fresh proof does not verify: {e}")))?;
+    t.verify_s = c.elapsed().as_secs_f64();
+
+    let onnx_bytes =
+        std::fs::read(model_path).map_err(|e| Error::invalid(model_path.display(), e))?;
+    let input_bytes = std::fs::read(input).map_err(|e| Error::invalid(input.display(), e))?;
+    let report = &chain.report;
+    let agree: Vec<bool> = report
+        .outputs
+        .iter()
+        .filter_map(|o| o.argmax.as_ref().map(|a| a.agree))
+        .collect();
+    let receipt = Receipt {
+        schema: SCHEMA.into(),
+        model_commitment: ModelCommitment {
+            onnx_sha256: sha256_hex(&onnx_bytes),
+            quantized_sha256: canonical_sha256(&chain.qm),
+            circuit_sha256: canonical_sha256(&info),
+            vk_sha256: vk.sha256.clone(),
+            weights: "fixed columns of the circuit: bound by the verifier key".into(),
+        },
+        input_commitment: InputCommitment {
+            visibility: "public".into(),
+            sha256: input_sha256(&input_claims),
+            covers: "the quantized input integers, which are public instance values of the proof"
+                .into(),
+            tensors: input_claims,
+        },
+        output: output_claims,
+        proof: ProofInfo {
+            system: PROOF_SYSTEM.into(),
+            transcript: TRANSCRIPT.into(),
+            file: PROOF_FILE.into(),
+            sha256: sha256_hex(&proof_bytes),
+            bytes: proof_bytes.len(),
+        },
+        verifier: VerifierInfo {
+            file: VK_FILE.into(),
+            vk_sha256: vk.sha256.clone(),
+            k: info.k,
+            zkreceipt_version: env!("CARGO_PKG_VERSION").into(),
+            halo2_proofs_version: HALO2_VERSION.into(),
+            circuit_format: CIRCUIT_FORMAT,
+        },
+        statement: statement(&chain.qm, &info, &sha256_hex(&onnx_bytes), &vk.sha256),
+        quantization: QuantizationInfo {
+            activation_scale: chain.qm.scale,
+            activation_bits: chain.qm.config.activation_bits,
+            param_bits: chain.qm.config.param_bits,
+            max_abs_error: report
+                .outputs
+                .iter()
+                .map(|o| o.max_abs_error)
+                .fold(0.0, f64::max),
+            max_rel_error: report
+                .outputs
+                .iter()
+                .map(|o| o.max_rel_error)
+                .fold(0.0, f64::max),
+            argmax_agree: (!agree.is_empty()).then(|| agree.iter().all(|&a| a)),
+        },
+        not_claimed: not_claimed(),
+    };
+
+    progress("write receipt folder");
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        (MODEL_FILE, onnx_bytes),
+        (INPUT_FILE, input_bytes),
+        (QUANTIZED_FILE, json_pretty(&chain.qm)),
+        (CIRCUIT_FILE, json_pretty(&info)),
+        (VK_FILE, vk.pinned.clone().into_bytes()),
+        (PROOF_FILE, proof_bytes),
+        (RECEIPT_FILE, json_pretty(&receipt)),
+    ];
+    write_folder(out, &files)?;
+    Ok(Proved {
+        dir: out.to_path_buf(),
+        receipt,
+        circuit: info,
+        report: chain.report,
+        timings: t,
+    })
+}
+
+/// Write the files into a temporary sibling folder, then rename it to `out`. An existing
+/// receipt folder at `out` is replaced; any other existing path is refused.
+fn write_folder(out: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
+    let name = out
+        .file_name()
+        .ok_or_else(|| Error::invalid(out.display(), "not a folder name"))?
+        .to_string_lossy()
+        .into_owned();
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if out.exists() {
+        let replaceable = out.is_dir()
+            && (out.join(RECEIPT_FILE).is_file()
+                || std::fs::read_dir(out)
+                    .map(|mut d| d.next().is_none())
+                    .unwrap_or(false));
+        if !replaceable {
+            return Err(Error::invalid(
+                out.display(),
+                "exists and is not a receipt folder; choose another --out",
+            ));
+        }
+    }
+    let io = |e: std::io::Error| Error::invalid(out.display(), e);
+    std::fs::create_dir_all(&parent).map_err(io)?;
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir(&tmp).map_err(io)?;
+    let written = files
+        .iter()
+        .try_for_each(|(f, bytes)| std::fs::write(tmp.join(f), bytes));
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(io(e));
+    }
+    if out.exists() {
+        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+        std::fs::rename(out, &old).map_err(io)?;
+        std::fs::rename(&tmp, out).map_err(io)?;
+        let _ = std::fs::remove_dir_all(&old);
+    } else {
+        std::fs::rename(&tmp, out).map_err(io)?;
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------------
+// Reading and verifying a folder
+
+/// A receipt folder read from disk.
+pub struct Folder {
+    pub dir: PathBuf,
+    pub receipt: Receipt,
+    pub qm: QuantizedModel,
+    pub circuit: CircuitInfo,
+    pub vk_txt: String,
+    pub proof: Vec<u8>,
+}
+
+fn read_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
+    let p = dir.join(name);
+    std::fs::read(&p).map_err(|e| Error::invalid(p.display(), format!("cannot read: {e}")))
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(dir: &Path, name: &str) -> Result<T> {
+    let bytes = read_file(dir, name)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::invalid(dir.join(name).display(), format!("not a valid {name}: {e}")))
+}
+
+impl Folder {
+    /// Read a folder, given the folder or its `receipt.json`.
+    pub fn load(path: &Path) -> Result<Folder> {
+        let dir = if path.is_dir() {
+            path.to_path_buf()
+        } else if path.file_name().is_some_and(|n| n == RECEIPT_FILE) {
+            path.parent().map(Path::to_path_buf).unwrap_or_default()
+        } else {
+            return Err(Error::invalid(
+                path.display(),
+                "not a receipt folder or a receipt.json",
+            ));
+        };
+        let receipt: Receipt = read_json(&dir, RECEIPT_FILE)?;
+        if receipt.schema != SCHEMA {
+            return Err(Error::invalid(
+                dir.join(RECEIPT_FILE).display(),
+                format!(
+                    "field `schema` is {:?}, expected {SCHEMA:?}",
+                    receipt.schema
+                ),
+            ));
+        }
+        let qm: QuantizedModel = read_json(&dir, QUANTIZED_FILE)?;
+        let circuit: CircuitInfo = read_json(&dir, CIRCUIT_FILE)?;
+        let vk_txt = String::from_utf8(read_file(&dir, VK_FILE)?)
+            .map_err(|_| Error::invalid(dir.join(VK_FILE).display(), "not UTF-8 text"))?;
+        let proof = read_file(&dir, PROOF_FILE)?;
+        Ok(Folder {
+            dir,
+            receipt,
+            qm,
+            circuit,
+            vk_txt,
+            proof,
+        })
+    }
+}
+
+/// The outcome of verifying a folder.
+#[derive(Clone, Debug, Serialize)]
+pub struct Verdict {
+    pub verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Every check made, in order, with its outcome.
+    pub checks: Vec<Check>,
+    pub vk_sha256: String,
+    pub k: u32,
+    pub params_s: f64,
+    pub keygen_s: f64,
+    pub verify_s: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub holds: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Verify a folder: every number the receipt shows is checked against the proof. Structural
+/// problems (unreadable files) are errors; a folder that reads but does not check out is a
+/// verdict with `verified: false` and the first failing check as its reason.
+pub fn verify_folder(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<Verdict> {
+    let r = &f.receipt;
+    let mut checks: Vec<Check> = vec![];
+    let mut v = Verdict {
+        verified: false,
+        reason: None,
+        checks: vec![],
+        vk_sha256: String::new(),
+        k: f.circuit.k,
+        params_s: 0.0,
+        keygen_s: 0.0,
+        verify_s: 0.0,
+    };
+    let mut check = |name: &str, failure: Option<String>| -> bool {
+        let holds = failure.is_none();
+        checks.push(Check {
+            name: name.into(),
+            holds,
+            detail: failure,
+        });
+        holds
+    };
+    let finish = |mut v: Verdict, checks: Vec<Check>| {
+        v.reason = checks
+            .iter()
+            .find(|c| !c.holds)
+            .map(|c| format!("{}: {}", c.name, c.detail.clone().unwrap_or_default()));
+        v.verified = v.reason.is_none();
+        v.checks = checks;
+        Ok(v)
+    };
+
+    // 1. The numbers shown: floats must be the integers at their scale, and the public values
+    // must fit the model's shapes.
+    let mut ok = true;
+    for (what, claims, values) in [
+        ("output", &r.output, &f.qm.outputs),
+        ("input", &r.input_commitment.tensors, &f.qm.inputs),
+    ] {
+        let mismatch = if claims.len() != values.len() {
+            Some(format!(
+                "{} tensors, the model has {}",
+                claims.len(),
+                values.len()
+            ))
+        } else {
+            claims.iter().zip(values.iter()).find_map(|(c, &vid)| {
+                let val = &f.qm.values[vid];
+                if c.shape != val.shape || c.integers.len() != crate::tensor::numel(&val.shape) {
+                    Some(format!(
+                        "`{}` has shape {:?} with {} integers; the model's is {:?}",
+                        c.name,
+                        c.shape,
+                        c.integers.len(),
+                        val.shape
+                    ))
+                } else if c.scale != val.scale {
+                    Some(format!(
+                        "`{}` has scale {}, the model's is {}",
+                        c.name, c.scale, val.scale
+                    ))
+                } else {
+                    c.float_mismatch().map(|m| format!("`{}` {m}", c.name))
+                }
+            })
+        };
+        ok &= check(&format!("{what} floats match integers"), mismatch);
+    }
+    ok &= check(
+        "input commitment",
+        (input_sha256(&r.input_commitment.tensors) != r.input_commitment.sha256).then(|| {
+            "sha256 of the input integers differs from input_commitment.sha256".to_string()
+        }),
+    );
+    ok &= check(
+        "proof file",
+        (sha256_hex(&f.proof) != r.proof.sha256 || f.proof.len() != r.proof.bytes)
+            .then(|| "proof.bin's sha256 or size differs from the receipt's".to_string()),
+    );
+    ok &= check(
+        "quantized model hash",
+        (canonical_sha256(&f.qm) != r.model_commitment.quantized_sha256)
+            .then(|| "quantized.json differs from model_commitment.quantized_sha256".into()),
+    );
+    if !ok {
+        return finish(v, checks);
+    }
+
+    // 2. The circuit: re-compiled from quantized.json, it must be the one described.
+    progress("compile");
+    let compiled = match circuit::compile_with_lanes(&f.qm, f.circuit.layout.lanes, None) {
+        Ok(c) => c,
+        Err(e) => {
+            check("circuit re-derived", Some(e.to_string()));
+            return finish(v, checks);
+        }
+    };
+    let same = compiled.info == f.circuit
+        && canonical_sha256(&f.circuit) == r.model_commitment.circuit_sha256
+        && r.verifier.k == f.circuit.k;
+    if !check(
+        "circuit re-derived",
+        (!same).then(|| {
+            "circuit.json differs from the circuit compiled from quantized.json, or from the receipt's circuit hash and k".into()
+        }),
+    ) {
+        return finish(v, checks);
+    }
+
+    // 3. The verifier key: re-derived, its pinned form must be vk.txt and its hash the receipt's.
+    let (params, params_s) = proof::params(f.circuit.k, progress)?;
+    v.params_s = params_s;
+    progress("verifier key");
+    let c = Instant::now();
+    let vk = proof::keygen_vk_only(&params, &compiled.circuit)?;
+    v.keygen_s = c.elapsed().as_secs_f64();
+    v.vk_sha256 = vk.sha256.clone();
+    let vk_ok = vk.pinned == f.vk_txt
+        && vk.sha256 == r.verifier.vk_sha256
+        && vk.sha256 == r.model_commitment.vk_sha256;
+    if !check(
+        "verifier key re-derived",
+        (!vk_ok).then(|| {
+            "the key derived from quantized.json and circuit.json differs from vk.txt or the receipt's vk_sha256".into()
+        }),
+    ) {
+        return finish(v, checks);
+    }
+
+    // 4. The proof, against the public input and output the receipt shows.
+    progress("verify proof");
+    let inst = instance(&r.input_commitment.tensors, &r.output);
+    let c = Instant::now();
+    let res = proof::verify(&params, &vk.vk, &inst, &f.proof);
+    v.verify_s = c.elapsed().as_secs_f64();
+    check(
+        "proof",
+        res.err()
+            .map(|e| format!("halo2 rejects the proof for this input and output ({e})")),
+    );
+    finish(v, checks)
+}

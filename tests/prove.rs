@@ -1,0 +1,257 @@
+//! End to end with the real prover: prove the samples into receipt folders, verify them, and
+//! break them. Parameters are cached in the test's own folder (never the user's cache).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::*;
+use serde_json::Value;
+
+fn work_dir(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("prove-tests")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn cache() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("params-cache")
+}
+
+fn zk(args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_zkreceipt"))
+        .args(args)
+        .env("ZKRECEIPT_CACHE", cache())
+        .output()
+        .expect("run zkreceipt")
+}
+
+fn prove(sample_name: &str, out: &Path) -> Value {
+    let (m, i, _) = sample(sample_name);
+    let o = zk(&[
+        "prove",
+        m.to_str().unwrap(),
+        "--input",
+        i.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--seed",
+        "7",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "prove failed: {}", stderr(&o));
+    stdout_json(&o)
+}
+
+fn verify(dir: &Path) -> (i32, Value) {
+    let o = zk(&["verify", dir.to_str().unwrap(), "--json"]);
+    let code = o.status.code().unwrap();
+    let v = if code == 3 {
+        Value::Null
+    } else {
+        stdout_json(&o)
+    };
+    (code, v)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+fn edit_receipt(dir: &Path, f: impl FnOnce(&mut Value)) {
+    let p = dir.join("receipt.json");
+    let mut r: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    f(&mut r);
+    std::fs::write(&p, serde_json::to_vec_pretty(&r).unwrap()).unwrap();
+}
+
+/// A tampered copy of `honest`, verified: must exit 1 with a reason.
+fn expect_rejected(honest: &Path, name: &str, tamper: impl FnOnce(&Path)) -> String {
+    let d = honest.parent().unwrap().join(name);
+    copy_dir(honest, &d);
+    tamper(&d);
+    let (code, v) = verify(&d);
+    assert_eq!(code, 1, "{name}: tampered folder must be rejected, got {v}");
+    assert_eq!(v["verified"], false);
+    v["reason"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn digits_receipt_proves_verifies_and_breaks() {
+    let w = work_dir("digits");
+    let out = w.join("digits-receipt");
+    let p = prove("digits", &out);
+    for f in [
+        "model.onnx",
+        "input.json",
+        "quantized.json",
+        "circuit.json",
+        "vk.txt",
+        "proof.bin",
+        "receipt.json",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    // No temporary folder is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(&w)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    let r = &p["receipt"];
+    for key in [
+        "schema",
+        "model_commitment",
+        "input_commitment",
+        "output",
+        "proof",
+        "verifier",
+        "statement",
+        "quantization",
+        "not_claimed",
+    ] {
+        assert!(r.get(key).is_some(), "receipt lacks `{key}`");
+    }
+    // The public output is the integer evaluator's: the same as `run`'s integers.
+    let (m, i, _) = sample("digits");
+    let run = stdout_json(&zk(&[
+        "run",
+        m.to_str().unwrap(),
+        "--input",
+        i.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(r["output"][0]["integers"], run["outputs"][0]["integers"]);
+    assert_eq!(r["quantization"]["argmax_agree"], true);
+
+    let (code, v) = verify(&out);
+    assert_eq!(code, 0, "honest receipt must verify: {v}");
+    assert_eq!(v["verified"], true);
+    // Verifying through receipt.json works too.
+    let (code, _) = verify(&out.join("receipt.json"));
+    assert_eq!(code, 0);
+
+    // Break tests with the real prover's proof.
+    let why = expect_rejected(&out, "output-integer", |d| {
+        edit_receipt(d, |r| {
+            let x = r["output"][0]["integers"][3].as_i64().unwrap();
+            r["output"][0]["integers"][3] = (x + 1).into();
+            let s = r["output"][0]["scale"].as_i64().unwrap() as i32;
+            r["output"][0]["floats"][3] = ((x + 1) as f64 / 2f64.powi(s)).into();
+        })
+    });
+    assert!(why.contains("proof"), "{why}");
+    let why = expect_rejected(&out, "output-float", |d| {
+        edit_receipt(d, |r| {
+            let x = r["output"][0]["floats"][0].as_f64().unwrap();
+            r["output"][0]["floats"][0] = (x + 0.5).into();
+        })
+    });
+    assert!(why.contains("output floats"), "{why}");
+    expect_rejected(&out, "input-integer", |d| {
+        edit_receipt(d, |r| {
+            let t = &mut r["input_commitment"]["tensors"][0];
+            let x = t["integers"][10].as_i64().unwrap();
+            t["integers"][10] = (x + 1).into();
+            let s = t["scale"].as_i64().unwrap() as i32;
+            t["floats"][10] = ((x + 1) as f64 / 2f64.powi(s)).into();
+        })
+    });
+    expect_rejected(&out, "proof-byte", |d| {
+        let p = d.join("proof.bin");
+        let mut b = std::fs::read(&p).unwrap();
+        b[100] ^= 1;
+        std::fs::write(&p, &b).unwrap();
+        // Keep the receipt's proof hash in step, so the proof itself is what fails.
+        let sha = zkreceipt::model::sha256_hex(&b);
+        edit_receipt(d, |r| r["proof"]["sha256"] = sha.into());
+    });
+    let why = expect_rejected(&out, "vk-hash", |d| {
+        edit_receipt(d, |r| {
+            r["verifier"]["vk_sha256"] = "00".repeat(32).into();
+        })
+    });
+    assert!(why.contains("verifier key"), "{why}");
+    let why = expect_rejected(&out, "weights", |d| {
+        // A changed weight changes the circuit's fixed columns, so the re-derived key.
+        let p = d.join("quantized.json");
+        let mut q: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        let node = q["nodes"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|n| n["op"] == "linear")
+            .unwrap();
+        let w = node["weight"][0].as_i64().unwrap();
+        node["weight"][0] = (w + 1).into();
+        std::fs::write(&p, serde_json::to_vec_pretty(&q).unwrap()).unwrap();
+    });
+    assert!(why.contains("quantized"), "{why}");
+
+    // Unreadable artifacts: exit 3, naming the file, never "verified".
+    let d = w.join("truncated");
+    copy_dir(&out, &d);
+    let text = std::fs::read_to_string(d.join("receipt.json")).unwrap();
+    std::fs::write(d.join("receipt.json"), &text[..text.len() / 2]).unwrap();
+    let o = zk(&["verify", d.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("receipt.json"), "{}", stderr(&o));
+    let d = w.join("no-proof");
+    copy_dir(&out, &d);
+    std::fs::remove_file(d.join("proof.bin")).unwrap();
+    let o = zk(&["verify", d.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("proof.bin"), "{}", stderr(&o));
+}
+
+#[test]
+fn sigmoid_sample_proves_with_a_lookup_table() {
+    let w = work_dir("sigmoid");
+    let out = w.join("r");
+    let p = prove("sigmoid", &out);
+    let circuit: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("circuit.json")).unwrap()).unwrap();
+    assert_eq!(circuit["lookups"], 1);
+    assert!(p["receipt"]["output"][0]["integers"].is_array());
+    assert_eq!(verify(&out).0, 0);
+    expect_rejected(&out, "sigmoid-output", |d| {
+        edit_receipt(d, |r| {
+            let x = r["output"][0]["integers"][0].as_i64().unwrap();
+            r["output"][0]["integers"][0] = (x - 1).into();
+            let s = r["output"][0]["scale"].as_i64().unwrap() as i32;
+            r["output"][0]["floats"][0] = ((x - 1) as f64 / 2f64.powi(s)).into();
+        })
+    });
+}
+
+#[test]
+fn prove_refuses_bad_input_without_leaving_a_folder() {
+    let w = work_dir("bad");
+    let (m, _, _) = sample("digits");
+    let bad = w.join("bad.json");
+    std::fs::write(&bad, r#"{"input_data": [[1, 2, 3]]}"#).unwrap();
+    let out = w.join("r");
+    let o = zk(&[
+        "prove",
+        m.to_str().unwrap(),
+        "--input",
+        bad.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("bad.json"), "{}", stderr(&o));
+    assert!(!out.exists());
+    assert_eq!(std::fs::read_dir(&w).unwrap().count(), 1, "only bad.json");
+}

@@ -103,3 +103,63 @@ fn float_parity_and_quantized_error_on_supported_models() {
     eprintln!("float parity with onnxruntime on {parity} supported corpus models");
     assert!(parity >= SUPPORTED_AT_LEAST);
 }
+
+/// The circuit's values equal the integer evaluator's on every supported corpus model (the
+/// compiler checks every cell of every node against the evaluator while it plans the witness),
+/// and the circuit is satisfied (MockProver) where k is small enough to check quickly.
+#[test]
+fn circuit_equals_the_integer_evaluator_on_supported_models() {
+    use halo2_proofs::dev::MockProver;
+    use zkreceipt::circuit::{compile, with_layout};
+    let Some(dir) = corpus() else { return };
+    let (mut exact, mut mocked) = (0, 0);
+    for e in examples(&dir) {
+        let name = e["name"].as_str().unwrap();
+        let m = Model::load(&dir.join(name).join("network.onnx")).unwrap();
+        if !m.preflight().is_empty() {
+            continue;
+        }
+        let inputs = load_input(&dir.join(name).join("input.json"), &m).unwrap();
+        let float = m.run_float(&inputs).unwrap();
+        let qm = quantize(&m, &inputs, &float, &QuantConfig::default()).unwrap();
+        let names: Vec<String> = m.inputs.iter().map(|i| i.name.clone()).collect();
+        let qin = qm.quantize_inputs(&inputs, &names).unwrap();
+        let values = qm.evaluate(&qin).unwrap();
+        let c = compile(&qm, Some(&values)).unwrap_or_else(|err| panic!("{name}: {err}"));
+        let inst = c.circuit.instance().unwrap();
+        // The public output is the evaluator's output, element for element.
+        let want: Vec<i64> = qm
+            .outputs
+            .iter()
+            .flat_map(|&v| values[v].data.clone())
+            .collect();
+        let n_in = c.info.public_inputs;
+        assert_eq!(inst.len(), n_in + want.len(), "{name}");
+        for (i, w) in want.iter().enumerate() {
+            assert_eq!(
+                inst[n_in + i],
+                zkreceipt::circuit::chips::fe(*w as i128),
+                "{name}: output {i}"
+            );
+        }
+        exact += 1;
+        if c.info.k <= 12 {
+            let r = with_layout(c.circuit.layout(), || {
+                MockProver::run(c.info.k, &c.circuit, vec![inst.clone()])
+                    .unwrap()
+                    .verify()
+            });
+            assert_eq!(r, Ok(()), "{name}: circuit not satisfied");
+            mocked += 1;
+        }
+        eprintln!(
+            "{name:24} k={:2} rows {:6} lanes {:2} tables {}",
+            c.info.k,
+            c.info.rows,
+            c.info.layout.lanes,
+            c.info.tables.len()
+        );
+    }
+    eprintln!("circuit exact on {exact} supported corpus models; MockProver satisfied on {mocked}");
+    assert!(exact >= SUPPORTED_AT_LEAST);
+}

@@ -12,6 +12,8 @@ use crate::error::Result;
 use crate::model::{Model, dims_str, input::load_input};
 use crate::quantize::report::{RunReport, analyze};
 use crate::quantize::{QuantConfig, quantize};
+use crate::receipt::audit::audit;
+use crate::receipt::break_test::break_test;
 use crate::receipt::{Folder, ProofRng, prove_folder, verify_folder};
 
 #[derive(Parser, Debug)]
@@ -79,6 +81,28 @@ pub enum Command {
     Verify {
         /// The receipt folder, or its receipt.json.
         receipt: PathBuf,
+        /// Print one JSON document instead of the report.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-derive every link of a receipt folder (model file, quantized model, circuit, verifier
+    /// key, proof, input commitment, output and error) and say per link whether it holds.
+    /// Exit 0 when all hold, 1 otherwise.
+    Audit {
+        /// The receipt folder.
+        dir: PathBuf,
+        /// Print one JSON document instead of the report.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change every item the proof binds (each output value, the input and its commitment, the
+    /// weights, the circuit, the verifier key, proof bytes), in memory, and expect verify to
+    /// reject each; change unbound fields and expect the verdict to stand. Exit 0 when all
+    /// behave, 1 otherwise.
+    #[command(name = "break-test")]
+    BreakTest {
+        /// The receipt folder.
+        dir: PathBuf,
         /// Print one JSON document instead of the report.
         #[arg(long)]
         json: bool,
@@ -151,6 +175,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             json,
         } => cmd_prove(&model, &input, &out, &quant.config(), seed, json),
         Command::Verify { receipt, json } => cmd_verify(&receipt, json),
+        Command::Audit { dir, json } => cmd_audit(&dir, json),
+        Command::BreakTest { dir, json } => cmd_break_test(&dir, json),
         Command::Bench {
             models,
             input,
@@ -238,6 +264,75 @@ fn cmd_prove(
         }
     );
     Ok(0)
+}
+
+fn cmd_audit(dir: &std::path::Path, json: bool) -> Result<i32> {
+    let folder = Folder::load(dir)?;
+    let mut progress = stderr_progress();
+    let a = audit(&folder, &mut progress)?;
+    let code = if a.holds { 0 } else { 1 };
+    if json {
+        print_json(&a);
+        return Ok(code);
+    }
+    for l in &a.links {
+        println!(
+            "  {} {:44} {}",
+            if l.holds { "✓ holds " } else { "✗ BROKEN" },
+            l.link,
+            l.detail
+        );
+    }
+    println!(
+        "{}",
+        if a.holds {
+            "audit     every link holds"
+        } else {
+            "audit     BROKEN links above"
+        }
+    );
+    Ok(code)
+}
+
+fn cmd_break_test(dir: &std::path::Path, json: bool) -> Result<i32> {
+    let folder = Folder::load(dir)?;
+    let mut progress = stderr_progress();
+    let b = break_test(&folder, &mut progress)?;
+    let code = if b.passed { 0 } else { 1 };
+    if json {
+        print_json(&b);
+        return Ok(code);
+    }
+    if !b.honest_verified {
+        println!(
+            "the untouched folder does not verify ({}): nothing to break",
+            b.honest_reason.as_deref().unwrap_or("rejected")
+        );
+        return Ok(1);
+    }
+    for c in &b.cases {
+        let verdict = if c.verified { "verified" } else { "rejected" };
+        let expect = if c.bound { "bound  " } else { "unbound" };
+        println!(
+            "  {} {expect} {verdict:8} {}{}",
+            if c.ok { "✓" } else { "✗" },
+            c.item,
+            c.reason
+                .as_ref()
+                .filter(|_| !c.verified)
+                .map(|r| format!("  ({r})"))
+                .unwrap_or_default()
+        );
+    }
+    let bound = b.cases.iter().filter(|c| c.bound).count();
+    let rejected = b.cases.iter().filter(|c| c.bound && !c.verified).count();
+    let unbound = b.cases.len() - bound;
+    let kept = b.cases.iter().filter(|c| !c.bound && c.verified).count();
+    println!(
+        "break-test {rejected}/{bound} bound changes rejected · {kept}/{unbound} unbound changes kept the verdict · {}",
+        if b.passed { "PASSED" } else { "FAILED" }
+    );
+    Ok(code)
 }
 
 fn cmd_verify(path: &std::path::Path, json: bool) -> Result<i32> {

@@ -255,3 +255,162 @@ fn prove_refuses_bad_input_without_leaving_a_folder() {
     assert!(!out.exists());
     assert_eq!(std::fs::read_dir(&w).unwrap().count(), 1, "only bad.json");
 }
+
+fn audit_json(dir: &Path) -> (i32, Value) {
+    let o = zk(&["audit", dir.to_str().unwrap(), "--json"]);
+    let code = o.status.code().unwrap();
+    assert!(
+        code != 3,
+        "audit could not read {}: {}",
+        dir.display(),
+        stderr(&o)
+    );
+    (code, stdout_json(&o))
+}
+
+/// Audit a changed copy of `honest`: exit 1, and the named link is among the broken ones.
+fn expect_broken_link(
+    honest: &Path,
+    name: &str,
+    link: &str,
+    tamper: impl FnOnce(&Path),
+) -> Vec<String> {
+    let d = honest.parent().unwrap().join(name);
+    copy_dir(honest, &d);
+    tamper(&d);
+    let (code, a) = audit_json(&d);
+    assert_eq!(code, 1, "{name}: audit must fail: {a}");
+    let broken: Vec<&str> = a["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["holds"] == false)
+        .map(|l| l["link"].as_str().unwrap())
+        .collect();
+    assert!(
+        broken.iter().any(|l| l.starts_with(link)),
+        "{name}: expected `{link}` broken, got {broken:?}"
+    );
+    broken.iter().map(|s| s.to_string()).collect()
+}
+
+fn edit_json(path: &Path, f: impl FnOnce(&mut Value)) {
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn digits_audit_and_break_test() {
+    let w = work_dir("audit");
+    let out = w.join("digits-receipt");
+    prove("digits", &out);
+
+    // The break test passes on the honest folder and covers every bound item.
+    let o = zk(&["break-test", out.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let b = stdout_json(&o);
+    assert_eq!(b["honest_verified"], true);
+    assert_eq!(b["passed"], true);
+    let items: Vec<String> = b["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["item"].as_str().unwrap().to_string())
+        .collect();
+    for i in 0..10 {
+        assert!(
+            items
+                .iter()
+                .any(|x| x.starts_with(&format!("output `output`[{i}] integer")))
+        );
+    }
+    for needle in [
+        "input `",
+        "input_commitment",
+        "weight 0",
+        "circuit.json",
+        "vk.txt",
+        "vk_sha256",
+        "proof.bin byte",
+        "statement",
+    ] {
+        assert!(
+            items.iter().any(|x| x.contains(needle)),
+            "no case for {needle}: {items:?}"
+        );
+    }
+    for c in b["cases"].as_array().unwrap() {
+        assert_eq!(c["ok"], true, "{c}");
+        assert_eq!(c["verified"], c["bound"] == false, "{c}");
+    }
+
+    // Audit: every link holds on the honest folder...
+    let (code, a) = audit_json(&out);
+    assert_eq!(code, 0, "{a}");
+    assert_eq!(a["links"].as_array().unwrap().len(), 7);
+
+    // ...and each changed artifact breaks its own link.
+    expect_broken_link(&out, "a-model", "model.onnx → sha256", |d| {
+        let p = d.join("model.onnx");
+        let mut b = std::fs::read(&p).unwrap();
+        b.push(0);
+        std::fs::write(&p, b).unwrap();
+    });
+    expect_broken_link(&out, "a-input", "input.json → input commitment", |d| {
+        edit_json(&d.join("input.json"), |v| {
+            let x = v["input_data"][0][5].as_f64().unwrap();
+            v["input_data"][0][5] = (x + 1.0).into();
+        });
+    });
+    expect_broken_link(
+        &out,
+        "a-quantized",
+        "model.onnx + input.json → quantized.json",
+        |d| {
+            edit_json(&d.join("quantized.json"), |q| {
+                let n = q["nodes"]
+                    .as_array_mut()
+                    .unwrap()
+                    .iter_mut()
+                    .find(|n| n["op"] == "linear")
+                    .unwrap();
+                let w = n["weight"][1].as_i64().unwrap();
+                n["weight"][1] = (w - 1).into();
+            });
+        },
+    );
+    expect_broken_link(&out, "a-circuit", "quantized.json → circuit.json", |d| {
+        edit_json(&d.join("circuit.json"), |c| {
+            let r = c["rows"].as_u64().unwrap();
+            c["rows"] = (r + 1).into();
+        });
+    });
+    expect_broken_link(&out, "a-vk", "circuit → verifier key", |d| {
+        let p = d.join("vk.txt");
+        let t = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(&p, t.replacen("0x", "0y", 1)).unwrap();
+    });
+    expect_broken_link(
+        &out,
+        "a-proof",
+        "verifier key + public input/output → proof",
+        |d| {
+            let p = d.join("proof.bin");
+            let mut b = std::fs::read(&p).unwrap();
+            b[7] ^= 0x80;
+            std::fs::write(&p, b).unwrap();
+        },
+    );
+    expect_broken_link(
+        &out,
+        "a-error",
+        "inference → output and error figures",
+        |d| {
+            edit_receipt(d, |r| {
+                let e = r["quantization"]["max_abs_error"].as_f64().unwrap();
+                r["quantization"]["max_abs_error"] = (e / 2.0).into();
+            });
+        },
+    );
+}

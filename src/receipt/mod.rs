@@ -6,10 +6,14 @@
 //! re-derives the verifier key from the folder and checks the proof against the public input
 //! and output the receipt shows.
 
+pub mod audit;
+pub mod break_test;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use halo2_proofs::pasta::Fp;
+use halo2_proofs::pasta::{EqAffine, Fp};
+use halo2_proofs::poly::commitment::Params;
 use rand::SeedableRng;
 use rand::rngs::{StdRng, SysRng};
 use serde::{Deserialize, Serialize};
@@ -87,7 +91,7 @@ pub struct TensorClaim {
 }
 
 impl TensorClaim {
-    fn new(name: &str, t: &Tensor<i64>, scale: i32) -> Self {
+    pub(crate) fn new(name: &str, t: &Tensor<i64>, scale: i32) -> Self {
         let f = 2f64.powi(-scale);
         TensorClaim {
             name: name.into(),
@@ -469,6 +473,7 @@ fn write_folder(out: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
 // Reading and verifying a folder
 
 /// A receipt folder read from disk.
+#[derive(Clone)]
 pub struct Folder {
     pub dir: PathBuf,
     pub receipt: Receipt,
@@ -555,6 +560,48 @@ pub struct Check {
 /// problems (unreadable files) are errors; a folder that reads but does not check out is a
 /// verdict with `verified: false` and the first failing check as its reason.
 pub fn verify_folder(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<Verdict> {
+    verify_folder_with(f, &mut KeyCache::default(), progress)
+}
+
+/// The last verifier key derived, by the quantized model and circuit it came from: checking
+/// many variants of one folder (the break test) derives the key once.
+#[derive(Default)]
+pub struct KeyCache {
+    entry: Option<(String, CircuitInfo, Params<EqAffine>, proof::Vk)>,
+}
+
+impl KeyCache {
+    /// The key of `compiled` (the circuit of `qm` described by `info`), derived once.
+    pub(crate) fn get(
+        &mut self,
+        qm: &QuantizedModel,
+        info: &CircuitInfo,
+        compiled: &circuit::Compiled,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<(&Params<EqAffine>, &proof::Vk, f64, f64)> {
+        let key = canonical_sha256(qm);
+        let hit = matches!(&self.entry, Some((k, i, _, _)) if *k == key && i == info);
+        let (mut params_s, mut keygen_s) = (0.0, 0.0);
+        if !hit {
+            let (params, made) = proof::params(info.k, progress)?;
+            params_s = made;
+            progress("verifier key");
+            let c = Instant::now();
+            let vk = proof::keygen_vk_only(&params, &compiled.circuit)?;
+            keygen_s = c.elapsed().as_secs_f64();
+            self.entry = Some((key, info.clone(), params, vk));
+        }
+        let (_, _, p, vk) = self.entry.as_ref().expect("just filled");
+        Ok((p, vk, params_s, keygen_s))
+    }
+}
+
+/// [`verify_folder`] with a key cache.
+pub fn verify_folder_with(
+    f: &Folder,
+    keys: &mut KeyCache,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Verdict> {
     let r = &f.receipt;
     let mut checks: Vec<Check> = vec![];
     let mut v = Verdict {
@@ -664,12 +711,9 @@ pub fn verify_folder(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<Verdi
     }
 
     // 3. The verifier key: re-derived, its pinned form must be vk.txt and its hash the receipt's.
-    let (params, params_s) = proof::params(f.circuit.k, progress)?;
+    let (params, vk, params_s, keygen_s) = keys.get(&f.qm, &f.circuit, &compiled, progress)?;
     v.params_s = params_s;
-    progress("verifier key");
-    let c = Instant::now();
-    let vk = proof::keygen_vk_only(&params, &compiled.circuit)?;
-    v.keygen_s = c.elapsed().as_secs_f64();
+    v.keygen_s = keygen_s;
     v.vk_sha256 = vk.sha256.clone();
     let vk_ok = vk.pinned == f.vk_txt
         && vk.sha256 == r.verifier.vk_sha256
@@ -687,7 +731,7 @@ pub fn verify_folder(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<Verdi
     progress("verify proof");
     let inst = instance(&r.input_commitment.tensors, &r.output);
     let c = Instant::now();
-    let res = proof::verify(&params, &vk.vk, &inst, &f.proof);
+    let res = proof::verify(params, &vk.vk, &inst, &f.proof);
     v.verify_s = c.elapsed().as_secs_f64();
     check(
         "proof",

@@ -1,0 +1,258 @@
+//! The audit: re-derive every link of the chain from the folder's own artifacts and say, per
+//! link, whether it holds and what differs.
+
+use serde::Serialize;
+
+use super::{
+    Folder, INPUT_FILE, KeyCache, MODEL_FILE, QUANTIZED_FILE, TensorClaim, canonical_sha256,
+    input_sha256, verify_folder_with,
+};
+use crate::circuit;
+use crate::error::Result;
+use crate::model::{Model, input::load_input, sha256_hex};
+use crate::quantize::{QuantizedModel, quantize, report::analyze};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Link {
+    pub link: String,
+    pub holds: bool,
+    /// What was compared, or what differs.
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditReport {
+    pub links: Vec<Link>,
+    pub holds: bool,
+}
+
+fn link(links: &mut Vec<Link>, name: &str, holds: bool, ok: String, broken: String) {
+    links.push(Link {
+        link: name.into(),
+        holds,
+        detail: if holds { ok } else { broken },
+    });
+}
+
+/// The first top-level field where two quantized models differ.
+fn first_difference(a: &QuantizedModel, b: &QuantizedModel) -> String {
+    let (va, vb) = (
+        serde_json::to_value(a).unwrap_or_default(),
+        serde_json::to_value(b).unwrap_or_default(),
+    );
+    if let (Some(ma), Some(mb)) = (va.as_object(), vb.as_object()) {
+        for (k, x) in ma {
+            if mb.get(k) != Some(x) {
+                if let (Some(xa), Some(xb)) = (x.as_array(), mb.get(k).and_then(|y| y.as_array())) {
+                    if let Some(i) = xa.iter().zip(xb).position(|(p, q)| p != q) {
+                        return format!("field `{k}`[{i}]");
+                    }
+                    return format!("field `{k}` (length {} vs {})", xa.len(), xb.len());
+                }
+                return format!("field `{k}`");
+            }
+        }
+    }
+    "canonical bytes".into()
+}
+
+/// Audit a folder: model file → quantized model → circuit → verifier key → proof, and the
+/// input, output and error figures re-derived by running the model again.
+pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> {
+    let mut links = vec![];
+    let r = &f.receipt;
+    let model_path = f.dir.join(MODEL_FILE);
+    let input_path = f.dir.join(INPUT_FILE);
+
+    // 1. model.onnx is the file the receipt and the quantized model name.
+    progress("model.onnx");
+    let onnx = std::fs::read(&model_path);
+    let onnx_sha = onnx.as_ref().map(|b| sha256_hex(b)).unwrap_or_default();
+    link(
+        &mut links,
+        "model.onnx → sha256",
+        onnx.is_ok()
+            && onnx_sha == r.model_commitment.onnx_sha256
+            && onnx_sha == f.qm.source_sha256,
+        format!("sha256 {onnx_sha}"),
+        match &onnx {
+            Err(e) => format!("cannot read {}: {e}", model_path.display()),
+            Ok(_) => format!(
+                "sha256 {onnx_sha}; receipt says {}, quantized.json says {}",
+                r.model_commitment.onnx_sha256, f.qm.source_sha256
+            ),
+        },
+    );
+
+    // 2. Re-quantize from model.onnx and input.json with the recorded settings.
+    progress("re-quantize");
+    let rerun = (|| -> Result<_> {
+        let m = Model::load(&model_path)?;
+        m.check_supported()?;
+        let floats = load_input(&input_path, &m)?;
+        let float = m.run_float(&floats)?;
+        let qm = quantize(&m, &floats, &float, &f.qm.config)?;
+        let report = analyze(&m, &qm, &floats, &float)?;
+        let names: Vec<String> = m.inputs.iter().map(|i| i.name.clone()).collect();
+        let ints = qm.quantize_inputs(&floats, &names)?;
+        Ok((qm, report, ints))
+    })();
+    match &rerun {
+        Ok((qm, _, _)) => {
+            let same = canonical_sha256(qm) == canonical_sha256(&f.qm)
+                && canonical_sha256(&f.qm) == r.model_commitment.quantized_sha256;
+            let diff = if canonical_sha256(qm) != canonical_sha256(&f.qm) {
+                format!(
+                    "re-quantizing gives a different {QUANTIZED_FILE}: {}",
+                    first_difference(qm, &f.qm)
+                )
+            } else {
+                "quantized.json differs from model_commitment.quantized_sha256".into()
+            };
+            link(
+                &mut links,
+                "model.onnx + input.json → quantized.json",
+                same,
+                format!("identical (sha256 {})", canonical_sha256(&f.qm)),
+                diff,
+            );
+        }
+        Err(e) => link(
+            &mut links,
+            "model.onnx + input.json → quantized.json",
+            false,
+            String::new(),
+            format!("cannot re-quantize: {e}"),
+        ),
+    }
+
+    // 3. Re-compile the circuit from quantized.json.
+    progress("re-compile");
+    let compiled = circuit::compile_with_lanes(&f.qm, f.circuit.layout.lanes, None);
+    match &compiled {
+        Ok(c) => link(
+            &mut links,
+            "quantized.json → circuit.json",
+            c.info == f.circuit
+                && canonical_sha256(&f.circuit) == r.model_commitment.circuit_sha256,
+            format!("identical (k={}, {} rows)", c.info.k, c.info.rows),
+            if c.info != f.circuit {
+                format!(
+                    "re-compiling gives k={} with {} rows and {} advice columns; circuit.json says k={}, {} rows, {} advice columns",
+                    c.info.k,
+                    c.info.rows,
+                    c.info.advice_columns,
+                    f.circuit.k,
+                    f.circuit.rows,
+                    f.circuit.advice_columns
+                )
+            } else {
+                "circuit.json differs from model_commitment.circuit_sha256".into()
+            },
+        ),
+        Err(e) => link(
+            &mut links,
+            "quantized.json → circuit.json",
+            false,
+            String::new(),
+            format!("does not compile: {e}"),
+        ),
+    }
+
+    // 4. The verifier key, re-derived from the circuit quantized.json compiles to.
+    let mut keys = KeyCache::default();
+    match &compiled {
+        Ok(c) => {
+            let (_, vk, _, _) = keys.get(&f.qm, &c.info, c, progress)?;
+            let file_ok = vk.pinned == f.vk_txt;
+            let hash_ok =
+                vk.sha256 == r.verifier.vk_sha256 && vk.sha256 == r.model_commitment.vk_sha256;
+            link(
+                &mut links,
+                "circuit → verifier key (vk.txt)",
+                file_ok && hash_ok,
+                format!("identical (sha256 {})", vk.sha256),
+                if !file_ok {
+                    format!(
+                        "vk.txt differs from the re-derived key's pinned form (sha256 {})",
+                        vk.sha256
+                    )
+                } else {
+                    format!(
+                        "the re-derived key has sha256 {}; the receipt records {}",
+                        vk.sha256, r.verifier.vk_sha256
+                    )
+                },
+            );
+        }
+        Err(_) => link(
+            &mut links,
+            "circuit → verifier key (vk.txt)",
+            false,
+            String::new(),
+            "no circuit to derive it from".into(),
+        ),
+    }
+
+    // 5. The proof: everything `verify` checks.
+    let v = verify_folder_with(f, &mut keys, progress)?;
+    link(
+        &mut links,
+        "verifier key + public input/output → proof",
+        v.verified,
+        format!("verified in {:.3}s", v.verify_s),
+        v.reason.clone().unwrap_or_default(),
+    );
+
+    // 6. The input: input.json, quantized, is the receipt's public input and commitment.
+    if let Ok((qm, report, ints)) = &rerun {
+        let claims: Vec<TensorClaim> = qm
+            .inputs
+            .iter()
+            .zip(ints)
+            .map(|(&v, t)| TensorClaim::new(&qm.values[v].name, t, qm.values[v].scale))
+            .collect();
+        let c = &r.input_commitment;
+        link(
+            &mut links,
+            "input.json → input commitment",
+            claims == c.tensors && input_sha256(&claims) == c.sha256,
+            format!("sha256 {}", c.sha256),
+            format!(
+                "input.json quantizes to commitment {}; the receipt shows {}",
+                input_sha256(&claims),
+                c.sha256
+            ),
+        );
+        // 7. Output and error figures: re-run float and integer inference.
+        let outs_same = report.outputs.len() == r.output.len()
+            && report
+                .outputs
+                .iter()
+                .zip(&r.output)
+                .all(|(o, c)| o.integers == c.integers);
+        let max_abs = report
+            .outputs
+            .iter()
+            .map(|o| o.max_abs_error)
+            .fold(0.0, f64::max);
+        let err_same = (max_abs - r.quantization.max_abs_error).abs() <= 1e-12 * max_abs.max(1.0);
+        link(
+            &mut links,
+            "inference → output and error figures",
+            outs_same && err_same,
+            format!("output re-computed; max abs error {max_abs:.3e}"),
+            if !outs_same {
+                "re-running the integer evaluator gives a different output than the receipt's"
+                    .into()
+            } else {
+                format!(
+                    "max abs error re-computes to {max_abs:.6e}; the receipt says {:.6e}",
+                    r.quantization.max_abs_error
+                )
+            },
+        );
+    }
+    let holds = links.iter().all(|l| l.holds);
+    Ok(AuditReport { links, holds })
+}

@@ -1,0 +1,243 @@
+//! The break test: change every item the proof binds, one at a time and in memory (the folder
+//! stays intact), and expect `verify` to reject it; change the fields it does not bind and
+//! expect the verdict to stay "verified".
+//!
+//! Each bound change is made so that only the check under test can catch it: where the receipt
+//! also records a hash of the changed artifact, that hash is updated too, so a rejection comes
+//! from the proof or the re-derived key, not from bookkeeping.
+
+use serde::Serialize;
+
+use super::{Folder, KeyCache, Verdict, canonical_sha256, input_sha256, verify_folder_with};
+use crate::error::{Error, Result};
+use crate::model::sha256_hex;
+use crate::quantize::QOp;
+
+/// One change and what verification said.
+#[derive(Clone, Debug, Serialize)]
+pub struct Case {
+    /// What was changed, e.g. `output[0][3]` or `proof.bin byte 100`.
+    pub item: String,
+    /// Whether the proof binds it (a change must be rejected) or not (the verdict must stand).
+    pub bound: bool,
+    pub verified: bool,
+    /// The case passed: bound and rejected, or unbound and still verified.
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BreakReport {
+    /// The untouched folder verifies (otherwise nothing else means anything).
+    pub honest_verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub honest_reason: Option<String>,
+    pub cases: Vec<Case>,
+    /// Every bound change rejected and every unbound change verified.
+    pub passed: bool,
+}
+
+type Tamper = Box<dyn Fn(&mut Folder)>;
+
+fn set_output(f: &mut Folder, t: usize, i: usize, delta: i64) {
+    let o = &mut f.receipt.output[t];
+    o.integers[i] += delta;
+    o.floats[i] = o.integers[i] as f64 / 2f64.powi(o.scale);
+}
+
+/// Every change the break test makes to `f`: (item, bound, change).
+fn cases(f: &Folder) -> Vec<(String, bool, Tamper)> {
+    let mut out: Vec<(String, bool, Tamper)> = vec![];
+    // Each output element: its integer (and the float shown with it, kept consistent, so the
+    // proof is what rejects), then its float alone.
+    for (t, o) in f.receipt.output.iter().enumerate() {
+        for i in 0..o.integers.len() {
+            out.push((
+                format!("output `{}`[{i}] integer +1", o.name),
+                true,
+                Box::new(move |f| set_output(f, t, i, 1)),
+            ));
+        }
+        for i in 0..o.floats.len() {
+            out.push((
+                format!("output `{}`[{i}] float +2^-(scale+1)", o.name),
+                true,
+                Box::new(move |f| {
+                    let o = &mut f.receipt.output[t];
+                    o.floats[i] += 2f64.powi(-o.scale - 1);
+                }),
+            ));
+        }
+    }
+    // The input: its first and last integer (commitment recomputed, so the proof rejects), then
+    // the commitment alone.
+    for (t, x) in f.receipt.input_commitment.tensors.iter().enumerate() {
+        let n = x.integers.len();
+        for i in [0, n.saturating_sub(1)].into_iter().take(n.min(2)) {
+            out.push((
+                format!("input `{}`[{i}] integer +1", x.name),
+                true,
+                Box::new(move |f| {
+                    let c = &mut f.receipt.input_commitment;
+                    let x = &mut c.tensors[t];
+                    x.integers[i] += 1;
+                    x.floats[i] = x.integers[i] as f64 / 2f64.powi(x.scale);
+                    c.sha256 = input_sha256(&c.tensors);
+                }),
+            ));
+        }
+    }
+    out.push((
+        "input_commitment.sha256".into(),
+        true,
+        Box::new(|f| {
+            f.receipt.input_commitment.sha256 = flip_hex(&f.receipt.input_commitment.sha256)
+        }),
+    ));
+    // The weights: one weight of the first layer with weights (the receipt's hash of
+    // quantized.json updated, so the re-derived verifier key is what rejects).
+    if let Some(idx) = f.qm.nodes.iter().position(|n| {
+        matches!(&n.op, QOp::Linear { weight, .. } | QOp::Conv { weight, .. } if !weight.is_empty())
+    }) {
+        out.push((
+            format!("weight 0 of `{}` in quantized.json", f.qm.nodes[idx].name),
+            true,
+            Box::new(move |f| {
+                if let QOp::Linear { weight, .. } | QOp::Conv { weight, .. } = &mut f.qm.nodes[idx].op {
+                    weight[0] += 1;
+                }
+                f.receipt.model_commitment.quantized_sha256 = canonical_sha256(&f.qm);
+            }),
+        ));
+    }
+    out.push((
+        "model_commitment.quantized_sha256".into(),
+        true,
+        Box::new(|f| {
+            let c = &mut f.receipt.model_commitment;
+            c.quantized_sha256 = flip_hex(&c.quantized_sha256);
+        }),
+    ));
+    // Another valid circuit for the same model (a different lane count), with the receipt's
+    // circuit hash and k updated: its verifier key differs, so the key check rejects it.
+    let lanes = if f.circuit.layout.lanes == 4 { 8 } else { 4 };
+    if let Ok(other) = crate::circuit::compile_with_lanes(&f.qm, lanes, None) {
+        out.push((
+            format!("circuit.json: the same model laid out in {lanes} lanes"),
+            true,
+            Box::new(move |f| {
+                f.circuit = other.info.clone();
+                f.receipt.model_commitment.circuit_sha256 = canonical_sha256(&f.circuit);
+                f.receipt.verifier.k = f.circuit.k;
+            }),
+        ));
+    }
+    // The verifier key: its pinned form and its recorded hash.
+    out.push((
+        "vk.txt (one character)".into(),
+        true,
+        Box::new(|f| {
+            let mut b = f.vk_txt.clone().into_bytes();
+            let i = b.len() / 2;
+            b[i] = if b[i] == b'0' { b'1' } else { b'0' };
+            f.vk_txt = String::from_utf8_lossy(&b).into_owned();
+        }),
+    ));
+    out.push((
+        "verifier.vk_sha256".into(),
+        true,
+        Box::new(|f| f.receipt.verifier.vk_sha256 = flip_hex(&f.receipt.verifier.vk_sha256)),
+    ));
+    // Proof bytes at the start, middle and end (the receipt's proof hash updated).
+    let n = f.proof.len();
+    for at in [0, n / 2, n.saturating_sub(1)] {
+        out.push((
+            format!("proof.bin byte {at}"),
+            true,
+            Box::new(move |f| {
+                f.proof[at] ^= 0x01;
+                f.receipt.proof.sha256 = sha256_hex(&f.proof);
+            }),
+        ));
+    }
+    out.push((
+        "proof.sha256".into(),
+        true,
+        Box::new(|f| f.receipt.proof.sha256 = flip_hex(&f.receipt.proof.sha256)),
+    ));
+    // Fields the proof does not bind: changing them must not change the verdict.
+    let unbound: [(&str, Tamper); 5] = [
+        (
+            "statement (text)",
+            Box::new(|f| f.receipt.statement.push_str(" (edited)")),
+        ),
+        (
+            "not_claimed (text)",
+            Box::new(|f| f.receipt.not_claimed.push("edited".into())),
+        ),
+        (
+            "proof.file (file name label)",
+            Box::new(|f| f.receipt.proof.file = "renamed.bin".into()),
+        ),
+        (
+            "verifier.file (file name label)",
+            Box::new(|f| f.receipt.verifier.file = "renamed.txt".into()),
+        ),
+        (
+            "quantization.max_abs_error (reported figure; audit re-derives it)",
+            Box::new(|f| f.receipt.quantization.max_abs_error += 1.0),
+        ),
+    ];
+    for (item, t) in unbound {
+        out.push((item.to_string(), false, t));
+    }
+    out
+}
+
+/// Change the first hex digit.
+fn flip_hex(h: &str) -> String {
+    let mut c: Vec<char> = h.chars().collect();
+    if let Some(x) = c.first_mut() {
+        *x = if *x == '0' { '1' } else { '0' };
+    }
+    c.into_iter().collect()
+}
+
+/// Run the break test on a folder. `progress` hears each case.
+pub fn break_test(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<BreakReport> {
+    let mut keys = KeyCache::default();
+    let honest: Verdict = verify_folder_with(f, &mut keys, progress)?;
+    let mut report = BreakReport {
+        honest_verified: honest.verified,
+        honest_reason: honest.reason.clone(),
+        cases: vec![],
+        passed: false,
+    };
+    if !honest.verified {
+        return Ok(report);
+    }
+    let all = cases(f);
+    let total = all.len();
+    let mut quiet = |_: &str| {};
+    for (n, (item, bound, tamper)) in all.into_iter().enumerate() {
+        progress(&format!("case {}/{total}: {item}", n + 1));
+        let mut g = f.clone();
+        tamper(&mut g);
+        let v = verify_folder_with(&g, &mut keys, &mut quiet).map_err(|e| {
+            Error::invalid(
+                &item,
+                format!("the changed folder could not be checked: {e}"),
+            )
+        })?;
+        report.cases.push(Case {
+            ok: v.verified != bound,
+            item,
+            bound,
+            verified: v.verified,
+            reason: v.reason,
+        });
+    }
+    report.passed = report.cases.iter().all(|c| c.ok);
+    Ok(report)
+}

@@ -107,6 +107,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Export a verified receipt folder as JSON shaped after the ERC-7992 draft (ModelCommitment,
+    /// inputCommitment, ABI-encoded output, proof). There is no EVM verifier for these proofs.
+    Export {
+        /// The format: ERC-7992 (the only one so far).
+        #[arg(long, required = true)]
+        erc7992: bool,
+        /// The receipt folder.
+        dir: PathBuf,
+    },
     /// Measure the chain on models (default: the bundled samples): k, rows, columns, keygen,
     /// prove and verify seconds, proof bytes, peak memory, error.
     Bench {
@@ -177,6 +186,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Verify { receipt, json } => cmd_verify(&receipt, json),
         Command::Audit { dir, json } => cmd_audit(&dir, json),
         Command::BreakTest { dir, json } => cmd_break_test(&dir, json),
+        Command::Export { erc7992: _, dir } => cmd_export(&dir),
         Command::Bench {
             models,
             input,
@@ -333,6 +343,21 @@ fn cmd_break_test(dir: &std::path::Path, json: bool) -> Result<i32> {
         if b.passed { "PASSED" } else { "FAILED" }
     );
     Ok(code)
+}
+
+fn cmd_export(dir: &std::path::Path) -> Result<i32> {
+    let folder = Folder::load(dir)?;
+    let mut progress = stderr_progress();
+    let v = verify_folder(&folder, &mut progress)?;
+    if !v.verified {
+        eprintln!(
+            "not exported: the folder does not verify ({})",
+            v.reason.as_deref().unwrap_or("rejected")
+        );
+        return Ok(1);
+    }
+    print_json(&crate::receipt::export::export(&folder));
+    Ok(0)
 }
 
 fn cmd_verify(path: &std::path::Path, json: bool) -> Result<i32> {

@@ -345,6 +345,31 @@ fn digits_audit_and_break_test() {
         assert_eq!(c["verified"], c["bound"] == false, "{c}");
     }
 
+    // The ERC-7992 export of the honest folder; a rejected folder is not exported.
+    let o = zk(&["export", "--erc7992", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let e = stdout_json(&o);
+    let receipt: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("receipt.json")).unwrap()).unwrap();
+    let mc = &e["modelCommitment"];
+    assert_eq!(
+        mc["vkHash"].as_str().unwrap(),
+        format!("0x{}", receipt["verifier"]["vk_sha256"].as_str().unwrap())
+    );
+    assert_eq!(mc["proofSystemId"].as_str().unwrap().len(), 10);
+    // int256[] of the 10 logits: offset, length, 10 words.
+    assert_eq!(e["output"].as_str().unwrap().len(), 2 + 64 * 12);
+    let proof = std::fs::read(out.join("proof.bin")).unwrap();
+    assert_eq!(e["proof"].as_str().unwrap().len(), 2 + 2 * proof.len());
+    let bad = w.join("export-bad");
+    copy_dir(&out, &bad);
+    edit_receipt(&bad, |r| {
+        r["verifier"]["vk_sha256"] = "11".repeat(32).into()
+    });
+    let o = zk(&["export", "--erc7992", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+
     // Audit: every link holds on the honest folder...
     let (code, a) = audit_json(&out);
     assert_eq!(code, 0, "{a}");

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod break_test;
+pub mod export;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -11,12 +11,15 @@
 //! re-derives the same key.
 
 pub mod chips;
+pub mod commit;
 pub mod plan;
 
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use halo2_gadgets::poseidon::primitives::{ConstantLength, P128Pow5T3};
+use halo2_gadgets::poseidon::{Hash as PoseidonHash, Pow5Chip, Pow5Config};
 use halo2_proofs::circuit::{Layouter, SimpleFloorPlanner, Value};
 use halo2_proofs::pasta::Fp;
 use halo2_proofs::plonk::{Circuit, ConstraintSystem, Error};
@@ -38,15 +41,54 @@ pub const HALO2_VERSION: &str = "0.4.1";
 /// Default number of lanes (multiply-adds per row).
 pub const DEFAULT_LANES: usize = 16;
 
+/// How the graph inputs enter the circuit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// The input integers are public instance values.
+    #[default]
+    Public,
+    /// The inputs are private; their Poseidon digest (see [`commit`]) is public.
+    Hashed,
+    /// The inputs are private and bound to nothing public: the proof shows that *some* input in
+    /// range gives the output.
+    Private,
+}
+
+impl std::str::FromStr for Visibility {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "public" => Ok(Visibility::Public),
+            "hashed" => Ok(Visibility::Hashed),
+            "private" => Ok(Visibility::Private),
+            _ => Err(format!("`{s}`: expected public, hashed or private")),
+        }
+    }
+}
+
+impl Visibility {
+    pub fn name(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Hashed => "hashed",
+            Visibility::Private => "private",
+        }
+    }
+}
+
 /// What `configure` needs to know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layout {
     pub lanes: usize,
     pub lookups: bool,
+    pub input: Visibility,
 }
 
 thread_local! {
-    static LAYOUT: Cell<Layout> = const { Cell::new(Layout { lanes: DEFAULT_LANES, lookups: false }) };
+    static LAYOUT: Cell<Layout> = const {
+        Cell::new(Layout { lanes: DEFAULT_LANES, lookups: false, input: Visibility::Public })
+    };
 }
 
 /// Run `f` (keygen, proving, verifying, MockProver) with `layout` as the circuit's column layout.
@@ -62,6 +104,7 @@ pub struct Config {
     dot: DotConfig,
     mul: MulConfig,
     table: Option<TableConfig>,
+    poseidon: Option<Pow5Config<Fp, 3, 2>>,
 }
 
 /// How a cell assignment gets its value, for the soundness tests: a fresh cell is chosen by the
@@ -73,6 +116,9 @@ pub enum Occurrence {
     Copy,
     /// A fresh cell in a lookup row: bound by the lookup argument.
     FreshLookup,
+    /// A private value with no gate of its own (a hashed or private input, the salt): bound by
+    /// the equalities of its range check or the hash, so a change shows in the permutation.
+    Free,
 }
 
 /// The model circuit: the plan (structure, and the witness when proving).
@@ -95,15 +141,13 @@ impl ModelCircuit {
         Layout {
             lanes: self.plan.lanes,
             lookups: !self.plan.tables.is_empty(),
+            input: self.plan.input,
         }
     }
 
     /// The public instance column: inputs then outputs.
     pub fn instance(&self) -> Option<Vec<Fp>> {
-        self.plan
-            .instance
-            .as_ref()
-            .map(|v| v.iter().map(|&x| fe(x)).collect())
+        self.plan.instance.clone()
     }
 }
 
@@ -156,7 +200,13 @@ pub fn occurrences(plan: &Plan) -> Vec<Occurrence> {
                 });
                 seen[*o] = true;
             }
-            Step::Equal { .. } | Step::Output { .. } => {}
+            Step::Witness { cells } => {
+                for &c in cells {
+                    out.push(Occurrence::Free);
+                    seen[c] = true;
+                }
+            }
+            Step::Equal { .. } | Step::Output { .. } | Step::Hash { .. } => {}
         }
     }
     out
@@ -182,7 +232,27 @@ impl Circuit<Fp> for ModelCircuit {
         let dot = DotChip::configure(meta, &cols);
         let mul = MulChip::configure(meta, &cols);
         let table = layout.lookups.then(|| TableChip::configure(meta, &cols));
-        Config { dot, mul, table }
+        // Poseidon's state and partial S-box share the first four lanes (its gates have their own
+        // selectors); its round constants need six fixed columns of their own.
+        let poseidon = (layout.input == Visibility::Hashed).then(|| {
+            let rc_a = [(); 3].map(|_| meta.fixed_column());
+            let rc_b = [(); 3].map(|_| meta.fixed_column());
+            // The sponge's initial capacity word and padding are constants.
+            meta.enable_constant(rc_b[0]);
+            Pow5Chip::configure::<P128Pow5T3>(
+                meta,
+                [cols.lanes[0], cols.lanes[1], cols.lanes[2]],
+                cols.lanes[3],
+                rc_a,
+                rc_b,
+            )
+        });
+        Config {
+            dot,
+            mul,
+            table,
+            poseidon,
+        }
     }
 
     fn synthesize(&self, config: Config, mut layouter: impl Layouter<Fp>) -> Result<(), Error> {
@@ -205,9 +275,24 @@ impl Circuit<Fp> for ModelCircuit {
         // Group steps into one region per quantized node, in plan order.
         let mut i = 0;
         while i < plan.steps.len() {
+            // The input digest: halo2_gadgets' Poseidon chip lays out its own regions.
+            if let (_, Step::Hash { msg, row }) = &plan.steps[i] {
+                let cells: Vec<ACell> = msg
+                    .iter()
+                    .map(|&c| assigned[c].clone().ok_or(Error::Synthesis))
+                    .collect::<Result<_, _>>()?;
+                let cfg = config.poseidon.as_ref().ok_or(Error::Synthesis)?;
+                let digest = hash_chain(cfg, &cells, &mut layouter)?;
+                layouter.constrain_instance(digest.cell(), cols.instance, *row)?;
+                i += 1;
+                continue;
+            }
             let node = plan.steps[i].0;
             let mut j = i;
-            while j < plan.steps.len() && plan.steps[j].0 == node {
+            while j < plan.steps.len()
+                && plan.steps[j].0 == node
+                && !matches!(plan.steps[j].1, Step::Hash { .. })
+            {
                 j += 1;
             }
             let steps = &plan.steps[i..j];
@@ -277,6 +362,21 @@ impl Circuit<Fp> for ModelCircuit {
                                 }
                                 offset += cells.len().div_ceil(plan.lanes);
                             }
+                            Step::Witness { cells } => {
+                                for (k, &c) in cells.iter().enumerate() {
+                                    let (r, l) = (k / plan.lanes, k % plan.lanes);
+                                    put(
+                                        &mut region,
+                                        &mut local,
+                                        cols.lanes[l],
+                                        offset + r,
+                                        c,
+                                        &mut occ,
+                                    )?;
+                                }
+                                offset += cells.len().div_ceil(plan.lanes);
+                            }
+                            Step::Hash { .. } => return Err(Error::Synthesis),
                             Step::Dot {
                                 terms,
                                 c,
@@ -392,6 +492,30 @@ impl Circuit<Fp> for ModelCircuit {
         }
         Ok(())
     }
+}
+
+/// The chain of [`commit::chain`] in circuit: two-to-one Poseidon hashes, each its own gadget.
+fn hash_chain<L: Layouter<Fp>>(
+    cfg: &Pow5Config<Fp, 3, 2>,
+    msg: &[ACell],
+    layouter: &mut L,
+) -> Result<ACell, Error> {
+    let h2 = |layouter: &mut L, a: ACell, b: ACell, i: usize| -> Result<ACell, Error> {
+        let chip = Pow5Chip::construct(cfg.clone());
+        let hasher = PoseidonHash::<_, _, P128Pow5T3, ConstantLength<2>, 3, 2>::init(
+            chip,
+            layouter.namespace(|| format!("input digest: hash {i} init")),
+        )?;
+        hasher.hash(
+            layouter.namespace(|| format!("input digest: hash {i}")),
+            [a, b],
+        )
+    };
+    let mut h = h2(layouter, msg[0].clone(), msg[1].clone(), 0)?;
+    for (i, m) in msg[2..].iter().enumerate() {
+        h = h2(layouter, h, m.clone(), i + 1)?;
+    }
+    Ok(h)
 }
 
 fn node_region_name(plan: &Plan, node: usize, steps: &[(usize, Step)]) -> String {
@@ -513,14 +637,25 @@ fn k_for(rows: usize, table_rows: usize, instance: usize, layout: Layout) -> u32
 
 /// Compile a quantized model at the lane count that makes proving cheapest; with `witness` (the
 /// integer evaluator's value of every tensor) the circuit carries the assignment for proving.
-///
-/// Proving cost grows with committed columns × 2^k (design.md §7), so each lane count is
-/// scored by (lanes + 2)·2^k; the plan's steps do not depend on the lane count, only its rows.
+/// Inputs are public; see [`compile_as`] for the other visibilities.
 pub fn compile(
     qm: &QuantizedModel,
     witness: Option<&[Tensor<i64>]>,
 ) -> Result<Compiled, CompileError> {
-    let mut p = plan::plan(qm, DEFAULT_LANES, None).map_err(|e| CompileError {
+    compile_as(qm, Visibility::Public, witness, 0)
+}
+
+/// [`compile`] with the inputs' visibility and (for hashed inputs) the salt.
+///
+/// Proving cost grows with committed columns × 2^k (design.md §7), so each lane count is
+/// scored by (lanes + 2)·2^k; the plan's steps do not depend on the lane count, only its rows.
+pub fn compile_as(
+    qm: &QuantizedModel,
+    input: Visibility,
+    witness: Option<&[Tensor<i64>]>,
+    salt: i128,
+) -> Result<Compiled, CompileError> {
+    let mut p = plan::plan(qm, DEFAULT_LANES, input, None, 0).map_err(|e| CompileError {
         node: e.node,
         msg: e.msg,
     })?;
@@ -530,33 +665,45 @@ pub fn compile(
         .iter()
         .map(|&lanes| {
             p.lanes = lanes;
-            let k = k_for(
-                p.rows(),
-                table_rows,
-                p.instance_len,
-                Layout { lanes, lookups },
-            );
+            let layout = Layout {
+                lanes,
+                lookups,
+                input,
+            };
+            let k = k_for(p.rows(), table_rows, p.instance_len, layout);
             ((lanes as u64 + 2) << k, lanes)
         })
         .min()
         .map(|(_, l)| l)
         .unwrap_or(DEFAULT_LANES);
-    compile_with_lanes(qm, best, witness)
+    compile_layout(qm, best, input, witness, salt)
 }
 
-/// Compile with a given lane count (multiply-adds per row).
+/// Compile with a given lane count (multiply-adds per row), inputs public.
 pub fn compile_with_lanes(
     qm: &QuantizedModel,
     lanes: usize,
     witness: Option<&[Tensor<i64>]>,
 ) -> Result<Compiled, CompileError> {
-    if !(1..=256).contains(&lanes) {
+    compile_layout(qm, lanes, Visibility::Public, witness, 0)
+}
+
+/// Compile with a given lane count and input visibility.
+pub fn compile_layout(
+    qm: &QuantizedModel,
+    lanes: usize,
+    input: Visibility,
+    witness: Option<&[Tensor<i64>]>,
+    salt: i128,
+) -> Result<Compiled, CompileError> {
+    let min = if input == Visibility::Hashed { 4 } else { 2 };
+    if !(min..=256).contains(&lanes) {
         return Err(CompileError {
             node: "model".into(),
-            msg: format!("lane count {lanes} is outside 1..=256"),
+            msg: format!("lane count {lanes} is outside {min}..=256"),
         });
     }
-    let plan = plan::plan(qm, lanes, witness).map_err(|e| CompileError {
+    let plan = plan::plan(qm, lanes, input, witness, salt).map_err(|e| CompileError {
         node: e.node,
         msg: e.msg,
     })?;
@@ -601,13 +748,28 @@ pub fn compile_with_lanes(
         if layout.lookups {
             g.push("table lookup".into());
         }
+        if input == Visibility::Hashed {
+            g.extend(
+                [
+                    "poseidon full round",
+                    "poseidon partial rounds",
+                    "poseidon pad-and-add",
+                ]
+                .map(String::from),
+            );
+        }
         g
     };
-    let n_in: usize = qm
-        .inputs
-        .iter()
-        .map(|&v| crate::tensor::numel(&qm.values[v].shape))
-        .sum();
+    // Public instance rows before the outputs: the inputs, their digest, or none.
+    let n_in: usize = match input {
+        Visibility::Public => qm
+            .inputs
+            .iter()
+            .map(|&v| crate::tensor::numel(&qm.values[v].shape))
+            .sum(),
+        Visibility::Hashed => 1,
+        Visibility::Private => 0,
+    };
     let info = CircuitInfo {
         format: CIRCUIT_FORMAT,
         zkreceipt_version: env!("CARGO_PKG_VERSION").into(),
@@ -618,8 +780,12 @@ pub fn compile_with_lanes(
         table_rows,
         layout,
         advice_columns: layout.lanes + 1,
-        // weights, the constant, and the three table columns; selectors come on top.
-        fixed_columns: layout.lanes + 1 + if layout.lookups { 3 } else { 0 },
+        // weights, the constant, the three table columns and Poseidon's six round-constant
+        // columns; selectors come on top.
+        fixed_columns: layout.lanes
+            + 1
+            + if layout.lookups { 3 } else { 0 }
+            + if input == Visibility::Hashed { 6 } else { 0 },
         instance_columns: 1,
         lookups: usize::from(layout.lookups),
         gates,

@@ -7,12 +7,22 @@
 
 use std::collections::HashMap;
 
+use halo2_proofs::pasta::Fp;
 use serde::{Deserialize, Serialize};
+
+use super::Visibility;
+use super::chips::fe;
+use super::commit;
 
 use crate::quantize::{QOp, QuantizedModel, TableFn, rescale, table_entry};
 use crate::tensor::{Tensor, broadcast_index_map, for_each_index, numel, strides};
 
 pub type CellId = usize;
+
+/// Rows of one Poseidon permutation in halo2_gadgets' `Pow5Chip` (P128Pow5T3: 8 full and 56
+/// partial rounds, one row per full round and per pair of partial rounds, plus loading and
+/// padding rows), counted generously so k always fits.
+pub const POSEIDON_ROWS: usize = 48;
 
 /// One step of the plan. A cell is assigned where it first appears (the prover chooses its
 /// value, and the step's gate constrains it); every later appearance is a copy, bound to the first
@@ -21,6 +31,11 @@ pub type CellId = usize;
 pub enum Step {
     /// Graph inputs, read from the instance column into lanes (`lanes` per row).
     Input { cells: Vec<(CellId, usize)> },
+    /// Private values the prover chooses (hashed or private inputs, the salt), `lanes` per row,
+    /// with no gate of their own: later steps bind them (range checks, the hash).
+    Witness { cells: Vec<CellId> },
+    /// The Poseidon chain of [`super::commit::chain`] over the cells, equal to instance `row`.
+    Hash { msg: Vec<CellId>, row: usize },
     /// `out = c + Σ cell·weight` over as many rows as the terms need. With `bits`, every term
     /// cell is also constrained to be 0 or 1.
     Dot {
@@ -67,6 +82,7 @@ impl TableSpec {
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub lanes: usize,
+    pub input: Visibility,
     /// Signed bits every range-checked activation must fit.
     pub activation_bits: u32,
     /// (node index of the quantized model, step); inputs and outputs use `usize::MAX`.
@@ -74,8 +90,9 @@ pub struct Plan {
     /// Witness value of every cell; None when planned without a witness (keygen, verifier).
     pub values: Vec<Option<i128>>,
     pub tables: Vec<TableSpec>,
-    /// Public inputs then public outputs, flattened, as integers.
-    pub instance: Option<Vec<i128>>,
+    /// The public instance: the inputs (public), their digest (hashed) or nothing (private),
+    /// then the outputs.
+    pub instance: Option<Vec<Fp>>,
     pub instance_len: usize,
 }
 
@@ -84,6 +101,9 @@ impl Plan {
     pub fn step_rows(&self, s: &Step) -> usize {
         match s {
             Step::Input { cells } => cells.len().div_ceil(self.lanes),
+            Step::Witness { cells } => cells.len().div_ceil(self.lanes),
+            // Poseidon's own regions: one permutation per two-to-one hash.
+            Step::Hash { msg, .. } => (msg.len() - 1) * POSEIDON_ROWS,
             Step::Dot { terms, .. } => terms.len().max(1).div_ceil(self.lanes),
             Step::Mul { .. } | Step::Lookup { .. } => 1,
             Step::Equal { .. } | Step::Output { .. } => 0,
@@ -267,6 +287,10 @@ impl Builder<'_> {
 
     fn constant(&mut self, v: i64) -> CellId {
         self.dot(vec![], v as i128)
+    }
+
+    fn constant_i128(&mut self, v: i128) -> CellId {
+        self.dot(vec![], v)
     }
 
     /// Cells of a value; a constant is materialized on first use.
@@ -722,7 +746,13 @@ fn concat_cells(inputs: &[&Tensor<CellId>], axis: usize) -> Vec<CellId> {
 
 /// Plan the circuit of `qm`. With `witness` (the integer evaluator's value of every tensor), every
 /// cell gets its value; without it the plan has the same structure and no values.
-pub fn plan(qm: &QuantizedModel, lanes: usize, witness: Option<&[Tensor<i64>]>) -> PResult<Plan> {
+pub fn plan(
+    qm: &QuantizedModel,
+    lanes: usize,
+    vis: Visibility,
+    witness: Option<&[Tensor<i64>]>,
+    salt: i128,
+) -> PResult<Plan> {
     let mut b = Builder {
         qm,
         bits: qm.config.activation_bits,
@@ -736,26 +766,68 @@ pub fn plan(qm: &QuantizedModel, lanes: usize, witness: Option<&[Tensor<i64>]>) 
         witness: witness.is_some(),
         expected: witness,
     };
-    // Inputs: instance rows 0.., laid into lanes.
     let mut row = 0;
-    let mut input_cells = vec![];
-    let mut instance = witness.map(|_| vec![]);
+    let mut instance: Option<Vec<Fp>> = witness.map(|_| vec![]);
+    let input_values: Vec<i64> = match witness {
+        Some(w) => qm.inputs.iter().flat_map(|&v| w[v].data.clone()).collect(),
+        None => vec![],
+    };
+    let mut all_inputs = vec![];
     for &v in &qm.inputs {
         let n = numel(&qm.values[v].shape);
-        let mut cs = vec![];
-        for i in 0..n {
-            let val = witness.map(|w| w[v].data[i] as i128);
-            if let (Some(inst), Some(x)) = (instance.as_mut(), val) {
-                inst.push(x);
-            }
-            let c = b.cell(val);
-            input_cells.push((c, row));
-            row += 1;
-            cs.push(c);
-        }
+        let cs: Vec<CellId> = (0..n)
+            .map(|i| b.cell(witness.map(|w| w[v].data[i] as i128)))
+            .collect();
+        all_inputs.extend(cs.iter().copied());
         b.cells[v] = Some(cs);
     }
-    b.push(Step::Input { cells: input_cells });
+    match vis {
+        // Inputs: instance rows 0.., laid into lanes.
+        Visibility::Public => {
+            let cells: Vec<(CellId, usize)> = all_inputs
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| (c, i))
+                .collect();
+            if let Some(inst) = instance.as_mut() {
+                inst.extend(input_values.iter().map(|&x| fe(x as i128)));
+            }
+            row = cells.len();
+            b.push(Step::Input { cells });
+        }
+        // Inputs the prover chooses, range-checked to the activation range so they are valid
+        // quantized values; hashed inputs are also packed and hashed into instance row 0.
+        Visibility::Hashed | Visibility::Private => {
+            let hashed = vis == Visibility::Hashed;
+            let salt_cell = hashed.then(|| b.cell(witness.map(|_| salt)));
+            let mut cells = all_inputs.clone();
+            cells.extend(salt_cell);
+            b.push(Step::Witness { cells });
+            for &c in &all_inputs {
+                b.signed_range(c)?;
+            }
+            if hashed {
+                let bits = b.bits;
+                let half = 1i128 << (bits - 1);
+                let mut msg = vec![b.constant_i128(commit::tag()), salt_cell.expect("hashed")];
+                for group in all_inputs.chunks(commit::per_word(bits)) {
+                    let terms: Vec<(CellId, i128)> = group
+                        .iter()
+                        .enumerate()
+                        .map(|(j, &c)| (c, 1i128 << (bits as usize * j)))
+                        .collect();
+                    let offset: i128 = terms.iter().map(|(_, w)| half * w).sum();
+                    msg.push(b.dot(terms, offset));
+                }
+                msg.push(b.constant_i128(all_inputs.len() as i128));
+                if let Some(inst) = instance.as_mut() {
+                    inst.push(commit::input_digest(&input_values, bits, salt));
+                }
+                b.push(Step::Hash { msg, row: 0 });
+                row = 1;
+            }
+        }
+    }
     for i in 0..qm.nodes.len() {
         b.node(i)?;
     }
@@ -764,7 +836,7 @@ pub fn plan(qm: &QuantizedModel, lanes: usize, witness: Option<&[Tensor<i64>]>) 
         let cells = b.value_cells(v)?;
         for (i, c) in cells.into_iter().enumerate() {
             if let (Some(inst), Some(w)) = (instance.as_mut(), witness) {
-                inst.push(w[v].data[i] as i128);
+                inst.push(fe(w[v].data[i] as i128));
             }
             b.push(Step::Output { cell: c, row });
             row += 1;
@@ -772,6 +844,7 @@ pub fn plan(qm: &QuantizedModel, lanes: usize, witness: Option<&[Tensor<i64>]>) 
     }
     Ok(Plan {
         lanes,
+        input: vis,
         activation_bits: qm.config.activation_bits,
         steps: b.steps,
         values: b.values,

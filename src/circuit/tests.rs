@@ -68,6 +68,16 @@ fn graph(
 }
 
 fn compiled(qm: &QuantizedModel, inputs: &[Vec<i64>], lanes: usize) -> Compiled {
+    compiled_as(qm, inputs, lanes, Visibility::Public, 0)
+}
+
+fn compiled_as(
+    qm: &QuantizedModel,
+    inputs: &[Vec<i64>],
+    lanes: usize,
+    vis: Visibility,
+    salt: i128,
+) -> Compiled {
     let ins: Vec<Tensor<i64>> = qm
         .inputs
         .iter()
@@ -75,7 +85,7 @@ fn compiled(qm: &QuantizedModel, inputs: &[Vec<i64>], lanes: usize) -> Compiled 
         .map(|(&v, d)| Tensor::new(qm.values[v].shape.clone(), d.clone()))
         .collect();
     let vals = qm.evaluate(&ins).expect("evaluates");
-    compile_with_lanes(qm, lanes, Some(&vals)).expect("compiles")
+    compile_layout(qm, lanes, vis, Some(&vals), salt).expect("compiles")
 }
 
 fn mock(c: &ModelCircuit, k: u32, instance: Vec<Fp>) -> Result<(), Vec<VerifyFailure>> {
@@ -89,7 +99,17 @@ fn mock(c: &ModelCircuit, k: u32, instance: Vec<Fp>) -> Result<(), Vec<VerifyFai
 /// Honest witness passes; every advice assignment, changed, is rejected by what binds it; so is
 /// every changed public value.
 fn assert_sound(qm: &QuantizedModel, inputs: &[Vec<i64>], lanes: usize) -> Compiled {
-    let c = compiled(qm, inputs, lanes);
+    assert_sound_as(qm, inputs, lanes, Visibility::Public, 0)
+}
+
+fn assert_sound_as(
+    qm: &QuantizedModel,
+    inputs: &[Vec<i64>],
+    lanes: usize,
+    vis: Visibility,
+    salt: i128,
+) -> Compiled {
+    let c = compiled_as(qm, inputs, lanes, vis, salt);
     let k = c.info.k;
     let inst = c.circuit.instance().unwrap();
     assert_eq!(
@@ -107,7 +127,7 @@ fn assert_sound(qm: &QuantizedModel, inputs: &[Vec<i64>], lanes: usize) -> Compi
         ));
         let caught = failures.iter().any(|f| match kind {
             Occurrence::Fresh => matches!(f, VerifyFailure::ConstraintNotSatisfied { .. }),
-            Occurrence::Copy => matches!(f, VerifyFailure::Permutation { .. }),
+            Occurrence::Copy | Occurrence::Free => matches!(f, VerifyFailure::Permutation { .. }),
             Occurrence::FreshLookup => matches!(f, VerifyFailure::Lookup { .. }),
         });
         assert!(
@@ -448,4 +468,74 @@ fn lane_choice_is_deterministic_and_structure_matches_without_witness() {
     );
     let inst = a.circuit.instance().unwrap();
     assert_eq!(mock(&a.circuit, a.info.k, inst), Ok(()));
+}
+
+fn small_mlp() -> QuantizedModel {
+    graph(
+        &[vec![1, 3]],
+        vec![
+            (
+                QOp::Linear {
+                    k: 3,
+                    n: 2,
+                    weight: vec![3, -5, 7, 2, -1, 4],
+                    bias: Some(vec![5, -9]),
+                },
+                vec![0],
+                vec![1, 2],
+            ),
+            (QOp::Rescale { divisor: vec![8] }, vec![1], vec![1, 2]),
+            (QOp::Relu, vec![2], vec![1, 2]),
+        ],
+        &[3],
+    )
+}
+
+#[test]
+fn hashed_input_digest_matches_the_native_poseidon_hash() {
+    let qm = small_mlp();
+    let x = vec![20, -7, 13];
+    let salt = 0xabcdef_i128;
+    let c = assert_sound_as(&qm, &[x.clone()], 4, Visibility::Hashed, salt);
+    let inst = c.circuit.instance().unwrap();
+    assert_eq!(c.info.public_inputs, 1);
+    assert_eq!(
+        inst[0],
+        commit::input_digest(&x, qm.config.activation_bits, salt),
+        "digest is the native Poseidon chain"
+    );
+    // The digest of another input, or of the same input with another salt, is rejected.
+    for other in [
+        commit::input_digest(&[20, -7, 14], 12, salt),
+        commit::input_digest(&x, 12, salt + 1),
+    ] {
+        let mut bad = inst.clone();
+        bad[0] = other;
+        assert!(mock(&c.circuit, c.info.k, bad).is_err());
+    }
+    // The inputs are not public: the instance is the digest, then the outputs.
+    assert_eq!(inst.len(), 1 + 2);
+}
+
+#[test]
+fn private_inputs_are_range_checked_and_bound_to_nothing_public() {
+    let qm = small_mlp();
+    let c = assert_sound_as(&qm, &[vec![20, -7, 13]], 4, Visibility::Private, 0);
+    let inst = c.circuit.instance().unwrap();
+    assert_eq!(c.info.public_inputs, 0);
+    assert_eq!(inst.len(), 2, "only the outputs are public");
+    // A private input outside the activation range cannot be proved.
+    let ins = vec![Tensor::new(vec![1, 3], vec![5000, 0, 0])];
+    if let Ok(vals) = qm.evaluate(&ins) {
+        assert!(compile_layout(&qm, 4, Visibility::Private, Some(&vals), 0).is_err());
+    }
+}
+
+#[test]
+fn hashed_and_public_layouts_give_different_verifier_structures() {
+    let qm = small_mlp();
+    let a = compile_layout(&qm, 4, Visibility::Public, None, 0).unwrap();
+    let b = compile_layout(&qm, 4, Visibility::Hashed, None, 0).unwrap();
+    assert_ne!(a.info, b.info);
+    assert!(b.info.gates.iter().any(|g| g.starts_with("poseidon")));
 }

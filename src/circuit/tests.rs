@@ -496,7 +496,7 @@ fn hashed_input_digest_matches_the_native_poseidon_hash() {
     let qm = small_mlp();
     let x = vec![20, -7, 13];
     let salt = 0xabcdef_i128;
-    let c = assert_sound_as(&qm, &[x.clone()], 4, Visibility::Hashed, salt);
+    let c = assert_sound_as(&qm, std::slice::from_ref(&x), 4, Visibility::Hashed, salt);
     let inst = c.circuit.instance().unwrap();
     assert_eq!(c.info.public_inputs, 1);
     assert_eq!(

@@ -8,13 +8,14 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::circuit::{Visibility, commit::parse_salt};
 use crate::error::Result;
 use crate::model::{Model, dims_str, input::load_input};
 use crate::quantize::report::{RunReport, analyze};
 use crate::quantize::{QuantConfig, quantize};
 use crate::receipt::audit::audit;
 use crate::receipt::break_test::break_test;
-use crate::receipt::{Folder, ProofRng, prove_folder, verify_folder};
+use crate::receipt::{Folder, ProofRng, ProveOptions, prove_folder, verify_folder};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -67,6 +68,15 @@ pub enum Command {
         out: PathBuf,
         #[command(flatten)]
         quant: QuantArgs,
+        /// How the input enters the proof: public (its integers are public values), hashed (only
+        /// its Poseidon digest is public; input.json is not copied into the folder), or private
+        /// (bound to nothing public).
+        #[arg(long, default_value = "public", value_name = "public|hashed|private")]
+        input_visibility: Visibility,
+        /// Secret salt for a hashed input (hex, up to 30 digits = 120 bits), so a low-entropy
+        /// input cannot be found by hashing candidates. Keep it to open the commitment later.
+        #[arg(long, value_parser = parse_salt)]
+        salt: Option<i128>,
         /// Seed the prover's randomness (reproducible proofs for demos and tests; such a proof
         /// is sound but not zero-knowledge). Default: the OS random source.
         #[arg(long)]
@@ -180,9 +190,18 @@ pub fn run(cli: Cli) -> Result<i32> {
             input,
             out,
             quant,
+            input_visibility,
+            salt,
             seed,
             json,
-        } => cmd_prove(&model, &input, &out, &quant.config(), seed, json),
+        } => {
+            let opts = ProveOptions {
+                input: input_visibility,
+                salt,
+                rng: seed.map_or(ProofRng::Os, ProofRng::Seeded),
+            };
+            cmd_prove(&model, &input, &out, &quant.config(), &opts, json)
+        }
         Command::Verify { receipt, json } => cmd_verify(&receipt, json),
         Command::Audit { dir, json } => cmd_audit(&dir, json),
         Command::BreakTest { dir, json } => cmd_break_test(&dir, json),
@@ -207,12 +226,11 @@ fn cmd_prove(
     input: &std::path::Path,
     out: &std::path::Path,
     cfg: &QuantConfig,
-    seed: Option<u64>,
+    opts: &ProveOptions,
     json: bool,
 ) -> Result<i32> {
-    let rng = seed.map_or(ProofRng::Os, ProofRng::Seeded);
     let mut progress = stderr_progress();
-    let p = prove_folder(model, input, out, cfg, rng, &mut progress)?;
+    let p = prove_folder(model, input, out, cfg, opts, &mut progress)?;
     let r = &p.receipt;
     if json {
         print_json(&json!({
@@ -240,6 +258,25 @@ fn cmd_prove(
         p.circuit.table_rows
     );
     println!("vk        sha256 {}", r.verifier.vk_sha256);
+    let ic = &r.input_commitment;
+    println!(
+        "input     {}{}",
+        ic.visibility.name(),
+        match ic.visibility {
+            Visibility::Public => format!(" · sha256 {}", ic.value),
+            Visibility::Hashed => format!(
+                " · Poseidon digest {}{} · input.json not copied into the folder",
+                ic.value,
+                if ic.salted {
+                    " (salted)"
+                } else {
+                    " (unsalted: a guessable input can be found by hashing candidates)"
+                }
+            ),
+            Visibility::Private =>
+                " · bound to nothing public; input.json not copied into the folder".into(),
+        }
+    );
     println!(
         "proof     {} bytes · sha256 {}",
         r.proof.bytes, r.proof.sha256
@@ -288,7 +325,13 @@ fn cmd_audit(dir: &std::path::Path, json: bool) -> Result<i32> {
     for l in &a.links {
         println!(
             "  {} {:44} {}",
-            if l.holds { "✓ holds " } else { "✗ BROKEN" },
+            if l.skipped {
+                "– skipped"
+            } else if l.holds {
+                "✓ holds  "
+            } else {
+                "✗ BROKEN "
+            },
             l.link,
             l.detail
         );
@@ -296,7 +339,7 @@ fn cmd_audit(dir: &std::path::Path, json: bool) -> Result<i32> {
     println!(
         "{}",
         if a.holds {
-            "audit     every link holds"
+            "audit     every checkable link holds"
         } else {
             "audit     BROKEN links above"
         }

@@ -439,3 +439,117 @@ fn digits_audit_and_break_test() {
         },
     );
 }
+
+fn prove_with(sample_name: &str, out: &Path, extra: &[&str]) -> Value {
+    let (m, i, _) = sample(sample_name);
+    let mut args = vec![
+        "prove",
+        m.to_str().unwrap(),
+        "--input",
+        i.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--seed",
+        "11",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let o = zk(&args);
+    assert_eq!(o.status.code(), Some(0), "prove failed: {}", stderr(&o));
+    stdout_json(&o)
+}
+
+#[test]
+fn hashed_and_private_inputs_round_trip() {
+    let w = work_dir("visibility");
+    // The public receipt gives the quantized input integers the digest must cover.
+    let public = prove_with("digits", &w.join("public"), &[]);
+    let ints: Vec<i64> = public["receipt"]["input_commitment"]["tensors"][0]["integers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect();
+
+    let hashed_dir = w.join("hashed");
+    let h = prove_with(
+        "digits",
+        &hashed_dir,
+        &["--input-visibility", "hashed", "--salt", "5eed5a17"],
+    );
+    let ic = &h["receipt"]["input_commitment"];
+    assert_eq!(ic["visibility"], "hashed");
+    assert_eq!(ic["salted"], true);
+    assert!(ic["tensors"].as_array().unwrap().is_empty());
+    let native = zkreceipt::circuit::commit::input_digest(&ints, 24, 0x5eed5a17);
+    assert_eq!(
+        ic["value"].as_str().unwrap(),
+        zkreceipt::circuit::commit::fp_hex(native),
+        "the in-circuit digest is the native Poseidon chain"
+    );
+    assert!(
+        !hashed_dir.join("input.json").exists(),
+        "a hashed input stays with its owner"
+    );
+    assert_eq!(h["receipt"]["output"], public["receipt"]["output"]);
+    assert_eq!(verify(&hashed_dir).0, 0);
+    let o = zk(&["break-test", hashed_dir.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout_json(&o)["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["item"].as_str().unwrap().contains("Poseidon digest"))
+    );
+    let (code, a) = audit_json(&hashed_dir);
+    assert_eq!(code, 0, "{a}");
+    assert!(
+        a["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["skipped"] == true)
+    );
+    // The digest of another input is rejected by the proof.
+    let why = expect_rejected(&hashed_dir, "hashed-digest", |d| {
+        let other = zkreceipt::circuit::commit::input_digest(&ints, 24, 0x5eed5a18);
+        edit_receipt(d, |r| {
+            r["input_commitment"]["value"] = zkreceipt::circuit::commit::fp_hex(other).into()
+        });
+    });
+    assert!(why.contains("proof"), "{why}");
+
+    let private_dir = w.join("private");
+    let p = prove_with("digits", &private_dir, &["--input-visibility", "private"]);
+    assert_eq!(p["receipt"]["input_commitment"]["visibility"], "private");
+    assert!(
+        p["receipt"]["not_claimed"][0]
+            .as_str()
+            .unwrap()
+            .contains("private")
+    );
+    assert!(!private_dir.join("input.json").exists());
+    assert_eq!(verify(&private_dir).0, 0);
+    let o = zk(&["break-test", private_dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(audit_json(&private_dir).0, 0);
+    // Claiming the private receipt is a public one is rejected.
+    expect_rejected(&private_dir, "private-as-public", |d| {
+        edit_receipt(d, |r| r["input_commitment"]["visibility"] = "public".into());
+    });
+    // A salt without a hashed input is a usage error, not silently ignored.
+    let (m, i, _) = sample("digits");
+    let o = zk(&[
+        "prove",
+        m.to_str().unwrap(),
+        "--input",
+        i.to_str().unwrap(),
+        "--out",
+        w.join("x").to_str().unwrap(),
+        "--salt",
+        "ab",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--salt"));
+}

@@ -7,7 +7,7 @@ use super::{
     Folder, INPUT_FILE, KeyCache, MODEL_FILE, QUANTIZED_FILE, TensorClaim, canonical_sha256,
     input_sha256, verify_folder_with,
 };
-use crate::circuit;
+use crate::circuit::{self, Visibility};
 use crate::error::Result;
 use crate::model::{Model, input::load_input, sha256_hex};
 use crate::quantize::{QuantizedModel, quantize, report::analyze};
@@ -16,7 +16,10 @@ use crate::quantize::{QuantizedModel, quantize, report::analyze};
 pub struct Link {
     pub link: String,
     pub holds: bool,
-    /// What was compared, or what differs.
+    /// Not checkable from the folder (the input of a hashed or private receipt is not in it);
+    /// a skipped link does not count against the audit.
+    pub skipped: bool,
+    /// What was compared, or what differs, or why it was skipped.
     pub detail: String,
 }
 
@@ -30,7 +33,17 @@ fn link(links: &mut Vec<Link>, name: &str, holds: bool, ok: String, broken: Stri
     links.push(Link {
         link: name.into(),
         holds,
+        skipped: false,
         detail: if holds { ok } else { broken },
+    });
+}
+
+fn skip(links: &mut Vec<Link>, name: &str, why: &str) {
+    links.push(Link {
+        link: name.into(),
+        holds: false,
+        skipped: true,
+        detail: why.into(),
     });
 }
 
@@ -84,8 +97,17 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
         },
     );
 
-    // 2. Re-quantize from model.onnx and input.json with the recorded settings.
+    // 2. Re-quantize from model.onnx and input.json with the recorded settings. A hashed or
+    // private input is not in the folder, so neither this nor the input and output links can
+    // be re-derived from it.
     progress("re-quantize");
+    let absent = match r.input_commitment.visibility {
+        Visibility::Public => None,
+        v => Some(format!(
+            "skipped: the input is {} and not in the folder; the proof still binds quantized.json through the verifier key",
+            v.name()
+        )),
+    };
     let rerun = (|| -> Result<_> {
         let m = Model::load(&model_path)?;
         m.check_supported()?;
@@ -98,6 +120,11 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
         Ok((qm, report, ints))
     })();
     match &rerun {
+        _ if absent.is_some() => skip(
+            &mut links,
+            "model.onnx + input.json → quantized.json",
+            absent.as_deref().unwrap_or_default(),
+        ),
         Ok((qm, _, _)) => {
             let same = canonical_sha256(qm) == canonical_sha256(&f.qm)
                 && canonical_sha256(&f.qm) == r.model_commitment.quantized_sha256;
@@ -128,7 +155,13 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
 
     // 3. Re-compile the circuit from quantized.json.
     progress("re-compile");
-    let compiled = circuit::compile_with_lanes(&f.qm, f.circuit.layout.lanes, None);
+    let compiled = circuit::compile_layout(
+        &f.qm,
+        f.circuit.layout.lanes,
+        f.circuit.layout.input,
+        None,
+        0,
+    );
     match &compiled {
         Ok(c) => link(
             &mut links,
@@ -205,7 +238,10 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
     );
 
     // 6. The input: input.json, quantized, is the receipt's public input and commitment.
-    if let Ok((qm, report, ints)) = &rerun {
+    if let Some(why) = &absent {
+        skip(&mut links, "input.json → input commitment", why);
+        skip(&mut links, "inference → output and error figures", why);
+    } else if let Ok((qm, report, ints)) = &rerun {
         let claims: Vec<TensorClaim> = qm
             .inputs
             .iter()
@@ -216,12 +252,12 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
         link(
             &mut links,
             "input.json → input commitment",
-            claims == c.tensors && input_sha256(&claims) == c.sha256,
-            format!("sha256 {}", c.sha256),
+            claims == c.tensors && input_sha256(&claims) == c.value,
+            format!("sha256 {}", c.value),
             format!(
                 "input.json quantizes to commitment {}; the receipt shows {}",
                 input_sha256(&claims),
-                c.sha256
+                c.value
             ),
         );
         // 7. Output and error figures: re-run float and integer inference.
@@ -253,6 +289,6 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
             },
         );
     }
-    let holds = links.iter().all(|l| l.holds);
+    let holds = links.iter().all(|l| l.holds || l.skipped);
     Ok(AuditReport { links, holds })
 }

@@ -9,9 +9,11 @@
 use serde::Serialize;
 
 use super::{Folder, KeyCache, Verdict, canonical_sha256, input_sha256, verify_folder_with};
+use crate::circuit::{Visibility, commit};
 use crate::error::{Error, Result};
 use crate::model::sha256_hex;
 use crate::quantize::QOp;
+use halo2_proofs::pasta::Fp;
 
 /// One change and what verification said.
 #[derive(Clone, Debug, Serialize)]
@@ -83,18 +85,33 @@ fn cases(f: &Folder) -> Vec<(String, bool, Tamper)> {
                     let x = &mut c.tensors[t];
                     x.integers[i] += 1;
                     x.floats[i] = x.integers[i] as f64 / 2f64.powi(x.scale);
-                    c.sha256 = input_sha256(&c.tensors);
+                    c.value = input_sha256(&c.tensors);
                 }),
             ));
         }
     }
-    out.push((
-        "input_commitment.sha256".into(),
-        true,
-        Box::new(|f| {
-            f.receipt.input_commitment.sha256 = flip_hex(&f.receipt.input_commitment.sha256)
-        }),
-    ));
+    match f.receipt.input_commitment.visibility {
+        Visibility::Public => out.push((
+            "input_commitment.value (sha256 of the public input)".into(),
+            true,
+            Box::new(|f| {
+                let c = &mut f.receipt.input_commitment;
+                c.value = flip_hex(&c.value);
+            }),
+        )),
+        // Another valid field element: the proof, bound to the true digest, must reject it.
+        Visibility::Hashed => out.push((
+            "input_commitment.value (Poseidon digest of the hidden input)".into(),
+            true,
+            Box::new(|f| {
+                let c = &mut f.receipt.input_commitment;
+                if let Some(d) = commit::parse_fp_hex(&c.value) {
+                    c.value = commit::fp_hex(d + Fp::one());
+                }
+            }),
+        )),
+        Visibility::Private => {}
+    }
     // The weights: one weight of the first layer with weights (the receipt's hash of
     // quantized.json updated, so the re-derived verifier key is what rejects).
     if let Some(idx) = f.qm.nodes.iter().position(|n| {

@@ -9,6 +9,7 @@ use serde::Serialize;
 use sha3::{Digest, Keccak256};
 
 use super::Folder;
+use crate::circuit::Visibility;
 
 /// The proof system's name, hashed into `proofSystemId`.
 pub const PROOF_SYSTEM_NAME: &str = "halo2-ipa-pasta-v1";
@@ -31,7 +32,8 @@ pub struct ModelCommitment {
 #[serde(rename_all = "camelCase")]
 pub struct Erc7992 {
     pub model_commitment: ModelCommitment,
-    /// bytes32: sha256 of the public input integers (see receipt.json input_commitment).
+    /// bytes32: the receipt's input commitment: sha256 of the public input integers, or the
+    /// Poseidon digest of a hashed input; zero for a private input.
     pub input_commitment: String,
     /// ABI encoding of `int256[]`: every output integer, outputs in graph order, row-major.
     pub output: String,
@@ -86,7 +88,11 @@ pub fn export(f: &Folder) -> Erc7992 {
             proof_system_id: proof_system_id(),
             uri: format!("file://{}", f.dir.canonicalize().unwrap_or(f.dir.clone()).display()),
         },
-        input_commitment: format!("0x{}", r.input_commitment.sha256),
+        input_commitment: match r.input_commitment.visibility {
+            Visibility::Public => format!("0x{}", r.input_commitment.value),
+            Visibility::Hashed => r.input_commitment.value.clone(),
+            Visibility::Private => format!("0x{}", "00".repeat(32)),
+        },
         output: hex(&abi_int256_array(&values)),
         output_schema: format!(
             "int256[]: the fixed-point integers of {} (real value = integer / 2^scale)",

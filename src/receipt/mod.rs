@@ -19,7 +19,9 @@ use rand::SeedableRng;
 use rand::rngs::{StdRng, SysRng};
 use serde::{Deserialize, Serialize};
 
-use crate::circuit::{self, CIRCUIT_FORMAT, CircuitInfo, HALO2_VERSION, chips::fe};
+use crate::circuit::{
+    self, CIRCUIT_FORMAT, CircuitInfo, HALO2_VERSION, Visibility, chips::fe, commit,
+};
 use crate::error::{Error, Result};
 use crate::model::{Model, input::load_input, sha256_hex};
 use crate::proof;
@@ -72,11 +74,19 @@ pub struct ModelCommitment {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InputCommitment {
-    /// `public`: the input's integers are public instance values the proof is checked against.
-    pub visibility: String,
-    /// sha256 of the canonical form of `tensors` (compact JSON of name, shape, scale, integers).
-    pub sha256: String,
+    /// `public`: the input integers are public instance values (listed in `tensors`);
+    /// `hashed`: their Poseidon digest (`value`) is the public instance value;
+    /// `private`: nothing about the input is public.
+    pub visibility: Visibility,
+    /// How `value` is computed.
+    pub scheme: String,
+    /// public: sha256 of the canonical form of `tensors` (compact JSON of name, shape, scale,
+    /// integers); hashed: the digest, a field element as 0x + 64 hex digits; private: empty.
+    pub value: String,
+    /// Whether a secret salt went into the digest (hashed only).
+    pub salted: bool,
     pub covers: String,
+    /// The input integers (public visibility only).
     pub tensors: Vec<TensorClaim>,
 }
 
@@ -171,31 +181,52 @@ fn input_sha256(tensors: &[TensorClaim]) -> String {
     canonical_sha256(&canon)
 }
 
-/// The public instance: input integers, then output integers.
-fn instance(input: &[TensorClaim], output: &[TensorClaim]) -> Vec<Fp> {
-    input
-        .iter()
-        .chain(output)
-        .flat_map(|t| t.integers.iter().map(|&x| fe(x as i128)))
-        .collect()
+/// The public instance a receipt claims: the input integers, their digest or nothing, then the
+/// output integers. None when a hashed digest is not a field element.
+fn instance(input: &InputCommitment, output: &[TensorClaim]) -> Option<Vec<Fp>> {
+    let ints = |ts: &[TensorClaim]| -> Vec<Fp> {
+        ts.iter()
+            .flat_map(|t| t.integers.iter().map(|&x| fe(x as i128)))
+            .collect()
+    };
+    let mut inst = match input.visibility {
+        Visibility::Public => ints(&input.tensors),
+        Visibility::Hashed => vec![commit::parse_fp_hex(&input.value)?],
+        Visibility::Private => vec![],
+    };
+    inst.extend(ints(output));
+    Some(inst)
 }
 
-fn not_claimed() -> Vec<String> {
-    [
+fn not_claimed(vis: Visibility) -> Vec<String> {
+    let input = match vis {
+        Visibility::Public => None,
+        Visibility::Hashed => Some(
+            "what the input is: only its Poseidon digest is public; whoever holds the input (and the salt, if one was used) can check it against the digest",
+        ),
+        Visibility::Private => Some(
+            "anything about the input: it is private and bound to nothing the verifier sees; the proof shows only that some input within the activation range gives this output",
+        ),
+    };
+    input.into_iter().chain([
         "where the input came from, or that it is fresh: the proof binds the input values, not their source",
         "that the model is accurate, fair or fit for any purpose",
         "that the output is true of the real world",
         "that the circuit equals the float ONNX model: it computes the quantized model, whose measured error against the float model on this input is under `quantization`",
         "that model.onnx is the model anyone deployed: the proof binds the quantized weights through the verifier key, and model.onnx is tied to them only by re-deriving quantized.json from it (sha256 above)",
-    ]
-    .iter()
+    ])
     .map(|s| s.to_string())
     .collect()
 }
 
 fn statement(qm: &QuantizedModel, info: &CircuitInfo, onnx_sha: &str, vk_sha: &str) -> String {
+    let input = match info.layout.input {
+        Visibility::Public => "the public input shown".to_string(),
+        Visibility::Hashed => "a private input whose Poseidon digest is the one shown".to_string(),
+        Visibility::Private => "some private input within the activation range".to_string(),
+    };
     format!(
-        "The quantized model derived from ONNX file sha256 {}… (activation scale 2^{}), with its weights fixed in the circuit whose verifier key has sha256 {}…, maps the public input to the public output shown, exactly in integer arithmetic (halo2, k={}).",
+        "The quantized model derived from ONNX file sha256 {}… (activation scale 2^{}), with its weights fixed in the circuit whose verifier key has sha256 {}…, maps {input} to the public output shown, exactly in integer arithmetic (halo2, k={}).",
         &onnx_sha[..12],
         qm.scale,
         &vk_sha[..12],
@@ -234,6 +265,17 @@ pub struct Chain {
 
 /// Load, quantize, evaluate in integers, and compile with the witness.
 pub fn build_chain(model_path: &Path, input: &Path, cfg: &QuantConfig) -> Result<Chain> {
+    build_chain_as(model_path, input, cfg, Visibility::Public, 0)
+}
+
+/// [`build_chain`] with the inputs' visibility and salt.
+pub fn build_chain_as(
+    model_path: &Path,
+    input: &Path,
+    cfg: &QuantConfig,
+    vis: Visibility,
+    salt: i128,
+) -> Result<Chain> {
     let model = Model::load(model_path)?;
     model.check_supported()?;
     let floats = load_input(input, &model)?;
@@ -243,7 +285,7 @@ pub fn build_chain(model_path: &Path, input: &Path, cfg: &QuantConfig) -> Result
     let names: Vec<String> = model.inputs.iter().map(|i| i.name.clone()).collect();
     let inputs = qm.quantize_inputs(&floats, &names)?;
     let values = qm.evaluate(&inputs)?;
-    let compiled = circuit::compile(&qm, Some(&values))
+    let compiled = circuit::compile_as(&qm, vis, Some(&values), salt)
         .map_err(|e| Error::invalid(model.file(), e.to_string()))?;
     let outputs = qm.outputs.iter().map(|&v| values[v].clone()).collect();
     Ok(Chain {
@@ -281,19 +323,35 @@ impl ProofRng {
     }
 }
 
+/// How to prove: the input's visibility, the salt of a hashed input, the randomness.
+#[derive(Clone, Copy, Debug)]
+pub struct ProveOptions {
+    pub input: Visibility,
+    pub salt: Option<i128>,
+    pub rng: ProofRng,
+}
+
 /// Prove `model` on `input` and write the receipt folder `out`. `progress` hears each stage.
 pub fn prove_folder(
     model_path: &Path,
     input: &Path,
     out: &Path,
     cfg: &QuantConfig,
-    rng: ProofRng,
+    opts: &ProveOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Proved> {
     let mut t = Timings::default();
     let clock = Instant::now();
     progress("quantize");
-    let chain = build_chain(model_path, input, cfg)?;
+    let vis = opts.input;
+    if opts.salt.is_some() && vis != Visibility::Hashed {
+        return Err(Error::invalid(
+            "--salt",
+            "a salt only goes into a hashed input commitment (--input-visibility hashed)",
+        ));
+    }
+    let salt = opts.salt.unwrap_or(0);
+    let chain = build_chain_as(model_path, input, cfg, vis, salt)?;
     t.quantize_s = clock.elapsed().as_secs_f64();
     let info = chain.compiled.info.clone();
     t.compile_s = clock.elapsed().as_secs_f64() - t.quantize_s;
@@ -323,7 +381,42 @@ pub fn prove_folder(
         .zip(&chain.outputs)
         .map(|((o, &v), t)| TensorClaim::new(&o.name, t, chain.qm.values[v].scale))
         .collect();
-    let inst = instance(&input_claims, &output_claims);
+    let values: Vec<i64> = chain.inputs.iter().flat_map(|t| t.data.clone()).collect();
+    let input_commitment = match vis {
+        Visibility::Public => InputCommitment {
+            visibility: vis,
+            scheme: "sha256 of the canonical input integers (compact JSON of name, shape, scale, integers)".into(),
+            value: input_sha256(&input_claims),
+            salted: false,
+            covers: "the quantized input integers, which are public instance values of the proof".into(),
+            tensors: input_claims,
+        },
+        Visibility::Hashed => InputCommitment {
+            visibility: vis,
+            scheme: format!(
+                "Poseidon P128Pow5T3 over Pasta Fp, two-to-one chain: h = H(tag, salt), h = H(h, w) for each word w packing {} input integers (each + 2^{} in {} bits), digest = H(h, count); tag = \"zkreceipt/in/v1\"",
+                commit::per_word(chain.qm.config.activation_bits),
+                chain.qm.config.activation_bits - 1,
+                chain.qm.config.activation_bits
+            ),
+            value: commit::fp_hex(commit::input_digest(&values, chain.qm.config.activation_bits, salt)),
+            salted: opts.salt.is_some(),
+            covers: format!(
+                "all {} quantized input integers, in graph order; computed inside the circuit and public as its first instance value",
+                values.len()
+            ),
+            tensors: vec![],
+        },
+        Visibility::Private => InputCommitment {
+            visibility: vis,
+            scheme: "none".into(),
+            value: String::new(),
+            salted: false,
+            covers: "nothing: the input is a private witness, range-checked but bound to nothing public".into(),
+            tensors: vec![],
+        },
+    };
+    let inst = instance(&input_commitment, &output_claims).expect("our own digest parses");
     if chain.compiled.circuit.instance().as_deref() != Some(&inst[..]) {
         return Err(Error::invalid(
             "circuit",
@@ -333,7 +426,13 @@ pub fn prove_folder(
 
     progress("prove");
     let c = Instant::now();
-    let proof_bytes = proof::prove(&params, &pk, &chain.compiled.circuit, &inst, rng.rng()?)?;
+    let proof_bytes = proof::prove(
+        &params,
+        &pk,
+        &chain.compiled.circuit,
+        &inst,
+        opts.rng.rng()?,
+    )?;
     t.prove_s = c.elapsed().as_secs_f64();
     progress("verify");
     let c = Instant::now();
@@ -359,13 +458,7 @@ pub fn prove_folder(
             vk_sha256: vk.sha256.clone(),
             weights: "fixed columns of the circuit: bound by the verifier key".into(),
         },
-        input_commitment: InputCommitment {
-            visibility: "public".into(),
-            sha256: input_sha256(&input_claims),
-            covers: "the quantized input integers, which are public instance values of the proof"
-                .into(),
-            tensors: input_claims,
-        },
+        input_commitment,
         output: output_claims,
         proof: ProofInfo {
             system: PROOF_SYSTEM.into(),
@@ -399,19 +492,22 @@ pub fn prove_folder(
                 .fold(0.0, f64::max),
             argmax_agree: (!agree.is_empty()).then(|| agree.iter().all(|&a| a)),
         },
-        not_claimed: not_claimed(),
+        not_claimed: not_claimed(vis),
     };
 
     progress("write receipt folder");
-    let files: Vec<(&str, Vec<u8>)> = vec![
-        (MODEL_FILE, onnx_bytes),
-        (INPUT_FILE, input_bytes),
+    // A hashed or private input stays with its owner: it is not written into the folder.
+    let mut files: Vec<(&str, Vec<u8>)> = vec![(MODEL_FILE, onnx_bytes)];
+    if vis == Visibility::Public {
+        files.push((INPUT_FILE, input_bytes));
+    }
+    files.extend([
         (QUANTIZED_FILE, json_pretty(&chain.qm)),
         (CIRCUIT_FILE, json_pretty(&info)),
         (VK_FILE, vk.pinned.clone().into_bytes()),
         (PROOF_FILE, proof_bytes),
         (RECEIPT_FILE, json_pretty(&receipt)),
-    ];
+    ]);
     write_folder(out, &files)?;
     Ok(Proved {
         dir: out.to_path_buf(),
@@ -637,10 +733,12 @@ pub fn verify_folder_with(
     // 1. The numbers shown: floats must be the integers at their scale, and the public values
     // must fit the model's shapes.
     let mut ok = true;
-    for (what, claims, values) in [
-        ("output", &r.output, &f.qm.outputs),
-        ("input", &r.input_commitment.tensors, &f.qm.inputs),
-    ] {
+    let ic = &r.input_commitment;
+    let mut shown = vec![("output", &r.output, &f.qm.outputs)];
+    if ic.visibility == Visibility::Public {
+        shown.push(("input", &ic.tensors, &f.qm.inputs));
+    }
+    for (what, claims, values) in shown {
         let mismatch = if claims.len() != values.len() {
             Some(format!(
                 "{} tensors, the model has {}",
@@ -670,12 +768,25 @@ pub fn verify_folder_with(
         };
         ok &= check(&format!("{what} floats match integers"), mismatch);
     }
-    ok &= check(
-        "input commitment",
-        (input_sha256(&r.input_commitment.tensors) != r.input_commitment.sha256).then(|| {
-            "sha256 of the input integers differs from input_commitment.sha256".to_string()
-        }),
-    );
+    let commitment_problem = if ic.visibility != f.circuit.layout.input {
+        Some(format!(
+            "the receipt says the input is {}, the circuit takes it {}",
+            ic.visibility.name(),
+            f.circuit.layout.input.name()
+        ))
+    } else {
+        match ic.visibility {
+            Visibility::Public => (input_sha256(&ic.tensors) != ic.value).then(|| {
+                "sha256 of the input integers differs from input_commitment.value".to_string()
+            }),
+            Visibility::Hashed => commit::parse_fp_hex(&ic.value).is_none().then(|| {
+                "input_commitment.value is not a field element (0x + 64 hex digits)".into()
+            }),
+            Visibility::Private => (!ic.tensors.is_empty() || !ic.value.is_empty())
+                .then(|| "a private input's commitment must be empty".into()),
+        }
+    };
+    ok &= check("input commitment", commitment_problem);
     ok &= check(
         "proof file",
         (sha256_hex(&f.proof) != r.proof.sha256 || f.proof.len() != r.proof.bytes)
@@ -692,7 +803,13 @@ pub fn verify_folder_with(
 
     // 2. The circuit: re-compiled from quantized.json, it must be the one described.
     progress("compile");
-    let compiled = match circuit::compile_with_lanes(&f.qm, f.circuit.layout.lanes, None) {
+    let compiled = match circuit::compile_layout(
+        &f.qm,
+        f.circuit.layout.lanes,
+        f.circuit.layout.input,
+        None,
+        0,
+    ) {
         Ok(c) => c,
         Err(e) => {
             check("circuit re-derived", Some(e.to_string()));
@@ -730,7 +847,7 @@ pub fn verify_folder_with(
 
     // 4. The proof, against the public input and output the receipt shows.
     progress("verify proof");
-    let inst = instance(&r.input_commitment.tensors, &r.output);
+    let inst = instance(&r.input_commitment, &r.output).unwrap_or_default();
     let c = Instant::now();
     let res = proof::verify(params, &vk.vk, &inst, &f.proof);
     v.verify_s = c.elapsed().as_secs_f64();

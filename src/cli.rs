@@ -25,12 +25,21 @@ use crate::receipt::{Folder, ProofRng, ProveOptions, prove_folder, verify_folder
     after_help = "Exit codes: 0 ok, 1 verification rejected, 2 usage error, 3 unreadable or invalid input (the message names the file and field)."
 )]
 pub struct Cli {
+    /// Without a command, the inspector opens on the bundled digits sample.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Open the inspector (TUI) on a receipt folder, or build a model's chain live and open it.
+    Inspect {
+        /// A receipt folder (or its receipt.json), or an ONNX model with --input.
+        target: PathBuf,
+        /// Input JSON, when the target is a model.
+        #[arg(long)]
+        input: Option<PathBuf>,
+    },
     /// Show a model's ops, shapes, parameters and sha256, and check that every op is supported
     /// (exit 3 naming each unsupported node).
     Model {
@@ -177,7 +186,13 @@ pub fn print_json<T: Serialize>(v: &T) {
 
 /// Run a parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        return crate::tui::run(crate::tui::default_source()?);
+    };
+    match command {
+        Command::Inspect { target, input } => {
+            crate::tui::run(crate::tui::inspect_source(&target, input.as_deref())?)
+        }
         Command::Model { model, json } => cmd_model(&model, json),
         Command::Run {
             model,

@@ -3,7 +3,7 @@
 //! The receipt chain, one module per stage:
 //! float ONNX ([`model`]) → quantized model ([`quantize`]) → circuit ([`circuit`]) → verifier key and proof
 //! ([`proof`]) → receipt ([`receipt`]).
-//! The stages never depend on the user interface ([`cli`]).
+//! The stages never depend on the user interfaces ([`cli`], [`tui`]).
 
 pub mod bench;
 pub mod circuit;
@@ -14,5 +14,6 @@ pub mod proof;
 pub mod quantize;
 pub mod receipt;
 pub mod tensor;
+pub mod tui;
 
 pub use error::{Error, Result};

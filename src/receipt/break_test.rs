@@ -40,7 +40,8 @@ pub struct BreakReport {
     pub passed: bool,
 }
 
-type Tamper = Box<dyn Fn(&mut Folder)>;
+/// A change to a folder, made in memory.
+pub type Tamper = Box<dyn Fn(&mut Folder)>;
 
 fn set_output(f: &mut Folder, t: usize, i: usize, delta: i64) {
     let o = &mut f.receipt.output[t];
@@ -49,7 +50,7 @@ fn set_output(f: &mut Folder, t: usize, i: usize, delta: i64) {
 }
 
 /// Every change the break test makes to `f`: (item, bound, change).
-fn cases(f: &Folder) -> Vec<(String, bool, Tamper)> {
+pub fn cases(f: &Folder) -> Vec<(String, bool, Tamper)> {
     let mut out: Vec<(String, bool, Tamper)> = vec![];
     // Each output element: its integer (and the float shown with it, kept consistent, so the
     // proof is what rejects), then its float alone.

@@ -1,0 +1,311 @@
+//! The inspector's state machine: actions in, commands for the worker out, worker events in.
+//! No terminal and no threads here, so tests drive it headless.
+
+use super::jobs::{Command, Event, Loaded};
+use crate::receipt::audit::AuditReport;
+use crate::receipt::break_test::{Tamper, cases};
+
+/// The links of the chain, left to right.
+pub const LINKS: [&str; 6] = [
+    "Float ONNX",
+    "Quantized",
+    "Circuit",
+    "Verifier key",
+    "Proof",
+    "Receipt",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Unchecked,
+    Running,
+    Holds,
+    Broken,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pane {
+    Details,
+    Gap,
+}
+
+/// What the user asks for (keys map onto these; see `keys` in the module root).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Left,
+    Right,
+    Tab,
+    Up,
+    Down,
+    Enter,
+    Esc,
+    Verify,
+    BreakTest,
+    Audit,
+    Rebuild,
+    Help,
+    Quit,
+}
+
+/// The break-test overlay: what can be changed, which is selected, the last verdict.
+pub struct BreakView {
+    pub items: Vec<(String, bool, Tamper)>,
+    pub selected: usize,
+    /// (item index, verified, reason) of the last change applied.
+    pub verdict: Option<(usize, bool, Option<String>)>,
+    pub running: bool,
+}
+
+/// A job the worker is running.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Running {
+    pub what: String,
+    pub stage: String,
+    /// 0..=1 when the job knows how far it is.
+    pub fraction: f64,
+    pub elapsed_s: f64,
+}
+
+pub struct App {
+    pub loaded: Option<Box<Loaded>>,
+    /// What to (re)build or open: the source of the chain.
+    pub source: Command,
+    pub selected: usize,
+    pub pane: Pane,
+    pub status: [Status; 6],
+    pub job: Option<Running>,
+    pub verdict: Option<(bool, Option<String>, f64)>,
+    pub audit: Option<AuditReport>,
+    pub breaking: Option<BreakView>,
+    pub help: bool,
+    pub error: Option<String>,
+    pub quit: bool,
+    /// Scroll offset of the details pane.
+    pub scroll: u16,
+}
+
+impl App {
+    /// A new inspector that will run `source` (open a folder or build a chain) first.
+    pub fn new(source: Command) -> Self {
+        App {
+            loaded: None,
+            source,
+            selected: 0,
+            pane: Pane::Details,
+            status: [Status::Unchecked; 6],
+            job: None,
+            verdict: None,
+            audit: None,
+            breaking: None,
+            help: false,
+            error: None,
+            quit: false,
+            scroll: 0,
+        }
+    }
+
+    /// The command to run at start.
+    pub fn start(&mut self) -> Vec<Command> {
+        self.begin(&self.source.describe());
+        vec![self.source.clone()]
+    }
+
+    fn begin(&mut self, what: &str) {
+        self.job = Some(Running {
+            what: what.into(),
+            stage: "starting".into(),
+            fraction: 0.0,
+            elapsed_s: 0.0,
+        });
+        self.error = None;
+    }
+
+    pub fn busy(&self) -> bool {
+        self.job.is_some()
+    }
+
+    /// Handle a user action; returns the commands the worker should run.
+    pub fn handle(&mut self, a: Action) -> Vec<Command> {
+        if a == Action::Quit {
+            self.quit = true;
+            return vec![];
+        }
+        if self.help {
+            if matches!(a, Action::Esc | Action::Help | Action::Enter) {
+                self.help = false;
+            }
+            return vec![];
+        }
+        if self.breaking.is_some() {
+            return self.handle_break(a);
+        }
+        match a {
+            Action::Left => {
+                self.selected = (self.selected + LINKS.len() - 1) % LINKS.len();
+                self.scroll = 0;
+            }
+            Action::Right => {
+                self.selected = (self.selected + 1) % LINKS.len();
+                self.scroll = 0;
+            }
+            Action::Tab => {
+                self.pane = match self.pane {
+                    Pane::Details => Pane::Gap,
+                    Pane::Gap => Pane::Details,
+                }
+            }
+            Action::Up => self.scroll = self.scroll.saturating_sub(1),
+            Action::Down => self.scroll = self.scroll.saturating_add(1),
+            Action::Help => self.help = true,
+            Action::Verify if !self.busy() => {
+                if let Some(folder) = self.loaded.as_ref().map(|l| l.folder.clone()) {
+                    self.begin("verify");
+                    self.status[3] = Status::Running;
+                    self.status[4] = Status::Running;
+                    return vec![Command::Verify(Box::new(folder))];
+                }
+            }
+            Action::Audit if !self.busy() => {
+                if let Some(folder) = self.loaded.as_ref().map(|l| l.folder.clone()) {
+                    self.begin("audit");
+                    self.status = [Status::Running; 6];
+                    return vec![Command::Audit(Box::new(folder))];
+                }
+            }
+            Action::Rebuild if !self.busy() => {
+                self.verdict = None;
+                self.audit = None;
+                self.status = [Status::Unchecked; 6];
+                return self.start();
+            }
+            Action::BreakTest if !self.busy() => {
+                if let Some(l) = &self.loaded {
+                    let items = cases(&l.folder);
+                    // Start on the first output value.
+                    let selected = items
+                        .iter()
+                        .position(|(n, _, _)| n.starts_with("output"))
+                        .unwrap_or(0);
+                    self.breaking = Some(BreakView {
+                        items,
+                        selected,
+                        verdict: None,
+                        running: false,
+                    });
+                }
+            }
+            _ => {}
+        }
+        vec![]
+    }
+
+    fn handle_break(&mut self, a: Action) -> Vec<Command> {
+        let Some(b) = self.breaking.as_mut() else {
+            return vec![];
+        };
+        match a {
+            Action::Esc => {
+                // The folder was never changed: closing restores it.
+                if !b.running {
+                    self.breaking = None;
+                }
+            }
+            Action::Up => b.selected = b.selected.saturating_sub(1),
+            Action::Down => b.selected = (b.selected + 1).min(b.items.len().saturating_sub(1)),
+            Action::Enter if !b.running => {
+                if let Some(l) = &self.loaded {
+                    let mut changed = l.folder.clone();
+                    (b.items[b.selected].2)(&mut changed);
+                    b.running = true;
+                    b.verdict = None;
+                    let (index, what) = (b.selected, format!("break test: {}", b.items[b.selected].0));
+                    self.begin(&what);
+                    return vec![Command::BreakCase(index, Box::new(changed))];
+                }
+            }
+            _ => {}
+        }
+        vec![]
+    }
+
+    /// Take a worker event.
+    pub fn on_event(&mut self, e: Event) {
+        match e {
+            Event::Progress {
+                stage,
+                fraction,
+                elapsed_s,
+            } => {
+                if let Some(j) = self.job.as_mut() {
+                    j.stage = stage;
+                    j.fraction = fraction;
+                    j.elapsed_s = elapsed_s;
+                }
+            }
+            Event::Loaded(l) => {
+                self.job = None;
+                self.loaded = Some(l);
+                self.status = [Status::Unchecked; 6];
+            }
+            Event::Verified {
+                verified,
+                reason,
+                seconds,
+            } => {
+                self.job = None;
+                let s = if verified {
+                    Status::Holds
+                } else {
+                    Status::Broken
+                };
+                self.status[3] = s;
+                self.status[4] = s;
+                self.verdict = Some((verified, reason, seconds));
+            }
+            Event::Audited(report) => {
+                self.job = None;
+                // Links of the audit, in order, onto the chain bar.
+                let holds = |i: usize| {
+                    report
+                        .links
+                        .get(i)
+                        .map(|l| l.holds || l.skipped)
+                        .unwrap_or(false)
+                };
+                let st = |ok: bool| if ok { Status::Holds } else { Status::Broken };
+                self.status = [
+                    st(holds(0)),
+                    st(holds(1)),
+                    st(holds(2)),
+                    st(holds(3)),
+                    st(holds(4)),
+                    st(report.holds),
+                ];
+                self.audit = Some(report);
+            }
+            Event::BreakResult {
+                index,
+                verified,
+                reason,
+            } => {
+                self.job = None;
+                if let Some(b) = self.breaking.as_mut() {
+                    b.running = false;
+                    b.verdict = Some((index, verified, reason));
+                }
+            }
+            Event::Failed(msg) => {
+                self.job = None;
+                if let Some(b) = self.breaking.as_mut() {
+                    b.running = false;
+                }
+                for s in self.status.iter_mut() {
+                    if *s == Status::Running {
+                        *s = Status::Unchecked;
+                    }
+                }
+                self.error = Some(msg);
+            }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The inspector: a terminal UI that follows the receipt chain.
+//!
+//! State ([`app`]), rendering ([`ui`]) and background work ([`jobs`]) are apart: keys become
+//! [`app::Action`]s, the App answers with commands for the worker thread, and the worker's
+//! events come back into the App. Rendering reads the App and changes nothing.
+
+pub mod app;
+pub mod jobs;
+pub mod ui;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ratatui::crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
+
+use crate::error::{Error, Result};
+use app::{Action, App};
+use jobs::{Command, Worker};
+
+/// The bundled default sample, so `zkreceipt` works after `cargo install` too.
+const DEFAULT_MODEL: &[u8] = include_bytes!("../../samples/digits/model.onnx");
+const DEFAULT_INPUT: &[u8] = include_bytes!("../../samples/digits/input.json");
+
+/// A key's action (stable bindings, design.md §6 and issue 5).
+pub fn action_for(code: KeyCode, mods: KeyModifiers) -> Option<Action> {
+    Some(match code {
+        KeyCode::Left | KeyCode::Char('h') => Action::Left,
+        KeyCode::Right | KeyCode::Char('l') => Action::Right,
+        KeyCode::Tab | KeyCode::BackTab => Action::Tab,
+        KeyCode::Up | KeyCode::Char('k') => Action::Up,
+        KeyCode::Down | KeyCode::Char('j') => Action::Down,
+        KeyCode::Enter => Action::Enter,
+        KeyCode::Esc => Action::Esc,
+        KeyCode::Char('v') => Action::Verify,
+        KeyCode::Char('b') => Action::BreakTest,
+        KeyCode::Char('a') => Action::Audit,
+        KeyCode::Char('p') => Action::Rebuild,
+        KeyCode::Char('?') => Action::Help,
+        KeyCode::Char('q') => Action::Quit,
+        KeyCode::Char('c') if mods.contains(KeyModifiers::CONTROL) => Action::Quit,
+        _ => return None,
+    })
+}
+
+/// What to open: the default sample's chain, built once into the cache.
+pub fn default_source() -> Result<Command> {
+    let dir = crate::proof::cache_dir().join("default-digits");
+    let receipt = dir.join("receipt");
+    if crate::receipt::Folder::load(&receipt).is_ok() {
+        return Ok(Command::Open(receipt));
+    }
+    let io = |e: std::io::Error| Error::invalid(dir.display(), e);
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    let (model, input) = (dir.join("model.onnx"), dir.join("input.json"));
+    crate::proof::write_atomic(&model, DEFAULT_MODEL).map_err(io)?;
+    crate::proof::write_atomic(&input, DEFAULT_INPUT).map_err(io)?;
+    Ok(Command::Build {
+        model,
+        input,
+        out: receipt,
+    })
+}
+
+/// What `inspect` opens: a receipt folder, or a model and input whose chain is built live into
+/// the cache (a folder per model and input file contents).
+pub fn inspect_source(target: &Path, input: Option<&Path>) -> Result<Command> {
+    if target.is_dir() || target.file_name().is_some_and(|n| n == "receipt.json") {
+        let dir = if target.is_dir() {
+            target.to_path_buf()
+        } else {
+            target.parent().map(Path::to_path_buf).unwrap_or_default()
+        };
+        return Ok(Command::Open(dir));
+    }
+    let Some(input) = input else {
+        return Err(Error::invalid(
+            target.display(),
+            "not a receipt folder; to build a chain from a model, also give --input IN.json",
+        ));
+    };
+    let read = |p: &Path| std::fs::read(p).map_err(|e| Error::invalid(p.display(), e));
+    let mut key = read(target)?;
+    key.extend(read(input)?);
+    let id = &crate::model::sha256_hex(&key)[..16];
+    Ok(Command::Build {
+        model: target.to_path_buf(),
+        input: input.to_path_buf(),
+        out: crate::proof::cache_dir().join("inspect").join(id),
+    })
+}
+
+/// Run the inspector on `source` until the user quits. The terminal is restored on quit, on
+/// error and on panic (ratatui's init installs the panic hook).
+pub fn run(source: Command) -> Result<i32> {
+    let mut terminal = ratatui::init();
+    let r = event_loop(&mut terminal, App::new(source));
+    ratatui::restore();
+    r.map_err(|e| Error::invalid("terminal", e))?;
+    Ok(0)
+}
+
+fn event_loop(terminal: &mut ratatui::DefaultTerminal, mut app: App) -> std::io::Result<()> {
+    let worker = Worker::spawn();
+    let send = |cmds: Vec<Command>| {
+        for c in cmds {
+            let _ = worker.commands.send(c);
+        }
+    };
+    send(app.start());
+    let mut job_started: Option<Instant> = None;
+    loop {
+        while let Ok(e) = worker.events.try_recv() {
+            app.on_event(e);
+        }
+        // The clock of the running job, ticking between the worker's reports.
+        match (&mut app.job, job_started) {
+            (Some(j), Some(t)) => j.elapsed_s = t.elapsed().as_secs_f64(),
+            (Some(_), None) => job_started = Some(Instant::now()),
+            (None, _) => job_started = None,
+        }
+        terminal.draw(|f| ui::render(&app, f))?;
+        if event::poll(Duration::from_millis(100))?
+            && let TermEvent::Key(k) = event::read()?
+            && k.kind == KeyEventKind::Press
+            && let Some(a) = action_for(k.code, k.modifiers)
+        {
+            send(app.handle(a));
+        }
+        if app.quit {
+            return Ok(());
+        }
+    }
+}
+
+/// Paths for tests and the screenshot command.
+pub fn default_inputs_for_tests() -> (PathBuf, PathBuf) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join("digits");
+    (root.join("model.onnx"), root.join("input.json"))
+}

@@ -1,0 +1,642 @@
+//! Rendering: one function per pane, from the App's state; nothing here changes state.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Gauge, Paragraph, Wrap};
+
+use super::app::{App, LINKS, Pane, Status};
+use crate::circuit::Visibility;
+
+pub const MIN_W: u16 = 80;
+pub const MIN_H: u16 = 24;
+
+fn short(h: &str) -> &str {
+    &h[..h.len().min(8)]
+}
+
+fn status_span(s: Status) -> Span<'static> {
+    match s {
+        Status::Unchecked => Span::styled("·", Style::new().fg(Color::DarkGray)),
+        Status::Running => Span::styled("…", Style::new().fg(Color::Yellow)),
+        Status::Holds => Span::styled("✓", Style::new().fg(Color::Green).bold()),
+        Status::Broken => Span::styled("✗", Style::new().fg(Color::Red).bold()),
+    }
+}
+
+pub fn render(app: &App, f: &mut Frame) {
+    let area = f.area();
+    if area.width < MIN_W || area.height < MIN_H {
+        let msg = format!(
+            "The terminal is {}×{}; zkreceipt needs at least {MIN_W}×{MIN_H}. Enlarge it, or press q to quit.",
+            area.width, area.height
+        );
+        f.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
+        return;
+    }
+    let [top, body, status, footer] = Layout::vertical([
+        Constraint::Length(4),
+        Constraint::Min(0),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    chain_bar(app, f, top);
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(body);
+    details(app, f, left);
+    gap(app, f, right);
+    status_line(app, f, status);
+    f.render_widget(
+        Paragraph::new(Line::from(vec![
+            " ←/→ ".bold(),
+            "select  ".into(),
+            "Tab ".bold(),
+            "pane  ".into(),
+            "v ".bold(),
+            "verify  ".into(),
+            "b ".bold(),
+            "break test  ".into(),
+            "a ".bold(),
+            "audit  ".into(),
+            "p ".bold(),
+            "rebuild  ".into(),
+            "? ".bold(),
+            "help  ".into(),
+            "q ".bold(),
+            "quit".into(),
+        ]))
+        .style(Style::new().fg(Color::Gray)),
+        footer,
+    );
+    if app.breaking.is_some() {
+        break_overlay(app, f, area);
+    }
+    if app.help {
+        help_overlay(f, area);
+    }
+}
+
+fn chain_bar(app: &App, f: &mut Frame, area: Rect) {
+    let title = app
+        .loaded
+        .as_ref()
+        .map(|l| l.title.clone())
+        .unwrap_or_else(|| "…".into());
+    let block = Block::bordered().title(Line::from(format!(" zkreceipt · {title} ")).bold());
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let cells = Layout::horizontal([Constraint::Ratio(1, 6); 6]).split(inner);
+    for (i, name) in LINKS.iter().enumerate() {
+        let sel = i == app.selected;
+        let name_style = if sel {
+            Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+        } else {
+            Style::new().bold()
+        };
+        let arrow = if i + 1 < LINKS.len() { " ─▶" } else { "" };
+        let id = link_id(app, i);
+        let lines = vec![
+            Line::from(vec![Span::styled(*name, name_style), Span::raw(arrow)]),
+            Line::from(vec![
+                Span::raw(format!("{id} ")),
+                status_span(app.status[i]),
+            ]),
+        ];
+        f.render_widget(Paragraph::new(lines), cells[i]);
+    }
+}
+
+/// The short identity shown under each link.
+fn link_id(app: &App, i: usize) -> String {
+    let Some(l) = &app.loaded else {
+        return "—".into();
+    };
+    let r = &l.folder.receipt;
+    match i {
+        0 => short(&r.model_commitment.onnx_sha256).into(),
+        1 => short(&r.model_commitment.quantized_sha256).into(),
+        2 => format!("k={}", l.folder.circuit.k),
+        3 => short(&r.verifier.vk_sha256).into(),
+        4 => format!("{:.1} KiB", r.proof.bytes as f64 / 1024.0),
+        _ => match &app.verdict {
+            Some((true, _, _)) => "verified".into(),
+            Some((false, _, _)) => "rejected".into(),
+            None => "unverified".into(),
+        },
+    }
+}
+
+fn pane_block(title: String, focused: bool) -> Block<'static> {
+    let b = Block::bordered().title(Line::from(title).bold());
+    if focused {
+        b.border_style(Style::new().fg(Color::Cyan))
+    } else {
+        b
+    }
+}
+
+fn kv(k: &str, v: impl Into<String>) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(format!("{k:<14}"), Style::new().fg(Color::Gray)),
+        Span::raw(v.into()),
+    ])
+}
+
+fn bar(frac: f64, width: usize) -> String {
+    let n = (frac.clamp(0.0, 1.0) * width as f64).round() as usize;
+    "█".repeat(n) + &" ".repeat(width - n)
+}
+
+fn details(app: &App, f: &mut Frame, area: Rect) {
+    let title = format!(" {} ", LINKS[app.selected]);
+    let block = pane_block(title, app.pane == Pane::Details);
+    let Some(l) = &app.loaded else {
+        f.render_widget(
+            Paragraph::new(if app.error.is_some() {
+                "Nothing is open: see the error below. Press p to try again, q to quit."
+            } else {
+                "Opening the receipt chain: see the progress below."
+            })
+            .block(block),
+            area,
+        );
+        return;
+    };
+    let r = &l.folder.receipt;
+    let c = &l.folder.circuit;
+    let qm = &l.folder.qm;
+    let w = area.width.saturating_sub(4) as usize;
+    let mut lines: Vec<Line> = vec![];
+    match app.selected {
+        0 => {
+            lines.push(kv("sha256", r.model_commitment.onnx_sha256.clone()));
+            lines.push(kv(
+                "file",
+                format!("{} bytes · opset {}", l.onnx_bytes, l.opset),
+            ));
+            lines.push(kv("parameters", l.params.to_string()));
+            for i in &l.inputs {
+                lines.push(kv("input", i.clone()));
+            }
+            for o in &l.outputs {
+                lines.push(kv("output", o.clone()));
+            }
+            lines.push(Line::from(""));
+            lines.push(Line::from(format!("{} nodes:", l.ops.len())).bold());
+            for op in &l.ops {
+                lines.push(Line::from(format!("  {:<12} {}", op.op_type, op.name)));
+            }
+        }
+        1 => {
+            lines.push(kv("sha256", r.model_commitment.quantized_sha256.clone()));
+            lines.push(kv(
+                "scale",
+                format!(
+                    "activations 2^{} · ≤ {} bits · weights ≤ {} bits",
+                    qm.scale, qm.config.activation_bits, qm.config.param_bits
+                ),
+            ));
+            lines.push(kv("rounding", "rescale: nearest, ties toward +∞"));
+            lines.push(Line::from(""));
+            match &l.report {
+                Some(rep) => {
+                    lines.push(
+                        Line::from("node          range             bits  headroom  max err")
+                            .bold(),
+                    );
+                    for layer in &rep.layers {
+                        lines.push(Line::from(format!(
+                            "{:<13} [{}, {}]{}{:>2}/{:<2}  {:>5}     {:.1e}",
+                            trunc(&layer.node, 13),
+                            layer.range.0,
+                            layer.range.1,
+                            " ".repeat(
+                                16usize.saturating_sub(
+                                    format!("[{}, {}]", layer.range.0, layer.range.1).len()
+                                )
+                            ),
+                            layer.bits,
+                            qm.config.activation_bits,
+                            layer.headroom_bits,
+                            layer.max_abs_error
+                        )));
+                    }
+                }
+                None => {
+                    lines.push(Line::from("value         range (calibration)").bold());
+                    for v in qm.values.iter().filter(|v| v.onnx.is_some()) {
+                        lines.push(Line::from(format!(
+                            "{:<13} [{}, {}]",
+                            trunc(&v.name, 13),
+                            v.range.0,
+                            v.range.1
+                        )));
+                    }
+                }
+            }
+        }
+        2 => {
+            let total = 1u64 << c.k;
+            lines.push(kv(
+                "k",
+                format!(
+                    "{} · {} of {} rows used ({:.0}%)",
+                    c.k,
+                    c.rows,
+                    total,
+                    100.0 * c.rows as f64 / total as f64
+                ),
+            ));
+            lines.push(kv(
+                "columns",
+                format!(
+                    "{} advice ({} lanes) · {} fixed · {} instance",
+                    c.advice_columns, c.layout.lanes, c.fixed_columns, c.instance_columns
+                ),
+            ));
+            lines.push(kv(
+                "lookups",
+                format!("{} ({} table rows)", c.lookups, c.table_rows),
+            ));
+            lines.push(kv("input", c.layout.input.name()));
+            lines.push(kv("gates", c.gates.join(", ")));
+            lines.push(Line::from(""));
+            lines.push(Line::from("rows per node").bold());
+            let max = c.rows_per_node.iter().map(|n| n.rows).max().unwrap_or(1).max(1);
+            let bw = w.saturating_sub(30).max(5);
+            for n in &c.rows_per_node {
+                lines.push(Line::from(format!(
+                    "{:<16} {:>6} {}",
+                    trunc(&n.node, 16),
+                    n.rows,
+                    bar(n.rows as f64 / max as f64, bw)
+                )));
+            }
+        }
+        3 => {
+            lines.push(kv("sha256", r.verifier.vk_sha256.clone()));
+            lines.push(kv(
+                "pinned form",
+                format!("vk.txt, {} bytes", l.folder.vk_txt.len()),
+            ));
+            lines.push(kv("k", r.verifier.k.to_string()));
+            lines.push(kv(
+                "versions",
+                format!(
+                    "zkreceipt {} · halo2_proofs {} · circuit format {}",
+                    r.verifier.zkreceipt_version,
+                    r.verifier.halo2_proofs_version,
+                    r.verifier.circuit_format
+                ),
+            ));
+            lines.push(Line::from(""));
+            lines.push(Line::from(
+                "halo2_proofs 0.4.1 cannot serialize keys: verify re-derives the key from quantized.json and circuit.json and checks it against this hash.",
+            ));
+        }
+        4 => {
+            lines.push(kv("system", r.proof.system.clone()));
+            lines.push(kv("transcript", r.proof.transcript.clone()));
+            lines.push(kv("size", format!("{} bytes", r.proof.bytes)));
+            lines.push(kv("sha256", r.proof.sha256.clone()));
+            if let Some((ok, reason, secs)) = &app.verdict {
+                lines.push(Line::from(""));
+                lines.push(if *ok {
+                    Line::from(format!("verified in {secs:.3}s")).green().bold()
+                } else {
+                    Line::from(format!(
+                        "REJECTED: {}",
+                        reason.clone().unwrap_or_default()
+                    ))
+                    .red()
+                    .bold()
+                });
+            }
+        }
+        _ => {
+            lines.push(Line::from("statement").bold());
+            lines.push(Line::from(r.statement.clone()));
+            lines.push(Line::from(""));
+            let ic = &r.input_commitment;
+            for (k, v) in [
+                (
+                    "model_commitment",
+                    format!("onnx {}…", short(&r.model_commitment.onnx_sha256)),
+                ),
+                (
+                    "input_commitment",
+                    match ic.visibility {
+                        Visibility::Private => "private: bound to nothing public".into(),
+                        v => format!("{} {}…", v.name(), &ic.value[..ic.value.len().min(12)]),
+                    },
+                ),
+                (
+                    "output",
+                    r.output
+                        .iter()
+                        .map(|o| format!("{} {:?} at 2^{}", o.name, o.shape, o.scale))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+                (
+                    "proof",
+                    format!("{} bytes, sha256 {}…", r.proof.bytes, short(&r.proof.sha256)),
+                ),
+                (
+                    "verifier",
+                    format!("vk {}… k={}", short(&r.verifier.vk_sha256), r.verifier.k),
+                ),
+            ] {
+                lines.push(Line::from(vec![
+                    Span::styled(format!("{k:<17}"), Style::new().fg(Color::Cyan).bold()),
+                    Span::raw(v),
+                ]));
+            }
+            lines.push(Line::from(""));
+            lines.push(Line::from("not claimed").bold());
+            for n in &r.not_claimed {
+                lines.push(Line::from(format!("• {n}")));
+            }
+            lines.push(Line::from(""));
+            lines.extend(checklist(app));
+        }
+    }
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false })
+            .scroll((app.scroll, 0)),
+        area,
+    );
+}
+
+/// The reviewer's checklist, ticked or flagged from the artifacts.
+fn checklist(app: &App) -> Vec<Line<'static>> {
+    let Some(l) = &app.loaded else { return vec![] };
+    let r = &l.folder.receipt;
+    let tick = |ok: Option<bool>, text: String| -> Line<'static> {
+        let (sym, style) = match ok {
+            Some(true) => ("✓", Style::new().fg(Color::Green)),
+            Some(false) => ("✗", Style::new().fg(Color::Red)),
+            None => ("?", Style::new().fg(Color::Yellow)),
+        };
+        Line::from(vec![Span::styled(format!("{sym} "), style), Span::raw(text)])
+    };
+    let audited = |i: usize| app.audit.as_ref().and_then(|a| a.links.get(i)).map(|x| x.holds || x.skipped);
+    let verified = app.verdict.as_ref().map(|v| v.0);
+    let q = &r.quantization;
+    vec![
+        Line::from("reviewer checklist").bold(),
+        tick(
+            audited(2).zip(audited(3)).map(|(a, b)| a && b),
+            format!("model and circuit commitment: weights fixed in the circuit, vk {}… (a: audit)", short(&r.verifier.vk_sha256)),
+        ),
+        tick(
+            Some(r.input_commitment.visibility != Visibility::Private),
+            format!("input commitment: {} ({})", r.input_commitment.visibility.name(), r.input_commitment.covers),
+        ),
+        tick(verified, format!("output bound: {} public output integers (v: verify)", r.output.iter().map(|o| o.integers.len()).sum::<usize>())),
+        tick(audited(3), "verifier key re-derived from the circuit (a: audit)".into()),
+        tick(
+            Some(true),
+            format!("proving system: halo2 IPA over Pasta, halo2_proofs {}, circuit format {}", r.verifier.halo2_proofs_version, r.verifier.circuit_format),
+        ),
+        tick(
+            Some(q.argmax_agree != Some(false)),
+            format!("quantization: scale 2^{}, max abs error {:.1e} vs float{}", q.activation_scale, q.max_abs_error, match q.argmax_agree { Some(true) => ", argmax agrees", Some(false) => ", argmax DISAGREES", None => "" }),
+        ),
+        tick(Some(!r.not_claimed.is_empty()), format!("{} things the proof does not claim, listed above", r.not_claimed.len())),
+    ]
+}
+
+fn trunc(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let t: String = s.chars().take(n - 1).collect();
+        format!("{t}…")
+    }
+}
+
+fn gap(app: &App, f: &mut Frame, area: Rect) {
+    let block = pane_block(
+        " Quantization gap: float vs circuit ".into(),
+        app.pane == Pane::Gap,
+    );
+    let Some(l) = &app.loaded else {
+        f.render_widget(Paragraph::new("").block(block), area);
+        return;
+    };
+    let mut lines: Vec<Line> = vec![];
+    let w = area.width.saturating_sub(4) as usize;
+    match &l.report {
+        Some(rep) => {
+            for o in &rep.outputs {
+                lines.push(
+                    Line::from(format!("output `{}` {:?} (scale 2^{})", o.name, o.shape, o.scale))
+                        .bold(),
+                );
+                let max = o
+                    .float
+                    .iter()
+                    .chain(&o.quantized)
+                    .fold(0f64, |a, &x| a.max(x.abs()))
+                    .max(1e-12);
+                let bw = w.saturating_sub(41).clamp(4, 30);
+                lines.push(Line::from(format!(
+                    "{:>3} {:>9} {:>9}  {:<bw$} {:>8}",
+                    "i", "float", "circuit", "|value|", "abs err"
+                )).fg(Color::Gray));
+                for (i, (fv, cv)) in o.float.iter().zip(&o.quantized).enumerate().take(32) {
+                    let is_max = o.argmax.as_ref().is_some_and(|a| a.quantized == i);
+                    let line = Line::from(format!(
+                        "{:>3} {:>9.4} {:>9.4}  {} {:>8.1e}",
+                        i,
+                        fv,
+                        cv,
+                        bar(cv.abs() / max, bw),
+                        (fv - cv).abs()
+                    ));
+                    lines.push(if is_max { line.bold().fg(Color::Cyan) } else { line });
+                }
+                if o.float.len() > 32 {
+                    lines.push(Line::from(format!("… {} more", o.float.len() - 32)));
+                }
+                lines.push(Line::from(format!(
+                    "max abs {:.2e} · max rel {:.2e}",
+                    o.max_abs_error, o.max_rel_error
+                )));
+                if let Some(a) = &o.argmax {
+                    let agree = if a.agree {
+                        Span::styled("argmax agrees", Style::new().fg(Color::Green).bold())
+                    } else {
+                        Span::styled("argmax DISAGREES", Style::new().fg(Color::Red).bold())
+                    };
+                    lines.push(Line::from(vec![
+                        Span::raw(format!("float {} · circuit {} · ", a.float, a.quantized)),
+                        agree,
+                    ]));
+                }
+                lines.push(Line::from(""));
+            }
+            lines.push(Line::from("per-layer max abs error (log scale, 1e-8 … 1)").bold());
+            let bw = w.saturating_sub(24).max(4);
+            for layer in &rep.layers {
+                let lg = if layer.max_abs_error > 0.0 {
+                    ((layer.max_abs_error.log10() + 8.0) / 8.0).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                let mark = if rep.error_enters.as_deref() == Some(layer.node.as_str()) {
+                    " ◀"
+                } else {
+                    ""
+                };
+                lines.push(Line::from(format!(
+                    "{:<12} {:>7.1e} {}{mark}",
+                    trunc(&layer.node, 12),
+                    layer.max_abs_error,
+                    bar(lg, bw.saturating_sub(3))
+                )));
+            }
+        }
+        None => {
+            lines.push(Line::from(format!(
+                "The input is {} and not in the folder, so the float model cannot be re-run here.",
+                l.folder.receipt.input_commitment.visibility.name()
+            )));
+            lines.push(Line::from(format!(
+                "The receipt reports max abs error {:.2e} against float.",
+                l.folder.receipt.quantization.max_abs_error
+            )));
+            lines.push(Line::from(""));
+            for o in &l.folder.receipt.output {
+                lines.push(Line::from(format!("circuit output `{}`", o.name)).bold());
+                for (i, v) in o.floats.iter().enumerate().take(32) {
+                    lines.push(Line::from(format!("{i:>3} {v:>10.4}")));
+                }
+            }
+        }
+    }
+    f.render_widget(
+        Paragraph::new(lines).block(block).wrap(Wrap { trim: false }),
+        area,
+    );
+}
+
+fn status_line(app: &App, f: &mut Frame, area: Rect) {
+    if let Some(j) = &app.job {
+        let label = format!("{} · {} · {:.1}s", j.what, j.stage, j.elapsed_s);
+        f.render_widget(
+            Gauge::default()
+                .ratio(j.fraction.clamp(0.0, 1.0))
+                .label(label)
+                .gauge_style(Style::new().fg(Color::Blue).bg(Color::Black)),
+            area,
+        );
+        return;
+    }
+    let line = if let Some(e) = &app.error {
+        Line::from(format!(" error: {e}")).red().bold()
+    } else if let Some((ok, reason, secs)) = &app.verdict {
+        if *ok {
+            Line::from(format!(" ✓ verified in {secs:.3}s")).green().bold()
+        } else {
+            Line::from(format!(
+                " ✗ rejected: {}",
+                reason.clone().unwrap_or_default()
+            ))
+            .red()
+            .bold()
+        }
+    } else if let Some(a) = &app.audit {
+        let broken = a.links.iter().filter(|l| !l.holds && !l.skipped).count();
+        if broken == 0 {
+            Line::from(" ✓ audit: every checkable link holds").green().bold()
+        } else {
+            Line::from(format!(" ✗ audit: {broken} broken link(s)")).red().bold()
+        }
+    } else {
+        Line::from(" press v to verify, b for the break test, a to audit").fg(Color::Gray)
+    };
+    f.render_widget(Paragraph::new(line), area);
+}
+
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
+}
+
+fn break_overlay(app: &App, f: &mut Frame, area: Rect) {
+    let Some(b) = &app.breaking else { return };
+    let r = centered(area, area.width.saturating_sub(8), area.height.saturating_sub(6));
+    f.render_widget(Clear, r);
+    let block = Block::bordered()
+        .title(Line::from(" Break test: change one item, verify, expect rejection ").bold())
+        .border_style(Style::new().fg(Color::Red));
+    let inner_h = r.height.saturating_sub(2) as usize;
+    let list_h = inner_h.saturating_sub(4).max(1);
+    let first = b.selected.saturating_sub(list_h / 2).min(b.items.len().saturating_sub(list_h));
+    let mut lines: Vec<Line> = vec![Line::from(
+        "↑/↓ choose · Enter apply the change and verify · Esc restore and close",
+    )
+    .fg(Color::Gray)];
+    for (i, (name, bound, _)) in b.items.iter().enumerate().skip(first).take(list_h) {
+        let tag = if *bound { "bound  " } else { "unbound" };
+        let line = Line::from(format!("{} {tag} {name}", if i == b.selected { "▶" } else { " " }));
+        lines.push(if i == b.selected { line.add_modifier(Modifier::REVERSED) } else { line });
+    }
+    lines.push(Line::from(""));
+    lines.push(match &b.verdict {
+        None if b.running => Line::from("verifying the changed folder…").fg(Color::Yellow),
+        None => Line::from("nothing changed yet: the folder on disk is never touched"),
+        Some((i, verified, reason)) => {
+            let (name, bound, _) = &b.items[*i];
+            if !verified {
+                Line::from(format!(
+                    "{name}: rejected — {}",
+                    reason.clone().unwrap_or_default()
+                ))
+                .red()
+                .bold()
+            } else if *bound {
+                Line::from(format!("{name}: VERIFIED — a bound change was not caught")).red().bold()
+            } else {
+                Line::from(format!("{name}: still verified (not bound by the proof)")).green().bold()
+            }
+        }
+    });
+    f.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: false }), r);
+}
+
+fn help_overlay(f: &mut Frame, area: Rect) {
+    let r = centered(area, 64, 16);
+    f.render_widget(Clear, r);
+    let lines = vec![
+        Line::from("The chain: float ONNX → quantized model → circuit → verifier key → proof → receipt. A proof is a receipt for execution: it binds what the receipt shows, not whether the model is good."),
+        Line::from(""),
+        Line::from("←/→ or h/l   select a link of the chain"),
+        Line::from("Tab          switch pane (details / quantization gap)"),
+        Line::from("↑/↓ or k/j   scroll the details"),
+        Line::from("v            verify now (re-derive the key, check the proof)"),
+        Line::from("b            break test: change a bound item, watch it fail"),
+        Line::from("a            audit: re-derive every link"),
+        Line::from("p            rebuild the chain"),
+        Line::from("?            this help (Esc closes)"),
+        Line::from("q            quit"),
+    ];
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(Block::bordered().title(" Help ".bold()))
+            .wrap(Wrap { trim: false }),
+        r,
+    );
+}

@@ -204,12 +204,8 @@ impl App {
             return vec![];
         };
         match a {
-            Action::Esc => {
-                // The folder was never changed: closing restores it.
-                if !b.running {
-                    self.breaking = None;
-                }
-            }
+            // The folder was never changed: closing restores it.
+            Action::Esc if !b.running => self.breaking = None,
             Action::Up => b.selected = b.selected.saturating_sub(1),
             Action::Down => b.selected = (b.selected + 1).min(b.items.len().saturating_sub(1)),
             Action::Enter if !b.running => {
@@ -218,7 +214,8 @@ impl App {
                     (b.items[b.selected].2)(&mut changed);
                     b.running = true;
                     b.verdict = None;
-                    let (index, what) = (b.selected, format!("break test: {}", b.items[b.selected].0));
+                    let (index, what) =
+                        (b.selected, format!("break test: {}", b.items[b.selected].0));
                     self.begin(&what);
                     return vec![Command::BreakCase(index, Box::new(changed))];
                 }

@@ -134,6 +134,8 @@ fn event_loop(terminal: &mut ratatui::DefaultTerminal, mut app: App) -> std::io:
 
 /// Paths for tests and the screenshot command.
 pub fn default_inputs_for_tests() -> (PathBuf, PathBuf) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join("digits");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("samples")
+        .join("digits");
     (root.join("model.onnx"), root.join("input.json"))
 }

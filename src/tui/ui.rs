@@ -57,7 +57,7 @@ pub fn render(app: &App, f: &mut Frame) {
             "v ".bold(),
             "verify  ".into(),
             "b ".bold(),
-            "break test  ".into(),
+            "break  ".into(),
             "a ".bold(),
             "audit  ".into(),
             "p ".bold(),
@@ -95,7 +95,14 @@ fn chain_bar(app: &App, f: &mut Frame, area: Rect) {
         } else {
             Style::new().bold()
         };
-        let arrow = if i + 1 < LINKS.len() { " ─▶" } else { "" };
+        // The arrow that fits the cell: " ─▶", " ▶" or "▶".
+        let room = cells[i].width as usize - name.chars().count().min(cells[i].width as usize);
+        let arrow = match (i + 1 < LINKS.len(), room) {
+            (false, _) => "",
+            (true, r) if r >= 3 => " ─▶",
+            (true, 2) => " ▶",
+            _ => "▶",
+        };
         let id = link_id(app, i);
         let lines = vec![
             Line::from(vec![Span::styled(*name, name_style), Span::raw(arrow)]),
@@ -212,11 +219,9 @@ fn details(app: &App, f: &mut Frame, area: Rect) {
                             trunc(&layer.node, 13),
                             layer.range.0,
                             layer.range.1,
-                            " ".repeat(
-                                16usize.saturating_sub(
-                                    format!("[{}, {}]", layer.range.0, layer.range.1).len()
-                                )
-                            ),
+                            " ".repeat(16usize.saturating_sub(
+                                format!("[{}, {}]", layer.range.0, layer.range.1).len()
+                            )),
                             layer.bits,
                             qm.config.activation_bits,
                             layer.headroom_bits,
@@ -264,7 +269,13 @@ fn details(app: &App, f: &mut Frame, area: Rect) {
             lines.push(kv("gates", c.gates.join(", ")));
             lines.push(Line::from(""));
             lines.push(Line::from("rows per node").bold());
-            let max = c.rows_per_node.iter().map(|n| n.rows).max().unwrap_or(1).max(1);
+            let max = c
+                .rows_per_node
+                .iter()
+                .map(|n| n.rows)
+                .max()
+                .unwrap_or(1)
+                .max(1);
             let bw = w.saturating_sub(30).max(5);
             for n in &c.rows_per_node {
                 lines.push(Line::from(format!(
@@ -306,12 +317,9 @@ fn details(app: &App, f: &mut Frame, area: Rect) {
                 lines.push(if *ok {
                     Line::from(format!("verified in {secs:.3}s")).green().bold()
                 } else {
-                    Line::from(format!(
-                        "REJECTED: {}",
-                        reason.clone().unwrap_or_default()
-                    ))
-                    .red()
-                    .bold()
+                    Line::from(format!("REJECTED: {}", reason.clone().unwrap_or_default()))
+                        .red()
+                        .bold()
                 });
             }
         }
@@ -342,7 +350,11 @@ fn details(app: &App, f: &mut Frame, area: Rect) {
                 ),
                 (
                     "proof",
-                    format!("{} bytes, sha256 {}…", r.proof.bytes, short(&r.proof.sha256)),
+                    format!(
+                        "{} bytes, sha256 {}…",
+                        r.proof.bytes,
+                        short(&r.proof.sha256)
+                    ),
                 ),
                 (
                     "verifier",
@@ -382,32 +394,74 @@ fn checklist(app: &App) -> Vec<Line<'static>> {
             Some(false) => ("✗", Style::new().fg(Color::Red)),
             None => ("?", Style::new().fg(Color::Yellow)),
         };
-        Line::from(vec![Span::styled(format!("{sym} "), style), Span::raw(text)])
+        Line::from(vec![
+            Span::styled(format!("{sym} "), style),
+            Span::raw(text),
+        ])
     };
-    let audited = |i: usize| app.audit.as_ref().and_then(|a| a.links.get(i)).map(|x| x.holds || x.skipped);
+    let audited = |i: usize| {
+        app.audit
+            .as_ref()
+            .and_then(|a| a.links.get(i))
+            .map(|x| x.holds || x.skipped)
+    };
     let verified = app.verdict.as_ref().map(|v| v.0);
     let q = &r.quantization;
     vec![
         Line::from("reviewer checklist").bold(),
         tick(
             audited(2).zip(audited(3)).map(|(a, b)| a && b),
-            format!("model and circuit commitment: weights fixed in the circuit, vk {}… (a: audit)", short(&r.verifier.vk_sha256)),
+            format!(
+                "model and circuit commitment: weights fixed in the circuit, vk {}… (a: audit)",
+                short(&r.verifier.vk_sha256)
+            ),
         ),
         tick(
             Some(r.input_commitment.visibility != Visibility::Private),
-            format!("input commitment: {} ({})", r.input_commitment.visibility.name(), r.input_commitment.covers),
+            format!(
+                "input commitment: {} ({})",
+                r.input_commitment.visibility.name(),
+                r.input_commitment.covers
+            ),
         ),
-        tick(verified, format!("output bound: {} public output integers (v: verify)", r.output.iter().map(|o| o.integers.len()).sum::<usize>())),
-        tick(audited(3), "verifier key re-derived from the circuit (a: audit)".into()),
+        tick(
+            verified,
+            format!(
+                "output bound: {} public output integers (v: verify)",
+                r.output.iter().map(|o| o.integers.len()).sum::<usize>()
+            ),
+        ),
+        tick(
+            audited(3),
+            "verifier key re-derived from the circuit (a: audit)".into(),
+        ),
         tick(
             Some(true),
-            format!("proving system: halo2 IPA over Pasta, halo2_proofs {}, circuit format {}", r.verifier.halo2_proofs_version, r.verifier.circuit_format),
+            format!(
+                "proving system: halo2 IPA over Pasta, halo2_proofs {}, circuit format {}",
+                r.verifier.halo2_proofs_version, r.verifier.circuit_format
+            ),
         ),
         tick(
             Some(q.argmax_agree != Some(false)),
-            format!("quantization: scale 2^{}, max abs error {:.1e} vs float{}", q.activation_scale, q.max_abs_error, match q.argmax_agree { Some(true) => ", argmax agrees", Some(false) => ", argmax DISAGREES", None => "" }),
+            format!(
+                "quantization: scale 2^{}, max abs error {:.1e} vs float{}",
+                q.activation_scale,
+                q.max_abs_error,
+                match q.argmax_agree {
+                    Some(true) => ", argmax agrees",
+                    Some(false) => ", argmax DISAGREES",
+                    None => "",
+                }
+            ),
         ),
-        tick(Some(!r.not_claimed.is_empty()), format!("{} things the proof does not claim, listed above", r.not_claimed.len())),
+        tick(
+            Some(!r.not_claimed.is_empty()),
+            format!(
+                "{} things the proof does not claim, listed above",
+                r.not_claimed.len()
+            ),
+        ),
     ]
 }
 
@@ -435,8 +489,11 @@ fn gap(app: &App, f: &mut Frame, area: Rect) {
         Some(rep) => {
             for o in &rep.outputs {
                 lines.push(
-                    Line::from(format!("output `{}` {:?} (scale 2^{})", o.name, o.shape, o.scale))
-                        .bold(),
+                    Line::from(format!(
+                        "output `{}` {:?} (scale 2^{})",
+                        o.name, o.shape, o.scale
+                    ))
+                    .bold(),
                 );
                 let max = o
                     .float
@@ -444,11 +501,19 @@ fn gap(app: &App, f: &mut Frame, area: Rect) {
                     .chain(&o.quantized)
                     .fold(0f64, |a, &x| a.max(x.abs()))
                     .max(1e-12);
-                let bw = w.saturating_sub(41).clamp(4, 30);
-                lines.push(Line::from(format!(
-                    "{:>3} {:>9} {:>9}  {:<bw$} {:>8}",
-                    "i", "float", "circuit", "|value|", "abs err"
-                )).fg(Color::Gray));
+                // Rows are 34 characters plus the bar.
+                let bw = w.saturating_sub(34).clamp(1, 30);
+                lines.push(
+                    Line::from(format!(
+                        "{:>3} {:>9} {:>9}  {:<bw$} {:>8}",
+                        "i",
+                        "float",
+                        "circuit",
+                        if bw >= 7 { "|value|" } else { "" },
+                        "abs err"
+                    ))
+                    .fg(Color::Gray),
+                );
                 for (i, (fv, cv)) in o.float.iter().zip(&o.quantized).enumerate().take(32) {
                     let is_max = o.argmax.as_ref().is_some_and(|a| a.quantized == i);
                     let line = Line::from(format!(
@@ -459,7 +524,11 @@ fn gap(app: &App, f: &mut Frame, area: Rect) {
                         bar(cv.abs() / max, bw),
                         (fv - cv).abs()
                     ));
-                    lines.push(if is_max { line.bold().fg(Color::Cyan) } else { line });
+                    lines.push(if is_max {
+                        line.bold().fg(Color::Cyan)
+                    } else {
+                        line
+                    });
                 }
                 if o.float.len() > 32 {
                     lines.push(Line::from(format!("… {} more", o.float.len() - 32)));
@@ -521,7 +590,9 @@ fn gap(app: &App, f: &mut Frame, area: Rect) {
         }
     }
     f.render_widget(
-        Paragraph::new(lines).block(block).wrap(Wrap { trim: false }),
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
         area,
     );
 }
@@ -542,7 +613,9 @@ fn status_line(app: &App, f: &mut Frame, area: Rect) {
         Line::from(format!(" error: {e}")).red().bold()
     } else if let Some((ok, reason, secs)) = &app.verdict {
         if *ok {
-            Line::from(format!(" ✓ verified in {secs:.3}s")).green().bold()
+            Line::from(format!(" ✓ verified in {secs:.3}s"))
+                .green()
+                .bold()
         } else {
             Line::from(format!(
                 " ✗ rejected: {}",
@@ -554,9 +627,13 @@ fn status_line(app: &App, f: &mut Frame, area: Rect) {
     } else if let Some(a) = &app.audit {
         let broken = a.links.iter().filter(|l| !l.holds && !l.skipped).count();
         if broken == 0 {
-            Line::from(" ✓ audit: every checkable link holds").green().bold()
+            Line::from(" ✓ audit: every checkable link holds")
+                .green()
+                .bold()
         } else {
-            Line::from(format!(" ✗ audit: {broken} broken link(s)")).red().bold()
+            Line::from(format!(" ✗ audit: {broken} broken link(s)"))
+                .red()
+                .bold()
         }
     } else {
         Line::from(" press v to verify, b for the break test, a to audit").fg(Color::Gray)
@@ -577,22 +654,36 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
 
 fn break_overlay(app: &App, f: &mut Frame, area: Rect) {
     let Some(b) = &app.breaking else { return };
-    let r = centered(area, area.width.saturating_sub(8), area.height.saturating_sub(6));
+    let r = centered(
+        area,
+        area.width.saturating_sub(8),
+        area.height.saturating_sub(6),
+    );
     f.render_widget(Clear, r);
     let block = Block::bordered()
         .title(Line::from(" Break test: change one item, verify, expect rejection ").bold())
         .border_style(Style::new().fg(Color::Red));
     let inner_h = r.height.saturating_sub(2) as usize;
     let list_h = inner_h.saturating_sub(4).max(1);
-    let first = b.selected.saturating_sub(list_h / 2).min(b.items.len().saturating_sub(list_h));
-    let mut lines: Vec<Line> = vec![Line::from(
-        "↑/↓ choose · Enter apply the change and verify · Esc restore and close",
-    )
-    .fg(Color::Gray)];
+    let first = b
+        .selected
+        .saturating_sub(list_h / 2)
+        .min(b.items.len().saturating_sub(list_h));
+    let mut lines: Vec<Line> = vec![
+        Line::from("↑/↓ choose · Enter apply the change and verify · Esc restore and close")
+            .fg(Color::Gray),
+    ];
     for (i, (name, bound, _)) in b.items.iter().enumerate().skip(first).take(list_h) {
         let tag = if *bound { "bound  " } else { "unbound" };
-        let line = Line::from(format!("{} {tag} {name}", if i == b.selected { "▶" } else { " " }));
-        lines.push(if i == b.selected { line.add_modifier(Modifier::REVERSED) } else { line });
+        let line = Line::from(format!(
+            "{} {tag} {name}",
+            if i == b.selected { "▶" } else { " " }
+        ));
+        lines.push(if i == b.selected {
+            line.add_modifier(Modifier::REVERSED)
+        } else {
+            line
+        });
     }
     lines.push(Line::from(""));
     lines.push(match &b.verdict {
@@ -608,20 +699,31 @@ fn break_overlay(app: &App, f: &mut Frame, area: Rect) {
                 .red()
                 .bold()
             } else if *bound {
-                Line::from(format!("{name}: VERIFIED — a bound change was not caught")).red().bold()
+                Line::from(format!("{name}: VERIFIED — a bound change was not caught"))
+                    .red()
+                    .bold()
             } else {
-                Line::from(format!("{name}: still verified (not bound by the proof)")).green().bold()
+                Line::from(format!("{name}: still verified (not bound by the proof)"))
+                    .green()
+                    .bold()
             }
         }
     });
-    f.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: false }), r);
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        r,
+    );
 }
 
 fn help_overlay(f: &mut Frame, area: Rect) {
     let r = centered(area, 64, 16);
     f.render_widget(Clear, r);
     let lines = vec![
-        Line::from("The chain: float ONNX → quantized model → circuit → verifier key → proof → receipt. A proof is a receipt for execution: it binds what the receipt shows, not whether the model is good."),
+        Line::from(
+            "The chain: float ONNX → quantized model → circuit → verifier key → proof → receipt. A proof is a receipt for execution: it binds what the receipt shows, not whether the model is good.",
+        ),
         Line::from(""),
         Line::from("←/→ or h/l   select a link of the chain"),
         Line::from("Tab          switch pane (details / quantization gap)"),

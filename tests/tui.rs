@@ -1,0 +1,252 @@
+//! The inspector, headless: the App state machine driven by actions with real jobs (run
+//! synchronously on a real receipt folder), and snapshots of every screen at fixed sizes.
+
+mod common;
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::sync::{Once, OnceLock};
+
+use common::*;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use zkreceipt::tui::app::{Action, App, Status};
+use zkreceipt::tui::jobs::{Command, Event, run};
+use zkreceipt::tui::ui::render;
+
+static ENV: Once = Once::new();
+
+/// Parameters go to the test's own cache, set once before any test reads the environment.
+fn init() {
+    ENV.call_once(|| {
+        // SAFETY: every test calls init() first and Once blocks them until this returns, so no
+        // other thread of this binary reads the environment meanwhile.
+        unsafe {
+            std::env::set_var(
+                "ZKRECEIPT_CACHE",
+                PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("params-cache"),
+            )
+        };
+    });
+}
+
+/// One receipt folder of the digits sample, proved once per test binary (seeded).
+fn folder() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        init();
+        let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tui-receipt");
+        let (m, i, _) = sample("digits");
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_zkreceipt"))
+            .args([
+                "prove",
+                m.to_str().unwrap(),
+                "--input",
+                i.to_str().unwrap(),
+                "--out",
+                d.to_str().unwrap(),
+                "--seed",
+                "3",
+            ])
+            .env(
+                "ZKRECEIPT_CACHE",
+                PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("params-cache"),
+            )
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        d
+    })
+    .clone()
+}
+
+/// Run the commands synchronously and feed every event back (elapsed times zeroed).
+fn exec(app: &mut App, cmds: Vec<Command>) {
+    for c in cmds {
+        let events = RefCell::new(vec![]);
+        run(c, &|e| events.borrow_mut().push(e));
+        for e in events.into_inner() {
+            app.on_event(match e {
+                Event::Progress {
+                    stage, fraction, ..
+                } => Event::Progress {
+                    stage,
+                    fraction,
+                    elapsed_s: 0.0,
+                },
+                e => e,
+            });
+        }
+    }
+}
+
+fn act(app: &mut App, a: Action) {
+    let cmds = app.handle(a);
+    exec(app, cmds);
+}
+
+fn opened() -> App {
+    init();
+    let mut app = App::new(Command::Open(folder()));
+    let cmds = app.start();
+    exec(&mut app, cmds);
+    assert!(app.error.is_none(), "{:?}", app.error);
+    // The folder's path is volatile; the title is what a user opening the sample sees.
+    app.loaded.as_mut().unwrap().title = "samples/digits".into();
+    app
+}
+
+fn screen(app: &App, w: u16, h: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| render(app, f)).unwrap();
+    let buf = t.backend().buffer().clone();
+    let mut out = String::new();
+    for y in 0..h {
+        let line: String = (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect();
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn snap(name: &str, text: String) {
+    insta::with_settings!({filters => vec![(r"\d+\.\d{3}s", "[secs]")]}, {
+        insta::assert_snapshot!(name, text);
+    });
+}
+
+#[test]
+fn state_machine_follows_the_chain() {
+    let mut app = opened();
+    assert!(app.loaded.is_some() && app.job.is_none());
+    assert_eq!(app.status, [Status::Unchecked; 6]);
+    for i in 1..=6 {
+        act(&mut app, Action::Right);
+        assert_eq!(app.selected, i % 6);
+    }
+    act(&mut app, Action::Left);
+    assert_eq!(app.selected, 5);
+    act(&mut app, Action::Tab);
+    assert_eq!(app.pane, zkreceipt::tui::app::Pane::Gap);
+
+    // v verifies now.
+    act(&mut app, Action::Verify);
+    assert_eq!(app.verdict.as_ref().map(|v| v.0), Some(true));
+    assert_eq!(app.status[3], Status::Holds);
+    assert_eq!(app.status[4], Status::Holds);
+
+    // b opens on the first output value; Enter changes it and the proof rejects it.
+    act(&mut app, Action::BreakTest);
+    let b = app.breaking.as_ref().unwrap();
+    assert!(b.items[b.selected].0.starts_with("output"));
+    act(&mut app, Action::Enter);
+    let (_, verified, reason) = app.breaking.as_ref().unwrap().verdict.clone().unwrap();
+    assert!(!verified);
+    assert!(reason.unwrap().contains("proof"));
+    // An unbound field keeps the verdict.
+    let idx = app
+        .breaking
+        .as_ref()
+        .unwrap()
+        .items
+        .iter()
+        .position(|(n, _, _)| n.starts_with("statement"))
+        .unwrap();
+    while app.breaking.as_ref().unwrap().selected < idx {
+        act(&mut app, Action::Down);
+    }
+    act(&mut app, Action::Enter);
+    assert!(app.breaking.as_ref().unwrap().verdict.as_ref().unwrap().1);
+    // Esc restores and closes; the folder still verifies.
+    act(&mut app, Action::Esc);
+    assert!(app.breaking.is_none());
+    act(&mut app, Action::Verify);
+    assert_eq!(app.verdict.as_ref().map(|v| v.0), Some(true));
+
+    // a audits every link.
+    act(&mut app, Action::Audit);
+    assert_eq!(app.status, [Status::Holds; 6]);
+    assert!(app.audit.as_ref().unwrap().holds);
+
+    act(&mut app, Action::Help);
+    assert!(app.help);
+    act(&mut app, Action::Verify);
+    assert!(
+        app.help,
+        "keys other than Esc/?/Enter do nothing under help"
+    );
+    act(&mut app, Action::Esc);
+    assert!(!app.help);
+    act(&mut app, Action::Quit);
+    assert!(app.quit);
+}
+
+#[test]
+fn a_broken_folder_shows_broken_links() {
+    init();
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tui-broken");
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    for e in std::fs::read_dir(folder()).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), d.join(e.file_name())).unwrap();
+    }
+    let p = d.join("proof.bin");
+    let mut b = std::fs::read(&p).unwrap();
+    b[9] ^= 1;
+    std::fs::write(&p, b).unwrap();
+    let mut app = App::new(Command::Open(d));
+    let cmds = app.start();
+    exec(&mut app, cmds);
+    act(&mut app, Action::Verify);
+    assert_eq!(app.verdict.as_ref().map(|v| v.0), Some(false));
+    assert_eq!(app.status[4], Status::Broken);
+    act(&mut app, Action::Audit);
+    assert_eq!(app.status[0], Status::Holds);
+    assert_eq!(app.status[4], Status::Broken);
+    assert_eq!(app.status[5], Status::Broken);
+}
+
+#[test]
+fn a_missing_folder_is_an_error_on_screen_not_a_panic() {
+    init();
+    let mut app = App::new(Command::Open(PathBuf::from("/nonexistent/receipt")));
+    let cmds = app.start();
+    exec(&mut app, cmds);
+    assert!(app.error.as_ref().unwrap().contains("receipt.json"));
+    assert!(screen(&app, 100, 30).contains("error: "));
+}
+
+#[test]
+fn snapshots_of_every_screen() {
+    let mut app = opened();
+    for (i, name) in [
+        "float_onnx",
+        "quantized",
+        "circuit",
+        "verifier_key",
+        "proof",
+        "receipt",
+    ]
+    .iter()
+    .enumerate()
+    {
+        app.selected = i;
+        snap(&format!("link_{name}_120x40"), screen(&app, 120, 40));
+    }
+    app.selected = 0;
+    snap("overview_80x24", screen(&app, 80, 24));
+    snap("too_small_60x20", screen(&app, 60, 20));
+    act(&mut app, Action::Verify);
+    app.selected = 4;
+    snap("verified_proof_100x30", screen(&app, 100, 30));
+    act(&mut app, Action::Audit);
+    app.selected = 5;
+    snap("audited_receipt_120x40", screen(&app, 120, 40));
+    act(&mut app, Action::BreakTest);
+    act(&mut app, Action::Enter);
+    snap("break_test_rejected_100x30", screen(&app, 100, 30));
+    act(&mut app, Action::Esc);
+    act(&mut app, Action::Help);
+    snap("help_100x30", screen(&app, 100, 30));
+}

@@ -1,0 +1,85 @@
+//! The real binary in a real terminal (tmux): open a receipt folder, verify, watch a tampered
+//! output be rejected in the break test, quit with exit 0.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::*;
+
+fn tmux(args: &[&str]) -> String {
+    let o = Command::new("tmux").args(args).output().expect("run tmux");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Poll the pane until `needle` shows (bounded: 600 polls of 100 ms); the screen on failure.
+fn wait_for(session: &str, needle: &str) -> String {
+    let mut screen = String::new();
+    for _ in 0..600 {
+        screen = tmux(&["capture-pane", "-t", session, "-p"]);
+        if screen.contains(needle) {
+            return screen;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("`{needle}` never showed; the screen:\n{screen}");
+}
+
+#[test]
+fn inspect_verify_break_and_quit_in_tmux() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("tmux is required under CI (.ci/run installs it)");
+        }
+        eprintln!("SKIPPED: tmux not installed");
+        return;
+    }
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let cache = tmp.join("params-cache");
+    let dir = tmp.join("tui-e2e-receipt");
+    let (m, i, _) = sample("digits");
+    let o = Command::new(env!("CARGO_BIN_EXE_zkreceipt"))
+        .args(["prove", m.to_str().unwrap(), "--input", i.to_str().unwrap()])
+        .args(["--out", dir.to_str().unwrap(), "--seed", "5"])
+        .env("ZKRECEIPT_CACHE", &cache)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let session = format!("zkreceipt-e2e-{}", std::process::id());
+    let cmd = format!(
+        "ZKRECEIPT_CACHE='{}' '{}' inspect '{}'; echo EXIT:$?; sleep 30",
+        cache.display(),
+        env!("CARGO_BIN_EXE_zkreceipt"),
+        dir.display()
+    );
+    tmux(&["kill-session", "-t", &session]);
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &cmd,
+    ]);
+    let screen = wait_for(&session, "unverified");
+    assert!(screen.contains("Float ONNX") && screen.contains("Quantization gap"));
+
+    tmux(&["send-keys", "-t", &session, "v"]);
+    wait_for(&session, "✓ verified in");
+
+    tmux(&["send-keys", "-t", &session, "b"]);
+    wait_for(&session, "Break test");
+    tmux(&["send-keys", "-t", &session, "Enter"]);
+    let screen = wait_for(&session, ": rejected");
+    assert!(screen.contains("output `output`[0] integer +1"), "{screen}");
+
+    tmux(&["send-keys", "-t", &session, "Escape"]);
+    tmux(&["send-keys", "-t", &session, "q"]);
+    wait_for(&session, "EXIT:0");
+    tmux(&["kill-session", "-t", &session]);
+}

@@ -135,6 +135,13 @@ pub enum Command {
         /// The receipt folder.
         dir: PathBuf,
     },
+    /// Regenerate the inspector's screenshots (SVG, colours kept): proves the bundled digits
+    /// sample with a fixed seed and renders every screen.
+    Screenshots {
+        /// Where to write them.
+        #[arg(long, default_value = "screenshots")]
+        out: PathBuf,
+    },
     /// Measure the chain on models (default: the bundled samples): k, rows, columns, keygen,
     /// prove and verify seconds, proof bytes, peak memory, error.
     Bench {
@@ -221,6 +228,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Audit { dir, json } => cmd_audit(&dir, json),
         Command::BreakTest { dir, json } => cmd_break_test(&dir, json),
         Command::Export { erc7992: _, dir } => cmd_export(&dir),
+        Command::Screenshots { out } => cmd_screenshots(&out),
         Command::Bench {
             models,
             input,
@@ -415,6 +423,50 @@ fn cmd_export(dir: &std::path::Path) -> Result<i32> {
         return Ok(1);
     }
     print_json(&crate::receipt::export::export(&folder));
+    Ok(0)
+}
+
+fn cmd_screenshots(out: &std::path::Path) -> Result<i32> {
+    let mut progress = stderr_progress();
+    let source = crate::tui::default_source()?;
+    let crate::tui::jobs::Command::Build { model, input, .. } = source else {
+        // The default chain is cached: prove it afresh anyway, seeded, so the images are
+        // reproducible.
+        let dir = crate::proof::cache_dir().join("default-digits");
+        return screenshots_from(
+            &dir.join("model.onnx"),
+            &dir.join("input.json"),
+            out,
+            &mut progress,
+        );
+    };
+    screenshots_from(&model, &input, out, &mut progress)
+}
+
+fn screenshots_from(
+    model: &std::path::Path,
+    input: &std::path::Path,
+    out: &std::path::Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<i32> {
+    let receipt = crate::proof::cache_dir().join("screenshots-receipt");
+    let opts = ProveOptions {
+        input: Visibility::Public,
+        salt: None,
+        rng: ProofRng::Seeded(1),
+    };
+    prove_folder(
+        model,
+        input,
+        &receipt,
+        &QuantConfig::default(),
+        &opts,
+        progress,
+    )?;
+    progress("render screens");
+    for p in crate::tui::screenshot::write_screenshots(&receipt, "samples/digits", out)? {
+        println!("{}", p.display());
+    }
     Ok(0)
 }
 

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::{Once, OnceLock};
 
@@ -11,8 +10,9 @@ use common::*;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use zkreceipt::tui::app::{Action, App, Status};
-use zkreceipt::tui::jobs::{Command, Event, run};
+use zkreceipt::tui::jobs::Command;
 use zkreceipt::tui::ui::render;
+use zkreceipt::tui::{act_sync, exec_sync};
 
 static ENV: Once = Once::new();
 
@@ -60,29 +60,12 @@ fn folder() -> PathBuf {
     .clone()
 }
 
-/// Run the commands synchronously and feed every event back (elapsed times zeroed).
 fn exec(app: &mut App, cmds: Vec<Command>) {
-    for c in cmds {
-        let events = RefCell::new(vec![]);
-        run(c, &|e| events.borrow_mut().push(e));
-        for e in events.into_inner() {
-            app.on_event(match e {
-                Event::Progress {
-                    stage, fraction, ..
-                } => Event::Progress {
-                    stage,
-                    fraction,
-                    elapsed_s: 0.0,
-                },
-                e => e,
-            });
-        }
-    }
+    exec_sync(app, cmds);
 }
 
 fn act(app: &mut App, a: Action) {
-    let cmds = app.handle(a);
-    exec(app, cmds);
+    act_sync(app, a);
 }
 
 fn opened() -> App {

@@ -6,9 +6,10 @@
 
 pub mod app;
 pub mod jobs;
+pub mod screenshot;
 pub mod ui;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
@@ -132,10 +133,29 @@ fn event_loop(terminal: &mut ratatui::DefaultTerminal, mut app: App) -> std::io:
     }
 }
 
-/// Paths for tests and the screenshot command.
-pub fn default_inputs_for_tests() -> (PathBuf, PathBuf) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("samples")
-        .join("digits");
-    (root.join("model.onnx"), root.join("input.json"))
+/// Run commands on this thread and feed their events to the App, with elapsed times zeroed:
+/// the headless driver of tests and screenshots.
+pub fn exec_sync(app: &mut App, cmds: Vec<Command>) {
+    for c in cmds {
+        let events = std::cell::RefCell::new(vec![]);
+        jobs::run(c, &|e| events.borrow_mut().push(e));
+        for e in events.into_inner() {
+            app.on_event(match e {
+                jobs::Event::Progress {
+                    stage, fraction, ..
+                } => jobs::Event::Progress {
+                    stage,
+                    fraction,
+                    elapsed_s: 0.0,
+                },
+                e => e,
+            });
+        }
+    }
+}
+
+/// Apply an action headless, running what it starts to completion.
+pub fn act_sync(app: &mut App, a: Action) {
+    let cmds = app.handle(a);
+    exec_sync(app, cmds);
 }

@@ -31,20 +31,7 @@ fn zk(args: &[&str]) -> Output {
 }
 
 fn prove(sample_name: &str, out: &Path) -> Value {
-    let (m, i, _) = sample(sample_name);
-    let o = zk(&[
-        "prove",
-        m.to_str().unwrap(),
-        "--input",
-        i.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--seed",
-        "7",
-        "--json",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "prove failed: {}", stderr(&o));
-    stdout_json(&o)
+    prove_with(sample_name, out, &[])
 }
 
 fn verify(dir: &Path) -> (i32, Value) {

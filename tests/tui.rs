@@ -201,6 +201,30 @@ fn a_missing_folder_is_an_error_on_screen_not_a_panic() {
 }
 
 #[test]
+fn snapshot_while_building_the_chain() {
+    init();
+    let (m, i, _) = sample("digits");
+    let mut app = App::new(Command::Build {
+        model: m,
+        input: i,
+        out: PathBuf::from("/unused"),
+    });
+    // Started, not yet run: what the first frame shows while the worker builds.
+    let _ = app.start();
+    app.on_event(zkreceipt::tui::jobs::Event::Progress {
+        stage: "keygen".into(),
+        fraction: 0.5,
+        elapsed_s: 1.25,
+    });
+    let text = screen(&app, 100, 30);
+    assert!(text.contains("keygen"));
+    snap(
+        "building_100x30",
+        text.replace(env!("CARGO_MANIFEST_DIR"), "[repo]"),
+    );
+}
+
+#[test]
 fn snapshots_of_every_screen() {
     let mut app = opened();
     for (i, name) in [

@@ -153,24 +153,7 @@ fn assert_sound_as(
 #[test]
 fn linear_rescale_relu() {
     // 3 inputs → 2 outputs (bias), rescale by 8 (power of two), ReLU: dot, bits and mul gates.
-    let qm = graph(
-        &[vec![1, 3]],
-        vec![
-            (
-                QOp::Linear {
-                    k: 3,
-                    n: 2,
-                    weight: vec![3, -5, 7, 2, -1, 4],
-                    bias: Some(vec![5, -9]),
-                },
-                vec![0],
-                vec![1, 2],
-            ),
-            (QOp::Rescale { divisor: vec![8] }, vec![1], vec![1, 2]),
-            (QOp::Relu, vec![2], vec![1, 2]),
-        ],
-        &[3],
-    );
+    let qm = small_mlp();
     // Lanes 2: the 3-term dot product needs a chained second row.
     let c = assert_sound(&qm, &[vec![20, -7, 13]], 2);
     assert!(c.info.rows > 0);

@@ -185,7 +185,11 @@ pub fn cases(f: &Folder) -> Vec<(String, bool, Tamper)> {
         Box::new(|f| f.receipt.proof.sha256 = flip_hex(&f.receipt.proof.sha256)),
     ));
     // Fields the proof does not bind: changing them must not change the verdict.
-    let unbound: [(&str, Tamper); 5] = [
+    let unbound: [(&str, Tamper); 6] = [
+        (
+            "proof.prove_s (timing)",
+            Box::new(|f| f.receipt.proof.prove_s += 1.0),
+        ),
         (
             "statement (text)",
             Box::new(|f| f.receipt.statement.push_str(" (edited)")),

@@ -143,6 +143,8 @@ pub struct ProofInfo {
     pub file: String,
     pub sha256: String,
     pub bytes: usize,
+    /// Seconds the prover took (a report, not bound by the proof).
+    pub prove_s: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -466,6 +468,7 @@ pub fn prove_folder(
             file: PROOF_FILE.into(),
             sha256: sha256_hex(&proof_bytes),
             bytes: proof_bytes.len(),
+            prove_s: t.prove_s,
         },
         verifier: VerifierInfo {
             file: VK_FILE.into(),

@@ -311,6 +311,7 @@ fn details(app: &App, f: &mut Frame, area: Rect) {
             lines.push(kv("system", r.proof.system.clone()));
             lines.push(kv("transcript", r.proof.transcript.clone()));
             lines.push(kv("size", format!("{} bytes", r.proof.bytes)));
+            lines.push(kv("proving time", format!("{:.3}s", r.proof.prove_s)));
             lines.push(kv("sha256", r.proof.sha256.clone()));
             if let Some((ok, reason, secs)) = &app.verdict {
                 lines.push(Line::from(""));

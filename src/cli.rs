@@ -22,7 +22,7 @@ use crate::receipt::{Folder, ProofRng, ProveOptions, prove_folder, verify_folder
     name = "zkreceipt",
     version,
     about = "Make zkML inference proofs inspectable: float ONNX → quantized model → circuit → verifier key → proof → receipt",
-    after_help = "Exit codes: 0 ok, 1 verification rejected, 2 usage error, 3 unreadable or invalid input (the message names the file and field)."
+    after_help = "Without a command, zkreceipt opens the inspector (a terminal UI) on the bundled digits sample, building its chain into the cache the first time.\n\nExit codes: 0 ok, 1 verification rejected, 2 usage error, 3 unreadable or invalid input (the message names the file and field)."
 )]
 pub struct Cli {
     /// Without a command, the inspector opens on the bundled digits sample.

@@ -194,11 +194,14 @@ pub fn print_json<T: Serialize>(v: &T) {
 /// Run a parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     let Some(command) = cli.command else {
-        return crate::tui::run(crate::tui::default_source()?);
+        return crate::tui::run(
+            crate::tui::default_source()?,
+            Some(crate::tui::DEFAULT_TITLE.into()),
+        );
     };
     match command {
         Command::Inspect { target, input } => {
-            crate::tui::run(crate::tui::inspect_source(&target, input.as_deref())?)
+            crate::tui::run(crate::tui::inspect_source(&target, input.as_deref())?, None)
         }
         Command::Model { model, json } => cmd_model(&model, json),
         Command::Run {
@@ -464,7 +467,7 @@ fn screenshots_from(
         progress,
     )?;
     progress("render screens");
-    for p in crate::tui::screenshot::write_screenshots(&receipt, "samples/digits", out)? {
+    for p in crate::tui::screenshot::write_screenshots(&receipt, crate::tui::DEFAULT_TITLE, out)? {
         println!("{}", p.display());
     }
     Ok(0)

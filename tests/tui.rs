@@ -75,7 +75,7 @@ fn opened() -> App {
     exec(&mut app, cmds);
     assert!(app.error.is_none(), "{:?}", app.error);
     // The folder's path is volatile; the title is what a user opening the sample sees.
-    app.loaded.as_mut().unwrap().title = "samples/digits".into();
+    app.title = Some("samples/digits".into());
     app
 }
 

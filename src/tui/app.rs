@@ -82,6 +82,8 @@ pub struct App {
     pub quit: bool,
     /// Scroll offset of the details pane.
     pub scroll: u16,
+    /// The name shown in the title bar instead of the folder's path (the bundled sample).
+    pub title: Option<String>,
 }
 
 impl App {
@@ -101,6 +103,7 @@ impl App {
             error: None,
             quit: false,
             scroll: 0,
+            title: None,
         }
     }
 

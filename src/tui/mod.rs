@@ -90,11 +90,16 @@ pub fn inspect_source(target: &Path, input: Option<&Path>) -> Result<Command> {
     })
 }
 
+/// The title of the bundled sample.
+pub const DEFAULT_TITLE: &str = "samples/digits (bundled)";
+
 /// Run the inspector on `source` until the user quits. The terminal is restored on quit, on
 /// error and on panic (ratatui's init installs the panic hook).
-pub fn run(source: Command) -> Result<i32> {
+pub fn run(source: Command, title: Option<String>) -> Result<i32> {
+    let mut app = App::new(source);
+    app.title = title;
     let mut terminal = ratatui::init();
-    let r = event_loop(&mut terminal, App::new(source));
+    let r = event_loop(&mut terminal, app);
     ratatui::restore();
     r.map_err(|e| Error::invalid("terminal", e))?;
     Ok(0)

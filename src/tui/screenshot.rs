@@ -128,9 +128,7 @@ pub fn write_screenshots(receipt: &Path, title: &str, out: &Path) -> Result<Vec<
     if let Some(e) = &app.error {
         return Err(Error::invalid(receipt.display(), e));
     }
-    if let Some(l) = app.loaded.as_mut() {
-        l.title = title.into();
-    }
+    app.title = Some(title.into());
     let (w, h) = (120, 36);
     let mut shots: Vec<(String, Buffer)> = vec![];
     for (i, name) in ["float-onnx", "quantized", "circuit", "verifier-key"]

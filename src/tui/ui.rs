@@ -80,9 +80,9 @@ pub fn render(app: &App, f: &mut Frame) {
 
 fn chain_bar(app: &App, f: &mut Frame, area: Rect) {
     let title = app
-        .loaded
-        .as_ref()
-        .map(|l| l.title.clone())
+        .title
+        .clone()
+        .or_else(|| app.loaded.as_ref().map(|l| l.title.clone()))
         .unwrap_or_else(|| "…".into());
     let block = Block::bordered().title(Line::from(format!(" zkreceipt · {title} ")).bold());
     let inner = block.inner(area);

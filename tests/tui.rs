@@ -93,7 +93,10 @@ fn screen(app: &App, w: u16, h: u16) -> String {
 }
 
 fn snap(name: &str, text: String) {
-    insta::with_settings!({filters => vec![(r"\d+\.\d{3}s", "[secs]")]}, {
+    insta::with_settings!({filters => vec![
+        (r"\d+\.\d{3}s", "[secs]"),
+        (r#""prove_s": [0-9.e-]+"#, r#""prove_s": [secs]"#),
+    ]}, {
         insta::assert_snapshot!(name, text);
     });
 }
@@ -250,6 +253,10 @@ fn snapshots_of_every_screen() {
     act(&mut app, Action::Audit);
     app.selected = 5;
     snap("audited_receipt_120x40", screen(&app, 120, 40));
+    // Scrolled down to the receipt's JSON, its six bound fields highlighted.
+    app.scroll = 44;
+    snap("receipt_json_120x40", screen(&app, 120, 40));
+    app.scroll = 0;
     act(&mut app, Action::BreakTest);
     act(&mut app, Action::Enter);
     snap("break_test_rejected_100x30", screen(&app, 100, 30));

@@ -374,6 +374,27 @@ fn details(app: &App, f: &mut Frame, area: Rect) {
             }
             lines.push(Line::from(""));
             lines.extend(checklist(app));
+            // The receipt itself, its six bound fields highlighted (↑/↓ scrolls).
+            lines.push(Line::from(""));
+            lines.push(Line::from("receipt.json").bold());
+            let json = serde_json::to_string_pretty(r).unwrap_or_default();
+            const SIX: [&str; 6] = [
+                "\"model_commitment\"",
+                "\"input_commitment\"",
+                "\"output\"",
+                "\"proof\"",
+                "\"verifier\"",
+                "\"statement\"",
+            ];
+            for l in json.lines() {
+                let top = l.strip_prefix("  ").filter(|t| !t.starts_with(' '));
+                let key = top.is_some_and(|t| SIX.iter().any(|k| t.starts_with(k)));
+                lines.push(if key {
+                    Line::from(l.to_string()).fg(Color::Cyan).bold()
+                } else {
+                    Line::from(l.to_string())
+                });
+            }
         }
     }
     f.render_widget(

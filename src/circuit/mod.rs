@@ -518,16 +518,19 @@ fn hash_chain<L: Layouter<Fp>>(
     Ok(h)
 }
 
+/// A region is named after the quantized node it lays out (e.g. `fc0/linear#1`), so a
+/// MockProver failure points at the model.
 fn node_region_name(plan: &Plan, node: usize, steps: &[(usize, Step)]) -> String {
-    let _ = plan;
-    if node == usize::MAX {
-        if matches!(steps.first(), Some((_, Step::Input { .. }))) {
+    match plan.node_names.get(node) {
+        Some(name) => name.clone(),
+        None if matches!(
+            steps.first(),
+            Some((_, Step::Input { .. } | Step::Witness { .. }))
+        ) =>
+        {
             "inputs".into()
-        } else {
-            "outputs".into()
         }
-    } else {
-        format!("node {node}")
+        None => "outputs".into(),
     }
 }
 

@@ -83,6 +83,8 @@ impl TableSpec {
 pub struct Plan {
     pub lanes: usize,
     pub input: Visibility,
+    /// Names of the quantized model's nodes, for region names.
+    pub node_names: Vec<String>,
     /// Signed bits every range-checked activation must fit.
     pub activation_bits: u32,
     /// (node index of the quantized model, step); inputs and outputs use `usize::MAX`.
@@ -845,6 +847,7 @@ pub fn plan(
     Ok(Plan {
         lanes,
         input: vis,
+        node_names: qm.nodes.iter().map(|n| n.name.clone()).collect(),
         activation_bits: qm.config.activation_bits,
         steps: b.steps,
         values: b.values,

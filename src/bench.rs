@@ -225,3 +225,212 @@ pub fn cmd_bench(models: &[PathBuf], inputs: &[PathBuf], runs: usize, json: bool
     );
     Ok(0)
 }
+
+// ------------------------------------------------------------------------------------------------
+// The corpus run (issue 6): every model of a census.json folder through the whole chain.
+
+/// One corpus model's way through the chain.
+#[derive(Clone, Debug, Serialize)]
+pub struct CorpusRow {
+    pub name: String,
+    pub tier: i64,
+    pub supported: bool,
+    /// `op_type (node)` for every node the preflight refuses.
+    pub unsupported: Vec<String>,
+    /// Largest |tract − onnxruntime| (relative above 1).
+    pub float_max_diff: Option<f64>,
+    /// Largest |circuit output − onnxruntime| (relative above 1).
+    pub max_abs_error: Option<f64>,
+    pub k: Option<u32>,
+    pub rows: Option<usize>,
+    pub prove_s: Option<f64>,
+    pub verified: Option<bool>,
+    /// Where and why the chain stopped, when it did.
+    pub stopped: Option<String>,
+}
+
+fn scaled_diff(a: &[f64], reference: &[f64]) -> f64 {
+    if a.len() != reference.len() {
+        return f64::INFINITY;
+    }
+    a.iter()
+        .zip(reference)
+        .map(|(x, r)| (x - r).abs() / r.abs().max(1.0))
+        .fold(0.0, f64::max)
+}
+
+fn corpus_model(dir: &Path, e: &serde_json::Value, max_k: u32) -> CorpusRow {
+    let name = e["name"].as_str().unwrap_or("?").to_string();
+    let mut row = CorpusRow {
+        name: name.clone(),
+        tier: e["tier"].as_i64().unwrap_or(0),
+        supported: false,
+        unsupported: vec![],
+        float_max_diff: None,
+        max_abs_error: None,
+        k: None,
+        rows: None,
+        prove_s: None,
+        verified: None,
+        stopped: None,
+    };
+    let model_path = dir.join(&name).join("network.onnx");
+    let input_path = dir.join(&name).join("input.json");
+    let m = match crate::model::Model::load(&model_path) {
+        Ok(m) => m,
+        Err(err) => {
+            row.stopped = Some(format!("load: {err}"));
+            return row;
+        }
+    };
+    let refused = m.preflight();
+    if !refused.is_empty() {
+        row.unsupported = refused
+            .iter()
+            .map(|u| format!("{} ({})", u.op_type, u.node))
+            .collect();
+        row.stopped = Some("unsupported ops".into());
+        return row;
+    }
+    row.supported = true;
+    let chain = match build_chain(&model_path, &input_path, &QuantConfig::default()) {
+        Ok(c) => c,
+        Err(err) => {
+            row.stopped = Some(format!("quantize/compile: {err}"));
+            return row;
+        }
+    };
+    let refs: Vec<Vec<f64>> = e["ort_outputs"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|o| {
+                    o["values"]
+                        .as_array()
+                        .map(|v| v.iter().filter_map(|x| x.as_f64()).collect())
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let outs = &chain.report.outputs;
+    if refs.len() == outs.len() {
+        row.float_max_diff = Some(
+            outs.iter()
+                .zip(&refs)
+                .map(|(o, r)| scaled_diff(&o.float, r))
+                .fold(0.0, f64::max),
+        );
+        row.max_abs_error = Some(
+            outs.iter()
+                .zip(&refs)
+                .map(|(o, r)| scaled_diff(&o.quantized, r))
+                .fold(0.0, f64::max),
+        );
+    }
+    let info = &chain.compiled.info;
+    row.k = Some(info.k);
+    row.rows = Some(info.rows);
+    if info.k > max_k {
+        row.stopped = Some(format!("k={} > --max-k {max_k}: not proved", info.k));
+        return row;
+    }
+    let result = (|| -> Result<(f64, bool)> {
+        let (params, _) = proof::params(info.k, &mut |_| {})?;
+        let (vk, pk) = proof::keygen(&params, &chain.compiled.circuit)?;
+        let instance = chain
+            .compiled
+            .circuit
+            .instance()
+            .ok_or_else(|| Error::invalid(&name, "no witness"))?;
+        let t = Instant::now();
+        let p = proof::prove(
+            &params,
+            &pk,
+            &chain.compiled.circuit,
+            &instance,
+            crate::receipt::ProofRng::Os.rng()?,
+        )?;
+        let s = t.elapsed().as_secs_f64();
+        Ok((s, proof::verify(&params, &vk.vk, &instance, &p).is_ok()))
+    })();
+    match result {
+        Ok((s, ok)) => {
+            row.prove_s = Some(s);
+            row.verified = Some(ok);
+        }
+        Err(err) => row.stopped = Some(format!("prove: {err}")),
+    }
+    row
+}
+
+/// `bench --corpus DIR`: every model of the corpus, in census order, with a summary per tier.
+pub fn cmd_corpus(dir: &Path, max_k: u32, json: bool) -> Result<i32> {
+    let census_path = dir.join("census.json");
+    let text = std::fs::read_to_string(&census_path)
+        .map_err(|e| Error::invalid(census_path.display(), format!("cannot read: {e}")))?;
+    let census: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::invalid(census_path.display(), format!("not JSON: {e}")))?;
+    let examples = census["examples"]
+        .as_array()
+        .ok_or_else(|| Error::invalid(census_path.display(), "field `examples` missing"))?;
+    let mut progress = stderr_progress();
+    let mut rows = vec![];
+    for e in examples {
+        progress(e["name"].as_str().unwrap_or("?"));
+        rows.push(corpus_model(dir, e, max_k));
+    }
+    if json {
+        print_json(&serde_json::json!({ "models": rows }));
+        return Ok(0);
+    }
+    let opt =
+        |v: Option<f64>, p: usize| v.map(|x| format!("{x:.p$e}")).unwrap_or_else(|| "-".into());
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.name.clone(),
+                r.tier.to_string(),
+                if r.supported {
+                    "yes".into()
+                } else {
+                    r.unsupported.join(", ")
+                },
+                r.k.map(|k| k.to_string()).unwrap_or_else(|| "-".into()),
+                r.rows.map(|k| k.to_string()).unwrap_or_else(|| "-".into()),
+                r.prove_s
+                    .map(|s| format!("{s:.2}"))
+                    .unwrap_or_else(|| "-".into()),
+                opt(r.float_max_diff, 1),
+                opt(r.max_abs_error, 1),
+                match (r.verified, &r.stopped) {
+                    (Some(true), _) => "✓".into(),
+                    (Some(false), _) => "✗ REJECTED".into(),
+                    (None, Some(s)) if r.supported => s.clone(),
+                    _ => "-".into(),
+                },
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "model",
+            "tier",
+            "supported",
+            "k",
+            "rows",
+            "prove s",
+            "float vs ort",
+            "circuit vs ort",
+            "verified",
+        ],
+        &table,
+    );
+    for tier in 1..=3 {
+        let of: Vec<&CorpusRow> = rows.iter().filter(|r| r.tier == tier).collect();
+        let proved = of.iter().filter(|r| r.verified == Some(true)).count();
+        println!("  tier {tier}: {proved}/{} proved and verified", of.len());
+    }
+    Ok(0)
+}

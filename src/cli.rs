@@ -153,6 +153,13 @@ pub enum Command {
         /// Runs per model; prove and verify report the median.
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Instead: every model of a corpus folder with a census.json (e.g. ../shared/corpus/ezkl):
+        /// preflight, float vs onnxruntime, quantize, compile, prove, verify.
+        #[arg(long, conflicts_with_all = ["models", "input"])]
+        corpus: Option<PathBuf>,
+        /// With --corpus: the largest k to prove at (larger circuits are compiled, not proved).
+        #[arg(long, default_value_t = 16)]
+        max_k: u32,
         /// Print one JSON document instead of the table.
         #[arg(long)]
         json: bool,
@@ -236,8 +243,13 @@ pub fn run(cli: Cli) -> Result<i32> {
             models,
             input,
             runs,
+            corpus,
+            max_k,
             json,
-        } => crate::bench::cmd_bench(&models, &input, runs, json),
+        } => match corpus {
+            Some(dir) => crate::bench::cmd_corpus(&dir, max_k, json),
+            None => crate::bench::cmd_bench(&models, &input, runs, json),
+        },
     }
 }
 

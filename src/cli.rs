@@ -521,8 +521,9 @@ fn cmd_verify(path: &std::path::Path, json: bool) -> Result<i32> {
     Ok(code)
 }
 
+/// A hash's first characters (char-safe: the text comes from an untrusted folder).
 fn short(h: &str) -> &str {
-    &h[..h.len().min(12)]
+    h.char_indices().nth(12).map_or(h, |(i, _)| &h[..i])
 }
 
 fn cmd_model(path: &std::path::Path, json: bool) -> Result<i32> {

@@ -22,25 +22,38 @@ use crate::error::{Error, Result};
 use crate::model::sha256_hex;
 
 /// Where parameters are cached: `$ZKRECEIPT_CACHE`, else `$XDG_CACHE_HOME/zkreceipt`, else
-/// `~/.cache/zkreceipt`, else a folder in the system's temp dir.
-pub fn cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("ZKRECEIPT_CACHE") {
-        return PathBuf::from(d);
+/// `~/.cache/zkreceipt`. With none of these there is no cache folder: a shared temp folder is
+/// never used, since cached parameters are trusted and another user could plant forged ones.
+pub fn cache_dir_opt() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("ZKRECEIPT_CACHE").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(d));
     }
     if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d).join("zkreceipt");
+        return Some(PathBuf::from(d).join("zkreceipt"));
     }
-    if let Some(h) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(h).join(".cache").join("zkreceipt");
-    }
-    std::env::temp_dir().join("zkreceipt-cache")
+    std::env::var_os("HOME")
+        .filter(|d| !d.is_empty())
+        .map(|h| PathBuf::from(h).join(".cache").join("zkreceipt"))
+}
+
+/// The cache folder; without one (see [`cache_dir_opt`]), a `zkreceipt-cache` folder in the
+/// working directory, for the receipt chains the inspector builds (not for parameters).
+pub fn cache_dir() -> PathBuf {
+    cache_dir_opt().unwrap_or_else(|| PathBuf::from("zkreceipt-cache"))
 }
 
 /// The IPA parameters for 2^k rows, read from the cache or made (deterministically: they
 /// depend on k alone) and cached. `progress` hears when they have to be made, which is slow.
 /// Returns the parameters and the seconds spent making them (0 when cached).
 pub fn params(k: u32, progress: &mut dyn FnMut(&str)) -> Result<(Params<EqAffine>, f64)> {
-    let dir = cache_dir();
+    let Some(dir) = cache_dir_opt() else {
+        progress(&format!(
+            "making IPA parameters for k={k} (no cache folder: set ZKRECEIPT_CACHE or HOME)"
+        ));
+        let t = Instant::now();
+        let p = Params::<EqAffine>::new(k);
+        return Ok((p, t.elapsed().as_secs_f64()));
+    };
     let path = dir.join(format!("params-ipa-pasta-k{k}.bin"));
     if let Ok(bytes) = std::fs::read(&path) {
         match Params::<EqAffine>::read(&mut &bytes[..]) {

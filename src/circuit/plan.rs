@@ -746,6 +746,40 @@ fn concat_cells(inputs: &[&Tensor<CellId>], axis: usize) -> Vec<CellId> {
     data
 }
 
+/// Reject parameters under which the gates' integer weights would overflow i128 or wrap in
+/// the field: a quantized model comes from a file the verifier does not trust.
+fn validate(qm: &QuantizedModel) -> PResult<()> {
+    let bad = |node: &str, msg: String| PlanError {
+        node: node.into(),
+        msg,
+    };
+    let a = qm.config.activation_bits;
+    if !(2..=62).contains(&a) {
+        return Err(bad(
+            "config",
+            format!("activation_bits {a} is outside 2..=62"),
+        ));
+    }
+    for n in &qm.nodes {
+        let problem = match &n.op {
+            QOp::ShiftLeft { bits } if *bits >= 64 => Some(format!("shift by {bits} bits")),
+            QOp::LeakyRelu { shift, .. } if *shift >= 64 => Some(format!("shift by {shift} bits")),
+            QOp::Rescale { divisor } if divisor.iter().any(|&d| d == 0 || d > 1 << 62) => {
+                Some("a divisor of 0 or above 2^62".into())
+            }
+            QOp::Linear { k: 0, .. } => Some("a linear layer with k = 0".into()),
+            QOp::Table { lo, hi, .. } if lo > hi || hi - lo > 1 << 24 => {
+                Some(format!("a table range [{lo}, {hi}]"))
+            }
+            _ => None,
+        };
+        if let Some(p) = problem {
+            return Err(bad(&n.origin, format!("{p} is not supported")));
+        }
+    }
+    Ok(())
+}
+
 /// Plan the circuit of `qm`. With `witness` (the integer evaluator's value of every tensor), every
 /// cell gets its value; without it the plan has the same structure and no values.
 pub fn plan(
@@ -755,6 +789,7 @@ pub fn plan(
     witness: Option<&[Tensor<i64>]>,
     salt: i128,
 ) -> PResult<Plan> {
+    validate(qm)?;
     let mut b = Builder {
         qm,
         bits: qm.config.activation_bits,

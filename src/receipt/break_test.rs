@@ -140,7 +140,8 @@ pub fn cases(f: &Folder) -> Vec<(String, bool, Tamper)> {
     // Another valid circuit for the same model (a different lane count), with the receipt's
     // circuit hash and k updated: its verifier key differs, so the key check rejects it.
     let lanes = if f.circuit.layout.lanes == 4 { 8 } else { 4 };
-    if let Ok(other) = crate::circuit::compile_with_lanes(&f.qm, lanes, None) {
+    if let Ok(other) = crate::circuit::compile_layout(&f.qm, lanes, f.circuit.layout.input, None, 0)
+    {
         out.push((
             format!("circuit.json: the same model laid out in {lanes} lanes"),
             true,
@@ -184,19 +185,36 @@ pub fn cases(f: &Folder) -> Vec<(String, bool, Tamper)> {
         true,
         Box::new(|f| f.receipt.proof.sha256 = flip_hex(&f.receipt.proof.sha256)),
     ));
+    // The words and settings shown beside the verdict are checked against the artifacts.
+    out.push((
+        "statement".into(),
+        true,
+        Box::new(|f| f.receipt.statement.push_str(" (edited)")),
+    ));
+    out.push((
+        "not_claimed".into(),
+        true,
+        Box::new(|f| {
+            f.receipt.not_claimed.pop();
+        }),
+    ));
+    out.push((
+        "quantization.activation_scale".into(),
+        true,
+        Box::new(|f| f.receipt.quantization.activation_scale += 1),
+    ));
+    if let Some(o) = f.receipt.output.first() {
+        out.push((
+            format!("output `{}` renamed", o.name),
+            true,
+            Box::new(|f| f.receipt.output[0].name.push('x')),
+        ));
+    }
     // Fields the proof does not bind: changing them must not change the verdict.
-    let unbound: [(&str, Tamper); 6] = [
+    let unbound: [(&str, Tamper); 4] = [
         (
             "proof.prove_s (timing)",
             Box::new(|f| f.receipt.proof.prove_s += 1.0),
-        ),
-        (
-            "statement (text)",
-            Box::new(|f| f.receipt.statement.push_str(" (edited)")),
-        ),
-        (
-            "not_claimed (text)",
-            Box::new(|f| f.receipt.not_claimed.push("edited".into())),
         ),
         (
             "proof.file (file name label)",

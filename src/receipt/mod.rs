@@ -183,6 +183,14 @@ fn input_sha256(tensors: &[TensorClaim]) -> String {
     canonical_sha256(&canon)
 }
 
+/// The name a receipt shows for a graph input or output: its ONNX tensor name.
+fn tensor_name(qm: &QuantizedModel, v: usize) -> String {
+    qm.values[v]
+        .onnx
+        .clone()
+        .unwrap_or_else(|| qm.values[v].name.clone())
+}
+
 /// The public instance a receipt claims: the input integers, their digest or nothing, then the
 /// output integers. None when a hashed digest is not a field element.
 fn instance(input: &InputCommitment, output: &[TensorClaim]) -> Option<Vec<Fp>> {
@@ -221,6 +229,11 @@ fn not_claimed(vis: Visibility) -> Vec<String> {
     .collect()
 }
 
+/// The first `n` characters (the whole string when shorter): receipts are untrusted input.
+fn prefix(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
+}
+
 fn statement(qm: &QuantizedModel, info: &CircuitInfo, onnx_sha: &str, vk_sha: &str) -> String {
     let input = match info.layout.input {
         Visibility::Public => "the public input shown".to_string(),
@@ -229,9 +242,9 @@ fn statement(qm: &QuantizedModel, info: &CircuitInfo, onnx_sha: &str, vk_sha: &s
     };
     format!(
         "The quantized model derived from ONNX file sha256 {}… (activation scale 2^{}), with its weights fixed in the circuit whose verifier key has sha256 {}…, maps {input} to the public output shown, exactly in integer arithmetic (halo2, k={}).",
-        &onnx_sha[..12],
+        prefix(onnx_sha, 12),
         qm.scale,
-        &vk_sha[..12],
+        prefix(vk_sha, 12),
         info.k
     )
 }
@@ -373,15 +386,14 @@ pub fn prove_folder(
         .inputs
         .iter()
         .zip(&chain.inputs)
-        .map(|(&v, t)| TensorClaim::new(&chain.qm.values[v].name, t, chain.qm.values[v].scale))
+        .map(|(&v, t)| TensorClaim::new(&tensor_name(&chain.qm, v), t, chain.qm.values[v].scale))
         .collect();
     let output_claims: Vec<TensorClaim> = chain
-        .model
+        .qm
         .outputs
         .iter()
-        .zip(&chain.qm.outputs)
         .zip(&chain.outputs)
-        .map(|((o, &v), t)| TensorClaim::new(&o.name, t, chain.qm.values[v].scale))
+        .map(|(&v, t)| TensorClaim::new(&tensor_name(&chain.qm, v), t, chain.qm.values[v].scale))
         .collect();
     let values: Vec<i64> = chain.inputs.iter().flat_map(|t| t.data.clone()).collect();
     let input_commitment = match vis {
@@ -751,7 +763,21 @@ pub fn verify_folder_with(
         } else {
             claims.iter().zip(values.iter()).find_map(|(c, &vid)| {
                 let val = &f.qm.values[vid];
-                if c.shape != val.shape || c.integers.len() != crate::tensor::numel(&val.shape) {
+                let limit = 1i64 << (f.qm.config.activation_bits.clamp(2, 62) - 1);
+                if c.name != tensor_name(&f.qm, vid) {
+                    Some(format!(
+                        "`{}` is named `{}` in the model",
+                        c.name,
+                        tensor_name(&f.qm, vid)
+                    ))
+                } else if let Some(x) = c.integers.iter().find(|x| x.abs() >= limit) {
+                    Some(format!(
+                        "`{}` holds {x}, outside the {}-bit activation range",
+                        c.name, f.qm.config.activation_bits
+                    ))
+                } else if c.shape != val.shape
+                    || c.integers.len() != crate::tensor::numel(&val.shape)
+                {
                     Some(format!(
                         "`{}` has shape {:?} with {} integers; the model's is {:?}",
                         c.name,
@@ -789,6 +815,10 @@ pub fn verify_folder_with(
                 .then(|| "a private input's commitment must be empty".into()),
         }
     };
+    let commitment_problem = commitment_problem.or_else(|| {
+        (ic.salted && ic.visibility != Visibility::Hashed)
+            .then(|| "only a hashed input can be salted".into())
+    });
     ok &= check("input commitment", commitment_problem);
     ok &= check(
         "proof file",
@@ -845,6 +875,30 @@ pub fn verify_folder_with(
             "the key derived from quantized.json and circuit.json differs from vk.txt or the receipt's vk_sha256".into()
         }),
     ) {
+        return finish(v, checks);
+    }
+
+    // What the receipt says in words and settings must be what the artifacts say (the
+    // statement names the re-derived key).
+    let vk_sha = vk.sha256.clone();
+    let q = &r.quantization;
+    let words = if r.model_commitment.onnx_sha256 != f.qm.source_sha256 {
+        Some("model_commitment.onnx_sha256 differs from quantized.json's source_sha256".into())
+    } else if q.activation_bits != f.qm.config.activation_bits
+        || q.activation_scale != f.qm.scale
+        || q.param_bits != f.qm.config.param_bits
+    {
+        Some("the quantization settings differ from quantized.json's".into())
+    } else if r.statement != statement(&f.qm, &f.circuit, &r.model_commitment.onnx_sha256, &vk_sha)
+    {
+        Some("the statement is not the one these artifacts make".into())
+    } else if r.not_claimed != not_claimed(f.circuit.layout.input) {
+        Some("not_claimed is not the list these artifacts make".into())
+    } else {
+        None
+    };
+    let words_ok = check("statement and settings", words);
+    if !words_ok {
         return finish(v, checks);
     }
 

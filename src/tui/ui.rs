@@ -12,8 +12,9 @@ use crate::circuit::Visibility;
 pub const MIN_W: u16 = 80;
 pub const MIN_H: u16 = 24;
 
+/// A hash's first characters (char-safe: the text comes from an untrusted folder).
 fn short(h: &str) -> &str {
-    &h[..h.len().min(8)]
+    h.char_indices().nth(8).map_or(h, |(i, _)| &h[..i])
 }
 
 fn status_span(s: Status) -> Span<'static> {
@@ -338,7 +339,7 @@ fn details(app: &App, f: &mut Frame, area: Rect) {
                     "input_commitment",
                     match ic.visibility {
                         Visibility::Private => "private: bound to nothing public".into(),
-                        v => format!("{} {}…", v.name(), &ic.value[..ic.value.len().min(12)]),
+                        v => format!("{} {}…", v.name(), short(&ic.value)),
                     },
                 ),
                 (

@@ -122,6 +122,9 @@ fn circuit_equals_the_integer_evaluator_on_supported_models() {
         let inputs = load_input(&dir.join(name).join("input.json"), &m).unwrap();
         let float = m.run_float(&inputs).unwrap();
         let qm = quantize(&m, &inputs, &float, &QuantConfig::default()).unwrap();
+        // What verify demands of a quantized.json read from disk holds for every real model.
+        qm.validate()
+            .unwrap_or_else(|err| panic!("{name}: quantized model fails validation: {err}"));
         let names: Vec<String> = m.inputs.iter().map(|i| i.name.clone()).collect();
         let qin = qm.quantize_inputs(&inputs, &names).unwrap();
         let values = qm.evaluate(&qin).unwrap();

@@ -194,6 +194,13 @@ fn digits_receipt_proves_verifies_and_breaks() {
     let o = zk(&["verify", d.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(3));
     assert!(stderr(&o).contains("receipt.json"), "{}", stderr(&o));
+    // A quantized.json that parses but points outside itself: exit 3 naming it, not a panic.
+    let d = w.join("bad-quantized");
+    copy_dir(&out, &d);
+    edit_json(&d.join("quantized.json"), |q| q["outputs"][0] = 999.into());
+    let o = zk(&["verify", d.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("quantized.json"), "{}", stderr(&o));
     let d = w.join("no-proof");
     copy_dir(&out, &d);
     std::fs::remove_file(d.join("proof.bin")).unwrap();

@@ -677,6 +677,153 @@ impl QuantizedModel {
             .collect()
     }
 
+    /// Check the structure a quantized.json read from disk must have before the evaluator or
+    /// the circuit compiler index into it: value ids in range and computed before use, and
+    /// every op's parameters sized for its shapes. Err names the node and the problem.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let nv = self.values.len();
+        let in_range = |v: usize| v < nv;
+        if let Some(v) = self
+            .inputs
+            .iter()
+            .chain(&self.outputs)
+            .find(|&&v| !in_range(v))
+        {
+            return Err(format!("value id {v} in inputs/outputs is out of range"));
+        }
+        let mut ready = vec![false; nv];
+        for n in &self.nodes {
+            let bad = |msg: String| Err(format!("node `{}`: {msg}", n.name));
+            if !in_range(n.output) || n.inputs.iter().any(|&i| !in_range(i)) {
+                return bad("a value id is out of range".into());
+            }
+            if let Some(&i) = n.inputs.iter().find(|&&i| !ready[i]) {
+                return bad(format!("value {i} is used before it is computed"));
+            }
+            let shape = |v: usize| self.values[v].shape.as_slice();
+            let out = shape(n.output);
+            let arity = match &n.op {
+                QOp::Input { .. } | QOp::Const { .. } => 0,
+                QOp::Add | QOp::Sub | QOp::Mul => 2,
+                QOp::Concat { .. } => n.inputs.len().max(1),
+                _ => 1,
+            };
+            if n.inputs.len() != arity {
+                return bad(format!("{} inputs, expected {arity}", n.inputs.len()));
+            }
+            let x = n.inputs.first().map(|&i| shape(i)).unwrap_or(&[]);
+            let ok = match &n.op {
+                QOp::Input { index } => *index < self.inputs.len(),
+                QOp::Const { data } => data.len() == numel(out),
+                QOp::Linear {
+                    k,
+                    n: m,
+                    weight,
+                    bias,
+                } => {
+                    *k > 0
+                        && weight.len() == k * m
+                        && bias.as_ref().is_none_or(|b| b.len() == *m)
+                        && numel(x).is_multiple_of(*k)
+                        && numel(out) == numel(x) / k * m
+                }
+                QOp::Conv {
+                    out_channels,
+                    kernel,
+                    strides,
+                    pads_begin,
+                    dilations,
+                    weight,
+                    bias,
+                } => {
+                    let sp = x.len().saturating_sub(2);
+                    x.len() >= 3
+                        && out.len() == x.len()
+                        && [
+                            kernel.len(),
+                            strides.len(),
+                            pads_begin.len(),
+                            dilations.len(),
+                        ]
+                        .iter()
+                        .all(|&l| l == sp)
+                        && weight.len() == out_channels * x[1] * numel(kernel)
+                        && bias.as_ref().is_none_or(|b| b.len() == *out_channels)
+                        && out[0] == x[0]
+                        && out[1] == *out_channels
+                }
+                QOp::SumPool {
+                    kernel,
+                    strides,
+                    pads_begin,
+                } => {
+                    let sp = x.len().saturating_sub(2);
+                    x.len() >= 3
+                        && out.len() == x.len()
+                        && kernel.len() == sp
+                        && strides.len() == sp
+                        && pads_begin.len() == sp
+                        && out[..2] == x[..2]
+                }
+                QOp::MaxPool {
+                    kernel,
+                    strides,
+                    pads_begin,
+                    dilations,
+                } => {
+                    let sp = x.len().saturating_sub(2);
+                    x.len() >= 3
+                        && out.len() == x.len()
+                        && [
+                            kernel.len(),
+                            strides.len(),
+                            pads_begin.len(),
+                            dilations.len(),
+                        ]
+                        .iter()
+                        .all(|&l| l == sp)
+                        && out[..2] == x[..2]
+                }
+                QOp::Add | QOp::Sub | QOp::Mul => n
+                    .inputs
+                    .iter()
+                    .all(|&i| broadcast_shape(shape(i), out).as_deref() == Some(out)),
+                QOp::ShiftLeft { .. } | QOp::Relu | QOp::LeakyRelu { .. } | QOp::Table { .. } => {
+                    x == out
+                }
+                QOp::Rescale { divisor } => {
+                    x == out && (divisor.len() == 1 || divisor.len() == numel(out))
+                }
+                QOp::ReduceSum { axes, .. } => axes.iter().all(|&a| a < x.len()),
+                QOp::Reshape => numel(x) == numel(out),
+                QOp::Transpose { perm } => {
+                    let mut p = perm.clone();
+                    p.sort_unstable();
+                    p == (0..x.len()).collect::<Vec<_>>()
+                        && out.len() == x.len()
+                        && perm.iter().enumerate().all(|(i, &d)| out[i] == x[d])
+                }
+                QOp::Concat { axis } => {
+                    *axis < out.len()
+                        && n.inputs.iter().all(|&i| shape(i).len() == out.len())
+                        && n.inputs.iter().map(|&i| numel(shape(i))).sum::<usize>() == numel(out)
+                }
+            };
+            if !ok {
+                return bad(format!(
+                    "parameters do not fit the shapes ({} → {:?})",
+                    n.op.name(),
+                    out
+                ));
+            }
+            ready[n.output] = true;
+        }
+        if let Some(v) = self.outputs.iter().find(|&&v| !ready[v]) {
+            return Err(format!("output value {v} is never computed"));
+        }
+        Ok(())
+    }
+
     pub fn dequantize(&self, value: usize, t: &Tensor<i64>) -> Vec<f64> {
         let f = 2f64.powi(-self.values[value].scale);
         t.data.iter().map(|&q| q as f64 * f).collect()

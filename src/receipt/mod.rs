@@ -630,6 +630,8 @@ impl Folder {
             ));
         }
         let qm: QuantizedModel = read_json(&dir, QUANTIZED_FILE)?;
+        qm.validate()
+            .map_err(|e| Error::invalid(dir.join(QUANTIZED_FILE).display(), e))?;
         let circuit: CircuitInfo = read_json(&dir, CIRCUIT_FILE)?;
         let vk_txt = String::from_utf8(read_file(&dir, VK_FILE)?)
             .map_err(|_| Error::invalid(dir.join(VK_FILE).display(), "not UTF-8 text"))?;

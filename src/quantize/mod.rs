@@ -712,6 +712,10 @@ impl QuantizedModel {
                 return bad(format!("{} inputs, expected {arity}", n.inputs.len()));
             }
             let x = n.inputs.first().map(|&i| shape(i)).unwrap_or(&[]);
+            // A window op on [N, C, *spatial]: one entry per spatial axis in each parameter list.
+            let windowed = |lists: &[&Vec<usize>]| {
+                x.len() >= 3 && out.len() == x.len() && lists.iter().all(|l| l.len() == x.len() - 2)
+            };
             let ok = match &n.op {
                 QOp::Input { index } => *index < self.inputs.len(),
                 QOp::Const { data } => data.len() == numel(out),
@@ -736,17 +740,7 @@ impl QuantizedModel {
                     weight,
                     bias,
                 } => {
-                    let sp = x.len().saturating_sub(2);
-                    x.len() >= 3
-                        && out.len() == x.len()
-                        && [
-                            kernel.len(),
-                            strides.len(),
-                            pads_begin.len(),
-                            dilations.len(),
-                        ]
-                        .iter()
-                        .all(|&l| l == sp)
+                    windowed(&[kernel, strides, pads_begin, dilations])
                         && weight.len() == out_channels * x[1] * numel(kernel)
                         && bias.as_ref().is_none_or(|b| b.len() == *out_channels)
                         && out[0] == x[0]
@@ -756,34 +750,13 @@ impl QuantizedModel {
                     kernel,
                     strides,
                     pads_begin,
-                } => {
-                    let sp = x.len().saturating_sub(2);
-                    x.len() >= 3
-                        && out.len() == x.len()
-                        && kernel.len() == sp
-                        && strides.len() == sp
-                        && pads_begin.len() == sp
-                        && out[..2] == x[..2]
-                }
+                } => windowed(&[kernel, strides, pads_begin]) && out[..2] == x[..2],
                 QOp::MaxPool {
                     kernel,
                     strides,
                     pads_begin,
                     dilations,
-                } => {
-                    let sp = x.len().saturating_sub(2);
-                    x.len() >= 3
-                        && out.len() == x.len()
-                        && [
-                            kernel.len(),
-                            strides.len(),
-                            pads_begin.len(),
-                            dilations.len(),
-                        ]
-                        .iter()
-                        .all(|&l| l == sp)
-                        && out[..2] == x[..2]
-                }
+                } => windowed(&[kernel, strides, pads_begin, dilations]) && out[..2] == x[..2],
                 QOp::Add | QOp::Sub | QOp::Mul => n
                     .inputs
                     .iter()

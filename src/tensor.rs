@@ -191,6 +191,51 @@ pub fn argmax<T: PartialOrd + Copy>(data: &[T]) -> Option<usize> {
     best
 }
 
+/// The geometry of a sliding window over an `[N, C, *spatial]` tensor (convolutions, pools).
+pub struct Window<'a> {
+    shape: &'a [usize],
+    /// The input's row-major strides, computed once.
+    in_strides: Vec<usize>,
+    strides: &'a [usize],
+    pads_begin: &'a [usize],
+    /// None: every dilation is 1.
+    dilations: Option<&'a [usize]>,
+}
+
+impl<'a> Window<'a> {
+    pub fn new(
+        shape: &'a [usize],
+        strides_: &'a [usize],
+        pads_begin: &'a [usize],
+        dilations: Option<&'a [usize]>,
+    ) -> Self {
+        Window {
+            shape,
+            in_strides: strides(shape),
+            strides: strides_,
+            pads_begin,
+            dilations,
+        }
+    }
+
+    /// The flat offset of the input element that kernel tap `kk` of output position `p` reads in
+    /// batch `b`, channel `c`; None when the tap falls in the padding. Along each spatial axis,
+    /// position = p·stride + kk·dilation − pad.
+    pub fn tap(&self, b: usize, c: usize, p: &[usize], kk: &[usize]) -> Option<usize> {
+        let st = &self.in_strides;
+        let mut off = b * st[0] + c * st[1];
+        for d in 0..kk.len() {
+            let dil = self.dilations.map_or(1, |v| v[d]);
+            let pos = (p[d] * self.strides[d] + kk[d] * dil) as isize - self.pads_begin[d] as isize;
+            if pos < 0 || pos >= self.shape[d + 2] as isize {
+                return None;
+            }
+            off += pos as usize * st[d + 2];
+        }
+        Some(off)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

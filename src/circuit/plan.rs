@@ -15,7 +15,7 @@ use super::chips::fe;
 use super::commit;
 
 use crate::quantize::{QOp, QuantizedModel, TableFn, rescale, table_entry};
-use crate::tensor::{Tensor, broadcast_index_map, for_each_index, numel, strides};
+use crate::tensor::{Tensor, Window, broadcast_index_map, for_each_index, numel};
 
 pub type CellId = usize;
 
@@ -376,7 +376,7 @@ impl Builder<'_> {
                 let x = self.value_cells(n.inputs[0])?;
                 let xs = self.shape(n.inputs[0]).to_vec();
                 let (batch, cin) = (xs[0], xs[1]);
-                let xst = strides(&xs);
+                let win = Window::new(&xs, st, pads_begin, Some(dilations));
                 let kn = numel(kernel);
                 let mut out = vec![];
                 for b in 0..batch {
@@ -388,18 +388,7 @@ impl Builder<'_> {
                             for c in 0..cin {
                                 let mut ki = 0;
                                 for_each_index(kernel, |kk| {
-                                    let mut off = b * xst[0] + c * xst[1];
-                                    let mut inside = true;
-                                    for d in 0..kk.len() {
-                                        let pos = (p[d] * st[d] + kk[d] * dilations[d]) as isize
-                                            - pads_begin[d] as isize;
-                                        if pos < 0 || pos >= xs[d + 2] as isize {
-                                            inside = false;
-                                            break;
-                                        }
-                                        off += pos as usize * xst[d + 2];
-                                    }
-                                    if inside {
+                                    if let Some(off) = win.tap(b, c, &p, kk) {
                                         terms.push((
                                             x[off],
                                             weight[(o * cin + c) * kn + ki] as i128,
@@ -654,23 +643,16 @@ impl Builder<'_> {
     ) -> PResult<Vec<Vec<CellId>>> {
         let x = self.value_cells(input)?;
         let xs = self.shape(input).to_vec();
-        let xst = strides(&xs);
+        let window = Window::new(&xs, st, pads_begin, dilations.map(|d| d.as_slice()));
         let mut out = vec![];
         for b in 0..xs[0] {
             for c in 0..xs[1] {
                 for_each_index(&out_shape[2..], |p| {
                     let mut win = vec![];
                     for_each_index(kernel, |kk| {
-                        let mut off = b * xst[0] + c * xst[1];
-                        for d in 0..kk.len() {
-                            let dil = dilations.map(|v| v[d]).unwrap_or(1);
-                            let pos =
-                                (p[d] * st[d] + kk[d] * dil) as isize - pads_begin[d] as isize;
-                            if pos < 0 || pos >= xs[d + 2] as isize {
-                                return;
-                            }
-                            off += pos as usize * xst[d + 2];
-                        }
+                        let Some(off) = window.tap(b, c, p, kk) else {
+                            return;
+                        };
                         win.push(x[off]);
                     });
                     out.push(win);

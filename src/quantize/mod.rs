@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result, Unsupported};
 use crate::model::{FloatRun, Model, Node, Op};
 use crate::tensor::{
-    Tensor, broadcast_index_map, broadcast_shape, for_each_index, numel, strides, zip_broadcast,
+    Tensor, Window, broadcast_index_map, broadcast_shape, for_each_index, numel, zip_broadcast,
 };
 
 pub mod report;
@@ -322,31 +322,18 @@ pub fn eval_op(
         } => {
             let x = x.ok_or("conv needs an input")?;
             let (batch, cin) = (x.shape[0], x.shape[1]);
-            let in_sp = &x.shape[2..];
-            let out_sp = &out_shape[2..];
-            let xs = strides(&x.shape);
+            let win = Window::new(&x.shape, st, pads_begin, Some(dilations));
             let kn = numel(kernel);
             let mut data = Vec::with_capacity(numel(out_shape));
             for b in 0..batch {
                 for o in 0..*out_channels {
-                    for_each_index(out_sp, |p| {
+                    for_each_index(&out_shape[2..], |p| {
                         let mut acc: i128 = bias.as_ref().map(|bv| bv[o] as i128).unwrap_or(0);
                         for c in 0..cin {
                             let wbase = (o * cin + c) * kn;
                             let mut ki = 0;
                             for_each_index(kernel, |kk| {
-                                let mut off = b * xs[0] + c * xs[1];
-                                let mut inside = true;
-                                for d in 0..kk.len() {
-                                    let pos = (p[d] * st[d] + kk[d] * dilations[d]) as isize
-                                        - pads_begin[d] as isize;
-                                    if pos < 0 || pos >= in_sp[d] as isize {
-                                        inside = false;
-                                        break;
-                                    }
-                                    off += pos as usize * xs[d + 2];
-                                }
-                                if inside {
+                                if let Some(off) = win.tap(b, c, p, kk) {
                                     acc += x.data[off] as i128 * weight[wbase + ki] as i128;
                                 }
                                 ki += 1;
@@ -537,8 +524,7 @@ fn pool(
     f: impl Fn(i128, i64) -> i128,
 ) -> std::result::Result<Tensor<i64>, String> {
     let (batch, ch) = (x.shape[0], x.shape[1]);
-    let in_sp = &x.shape[2..];
-    let xs = strides(&x.shape);
+    let win = Window::new(&x.shape, st, pads_begin, dilations.map(|d| d.as_slice()));
     let mut data = Vec::with_capacity(numel(out_shape));
     for b in 0..batch {
         for c in 0..ch {
@@ -547,15 +533,9 @@ fn pool(
                 let mut acc = init;
                 let mut any = false;
                 for_each_index(kernel, |kk| {
-                    let mut off = b * xs[0] + c * xs[1];
-                    for d in 0..kk.len() {
-                        let dil = dilations.map(|v| v[d]).unwrap_or(1);
-                        let pos = (p[d] * st[d] + kk[d] * dil) as isize - pads_begin[d] as isize;
-                        if pos < 0 || pos >= in_sp[d] as isize {
-                            return;
-                        }
-                        off += pos as usize * xs[d + 2];
-                    }
+                    let Some(off) = win.tap(b, c, p, kk) else {
+                        return;
+                    };
                     acc = f(acc, x.data[off]);
                     any = true;
                 });

@@ -2,7 +2,7 @@
 //!
 //! Four row shapes carry every op of the quantized model (see `plan.rs` for how ops map onto
 //! them): a dot product with fixed weights (linear layers, convolutions, sums, scaled adds, and,
-//! with boolean lanes, bit decompositions for range checks), a product of two cells (ReLU by its
+//! with digit lanes, the base-4 decompositions of range checks), a product of two cells (ReLU by its
 //! sign bit, runtime × runtime products, max-pool witnesses), a table lookup (Sigmoid, Tanh), and
 //! instance I/O.
 
@@ -25,36 +25,50 @@ pub fn fe(v: i128) -> Fp {
     }
 }
 
-/// Columns shared by the chips: `lanes` advice columns, one accumulator, a fixed weight per lane,
-/// a fixed constant, and the public instance column.
+/// Columns shared by the chips: `groups` groups of `width` advice lanes, each with its own
+/// accumulator, fixed weight per lane and fixed constant; and the public instance column. A dot
+/// product runs down one group, so independent dot products share rows side by side.
 #[derive(Clone, Debug)]
 pub struct Columns {
+    /// Every lane, group by group.
     pub lanes: Vec<Column<Advice>>,
-    pub acc: Column<Advice>,
+    pub accs: Vec<Column<Advice>>,
     pub weights: Vec<Column<Fixed>>,
-    pub c: Column<Fixed>,
+    pub cs: Vec<Column<Fixed>>,
+    pub width: usize,
     pub instance: Column<Instance>,
 }
 
 impl Columns {
-    pub fn configure(meta: &mut ConstraintSystem<Fp>, lanes: usize) -> Self {
-        let lanes: Vec<Column<Advice>> = (0..lanes).map(|_| meta.advice_column()).collect();
-        let acc = meta.advice_column();
+    pub fn configure(meta: &mut ConstraintSystem<Fp>, lanes: usize, groups: usize) -> Self {
+        let width = lanes / groups;
+        let lanes: Vec<Column<Advice>> = (0..width * groups).map(|_| meta.advice_column()).collect();
+        let accs: Vec<Column<Advice>> = (0..groups).map(|_| meta.advice_column()).collect();
         let weights = (0..lanes.len()).map(|_| meta.fixed_column()).collect();
-        let c = meta.fixed_column();
+        let cs = (0..groups).map(|_| meta.fixed_column()).collect();
         let instance = meta.instance_column();
-        for &l in &lanes {
+        for &l in lanes.iter().chain(&accs) {
             meta.enable_equality(l);
         }
-        meta.enable_equality(acc);
         meta.enable_equality(instance);
         Columns {
             lanes,
-            acc,
+            accs,
             weights,
-            c,
+            cs,
+            width,
             instance,
         }
+    }
+
+    /// Lanes of group `g`.
+    pub fn group_lanes(&self, g: usize) -> &[Column<Advice>] {
+        &self.lanes[g * self.width..(g + 1) * self.width]
+    }
+
+    /// Weight columns of group `g`.
+    pub fn group_weights(&self, g: usize) -> &[Column<Fixed>] {
+        &self.weights[g * self.width..(g + 1) * self.width]
     }
 }
 
@@ -64,13 +78,15 @@ impl Columns {
 /// Instructions of the dot-product chip.
 pub trait DotInstructions {
     /// Lay out `acc = c + Σ x_i·w_i` over consecutive rows from `offset`; `x` are already-placed
-    /// lane values by row. With `bits`, every lane of those rows must be 0 or 1.
+    /// lane values by row. With `digits = Some(nb)`, every lane of those rows is a digit: the
+    /// first `nb` (at most 2) lanes of the first row are bits, every other lane a base-4 digit.
     fn dot_rows(
         &self,
         region: &mut Region<'_, Fp>,
+        group: usize,
         offset: usize,
         rows: &[DotRow],
-        bits: bool,
+        digits: Option<u8>,
     ) -> Result<(), Error>;
 }
 
@@ -84,12 +100,22 @@ pub struct DotRow {
 #[derive(Clone, Debug)]
 pub struct DotConfig {
     pub cols: Columns,
+    /// One per group.
+    pub groups: Vec<DotGroup>,
+}
+
+/// The selectors of one group of lanes.
+#[derive(Clone, Debug)]
+pub struct DotGroup {
     /// First row of a dot product: `acc = c + Σ a_i·w_i`.
     pub q_start: Selector,
     /// Later rows: `acc = acc_prev + c + Σ a_i·w_i`.
     pub q_chain: Selector,
-    /// Every lane is a bit: `a_i·(1 − a_i) = 0`.
-    pub q_bool: Selector,
+    /// Every lane is a digit: a bit or a base-4 digit (see [`DotChip::configure`]).
+    pub q_dig: Selector,
+    /// Digit kind of the group's lanes 0 and 1 (1: base 4, 0: bit), so a range check's sign bit
+    /// and an odd bit can share a row with base-4 digits.
+    pub kind: [Column<Fixed>; 2],
 }
 
 pub struct DotChip {
@@ -97,54 +123,80 @@ pub struct DotChip {
 }
 
 impl DotChip {
-    /// Gates "dot start", "dot chain" and "bits".
+    /// Gates "dot start", "dot chain" and "digits".
     ///
     /// ```text
-    ///  row | a_0 … a_{L-1} | acc      | w_0 … w_{L-1} | c | q_start q_chain q_bool
-    ///  r-1 |               | acc_prev |               |   |
-    ///  r   | x_0 … x_{L-1} | acc      | w_0 … w_{L-1} | c | 1/0     0/1     0/1
+    ///  row | a_0 … a_{L-1} | acc      | w_0 … w_{L-1} | c | e_0 e_1 | q_start q_chain q_dig
+    ///  r-1 |               | acc_prev |               |   |         |
+    ///  r   | x_0 … x_{L-1} | acc      | w_0 … w_{L-1} | c | e_0 e_1 | 1/0     0/1     0/1
     ///
-    ///  dot start:  q_start · (acc − c − Σ x_i·w_i)            = 0
-    ///  dot chain:  q_chain · (acc − acc_prev − c − Σ x_i·w_i) = 0
-    ///  bits:       q_bool  · x_i · (1 − x_i)                  = 0   for every lane i
+    ///  dot start:  q_start · (acc − c − Σ x_i·w_i)                 = 0
+    ///  dot chain:  q_chain · (acc − acc_prev − c − Σ x_i·w_i)      = 0
+    ///  digits:     q_dig · x_i·(x_i − 1)·(x_i − 2e_i)·(x_i − 3e_i) = 0   for lanes i < 2
+    ///              q_dig · x_i·(x_i − 1)·(x_i − 2)·(x_i − 3)       = 0   for lanes i ≥ 2
     /// ```
+    /// A digit is in {0, 1, 2, 3}, or in {0, 1} where the fixed `e_i` is 0 (then the factors are
+    /// x³·(x − 1)). Base-4 digits halve the cells of a range check against bits; the gate has
+    /// degree 5, which also lets the permutation argument take three columns per product.
     pub fn configure(meta: &mut ConstraintSystem<Fp>, cols: &Columns) -> DotConfig {
+        let groups = (0..cols.accs.len())
+            .map(|g| Self::configure_group(meta, cols, g))
+            .collect();
+        DotConfig {
+            cols: cols.clone(),
+            groups,
+        }
+    }
+
+    fn configure_group(meta: &mut ConstraintSystem<Fp>, cols: &Columns, g: usize) -> DotGroup {
         let q_start = meta.selector();
         let q_chain = meta.selector();
-        let q_bool = meta.selector();
+        let q_dig = meta.selector();
+        let kind = [meta.fixed_column(), meta.fixed_column()];
+        let (lanes, weights) = (cols.group_lanes(g), cols.group_weights(g));
+        let (acc_col, c_col) = (cols.accs[g], cols.cs[g]);
         let sum = |meta: &mut halo2_proofs::plonk::VirtualCells<'_, Fp>| {
-            let mut s = meta.query_fixed(cols.c);
-            for (&a, &w) in cols.lanes.iter().zip(&cols.weights) {
+            let mut s = meta.query_fixed(c_col);
+            for (&a, &w) in lanes.iter().zip(weights) {
                 s = s + meta.query_advice(a, Rotation::cur()) * meta.query_fixed(w);
             }
             s
         };
         meta.create_gate("dot start", |meta| {
             let q = meta.query_selector(q_start);
-            let acc = meta.query_advice(cols.acc, Rotation::cur());
+            let acc = meta.query_advice(acc_col, Rotation::cur());
             vec![q * (acc - sum(meta))]
         });
         meta.create_gate("dot chain", |meta| {
             let q = meta.query_selector(q_chain);
-            let acc = meta.query_advice(cols.acc, Rotation::cur());
-            let prev = meta.query_advice(cols.acc, Rotation::prev());
+            let acc = meta.query_advice(acc_col, Rotation::cur());
+            let prev = meta.query_advice(acc_col, Rotation::prev());
             vec![q * (acc - prev - sum(meta))]
         });
-        meta.create_gate("bits", |meta| {
-            let q = meta.query_selector(q_bool);
-            cols.lanes
+        meta.create_gate("digits", |meta| {
+            let q = meta.query_selector(q_dig);
+            let k = |n: u64| Expression::Constant(Fp::from(n));
+            lanes
                 .iter()
-                .map(|&a| {
+                .enumerate()
+                .map(|(i, &a)| {
                     let x = meta.query_advice(a, Rotation::cur());
-                    q.clone() * x.clone() * (Expression::Constant(Fp::one()) - x)
+                    let (two, three) = match kind.get(i) {
+                        Some(&e) => {
+                            let e = meta.query_fixed(e);
+                            (e.clone() * k(2), e * k(3))
+                        }
+                        None => (k(2), k(3)),
+                    };
+                    q.clone() * x.clone() * (x.clone() - k(1)) * (x.clone() - two) * (x - three)
                 })
                 .collect::<Vec<_>>()
         });
-        DotConfig {
-            cols: cols.clone(),
+        DotGroup {
             q_start,
             q_chain,
-            q_bool,
+            q_dig,
+            kind,
         }
     }
 }
@@ -153,11 +205,13 @@ impl DotInstructions for DotChip {
     fn dot_rows(
         &self,
         region: &mut Region<'_, Fp>,
+        group: usize,
         offset: usize,
         rows: &[DotRow],
-        bits: bool,
+        digits: Option<u8>,
     ) -> Result<(), Error> {
-        let cfg = &self.config;
+        let cols = &self.config.cols;
+        let cfg = &self.config.groups[group];
         for (r, row) in rows.iter().enumerate() {
             let o = offset + r;
             if row.first {
@@ -165,14 +219,18 @@ impl DotInstructions for DotChip {
             } else {
                 cfg.q_chain.enable(region, o)?
             }
-            if bits {
-                cfg.q_bool.enable(region, o)?;
+            if let Some(nb) = digits {
+                cfg.q_dig.enable(region, o)?;
+                for (i, &e) in cfg.kind.iter().enumerate() {
+                    let base4 = r > 0 || i >= nb as usize;
+                    region.assign_fixed(|| "digit kind", e, o, || Value::known(fe(base4 as i128)))?;
+                }
             }
-            for (i, &w) in cfg.cols.weights.iter().enumerate() {
+            for (i, &w) in cols.group_weights(group).iter().enumerate() {
                 let wv = row.weights.get(i).copied().unwrap_or(0);
                 region.assign_fixed(|| "w", w, o, || Value::known(fe(wv)))?;
             }
-            region.assign_fixed(|| "c", cfg.cols.c, o, || Value::known(fe(row.c)))?;
+            region.assign_fixed(|| "c", cols.cs[group], o, || Value::known(fe(row.c)))?;
         }
         Ok(())
     }
@@ -192,22 +250,28 @@ pub struct MulChip {
 }
 
 impl MulChip {
-    /// Gate "mul".
+    /// Gate "mul": the lane and accumulator columns, taken three at a time, hold products.
     ///
     /// ```text
-    ///  row | a_0 | a_1 | acc | q_mul
-    ///  r   | x   | y   | z   | 1
+    ///  row | a_0 | a_1 | a_2 | a_3 | a_4 | a_5 | … | acc | q_mul
+    ///  r   | x_0 | y_0 | z_0 | x_1 | y_1 | z_1 | … |     | 1
     ///
-    ///  mul:  q_mul · (z − x·y) = 0
+    ///  mul:  q_mul · (z_t − x_t·y_t) = 0   for every triple t
     /// ```
+    /// Unused triples of a row hold 0·0 = 0.
     pub fn configure(meta: &mut ConstraintSystem<Fp>, cols: &Columns) -> MulConfig {
         let q_mul = meta.selector();
         meta.create_gate("mul", |meta| {
             let q = meta.query_selector(q_mul);
-            let x = meta.query_advice(cols.lanes[0], Rotation::cur());
-            let y = meta.query_advice(cols.lanes[1], Rotation::cur());
-            let z = meta.query_advice(cols.acc, Rotation::cur());
-            vec![q * (z - x * y)]
+            MulConfig::triples(cols)
+                .into_iter()
+                .map(|[x, y, z]| {
+                    let x = meta.query_advice(x, Rotation::cur());
+                    let y = meta.query_advice(y, Rotation::cur());
+                    let z = meta.query_advice(z, Rotation::cur());
+                    q.clone() * (z - x * y)
+                })
+                .collect::<Vec<_>>()
         });
         MulConfig {
             cols: cols.clone(),
@@ -217,6 +281,14 @@ impl MulChip {
 
     pub fn enable(&self, region: &mut Region<'_, Fp>, offset: usize) -> Result<(), Error> {
         self.config.q_mul.enable(region, offset)
+    }
+}
+
+impl MulConfig {
+    /// The (x, y, z) columns of each product of a row.
+    pub fn triples(cols: &Columns) -> Vec<[Column<Advice>; 3]> {
+        let all: Vec<Column<Advice>> = cols.lanes.iter().chain(&cols.accs).copied().collect();
+        all.chunks_exact(3).map(|t| [t[0], t[1], t[2]]).collect()
     }
 }
 
@@ -254,9 +326,9 @@ impl TableChip {
         let t_out = meta.lookup_table_column();
         meta.lookup(|meta| {
             let q = meta.query_selector(q_lookup);
-            let id = meta.query_fixed(cols.c);
+            let id = meta.query_fixed(cols.cs[0]);
             let x = meta.query_advice(cols.lanes[0], Rotation::cur());
-            let y = meta.query_advice(cols.acc, Rotation::cur());
+            let y = meta.query_advice(cols.accs[0], Rotation::cur());
             vec![
                 (q.clone() * id, t_id),
                 (q.clone() * x, t_in),
@@ -276,7 +348,7 @@ impl TableChip {
         self.config.q_lookup.enable(region, offset)?;
         region.assign_fixed(
             || "table id",
-            self.config.cols.c,
+            self.config.cols.cs[0],
             offset,
             || Value::known(Fp::from(id)),
         )?;

@@ -35,7 +35,7 @@ use crate::quantize::QuantizedModel;
 use crate::tensor::Tensor;
 
 /// Version of the circuit format (`circuit.json`) and of the gate layout.
-pub const CIRCUIT_FORMAT: u32 = 1;
+pub const CIRCUIT_FORMAT: u32 = 2;
 /// The halo2_proofs version the circuit is built with (pinned in Cargo.toml).
 pub const HALO2_VERSION: &str = "0.4.1";
 /// Default number of lanes (multiply-adds per row).
@@ -80,14 +80,21 @@ impl Visibility {
 /// What `configure` needs to know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layout {
+    /// Lanes in all, in `groups` groups of equal width.
     pub lanes: usize,
+    pub groups: usize,
     pub lookups: bool,
     pub input: Visibility,
 }
 
 thread_local! {
     static LAYOUT: Cell<Layout> = const {
-        Cell::new(Layout { lanes: DEFAULT_LANES, lookups: false, input: Visibility::Public })
+        Cell::new(Layout {
+            lanes: DEFAULT_LANES,
+            groups: 1,
+            lookups: false,
+            input: Visibility::Public,
+        })
     };
 }
 
@@ -140,6 +147,7 @@ impl ModelCircuit {
     pub fn layout(&self) -> Layout {
         Layout {
             lanes: self.plan.lanes,
+            groups: self.plan.groups,
             lookups: !self.plan.tables.is_empty(),
             input: self.plan.input,
         }
@@ -174,8 +182,8 @@ pub fn occurrences(plan: &Plan) -> Vec<Occurrence> {
             Step::Dot { terms, out: o, .. } => {
                 let rows = plan.step_rows(s);
                 for r in 0..rows {
-                    let chunk = &terms[(r * plan.lanes).min(terms.len())
-                        ..((r + 1) * plan.lanes).min(terms.len())];
+                    let chunk = &terms[(r * plan.width()).min(terms.len())
+                        ..((r + 1) * plan.width()).min(terms.len())];
                     for &(c, _) in chunk {
                         use_cell(&mut seen, c, &mut out);
                     }
@@ -186,10 +194,12 @@ pub fn occurrences(plan: &Plan) -> Vec<Occurrence> {
                     }
                 }
             }
-            Step::Mul { a, b, out: o } => {
-                use_cell(&mut seen, *a, &mut out);
-                use_cell(&mut seen, *b, &mut out);
-                use_cell(&mut seen, *o, &mut out);
+            Step::Mul { items } => {
+                for &(a, b, o) in items {
+                    use_cell(&mut seen, a, &mut out);
+                    use_cell(&mut seen, b, &mut out);
+                    use_cell(&mut seen, o, &mut out);
+                }
             }
             Step::Lookup { x, out: o, .. } => {
                 use_cell(&mut seen, *x, &mut out);
@@ -228,7 +238,7 @@ impl Circuit<Fp> for ModelCircuit {
 
     fn configure(meta: &mut ConstraintSystem<Fp>) -> Config {
         let layout = LAYOUT.with(|l| l.get());
-        let cols = Columns::configure(meta, layout.lanes);
+        let cols = Columns::configure(meta, layout.lanes, layout.groups);
         let dot = DotChip::configure(meta, &cols);
         let mul = MulChip::configure(meta, &cols);
         let table = layout.lookups.then(|| TableChip::configure(meta, &cols));
@@ -272,9 +282,9 @@ impl Circuit<Fp> for ModelCircuit {
         let mut occ = 0usize;
         let mut outputs: Vec<(CellId, usize)> = vec![];
 
-        // Group steps into one region per quantized node, in plan order.
-        let mut i = 0;
-        while i < plan.steps.len() {
+        // One region per quantized node (steps placed by `Plan::regions`), in plan order.
+        for rp in plan.regions() {
+            let (i, j) = (rp.steps.start, rp.steps.end);
             // The input digest: halo2_gadgets' Poseidon chip lays out its own regions.
             if let (_, Step::Hash { msg, row }) = &plan.steps[i] {
                 let cells: Vec<ACell> = msg
@@ -284,17 +294,9 @@ impl Circuit<Fp> for ModelCircuit {
                 let cfg = config.poseidon.as_ref().ok_or(Error::Synthesis)?;
                 let digest = hash_chain(cfg, &cells, &mut layouter)?;
                 layouter.constrain_instance(digest.cell(), cols.instance, *row)?;
-                i += 1;
                 continue;
             }
-            let node = plan.steps[i].0;
-            let mut j = i;
-            while j < plan.steps.len()
-                && plan.steps[j].0 == node
-                && !matches!(plan.steps[j].1, Step::Hash { .. })
-            {
-                j += 1;
-            }
+            let node = rp.node;
             let steps = &plan.steps[i..j];
             let name = node_region_name(plan, node, steps);
             let start_occ = occ;
@@ -303,7 +305,6 @@ impl Circuit<Fp> for ModelCircuit {
                 |mut region| {
                     let mut local: HashMap<CellId, ACell> = HashMap::new();
                     let mut occ = start_occ;
-                    let mut offset = 0;
                     let value = |c: CellId, o: usize| -> Value<Fp> {
                         let mut v = plan.values[c].map(fe);
                         if let Some((idx, delta)) = self.tamper
@@ -331,7 +332,9 @@ impl Circuit<Fp> for ModelCircuit {
                         Ok(a)
                     };
                     let mut outs = vec![];
-                    for (_, s) in steps {
+                    for ((_, s), place) in steps.iter().zip(&rp.places) {
+                        let mut offset = place.row;
+                        let g = place.group;
                         match s {
                             Step::Input { cells } => {
                                 for (k, &(c, row)) in cells.iter().enumerate() {
@@ -360,7 +363,6 @@ impl Circuit<Fp> for ModelCircuit {
                                     }
                                     occ += 1;
                                 }
-                                offset += cells.len().div_ceil(plan.lanes);
                             }
                             Step::Witness { cells } => {
                                 for (k, &c) in cells.iter().enumerate() {
@@ -374,26 +376,27 @@ impl Circuit<Fp> for ModelCircuit {
                                         &mut occ,
                                     )?;
                                 }
-                                offset += cells.len().div_ceil(plan.lanes);
                             }
                             Step::Hash { .. } => return Err(Error::Synthesis),
                             Step::Dot {
                                 terms,
                                 c,
-                                bits,
+                                digits,
                                 out,
                             } => {
-                                let rows = terms.len().max(1).div_ceil(plan.lanes);
+                                let width = plan.width();
+                                let lanes = cols.group_lanes(g);
+                                let rows = terms.len().max(1).div_ceil(width);
                                 let mut acc_val: Option<i128> = Some(*c);
                                 let mut dot_rows = vec![];
                                 for r in 0..rows {
-                                    let chunk = &terms[(r * plan.lanes).min(terms.len())
-                                        ..((r + 1) * plan.lanes).min(terms.len())];
+                                    let chunk = &terms[(r * width).min(terms.len())
+                                        ..((r + 1) * width).min(terms.len())];
                                     for (l, &(cell, w)) in chunk.iter().enumerate() {
                                         put(
                                             &mut region,
                                             &mut local,
-                                            cols.lanes[l],
+                                            lanes[l],
                                             offset + r,
                                             cell,
                                             &mut occ,
@@ -401,7 +404,7 @@ impl Circuit<Fp> for ModelCircuit {
                                         acc_val =
                                             acc_val.zip(plan.values[cell]).map(|(a, v)| a + v * w);
                                     }
-                                    for &lane in &cols.lanes[chunk.len()..] {
+                                    for &lane in &lanes[chunk.len()..] {
                                         region.assign_advice(
                                             || "pad",
                                             lane,
@@ -424,7 +427,7 @@ impl Circuit<Fp> for ModelCircuit {
                                         }
                                         region.assign_advice(
                                             || "partial sum",
-                                            cols.acc,
+                                            cols.accs[g],
                                             offset + r,
                                             || v.map(Value::known).unwrap_or_else(Value::unknown),
                                         )?;
@@ -433,32 +436,46 @@ impl Circuit<Fp> for ModelCircuit {
                                         put(
                                             &mut region,
                                             &mut local,
-                                            cols.acc,
+                                            cols.accs[g],
                                             offset + r,
                                             *out,
                                             &mut occ,
                                         )?;
                                     }
                                 }
-                                dot.dot_rows(&mut region, offset, &dot_rows, *bits)?;
-                                offset += rows;
+                                dot.dot_rows(&mut region, g, offset, &dot_rows, *digits)?;
                             }
-                            Step::Mul { a, b, out } => {
-                                put(&mut region, &mut local, cols.lanes[0], offset, *a, &mut occ)?;
-                                put(&mut region, &mut local, cols.lanes[1], offset, *b, &mut occ)?;
-                                put(&mut region, &mut local, cols.acc, offset, *out, &mut occ)?;
-                                mul.enable(&mut region, offset)?;
-                                offset += 1;
+                            Step::Mul { items } => {
+                                let triples = MulConfig::triples(cols);
+                                for row in items.chunks(triples.len()) {
+                                    for (t, &(a, b, out)) in row.iter().enumerate() {
+                                        let [xc, yc, zc] = triples[t];
+                                        put(&mut region, &mut local, xc, offset, a, &mut occ)?;
+                                        put(&mut region, &mut local, yc, offset, b, &mut occ)?;
+                                        put(&mut region, &mut local, zc, offset, out, &mut occ)?;
+                                    }
+                                    for t in &triples[row.len()..] {
+                                        for &col in t {
+                                            region.assign_advice(
+                                                || "pad",
+                                                col,
+                                                offset,
+                                                || Value::known(Fp::zero()),
+                                            )?;
+                                        }
+                                    }
+                                    mul.enable(&mut region, offset)?;
+                                    offset += 1;
+                                }
                             }
                             Step::Lookup { table: id, x, out } => {
                                 put(&mut region, &mut local, cols.lanes[0], offset, *x, &mut occ)?;
-                                put(&mut region, &mut local, cols.acc, offset, *out, &mut occ)?;
+                                put(&mut region, &mut local, cols.accs[0], offset, *out, &mut occ)?;
                                 table.as_ref().ok_or(Error::Synthesis)?.enable(
                                     &mut region,
                                     offset,
                                     *id,
                                 )?;
-                                offset += 1;
                             }
                             Step::Equal { a, b } => {
                                 let ca = local
@@ -484,7 +501,6 @@ impl Circuit<Fp> for ModelCircuit {
             }
             occ = used.0;
             outputs.extend(used.1);
-            i = j;
         }
         for (c, row) in outputs {
             let cell = assigned[c].as_ref().ok_or(Error::Synthesis)?.cell();
@@ -629,7 +645,25 @@ impl std::fmt::Display for CompileError {
 pub const MAX_K: u32 = 20;
 
 /// Lane counts the compiler chooses from.
-pub const LANE_CHOICES: [usize; 5] = [4, 8, 16, 32, 64];
+/// The lane shapes the compiler weighs: (lanes per group, groups).
+pub const LANE_CHOICES: [(usize, usize); 16] = [
+    (4, 1),
+    (8, 1),
+    (16, 1),
+    (32, 1),
+    (64, 1),
+    (4, 2),
+    (8, 2),
+    (16, 2),
+    (32, 2),
+    (4, 4),
+    (8, 4),
+    (16, 4),
+    (4, 8),
+    (8, 8),
+    (6, 4),
+    (12, 2),
+];
 
 /// The smallest k whose 2^k rows hold the used rows, the tables and the public instance, plus
 /// halo2's reserved rows.
@@ -650,15 +684,17 @@ pub fn compile(
 
 /// [`compile`] with the inputs' visibility and (for hashed inputs) the salt.
 ///
-/// Proving cost grows with committed columns × 2^k (design.md §7), so each lane count is
-/// scored by (lanes + 2)·2^k; the plan's steps do not depend on the lane count, only its rows.
+/// Proving cost grows with committed polynomials × 2^k (design.md §7): each advice column, one
+/// permutation product per three equality columns (the gates have degree 5), four quotient
+/// pieces and three per lookup. Each lane shape of [`LANE_CHOICES`] is scored by that; the
+/// plan's steps do not depend on the shape, only its rows.
 pub fn compile_as(
     qm: &QuantizedModel,
     input: Visibility,
     witness: Option<&[Tensor<i64>]>,
     salt: i128,
 ) -> Result<Compiled, CompileError> {
-    let mut p = plan::plan(qm, DEFAULT_LANES, input, None, 0).map_err(|e| CompileError {
+    let mut p = plan::plan(qm, DEFAULT_LANES, 1, input, None, 0).map_err(|e| CompileError {
         node: e.node,
         msg: e.msg,
     })?;
@@ -666,47 +702,59 @@ pub fn compile_as(
     let table_rows = if lookups { p.table_rows() } else { 0 };
     let best = LANE_CHOICES
         .iter()
-        .map(|&lanes| {
+        .filter(|&&(w, g)| input != Visibility::Hashed || w * g >= 4)
+        .map(|&(width, groups)| {
+            let lanes = width * groups;
             p.lanes = lanes;
+            p.groups = groups;
             let layout = Layout {
                 lanes,
+                groups,
                 lookups,
                 input,
             };
             let k = k_for(p.rows(), table_rows, p.instance_len, layout);
-            ((lanes as u64 + 2) << k, lanes)
+            let advice = (lanes + groups) as u64;
+            let polys = advice + (advice + 1).div_ceil(3) + 4 + 3 * u64::from(lookups);
+            (polys << k, lanes, groups)
         })
         .min()
-        .map(|(_, l)| l)
-        .unwrap_or(DEFAULT_LANES);
-    compile_layout(qm, best, input, witness, salt)
+        .map(|(_, l, g)| (l, g))
+        .unwrap_or((DEFAULT_LANES, 1));
+    compile_layout(qm, best.0, best.1, input, witness, salt)
 }
 
-/// Compile with a given lane count (multiply-adds per row), inputs public.
+/// Compile with a given lane count (multiply-adds per row, one group), inputs public.
 pub fn compile_with_lanes(
     qm: &QuantizedModel,
     lanes: usize,
     witness: Option<&[Tensor<i64>]>,
 ) -> Result<Compiled, CompileError> {
-    compile_layout(qm, lanes, Visibility::Public, witness, 0)
+    compile_layout(qm, lanes, 1, Visibility::Public, witness, 0)
 }
 
-/// Compile with a given lane count and input visibility.
+/// Compile with a given lane count, split into `groups` groups, and input visibility.
 pub fn compile_layout(
     qm: &QuantizedModel,
     lanes: usize,
+    groups: usize,
     input: Visibility,
     witness: Option<&[Tensor<i64>]>,
     salt: i128,
 ) -> Result<Compiled, CompileError> {
     let min = if input == Visibility::Hashed { 4 } else { 2 };
-    if !(min..=256).contains(&lanes) {
+    // A group needs two lanes: its first two carry the bits of a range check.
+    if !(min..=256).contains(&lanes) || groups == 0 || lanes % groups != 0 || lanes / groups < 2
+    {
         return Err(CompileError {
             node: "model".into(),
-            msg: format!("lane count {lanes} is outside {min}..=256"),
+            msg: format!(
+                "lane count {lanes} in {groups} groups is not a layout (at least {min} lanes, \
+                 at most 256, at least 2 per group)"
+            ),
         });
     }
-    let plan = plan::plan(qm, lanes, input, witness, salt).map_err(|e| CompileError {
+    let plan = plan::plan(qm, lanes, groups, input, witness, salt).map_err(|e| CompileError {
         node: e.node,
         msg: e.msg,
     })?;
@@ -745,7 +793,7 @@ pub fn compile_layout(
         let mut g = vec![
             "dot start".to_string(),
             "dot chain".into(),
-            "bits".into(),
+            "digits".into(),
             "mul".into(),
         ];
         if layout.lookups {
@@ -782,11 +830,11 @@ pub fn compile_layout(
         rows,
         table_rows,
         layout,
-        advice_columns: layout.lanes + 1,
-        // weights, the constant, the three table columns and Poseidon's six round-constant
-        // columns; selectors come on top.
+        advice_columns: layout.lanes + layout.groups,
+        // weights; per group the constant and the two digit kinds; the three table columns and
+        // Poseidon's six round-constant columns; selectors come on top.
         fixed_columns: layout.lanes
-            + 1
+            + 3 * layout.groups
             + if layout.lookups { 3 } else { 0 }
             + if input == Visibility::Hashed { 6 } else { 0 },
         instance_columns: 1,

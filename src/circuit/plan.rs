@@ -19,6 +19,11 @@ use crate::tensor::{Tensor, Window, broadcast_index_map, for_each_index, numel};
 
 pub type CellId = usize;
 
+/// Products per row of the mul gate: one per three of the lane and accumulator columns.
+pub fn products_per_row(columns: usize) -> usize {
+    columns / 3
+}
+
 /// Rows of one Poseidon permutation in halo2_gadgets' `Pow5Chip` (P128Pow5T3: 8 full and 56
 /// partial rounds, one row per full round and per pair of partial rounds, plus loading and
 /// padding rows), counted generously so k always fits.
@@ -36,16 +41,17 @@ pub enum Step {
     Witness { cells: Vec<CellId> },
     /// The Poseidon chain of [`super::commit::chain`] over the cells, equal to instance `row`.
     Hash { msg: Vec<CellId>, row: usize },
-    /// `out = c + Σ cell·weight` over as many rows as the terms need. With `bits`, every term
-    /// cell is also constrained to be 0 or 1.
+    /// `out = c + Σ cell·weight` over as many rows as the terms need. With `digits: Some(nb)`,
+    /// every term cell is also a digit: the first `nb` (at most 2) are bits, the rest base-4
+    /// digits (a range check).
     Dot {
         terms: Vec<(CellId, i128)>,
         c: i128,
-        bits: bool,
+        digits: Option<u8>,
         out: CellId,
     },
-    /// `out = a·b`.
-    Mul { a: CellId, b: CellId, out: CellId },
+    /// `out = a·b` for every `(a, b, out)`, several per row.
+    Mul { items: Vec<(CellId, CellId, CellId)> },
     /// `(table, x, out)` is a row of lookup table `table`.
     Lookup { table: u64, x: CellId, out: CellId },
     /// `a == b` (both already assigned).
@@ -81,7 +87,9 @@ impl TableSpec {
 
 #[derive(Clone, Debug)]
 pub struct Plan {
+    /// Lanes in all, in `groups` groups (see [`super::chips::Columns`]).
     pub lanes: usize,
+    pub groups: usize,
     pub input: Visibility,
     /// Names of the quantized model's nodes, for region names.
     pub node_names: Vec<String>,
@@ -98,7 +106,28 @@ pub struct Plan {
     pub instance_len: usize,
 }
 
+/// Where a step of a region sits: its lane group (dot products) and its first row in the region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Place {
+    pub group: usize,
+    pub row: usize,
+}
+
+/// A region of the layout: the consecutive steps of one node (or one input hash), placed.
+#[derive(Clone, Debug)]
+pub struct RegionPlan {
+    pub node: usize,
+    pub steps: std::ops::Range<usize>,
+    pub places: Vec<Place>,
+    pub height: usize,
+}
+
 impl Plan {
+    /// Lanes per group: the multiply-adds per row of one dot product.
+    pub fn width(&self) -> usize {
+        self.lanes / self.groups
+    }
+
     /// Rows a step occupies.
     pub fn step_rows(&self, s: &Step) -> usize {
         match s {
@@ -106,14 +135,73 @@ impl Plan {
             Step::Witness { cells } => cells.len().div_ceil(self.lanes),
             // Poseidon's own regions: one permutation per two-to-one hash.
             Step::Hash { msg, .. } => (msg.len() - 1) * POSEIDON_ROWS,
-            Step::Dot { terms, .. } => terms.len().max(1).div_ceil(self.lanes),
-            Step::Mul { .. } | Step::Lookup { .. } => 1,
+            Step::Dot { terms, .. } => terms.len().max(1).div_ceil(self.width()),
+            Step::Mul { items } => items
+                .len()
+                .div_ceil(products_per_row(self.lanes + self.groups)),
+            Step::Lookup { .. } => 1,
             Step::Equal { .. } | Step::Output { .. } => 0,
         }
     }
 
+    /// The regions in layout order. Within a region each dot product goes down the group that
+    /// is least filled so far; other steps take whole rows below everything placed before them.
+    /// Synthesis lays out exactly these places, so the row count is exact.
+    pub fn regions(&self) -> Vec<RegionPlan> {
+        let mut out = vec![];
+        let mut i = 0;
+        while i < self.steps.len() {
+            let node = self.steps[i].0;
+            if let Step::Hash { .. } = &self.steps[i].1 {
+                out.push(RegionPlan {
+                    node,
+                    steps: i..i + 1,
+                    places: vec![Place { group: 0, row: 0 }],
+                    height: self.step_rows(&self.steps[i].1),
+                });
+                i += 1;
+                continue;
+            }
+            let mut j = i;
+            while j < self.steps.len()
+                && self.steps[j].0 == node
+                && !matches!(self.steps[j].1, Step::Hash { .. })
+            {
+                j += 1;
+            }
+            let mut h = vec![0usize; self.groups];
+            let mut places = vec![];
+            for (_, s) in &self.steps[i..j] {
+                let rows = self.step_rows(s);
+                match s {
+                    Step::Dot { .. } => {
+                        let g = (0..self.groups).min_by_key(|&g| (h[g], g)).unwrap_or(0);
+                        places.push(Place { group: g, row: h[g] });
+                        h[g] += rows;
+                    }
+                    Step::Equal { .. } | Step::Output { .. } => {
+                        places.push(Place { group: 0, row: 0 })
+                    }
+                    _ => {
+                        let top = h.iter().copied().max().unwrap_or(0);
+                        places.push(Place { group: 0, row: top });
+                        h.fill(top + rows);
+                    }
+                }
+            }
+            out.push(RegionPlan {
+                node,
+                steps: i..j,
+                places,
+                height: h.iter().copied().max().unwrap_or(0),
+            });
+            i = j;
+        }
+        out
+    }
+
     pub fn rows(&self) -> usize {
-        self.steps.iter().map(|(_, s)| self.step_rows(s)).sum()
+        self.regions().iter().map(|r| r.height).sum()
     }
 
     pub fn table_rows(&self) -> usize {
@@ -125,9 +213,12 @@ impl Plan {
     pub fn rows_per_node(&self, nodes: usize) -> (Vec<usize>, usize) {
         let mut per = vec![0; nodes];
         let mut io = 0;
-        for (n, s) in &self.steps {
-            let r = self.step_rows(s);
-            if *n < nodes { per[*n] += r } else { io += r }
+        for r in self.regions() {
+            if r.node < nodes {
+                per[r.node] += r.height
+            } else {
+                io += r.height
+            }
         }
         (per, io)
     }
@@ -199,7 +290,7 @@ impl Builder<'_> {
         self.push(Step::Dot {
             terms,
             c,
-            bits: false,
+            digits: None,
             out,
         });
         out
@@ -209,8 +300,16 @@ impl Builder<'_> {
         self.push(Step::Equal { a, b });
     }
 
-    /// Fresh bits of `v` (which must lie in `[0, 2^n)`), and `c + Σ b_j·2^j`.
-    fn bits(&mut self, v: Option<i128>, n: u32, c: i128) -> PResult<(CellId, Vec<CellId>)> {
+    /// Fresh digits of `v` (which must lie in `[0, 2^n)`) and `c + v` from them: the top bit
+    /// alone when `sign` (the sign of a value offset by half the range), a bit for an odd
+    /// remainder, and base-4 digits for the rest. Returns `c + v` and, with `sign`, the top bit.
+    fn digits(
+        &mut self,
+        v: Option<i128>,
+        n: u32,
+        c: i128,
+        sign: bool,
+    ) -> PResult<(CellId, Option<CellId>)> {
         if let Some(v) = v
             && (v < 0 || v >= 1i128 << n)
         {
@@ -219,33 +318,45 @@ impl Builder<'_> {
                 v + c
             )));
         }
-        let bits: Vec<CellId> = (0..n).map(|j| self.cell(v.map(|v| (v >> j) & 1))).collect();
-        let out = self.cell(v.map(|v| v + c));
-        let terms = bits
+        // (bit position, mask): bits first, so they sit on the lanes whose digit kind is fixed.
+        let mut shape = vec![];
+        let mut m = n;
+        if sign {
+            m -= 1;
+            shape.push((m, 1));
+        }
+        if m % 2 == 1 {
+            m -= 1;
+            shape.push((m, 1));
+        }
+        shape.extend((0..m).step_by(2).map(|p| (p, 3)));
+        let terms: Vec<(CellId, i128)> = shape
             .iter()
-            .enumerate()
-            .map(|(j, &b)| (b, 1i128 << j))
+            .map(|&(p, mask)| (self.cell(v.map(|v| (v >> p) & mask)), 1i128 << p))
             .collect();
+        let top = sign.then(|| terms[0].0);
+        let nb = shape.iter().filter(|&&(_, mask)| mask == 1).count() as u8;
+        let out = self.cell(v.map(|v| v + c));
         self.push(Step::Dot {
             terms,
             c,
-            bits: true,
+            digits: Some(nb),
             out,
         });
-        Ok((out, bits))
+        Ok((out, top))
     }
 
     /// Prove `x ∈ [-2^(A-1), 2^(A-1))`; returns the sign cell (1 iff x ≥ 0).
     fn signed_range(&mut self, x: CellId) -> PResult<CellId> {
         let half = 1i128 << (self.bits - 1);
-        let (out, bits) = self.bits(self.val(x).map(|v| v + half), self.bits, -half)?;
+        let (out, sign) = self.digits(self.val(x).map(|v| v + half), self.bits, -half, true)?;
         self.equal(out, x);
-        Ok(bits[self.bits as usize - 1])
+        sign.ok_or_else(|| self.err("a signed range check has a sign"))
     }
 
     /// Prove `x ∈ [0, 2^A)`.
     fn unsigned_range(&mut self, x: CellId) -> PResult<()> {
-        let (out, _) = self.bits(self.val(x), self.bits, 0)?;
+        let (out, _) = self.digits(self.val(x), self.bits, 0, false)?;
         self.equal(out, x);
         Ok(())
     }
@@ -257,24 +368,26 @@ impl Builder<'_> {
         let m = 64 - (d - 1).leading_zeros(); // bits for r ∈ [0, d)
         let yv = self.val(x).map(|v| rescale(v as i64, d) as i128);
         let rv = self.val(x).zip(yv).map(|(x, y)| x + d128 / 2 - y * d128);
-        let (r, _) = self.bits(rv, m, 0)?;
+        let (r, _) = self.digits(rv, m, 0, false)?;
         if d128 != 1i128 << m {
             // r < d as well: r + 2^m − d ∈ [0, 2^m).
             let shift = (1i128 << m) - d128;
-            let (r2, _) = self.bits(rv.map(|r| r + shift), m, -shift)?;
+            let (r2, _) = self.digits(rv.map(|r| r + shift), m, -shift, false)?;
             self.equal(r2, r);
         }
         let half = 1i128 << (self.bits - 1);
-        let (y, ybits) = self.bits(yv.map(|y| y + half), self.bits, -half)?;
+        let (y, sign) = self.digits(yv.map(|y| y + half), self.bits, -half, true)?;
         let chk = self.dot(vec![(y, d128), (r, 1)], -(d128 / 2));
         self.equal(chk, x);
-        Ok((y, ybits[self.bits as usize - 1]))
+        Ok((y, sign.ok_or_else(|| self.err("a signed range check has a sign"))?))
     }
 
     fn mul(&mut self, a: CellId, b: CellId) -> CellId {
         let v = self.val(a).zip(self.val(b)).map(|(a, b)| a * b);
         let out = self.cell(v);
-        self.push(Step::Mul { a, b, out });
+        self.push(Step::Mul {
+            items: vec![(a, b, out)],
+        });
         out
     }
 
@@ -767,6 +880,7 @@ fn validate(qm: &QuantizedModel) -> PResult<()> {
 pub fn plan(
     qm: &QuantizedModel,
     lanes: usize,
+    groups: usize,
     vis: Visibility,
     witness: Option<&[Tensor<i64>]>,
     salt: i128,
@@ -861,15 +975,109 @@ pub fn plan(
             row += 1;
         }
     }
+    let steps = pack_products(fuse_equal_dots(b.steps, b.values.len()));
     Ok(Plan {
         lanes,
+        groups,
         input: vis,
         node_names: qm.nodes.iter().map(|n| n.name.clone()).collect(),
         activation_bits: qm.config.activation_bits,
-        steps: b.steps,
+        steps,
         values: b.values,
         tables: b.tables,
         instance,
         instance_len: row,
     })
+}
+
+/// Every cell a step reads or writes.
+fn step_cells(s: &Step) -> Vec<CellId> {
+    match s {
+        Step::Input { cells } => cells.iter().map(|c| c.0).collect(),
+        Step::Witness { cells } => cells.clone(),
+        Step::Hash { msg, .. } => msg.clone(),
+        Step::Dot { terms, out, .. } => terms.iter().map(|t| t.0).chain([*out]).collect(),
+        Step::Mul { items } => items.iter().flat_map(|&(a, b, o)| [a, b, o]).collect(),
+        Step::Lookup { x, out, .. } => vec![*x, *out],
+        Step::Equal { a, b } => vec![*a, *b],
+        Step::Output { cell, .. } => vec![*cell],
+    }
+}
+
+/// Fold `x = c1 + Σ t1` and `chk = c2 + Σ t2` joined by `Equal(chk, x)` into one dot, when
+/// neither x nor chk is used anywhere else (a linear layer feeding a rescale's check): solved for
+/// a term u of t2 with weight ±1, `u = ±(c1 − c2 + Σ t1 − Σ t2∖u)`. The constraint is the same;
+/// the cell x, its copy and a row disappear.
+fn fuse_equal_dots(steps: Vec<(usize, Step)>, ncells: usize) -> Vec<(usize, Step)> {
+    let mut uses = vec![0usize; ncells];
+    let mut producer: Vec<Option<usize>> = vec![None; ncells];
+    for (i, (_, s)) in steps.iter().enumerate() {
+        for c in step_cells(s) {
+            uses[c] += 1;
+        }
+        if let Step::Dot {
+            digits: None, out, ..
+        } = s
+        {
+            producer[*out] = Some(i);
+        }
+    }
+    let mut steps: Vec<Option<(usize, Step)>> = steps.into_iter().map(Some).collect();
+    for e in 0..steps.len() {
+        let Some((_, Step::Equal { a, b })) = steps[e] else {
+            continue;
+        };
+        for (chk, x) in [(a, b), (b, a)] {
+            let (Some(i1), Some(i2)) = (producer[x], producer[chk]) else {
+                continue;
+            };
+            if uses[x] != 2 || uses[chk] != 2 || i1 == i2 {
+                continue;
+            }
+            let (Some((_, Step::Dot { terms: t1, c: c1, .. })), Some((node, Step::Dot { terms: t2, c: c2, .. }))) =
+                (&steps[i1], &steps[i2])
+            else {
+                continue;
+            };
+            let Some(k) = t2.iter().position(|&(u, w)| (w == 1 || w == -1) && u != x) else {
+                continue;
+            };
+            let (u, sgn) = t2[k];
+            let mut terms: Vec<(CellId, i128)> = t1.iter().map(|&(c, w)| (c, sgn * w)).collect();
+            terms.extend(
+                t2.iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != k)
+                    .map(|(_, &(c, w))| (c, -sgn * w)),
+            );
+            let fused = Step::Dot {
+                terms,
+                c: sgn * (c1 - c2),
+                digits: None,
+                out: u,
+            };
+            let node = *node;
+            let at = i1.max(i2);
+            steps[i1.min(i2)] = None;
+            steps[at] = Some((node, fused));
+            steps[e] = None;
+            break;
+        }
+    }
+    steps.into_iter().flatten().collect()
+}
+
+/// Merge runs of products of one node into multi-product steps (several products per row).
+fn pack_products(steps: Vec<(usize, Step)>) -> Vec<(usize, Step)> {
+    let mut out: Vec<(usize, Step)> = vec![];
+    for (node, s) in steps {
+        if let (Step::Mul { items }, Some((prev, Step::Mul { items: acc }))) = (&s, out.last_mut())
+            && *prev == node
+        {
+            acc.extend(items.iter().copied());
+            continue;
+        }
+        out.push((node, s));
+    }
+    out
 }

@@ -78,6 +78,17 @@ fn compiled_as(
     vis: Visibility,
     salt: i128,
 ) -> Compiled {
+    compiled_shape(qm, inputs, lanes, 1, vis, salt)
+}
+
+fn compiled_shape(
+    qm: &QuantizedModel,
+    inputs: &[Vec<i64>],
+    lanes: usize,
+    groups: usize,
+    vis: Visibility,
+    salt: i128,
+) -> Compiled {
     let ins: Vec<Tensor<i64>> = qm
         .inputs
         .iter()
@@ -85,7 +96,7 @@ fn compiled_as(
         .map(|(&v, d)| Tensor::new(qm.values[v].shape.clone(), d.clone()))
         .collect();
     let vals = qm.evaluate(&ins).expect("evaluates");
-    compile_layout(qm, lanes, vis, Some(&vals), salt).expect("compiles")
+    compile_layout(qm, lanes, groups, vis, Some(&vals), salt).expect("compiles")
 }
 
 fn mock(c: &ModelCircuit, k: u32, instance: Vec<Fp>) -> Result<(), Vec<VerifyFailure>> {
@@ -109,7 +120,11 @@ fn assert_sound_as(
     vis: Visibility,
     salt: i128,
 ) -> Compiled {
-    let c = compiled_as(qm, inputs, lanes, vis, salt);
+    check_sound(compiled_as(qm, inputs, lanes, vis, salt))
+}
+
+/// [`assert_sound`] for a compiled circuit.
+fn check_sound(c: Compiled) -> Compiled {
     let k = c.info.k;
     let inst = c.circuit.instance().unwrap();
     assert_eq!(
@@ -185,27 +200,29 @@ fn rescale_remainder_must_be_below_divisor() {
         Ok(())
     );
     let mut plan = (*c.circuit.plan).clone();
-    let bit_dots: Vec<(Vec<usize>, usize)> = plan
+    type DigitDot = (Vec<(usize, i128)>, u8, usize);
+    let bit_dots: Vec<DigitDot> = plan
         .steps
         .iter()
         .filter_map(|(_, s)| match s {
             plan::Step::Dot {
                 terms,
-                bits: true,
+                digits: Some(nb),
                 out,
                 ..
-            } => Some((terms.iter().map(|t| t.0).collect(), *out)),
+            } => Some((terms.clone(), *nb, *out)),
             _ => None,
         })
         .collect();
     assert_eq!(bit_dots.len(), 3, "r, r + 2^m − d, y + half");
-    let set_bits =
-        |plan: &mut plan::Plan, (bits, out): &(Vec<usize>, usize), raw: i128, c: i128| {
-            for (j, &b) in bits.iter().enumerate() {
-                plan.values[b] = Some((raw >> j) & 1);
-            }
-            plan.values[*out] = Some(raw + c);
-        };
+    // Digits of `raw` in the dot's own shape: bits first, then base-4 digits.
+    let set_bits = |plan: &mut plan::Plan, (terms, nb, out): &DigitDot, raw: i128, c: i128| {
+        for (j, &(cell, w)) in terms.iter().enumerate() {
+            let mask = if j < *nb as usize { 1 } else { 3 };
+            plan.values[cell] = Some((raw / w) & mask);
+        }
+        plan.values[*out] = Some(raw + c);
+    };
     let half = 1i128 << (qm.config.activation_bits - 1);
     set_bits(&mut plan, &bit_dots[0], 3, 0); // r = 3
     set_bits(&mut plan, &bit_dots[1], 3, -1); // best the prover can do: r + 1 = 4 needs 3 bits
@@ -510,15 +527,126 @@ fn private_inputs_are_range_checked_and_bound_to_nothing_public() {
     // A private input outside the activation range cannot be proved.
     let ins = vec![Tensor::new(vec![1, 3], vec![5000, 0, 0])];
     if let Ok(vals) = qm.evaluate(&ins) {
-        assert!(compile_layout(&qm, 4, Visibility::Private, Some(&vals), 0).is_err());
+        assert!(compile_layout(&qm, 4, 1, Visibility::Private, Some(&vals), 0).is_err());
     }
 }
 
 #[test]
 fn hashed_and_public_layouts_give_different_verifier_structures() {
     let qm = small_mlp();
-    let a = compile_layout(&qm, 4, Visibility::Public, None, 0).unwrap();
-    let b = compile_layout(&qm, 4, Visibility::Hashed, None, 0).unwrap();
+    let a = compile_layout(&qm, 4, 1, Visibility::Public, None, 0).unwrap();
+    let b = compile_layout(&qm, 4, 1, Visibility::Hashed, None, 0).unwrap();
     assert_ne!(a.info, b.info);
     assert!(b.info.gates.iter().any(|g| g.starts_with("poseidon")));
+}
+
+#[test]
+fn a_bit_digit_cannot_hold_two() {
+    // y = 5 at 12 activation bits: y + 2^11 has bit 11 (the sign) set and bit 10 clear. Moving
+    // the sign into the odd bit's lane as a 2 keeps the sum, so only the digit gate's bit kind
+    // stops a prover from flipping the sign (and with it ReLU) this way.
+    let qm = graph(
+        &[vec![1]],
+        vec![(QOp::Rescale { divisor: vec![16] }, vec![0], vec![1])],
+        &[1],
+    );
+    let c = compiled(&qm, &[vec![80]], 4);
+    let mut plan = (*c.circuit.plan).clone();
+    let (sign, odd) = plan
+        .steps
+        .iter()
+        .find_map(|(_, s)| match s {
+            plan::Step::Dot {
+                terms,
+                digits: Some(2),
+                ..
+            } => Some((terms[0], terms[1])),
+            _ => None,
+        })
+        .expect("the signed range check has two bit digits");
+    assert_eq!((sign.1, odd.1), (1 << 11, 1 << 10));
+    assert_eq!(
+        (plan.values[sign.0], plan.values[odd.0]),
+        (Some(1), Some(0))
+    );
+    plan.values[sign.0] = Some(0);
+    plan.values[odd.0] = Some(2);
+    let failures = mock(&ModelCircuit::new(plan), c.info.k, c.circuit.instance().unwrap())
+        .expect_err("a bit lane holding 2 must be rejected");
+    assert!(
+        failures.iter().all(|f| matches!(
+            f,
+            VerifyFailure::ConstraintNotSatisfied { constraint, .. }
+                if format!("{constraint}").contains("digits")
+        )),
+        "{failures:?}"
+    );
+}
+
+#[test]
+fn fused_rescale_check_and_packed_products_stay_sound() {
+    // Linear (2 outputs) → rescale → ReLU at 8 lanes: each linear dot is folded into its
+    // rescale's check (no Equal left, no separate linear cell), and both ReLU products share one
+    // row of the mul gate (three triples per row at 8 lanes).
+    let qm = small_mlp();
+    let c = assert_sound(&qm, &[vec![20, -7, 13]], 8);
+    let plan = &c.circuit.plan;
+    assert!(
+        !plan
+            .steps
+            .iter()
+            .any(|(_, s)| matches!(s, plan::Step::Equal { .. })),
+        "the linear outputs are fused into the rescale checks"
+    );
+    let muls: Vec<&plan::Step> = plan
+        .steps
+        .iter()
+        .map(|(_, s)| s)
+        .filter(|s| matches!(s, plan::Step::Mul { .. }))
+        .collect();
+    assert_eq!(muls.len(), 1);
+    let plan::Step::Mul { items } = muls[0] else {
+        unreachable!()
+    };
+    assert_eq!(items.len(), 2);
+    assert_eq!(plan.step_rows(muls[0]), 1);
+    // The circuit's outputs are still the integer evaluator's.
+    let ins = vec![Tensor::new(vec![1, 3], vec![20, -7, 13])];
+    let vals = qm.evaluate(&ins).unwrap();
+    let out = &vals[3].data;
+    let inst = c.circuit.instance().unwrap();
+    let n_in = c.info.public_inputs;
+    for (i, &v) in out.iter().enumerate() {
+        assert_eq!(inst[n_in + i], chips::fe(v as i128));
+    }
+}
+
+#[test]
+fn lane_groups_share_rows_and_stay_sound() {
+    // Two groups of two lanes and four of two: independent dot products run side by side, each
+    // group with its own accumulator and selectors; every tampered cell is still caught.
+    let qm = small_mlp();
+    let x = vec![20, -7, 13];
+    let one = compiled_shape(&qm, std::slice::from_ref(&x), 2, 1, Visibility::Public, 0);
+    for groups in [2, 4] {
+        let c = check_sound(compiled_shape(
+            &qm,
+            std::slice::from_ref(&x),
+            2 * groups,
+            groups,
+            Visibility::Public,
+            0,
+        ));
+        assert_eq!(c.info.layout.groups, groups);
+        assert!(c.info.rows < one.info.rows, "{} vs {}", c.info.rows, one.info.rows);
+        let used: std::collections::BTreeSet<usize> = c
+            .circuit
+            .plan
+            .regions()
+            .iter()
+            .flat_map(|r| r.places.iter().map(|p| p.group))
+            .collect();
+        assert!(used.len() > 1, "dot products spread over the groups");
+        assert_eq!(c.circuit.instance(), one.circuit.instance());
+    }
 }

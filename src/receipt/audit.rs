@@ -158,6 +158,7 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
     let compiled = circuit::compile_layout(
         &f.qm,
         f.circuit.layout.lanes,
+        f.circuit.layout.groups,
         f.circuit.layout.input,
         None,
         0,

@@ -140,7 +140,8 @@ pub fn cases(f: &Folder) -> Vec<(String, bool, Tamper)> {
     // Another valid circuit for the same model (a different lane count), with the receipt's
     // circuit hash and k updated: its verifier key differs, so the key check rejects it.
     let lanes = if f.circuit.layout.lanes == 4 { 8 } else { 4 };
-    if let Ok(other) = crate::circuit::compile_layout(&f.qm, lanes, f.circuit.layout.input, None, 0)
+    if let Ok(other) =
+        crate::circuit::compile_layout(&f.qm, lanes, 1, f.circuit.layout.input, None, 0)
     {
         out.push((
             format!("circuit.json: the same model laid out in {lanes} lanes"),

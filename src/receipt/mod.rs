@@ -841,6 +841,7 @@ pub fn verify_folder_with(
     let compiled = match circuit::compile_layout(
         &f.qm,
         f.circuit.layout.lanes,
+        f.circuit.layout.groups,
         f.circuit.layout.input,
         None,
         0,

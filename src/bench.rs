@@ -19,6 +19,7 @@ pub struct BenchRow {
     pub rows: usize,
     pub advice_columns: usize,
     pub lanes: usize,
+    pub lane_groups: usize,
     /// Seconds to make the parameters for k, or to read them when cached (`params_cached`).
     pub params_s: f64,
     pub params_cached: bool,
@@ -138,6 +139,7 @@ pub fn bench_model(model: &Path, input: &Path, runs: usize) -> Result<BenchRow> 
         rows: info.rows,
         advice_columns: info.advice_columns,
         lanes: info.layout.lanes,
+        lane_groups: info.layout.groups,
         params_s,
         params_cached,
         keygen_s,
@@ -188,7 +190,17 @@ pub fn cmd_bench(models: &[PathBuf], inputs: &[PathBuf], runs: usize, json: bool
                 r.name.clone(),
                 r.k.to_string(),
                 r.rows.to_string(),
-                format!("{} ({} lanes)", r.advice_columns, r.lanes),
+                format!(
+                    "{} ({})",
+                    r.advice_columns,
+                    crate::circuit::Layout {
+                        lanes: r.lanes,
+                        groups: r.lane_groups,
+                        lookups: false,
+                        input: crate::circuit::Visibility::Public,
+                    }
+                    .lanes_text()
+                ),
                 format!(
                     "{:.2}{}",
                     r.params_s,

@@ -279,6 +279,7 @@ fn cmd_prove(
                 "rows": p.circuit.rows,
                 "advice_columns": p.circuit.advice_columns,
                 "lanes": p.circuit.layout.lanes,
+                "lane_groups": p.circuit.layout.groups,
             },
             "timings": p.timings,
         }));
@@ -287,12 +288,12 @@ fn cmd_prove(
     println!("receipt   {}", p.dir.display());
     println!("statement {}", r.statement);
     println!(
-        "circuit   k={} · {} rows used of {} · {} advice columns ({} lanes) · {} lookup table rows",
+        "circuit   k={} · {} rows used of {} · {} advice columns ({}) · {} lookup table rows",
         p.circuit.k,
         p.circuit.rows,
         1u64 << p.circuit.k,
         p.circuit.advice_columns,
-        p.circuit.layout.lanes,
+        p.circuit.layout.lanes_text(),
         p.circuit.table_rows
     );
     println!("vk        sha256 {}", r.verifier.vk_sha256);

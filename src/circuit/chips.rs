@@ -42,7 +42,8 @@ pub struct Columns {
 impl Columns {
     pub fn configure(meta: &mut ConstraintSystem<Fp>, lanes: usize, groups: usize) -> Self {
         let width = lanes / groups;
-        let lanes: Vec<Column<Advice>> = (0..width * groups).map(|_| meta.advice_column()).collect();
+        let lanes: Vec<Column<Advice>> =
+            (0..width * groups).map(|_| meta.advice_column()).collect();
         let accs: Vec<Column<Advice>> = (0..groups).map(|_| meta.advice_column()).collect();
         let weights = (0..lanes.len()).map(|_| meta.fixed_column()).collect();
         let cs = (0..groups).map(|_| meta.fixed_column()).collect();
@@ -223,7 +224,12 @@ impl DotInstructions for DotChip {
                 cfg.q_dig.enable(region, o)?;
                 for (i, &e) in cfg.kind.iter().enumerate() {
                     let base4 = r > 0 || i >= nb as usize;
-                    region.assign_fixed(|| "digit kind", e, o, || Value::known(fe(base4 as i128)))?;
+                    region.assign_fixed(
+                        || "digit kind",
+                        e,
+                        o,
+                        || Value::known(fe(base4 as i128)),
+                    )?;
                 }
             }
             for (i, &w) in cols.group_weights(group).iter().enumerate() {

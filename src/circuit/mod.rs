@@ -87,6 +87,17 @@ pub struct Layout {
     pub input: Visibility,
 }
 
+impl Layout {
+    /// "32 lanes", or "4×8 lanes" for 4 groups of 8.
+    pub fn lanes_text(&self) -> String {
+        if self.groups > 1 {
+            format!("{}×{} lanes", self.groups, self.lanes / self.groups)
+        } else {
+            format!("{} lanes", self.lanes)
+        }
+    }
+}
+
 thread_local! {
     static LAYOUT: Cell<Layout> = const {
         Cell::new(Layout {
@@ -470,7 +481,14 @@ impl Circuit<Fp> for ModelCircuit {
                             }
                             Step::Lookup { table: id, x, out } => {
                                 put(&mut region, &mut local, cols.lanes[0], offset, *x, &mut occ)?;
-                                put(&mut region, &mut local, cols.accs[0], offset, *out, &mut occ)?;
+                                put(
+                                    &mut region,
+                                    &mut local,
+                                    cols.accs[0],
+                                    offset,
+                                    *out,
+                                    &mut occ,
+                                )?;
                                 table.as_ref().ok_or(Error::Synthesis)?.enable(
                                     &mut region,
                                     offset,
@@ -744,7 +762,10 @@ pub fn compile_layout(
 ) -> Result<Compiled, CompileError> {
     let min = if input == Visibility::Hashed { 4 } else { 2 };
     // A group needs two lanes: its first two carry the bits of a range check.
-    if !(min..=256).contains(&lanes) || groups == 0 || lanes % groups != 0 || lanes / groups < 2
+    if !(min..=256).contains(&lanes)
+        || groups == 0
+        || !lanes.is_multiple_of(groups)
+        || lanes / groups < 2
     {
         return Err(CompileError {
             node: "model".into(),

@@ -19,6 +19,9 @@ use crate::tensor::{Tensor, Window, broadcast_index_map, for_each_index, numel};
 
 pub type CellId = usize;
 
+/// Rows after which a node's steps continue in a new region (see [`Plan::regions`]).
+pub const REGION_ROWS: usize = 64;
+
 /// Products per row of the mul gate: one per three of the lane and accumulator columns.
 pub fn products_per_row(columns: usize) -> usize {
     columns / 3
@@ -51,7 +54,9 @@ pub enum Step {
         out: CellId,
     },
     /// `out = a·b` for every `(a, b, out)`, several per row.
-    Mul { items: Vec<(CellId, CellId, CellId)> },
+    Mul {
+        items: Vec<(CellId, CellId, CellId)>,
+    },
     /// `(table, x, out)` is a row of lookup table `table`.
     Lookup { table: u64, x: CellId, out: CellId },
     /// `a == b` (both already assigned).
@@ -163,20 +168,26 @@ impl Plan {
                 continue;
             }
             let mut j = i;
+            let mut h = vec![0usize; self.groups];
+            let mut places = vec![];
+            // A node's steps, cut into regions of about REGION_ROWS rows: halo2's MockProver
+            // checks each gate's cells against its region's cell list, which is quadratic in
+            // region size.
             while j < self.steps.len()
                 && self.steps[j].0 == node
                 && !matches!(self.steps[j].1, Step::Hash { .. })
+                && h.iter().copied().min().unwrap_or(0) < REGION_ROWS
             {
+                let s = &self.steps[j].1;
                 j += 1;
-            }
-            let mut h = vec![0usize; self.groups];
-            let mut places = vec![];
-            for (_, s) in &self.steps[i..j] {
                 let rows = self.step_rows(s);
                 match s {
                     Step::Dot { .. } => {
                         let g = (0..self.groups).min_by_key(|&g| (h[g], g)).unwrap_or(0);
-                        places.push(Place { group: g, row: h[g] });
+                        places.push(Place {
+                            group: g,
+                            row: h[g],
+                        });
                         h[g] += rows;
                     }
                     Step::Equal { .. } | Step::Output { .. } => {
@@ -379,7 +390,10 @@ impl Builder<'_> {
         let (y, sign) = self.digits(yv.map(|y| y + half), self.bits, -half, true)?;
         let chk = self.dot(vec![(y, d128), (r, 1)], -(d128 / 2));
         self.equal(chk, x);
-        Ok((y, sign.ok_or_else(|| self.err("a signed range check has a sign"))?))
+        Ok((
+            y,
+            sign.ok_or_else(|| self.err("a signed range check has a sign"))?,
+        ))
     }
 
     fn mul(&mut self, a: CellId, b: CellId) -> CellId {
@@ -1034,8 +1048,20 @@ fn fuse_equal_dots(steps: Vec<(usize, Step)>, ncells: usize) -> Vec<(usize, Step
             if uses[x] != 2 || uses[chk] != 2 || i1 == i2 {
                 continue;
             }
-            let (Some((_, Step::Dot { terms: t1, c: c1, .. })), Some((node, Step::Dot { terms: t2, c: c2, .. }))) =
-                (&steps[i1], &steps[i2])
+            let (
+                Some((
+                    _,
+                    Step::Dot {
+                        terms: t1, c: c1, ..
+                    },
+                )),
+                Some((
+                    node,
+                    Step::Dot {
+                        terms: t2, c: c2, ..
+                    },
+                )),
+            ) = (&steps[i1], &steps[i2])
             else {
                 continue;
             };

@@ -571,8 +571,12 @@ fn a_bit_digit_cannot_hold_two() {
     );
     plan.values[sign.0] = Some(0);
     plan.values[odd.0] = Some(2);
-    let failures = mock(&ModelCircuit::new(plan), c.info.k, c.circuit.instance().unwrap())
-        .expect_err("a bit lane holding 2 must be rejected");
+    let failures = mock(
+        &ModelCircuit::new(plan),
+        c.info.k,
+        c.circuit.instance().unwrap(),
+    )
+    .expect_err("a bit lane holding 2 must be rejected");
     assert!(
         failures.iter().all(|f| matches!(
             f,
@@ -638,7 +642,12 @@ fn lane_groups_share_rows_and_stay_sound() {
             0,
         ));
         assert_eq!(c.info.layout.groups, groups);
-        assert!(c.info.rows < one.info.rows, "{} vs {}", c.info.rows, one.info.rows);
+        assert!(
+            c.info.rows < one.info.rows,
+            "{} vs {}",
+            c.info.rows,
+            one.info.rows
+        );
         let used: std::collections::BTreeSet<usize> = c
             .circuit
             .plan

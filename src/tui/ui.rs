@@ -258,8 +258,11 @@ fn details(app: &App, f: &mut Frame, area: Rect) {
             lines.push(kv(
                 "columns",
                 format!(
-                    "{} advice ({} lanes) · {} fixed · {} instance",
-                    c.advice_columns, c.layout.lanes, c.fixed_columns, c.instance_columns
+                    "{} advice ({}) · {} fixed · {} inst",
+                    c.advice_columns,
+                    c.layout.lanes_text(),
+                    c.fixed_columns,
+                    c.instance_columns
                 ),
             ));
             lines.push(kv(

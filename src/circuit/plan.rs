@@ -578,6 +578,25 @@ impl Builder<'_> {
                 }
                 groups.into_iter().map(|g| self.dot(g, 0)).collect()
             }
+            QOp::ReduceMax { axes, min, .. } => {
+                let x = self.value_cells(n.inputs[0])?;
+                let xs = self.shape(n.inputs[0]).to_vec();
+                let keep: Vec<usize> = xs
+                    .iter()
+                    .enumerate()
+                    .map(|(d, &s)| if axes.contains(&d) { 1 } else { s })
+                    .collect();
+                let map = broadcast_index_map(&keep, &xs);
+                let mut groups: Vec<Vec<CellId>> = vec![vec![]; numel(&keep)];
+                for (i, &c) in x.iter().enumerate() {
+                    groups[map[i]].push(c);
+                }
+                let min = *min;
+                groups
+                    .iter()
+                    .map(|g| self.extreme(g, min))
+                    .collect::<PResult<Vec<_>>>()?
+            }
             QOp::Add | QOp::Sub | QOp::Mul => self.elementwise(idx)?,
             QOp::ShiftLeft { bits } => {
                 let x = self.value_cells(n.inputs[0])?;
@@ -677,6 +696,28 @@ impl Builder<'_> {
                 out
             }
             QOp::Reshape => self.value_cells(n.inputs[0])?,
+            QOp::Gather { index, fill } => {
+                let x = self.value_cells(n.inputs[0])?;
+                let mut fill_cell = None;
+                let mut out = Vec::with_capacity(index.len());
+                for &i in index {
+                    out.push(if i >= 0 {
+                        x[i as usize]
+                    } else if let Some(c) = fill_cell {
+                        c
+                    } else {
+                        // One constant cell for all the fill positions of this node.
+                        let c = if *fill == 0 {
+                            self.zero()
+                        } else {
+                            self.constant(*fill)
+                        };
+                        fill_cell = Some(c);
+                        c
+                    });
+                }
+                out
+            }
             QOp::Transpose { perm } => {
                 let x = self.value_cells(n.inputs[0])?;
                 Tensor::new(self.shape(n.inputs[0]).to_vec(), x)
@@ -733,6 +774,12 @@ impl Builder<'_> {
     /// `m = max(v_i)`: every `m − v_i` is range-checked non-negative and their product is zero,
     /// so m is one of them.
     fn max(&mut self, w: &[CellId]) -> PResult<CellId> {
+        self.extreme(w, false)
+    }
+
+    /// The maximum (or with `min`, the minimum) m of `w`: every `±(m − v_i) ≥ 0` (range
+    /// checked) and `Π (m − v_i) = 0`, so m is one of them.
+    fn extreme(&mut self, w: &[CellId], min: bool) -> PResult<CellId> {
         if w.len() == 1 {
             return Ok(w[0]);
         }
@@ -740,14 +787,21 @@ impl Builder<'_> {
             w.iter()
                 .map(|&c| self.val(c))
                 .collect::<Option<Vec<_>>>()
-                .and_then(|v| v.into_iter().max())
+                .and_then(|v| {
+                    if min {
+                        v.into_iter().min()
+                    } else {
+                        v.into_iter().max()
+                    }
+                })
         } else {
             None
         };
         let m = self.cell(mv);
+        let sign = if min { -1 } else { 1 };
         let mut prod: Option<CellId> = None;
         for &v in w {
-            let d = self.dot(vec![(m, 1), (v, -1)], 0);
+            let d = self.dot(vec![(m, sign), (v, -sign)], 0);
             self.unsigned_range(d)?;
             prod = Some(match prod {
                 None => d,

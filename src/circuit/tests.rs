@@ -659,3 +659,80 @@ fn lane_groups_share_rows_and_stay_sound() {
         assert_eq!(c.circuit.instance(), one.circuit.instance());
     }
 }
+
+#[test]
+fn reduce_max_and_min() {
+    // Max over the last axis and min over all: each output is one of its inputs, every other
+    // input is on the right side of it (range checked), and the product of differences is zero.
+    let qm = graph(
+        &[vec![2, 3]],
+        vec![
+            (
+                QOp::ReduceMax {
+                    axes: vec![1],
+                    keepdims: false,
+                    min: false,
+                },
+                vec![0],
+                vec![2],
+            ),
+            (
+                QOp::ReduceMax {
+                    axes: vec![0, 1],
+                    keepdims: true,
+                    min: true,
+                },
+                vec![0],
+                vec![1, 1],
+            ),
+        ],
+        &[1, 2],
+    );
+    let c = assert_sound(&qm, &[vec![5, -3, 9, -7, -7, 2]], 4);
+    let inst = c.circuit.instance().unwrap();
+    let n_in = c.info.public_inputs;
+    let want = [9, 2, -7];
+    for (i, &w) in want.iter().enumerate() {
+        assert_eq!(inst[n_in + i], chips::fe(w));
+    }
+    // A claimed maximum that is not the maximum has no valid witness: the circuit refuses it.
+    let wrong = inst_with_output(&c, 0, 5);
+    assert!(mock(&c.circuit, c.info.k, wrong).is_err());
+}
+
+#[test]
+fn gather_rewires_and_fills_with_one_constant() {
+    // Pad-like gather: [a, b, c] → [7, a, c, c, 7, b] with fill 7; then a sum so the rewired
+    // cells feed a gate. No rows for the rewiring itself, one for the fill constant.
+    let qm = graph(
+        &[vec![3]],
+        vec![
+            (
+                QOp::Gather {
+                    index: vec![-1, 0, 2, 2, -1, 1],
+                    fill: 7,
+                },
+                vec![0],
+                vec![6],
+            ),
+            (
+                QOp::ReduceSum {
+                    axes: vec![0],
+                    keepdims: true,
+                },
+                vec![1],
+                vec![1],
+            ),
+        ],
+        &[1, 2],
+    );
+    let c = assert_sound(&qm, &[vec![4, -5, 6]], 4);
+    let inst = c.circuit.instance().unwrap();
+    let n_in = c.info.public_inputs;
+    let want = [7, 4, 6, 6, 7, -5, 25];
+    for (i, &w) in want.iter().enumerate() {
+        assert_eq!(inst[n_in + i], chips::fe(w));
+    }
+    let gather_rows = c.info.rows_per_node[2].rows;
+    assert_eq!(gather_rows, 1, "only the fill constant takes a row");
+}

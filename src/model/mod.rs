@@ -112,6 +112,36 @@ pub enum Op {
         keepdims: bool,
         noop_with_empty_axes: bool,
     },
+    /// Pad (constant mode): `pads` from the attribute (opset < 11) or the second input.
+    Pad {
+        pads: Option<Vec<i64>>,
+        value: f64,
+    },
+    /// Slice: from attributes (opset < 10) or the constant inputs.
+    Slice {
+        starts: Option<Vec<i64>>,
+        ends: Option<Vec<i64>>,
+        axes: Option<Vec<i64>>,
+    },
+    /// Gather with constant indices.
+    Gather {
+        axis: i64,
+    },
+    /// Resize / Upsample, nearest mode.
+    Resize {
+        coordinate_mode: String,
+        nearest_mode: String,
+        scales: Option<Vec<f64>>,
+    },
+    Tile,
+    Expand,
+    /// ReduceMax, or ReduceMin with `min`.
+    ReduceMax {
+        axes: Option<Vec<i64>>,
+        keepdims: bool,
+        noop_with_empty_axes: bool,
+        min: bool,
+    },
     Unsupported {
         reason: String,
     },
@@ -346,6 +376,13 @@ impl Attrs<'_> {
                 .map(Some),
         }
     }
+    fn attr_floats(&self, k: &str) -> Option<Vec<f32>> {
+        match self.map.get(k) {
+            Some(Attr::Floats(v)) => Some(v.clone()),
+            _ => None,
+        }
+    }
+
     fn string(&self, k: &str) -> Option<String> {
         match self.map.get(k) {
             Some(Attr::Str(s)) => Some(s.clone()),
@@ -475,6 +512,72 @@ fn parse_op(op_type: &str, domain: &str, attrs: &BTreeMap<String, Attr>, opset: 
             }
             "Identity" | "Dropout" => Op::Identity,
             "Constant" => Op::Constant,
+            "Pad" => {
+                let mode = a.string("mode").unwrap_or_else(|| "constant".into());
+                if mode != "constant" {
+                    return Err(format!(
+                        "Pad mode `{mode}` is not supported (only constant)"
+                    ));
+                }
+                Op::Pad {
+                    pads: a.ints("pads"),
+                    value: a.float("value", 0.0),
+                }
+            }
+            "Slice" => Op::Slice {
+                starts: a.ints("starts"),
+                ends: a.ints("ends"),
+                axes: a.ints("axes"),
+            },
+            "Gather" => Op::Gather {
+                axis: a.int("axis", 0),
+            },
+            "Resize" | "Upsample" => {
+                let mode = a.string("mode").unwrap_or_else(|| "nearest".into());
+                if mode != "nearest" {
+                    return Err(format!(
+                        "{op_type} mode `{mode}` is not supported (only nearest)"
+                    ));
+                }
+                let default_ctm = if op_type == "Upsample" || opset < 11 {
+                    "asymmetric"
+                } else {
+                    "half_pixel"
+                };
+                let default_nearest = if op_type == "Upsample" || opset < 11 {
+                    "floor"
+                } else {
+                    "round_prefer_floor"
+                };
+                Op::Resize {
+                    coordinate_mode: a
+                        .string("coordinate_transformation_mode")
+                        .unwrap_or_else(|| default_ctm.into()),
+                    nearest_mode: a
+                        .string("nearest_mode")
+                        .unwrap_or_else(|| default_nearest.into()),
+                    scales: a
+                        .attr_floats("scales")
+                        .map(|v| v.into_iter().map(f64::from).collect()),
+                }
+            }
+            "Tile" => Op::Tile,
+            "Expand" => Op::Expand,
+            // Casting between float types changes nothing at our precision.
+            "Cast" => match a.int("to", 1) {
+                1 | 10 | 11 | 16 => Op::Identity,
+                to => {
+                    return Err(format!(
+                        "Cast to ONNX type {to} (not a float) is not supported"
+                    ));
+                }
+            },
+            "ReduceMax" | "ReduceMin" => Op::ReduceMax {
+                axes: a.ints("axes"),
+                keepdims: a.int("keepdims", 1) != 0,
+                noop_with_empty_axes: a.int("noop_with_empty_axes", 0) != 0,
+                min: op_type == "ReduceMin",
+            },
             "ReduceMean" | "ReduceSum" => {
                 let keepdims = a.int("keepdims", 1) != 0;
                 let noop_with_empty_axes = a.int("noop_with_empty_axes", 0) != 0;
@@ -673,7 +776,20 @@ impl Model {
                 Op::Reshape { .. } if n.inputs.len() < 2 || runtime(&n.inputs[1]) => {
                     Some("Reshape with a runtime shape is not supported".into())
                 }
-                Op::ReduceMean { .. } | Op::ReduceSum { .. }
+                Op::Pad { .. }
+                | Op::Slice { .. }
+                | Op::Gather { .. }
+                | Op::Resize { .. }
+                | Op::Tile
+                | Op::Expand
+                    if n.inputs.iter().skip(1).any(|i| runtime(i)) =>
+                {
+                    Some(format!(
+                        "{} with a runtime (non-constant) second input is not supported",
+                        n.op_type
+                    ))
+                }
+                Op::ReduceMean { .. } | Op::ReduceSum { .. } | Op::ReduceMax { .. }
                     if n.inputs.len() > 1 && runtime(&n.inputs[1]) =>
                 {
                     Some("reduction with runtime axes is not supported".into())

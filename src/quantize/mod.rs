@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result, Unsupported};
 use crate::model::{FloatRun, Model, Node, Op};
 use crate::tensor::{
-    Tensor, Window, broadcast_index_map, broadcast_shape, for_each_index, numel, zip_broadcast,
+    Tensor, Window, broadcast_index_map, broadcast_shape, for_each_index, numel, strides,
+    zip_broadcast,
 };
 
 pub mod report;
@@ -152,6 +153,12 @@ pub enum QOp {
         axes: Vec<usize>,
         keepdims: bool,
     },
+    /// Maximum (or with `min`, minimum) over `axes`.
+    ReduceMax {
+        axes: Vec<usize>,
+        keepdims: bool,
+        min: bool,
+    },
     /// Pure rewiring: same data, new shape.
     Reshape,
     /// Pure rewiring: output axis i is input axis `perm[i]`.
@@ -161,6 +168,12 @@ pub enum QOp {
     /// Pure rewiring: inputs joined along `axis`.
     Concat {
         axis: usize,
+    },
+    /// Pure rewiring: output element i is input element `index[i]`, or `fill` where the index is
+    /// negative (Pad, Slice, Gather, Resize, Tile, Expand).
+    Gather {
+        index: Vec<i64>,
+        fill: i64,
     },
 }
 
@@ -182,9 +195,12 @@ impl QOp {
             QOp::SumPool { .. } => "sum_pool",
             QOp::MaxPool { .. } => "max_pool",
             QOp::ReduceSum { .. } => "reduce_sum",
+            QOp::ReduceMax { min: false, .. } => "reduce_max",
+            QOp::ReduceMax { min: true, .. } => "reduce_min",
             QOp::Reshape => "reshape",
             QOp::Transpose { .. } => "transpose",
             QOp::Concat { .. } => "concat",
+            QOp::Gather { .. } => "gather",
         }
     }
 }
@@ -471,6 +487,30 @@ pub fn eval_op(
             i128::MIN,
             |a, v| a.max(v as i128),
         )?,
+        QOp::ReduceMax { axes, min, .. } => {
+            let x = x.ok_or("reduce needs an input")?;
+            let keep: Vec<usize> = x
+                .shape
+                .iter()
+                .enumerate()
+                .map(|(d, &n)| if axes.contains(&d) { 1 } else { n })
+                .collect();
+            let map = broadcast_index_map(&keep, &x.shape);
+            let mut acc: Vec<Option<i64>> = vec![None; numel(&keep)];
+            for (i, &v) in x.data.iter().enumerate() {
+                let a = &mut acc[map[i]];
+                *a = Some(match *a {
+                    None => v,
+                    Some(m) if *min => m.min(v),
+                    Some(m) => m.max(v),
+                });
+            }
+            let data = acc
+                .into_iter()
+                .map(|v| v.ok_or("reduction over an empty axis"))
+                .collect::<std::result::Result<_, _>>()?;
+            Tensor::new(out_shape.to_vec(), data)
+        }
         QOp::ReduceSum { axes, .. } => {
             let x = x.ok_or("reduce needs an input")?;
             let keep: Vec<usize> = x
@@ -495,6 +535,14 @@ pub fn eval_op(
             .reshaped(out_shape.to_vec()),
         QOp::Transpose { perm } => x.ok_or("transpose needs an input")?.transpose(perm),
         QOp::Concat { axis } => concat(inputs, *axis),
+        QOp::Gather { index, fill } => {
+            let x = x.ok_or("gather needs an input")?;
+            let data = index
+                .iter()
+                .map(|&i| if i < 0 { *fill } else { x.data[i as usize] })
+                .collect();
+            Tensor::new(out_shape.to_vec(), data)
+        }
     };
     if out.shape != out_shape {
         return Err(format!(
@@ -747,7 +795,9 @@ impl QuantizedModel {
                 QOp::Rescale { divisor } => {
                     x == out && (divisor.len() == 1 || divisor.len() == numel(out))
                 }
-                QOp::ReduceSum { axes, .. } => axes.iter().all(|&a| a < x.len()),
+                QOp::ReduceSum { axes, .. } | QOp::ReduceMax { axes, .. } => {
+                    axes.iter().all(|&a| a < x.len())
+                }
                 QOp::Reshape => numel(x) == numel(out),
                 QOp::Transpose { perm } => {
                     let mut p = perm.clone();
@@ -755,6 +805,9 @@ impl QuantizedModel {
                     p == (0..x.len()).collect::<Vec<_>>()
                         && out.len() == x.len()
                         && perm.iter().enumerate().all(|(i, &d)| out[i] == x[d])
+                }
+                QOp::Gather { index, .. } => {
+                    index.len() == numel(out) && index.iter().all(|&i| i < numel(x) as i64)
                 }
                 QOp::Concat { axis } => {
                     *axis < out.len()
@@ -969,6 +1022,48 @@ impl<'a> Lowering<'a> {
         match self.operand(name)? {
             Operand::Const(t) => Ok(t),
             Operand::Value(_) => Err(self.fail(format!("input `{name}` must be a constant"))),
+        }
+    }
+
+    /// A constant input read as integers (pads, starts, repeats, shapes).
+    fn constant_ints(&self, name: &str) -> Result<Vec<i64>> {
+        Ok(self
+            .constant(name)?
+            .data
+            .iter()
+            .map(|&v| v as i64)
+            .collect())
+    }
+
+    /// Rewiring by a flat index map (negative: `fill`): folded on constants, a `Gather` node on
+    /// values (no rows in the circuit).
+    fn rewire(
+        &mut self,
+        arg: &str,
+        out: Vec<usize>,
+        index: Vec<i64>,
+        fill: f64,
+    ) -> Result<Operand> {
+        match self.operand(arg)? {
+            Operand::Const(t) => {
+                let data = index
+                    .iter()
+                    .map(|&i| if i < 0 { fill } else { t.data[i as usize] })
+                    .collect();
+                Ok(Operand::Const(Tensor::new(out, data)))
+            }
+            Operand::Value(x) => {
+                let sc = self.scale_of(x);
+                let fill = (fill * 2f64.powi(sc)).round();
+                if !fill.is_finite() || fill.abs() >= 2f64.powi(62) {
+                    return Err(self.fail(format!("fill value {fill} does not fit")));
+                }
+                let op = QOp::Gather {
+                    index,
+                    fill: fill as i64,
+                };
+                Ok(Operand::Value(self.push(op, vec![x], out, sc)?))
+            }
         }
     }
 
@@ -1355,6 +1450,215 @@ impl<'a> Lowering<'a> {
                 let axes: Vec<usize> = (2..xs.len()).collect();
                 self.mean(x, axes, true)
             }
+            Op::Pad { pads, value } => {
+                let xs = self.shape_of(&arg0)?;
+                let r = xs.len();
+                let pads: Vec<i64> = match (pads, inp(1)) {
+                    (Some(p), _) => p.clone(),
+                    (None, Some(n)) => self.constant_ints(&n)?,
+                    (None, None) => vec![0; 2 * r],
+                };
+                let value = match inp(2) {
+                    Some(n) => self.constant(&n)?.data.first().copied().unwrap_or(0.0),
+                    None => *value,
+                };
+                if pads.len() != 2 * r {
+                    return Err(self.fail(format!("{} pads for rank {r}", pads.len())));
+                }
+                let out: Vec<usize> = (0..r)
+                    .map(|d| xs[d] as i64 + pads[d] + pads[r + d])
+                    .map(|n| usize::try_from(n).unwrap_or(0))
+                    .collect();
+                let index = index_map(&xs, &out, |d, o| {
+                    let i = o as i64 - pads[d];
+                    (i >= 0 && i < xs[d] as i64).then_some(i as usize)
+                });
+                self.rewire(&arg0, out, index, value)
+            }
+            Op::Slice { starts, ends, axes } => {
+                let xs = self.shape_of(&arg0)?;
+                let r = xs.len();
+                let starts = match starts {
+                    Some(v) => v.clone(),
+                    None => self.constant_ints(&inp(1).ok_or_else(|| self.fail("no starts"))?)?,
+                };
+                let ends = match ends {
+                    Some(v) => v.clone(),
+                    None => self.constant_ints(&inp(2).ok_or_else(|| self.fail("no ends"))?)?,
+                };
+                let axes: Vec<i64> = match (axes, inp(3)) {
+                    (Some(v), _) => v.clone(),
+                    (None, Some(n)) => self.constant_ints(&n)?,
+                    (None, None) => (0..starts.len() as i64).collect(),
+                };
+                let steps: Vec<i64> = match inp(4) {
+                    Some(n) => self.constant_ints(&n)?,
+                    None => vec![1; starts.len()],
+                };
+                if ends.len() != starts.len()
+                    || axes.len() != starts.len()
+                    || steps.len() != starts.len()
+                {
+                    return Err(self.fail("starts, ends, axes and steps differ in length"));
+                }
+                // Per axis: (first index, step, length), after ONNX's clamping rules.
+                let mut sel: Vec<(i64, i64, usize)> = xs.iter().map(|&n| (0, 1, n)).collect();
+                for j in 0..starts.len() {
+                    let d = axis_index(axes[j], r).map_err(|e| self.fail(e))?;
+                    let n = xs[d] as i64;
+                    let step = steps[j];
+                    if step == 0 {
+                        return Err(self.fail("a Slice step is 0"));
+                    }
+                    let norm = |v: i64| if v < 0 { v + n } else { v };
+                    let (lo, hi) = if step > 0 { (0, n) } else { (-1, n - 1) };
+                    let start = norm(starts[j]).clamp(lo, hi);
+                    let end = norm(ends[j]).clamp(lo, hi);
+                    let len = if step > 0 {
+                        (end - start + step - 1).div_euclid(step).max(0)
+                    } else {
+                        (start - end - step - 1).div_euclid(-step).max(0)
+                    };
+                    sel[d] = (start, step, len as usize);
+                }
+                let out: Vec<usize> = sel.iter().map(|s| s.2).collect();
+                let index = index_map(&xs, &out, |d, o| {
+                    Some((sel[d].0 + o as i64 * sel[d].1) as usize)
+                });
+                self.rewire(&arg0, out, index, 0.0)
+            }
+            Op::Gather { axis } => {
+                let xs = self.shape_of(&arg0)?;
+                let r = xs.len();
+                let a = axis_index(*axis, r).map_err(|e| self.fail(e))?;
+                let ind = self.constant(&inp(1).ok_or_else(|| self.fail("no indices"))?)?;
+                let n = xs[a] as i64;
+                let mut picks = vec![];
+                for &v in &ind.data {
+                    let i = if v < 0.0 { v as i64 + n } else { v as i64 };
+                    if i < 0 || i >= n {
+                        return Err(self.fail(format!("index {v} is out of range for {n}")));
+                    }
+                    picks.push(i as usize);
+                }
+                let mut out: Vec<usize> = xs[..a].to_vec();
+                out.extend(&ind.shape);
+                out.extend(&xs[a + 1..]);
+                let xst = strides(&xs);
+                let q = ind.shape.len();
+                let ist = strides(&ind.shape);
+                let mut index = Vec::with_capacity(numel(&out));
+                for_each_index(&out, |o| {
+                    let mut off = 0;
+                    for d in 0..a {
+                        off += o[d] * xst[d];
+                    }
+                    let k: usize = (0..q).map(|j| o[a + j] * ist[j]).sum();
+                    off += picks[k] * xst[a];
+                    for d in a + 1..r {
+                        off += o[d + q - 1] * xst[d];
+                    }
+                    index.push(off as i64);
+                });
+                self.rewire(&arg0, out, index, 0.0)
+            }
+            Op::Resize {
+                coordinate_mode,
+                nearest_mode,
+                scales,
+            } => {
+                let xs = self.shape_of(&arg0)?;
+                let r = xs.len();
+                // Resize(X, roi, scales, sizes) from opset 11; (X, scales) before; Upsample's
+                // scales are an attribute (opset < 9) or the second input.
+                let last = node.inputs.len();
+                let scales_in = if last >= 3 { inp(2) } else { inp(1) };
+                let sizes: Option<Vec<i64>> = match inp(3) {
+                    Some(n) => Some(self.constant_ints(&n)?).filter(|v| !v.is_empty()),
+                    None => None,
+                };
+                let scales: Vec<f64> = match (sizes.as_ref(), scales_in, scales) {
+                    (Some(sz), _, _) => sz
+                        .iter()
+                        .zip(&xs)
+                        .map(|(&o, &i)| o as f64 / i as f64)
+                        .collect(),
+                    (None, Some(n), _) => self.constant(&n)?.data,
+                    (None, None, Some(s)) => s.clone(),
+                    (None, None, None) => return Err(self.fail("neither scales nor sizes")),
+                };
+                if scales.len() != r || scales.iter().any(|&s| s <= 0.0) {
+                    return Err(self.fail(format!("scales {scales:?} for rank {r}")));
+                }
+                let out: Vec<usize> = match &sizes {
+                    Some(sz) => sz.iter().map(|&v| v.max(0) as usize).collect(),
+                    None => xs
+                        .iter()
+                        .zip(&scales)
+                        .map(|(&n, &s)| (n as f64 * s).floor() as usize)
+                        .collect(),
+                };
+                let (cm, nm) = (coordinate_mode.as_str(), nearest_mode.as_str());
+                let mut err = None;
+                let index = index_map(&xs, &out, |d, o| {
+                    let (o, s, n_in, n_out) = (o as f64, scales[d], xs[d] as f64, out[d] as f64);
+                    let x = match cm {
+                        "asymmetric" => o / s,
+                        "half_pixel" => (o + 0.5) / s - 0.5,
+                        "pytorch_half_pixel" if n_out > 1.0 => (o + 0.5) / s - 0.5,
+                        "pytorch_half_pixel" => 0.0,
+                        "tf_half_pixel_for_nn" => (o + 0.5) / s,
+                        "align_corners" if n_out > 1.0 => o * (n_in - 1.0) / (n_out - 1.0),
+                        "align_corners" => 0.0,
+                        other => {
+                            err = Some(format!("coordinate_transformation_mode `{other}`"));
+                            0.0
+                        }
+                    };
+                    let i = match nm {
+                        "floor" => x.floor(),
+                        "ceil" => x.ceil(),
+                        "round_prefer_ceil" => (x + 0.5).floor(),
+                        "round_prefer_floor" => (x - 0.5).ceil(),
+                        other => {
+                            err = Some(format!("nearest_mode `{other}`"));
+                            0.0
+                        }
+                    };
+                    Some(i.clamp(0.0, n_in - 1.0) as usize)
+                });
+                if let Some(e) = err {
+                    return Err(self.fail(format!("{e} is not supported")));
+                }
+                self.rewire(&arg0, out, index, 0.0)
+            }
+            Op::Tile => {
+                let xs = self.shape_of(&arg0)?;
+                let reps = self.constant_ints(&inp(1).ok_or_else(|| self.fail("no repeats"))?)?;
+                if reps.len() != xs.len() || reps.iter().any(|&v| v < 0) {
+                    return Err(self.fail(format!("repeats {reps:?} for shape {xs:?}")));
+                }
+                let out: Vec<usize> = xs
+                    .iter()
+                    .zip(&reps)
+                    .map(|(&n, &k)| n * k as usize)
+                    .collect();
+                let index = index_map(&xs, &out, |d, o| Some(o % xs[d].max(1)));
+                self.rewire(&arg0, out, index, 0.0)
+            }
+            Op::Expand => {
+                let xs = self.shape_of(&arg0)?;
+                let shape = self.constant_ints(&inp(1).ok_or_else(|| self.fail("no shape"))?)?;
+                let want: Vec<usize> = shape.iter().map(|&v| v.max(0) as usize).collect();
+                let out = broadcast_shape(&xs, &want).ok_or_else(|| {
+                    self.fail(format!("shape {xs:?} does not broadcast to {want:?}"))
+                })?;
+                let index = broadcast_index_map(&xs, &out)
+                    .into_iter()
+                    .map(|i| i as i64)
+                    .collect();
+                self.rewire(&arg0, out, index, 0.0)
+            }
             Op::ReduceMean {
                 axes,
                 keepdims,
@@ -1364,6 +1668,12 @@ impl<'a> Lowering<'a> {
                 axes,
                 keepdims,
                 noop_with_empty_axes,
+            }
+            | Op::ReduceMax {
+                axes,
+                keepdims,
+                noop_with_empty_axes,
+                ..
             } => {
                 let rank = self.shape_of(&arg0)?.len();
                 let axes = match (axes, inp(1)) {
@@ -1385,7 +1695,16 @@ impl<'a> Lowering<'a> {
                 axes.sort();
                 axes.dedup();
                 let x = self.value(&arg0)?;
-                if matches!(node.op, Op::ReduceMean { .. }) {
+                if let Op::ReduceMax { min, .. } = node.op {
+                    let out = reduced_shape(&self.shape(x), &axes, *keepdims);
+                    let sc = self.scale_of(x);
+                    let op = QOp::ReduceMax {
+                        axes,
+                        keepdims: *keepdims,
+                        min,
+                    };
+                    Ok(Operand::Value(self.push(op, vec![x], out, sc)?))
+                } else if matches!(node.op, Op::ReduceMean { .. }) {
                     self.mean(x, axes, *keepdims)
                 } else {
                     let (sum, _) = self.reduce_sum(x, &axes, *keepdims)?;
@@ -1726,18 +2045,7 @@ impl<'a> Lowering<'a> {
     fn reduce_sum(&mut self, x: usize, axes: &[usize], keepdims: bool) -> Result<(usize, u64)> {
         let xs = self.shape(x);
         let count: usize = axes.iter().map(|&a| xs[a]).product();
-        let out: Vec<usize> = if keepdims {
-            xs.iter()
-                .enumerate()
-                .map(|(d, &n)| if axes.contains(&d) { 1 } else { n })
-                .collect()
-        } else {
-            xs.iter()
-                .enumerate()
-                .filter(|(d, _)| !axes.contains(d))
-                .map(|(_, &n)| n)
-                .collect()
-        };
+        let out = reduced_shape(&xs, axes, keepdims);
         let sc = self.scale_of(x);
         let v = self.push(
             QOp::ReduceSum {
@@ -1795,6 +2103,41 @@ impl<'a> Lowering<'a> {
         };
         Ok(Operand::Value(self.push(op, vec![xin], sh, s)?))
     }
+}
+
+/// For each element of `out` (row-major), the flat index into a tensor of shape `xs` of the
+/// element it takes: `pick(axis, out index)` gives the input index on that axis, or None for a
+/// fill element (-1).
+fn index_map(
+    xs: &[usize],
+    out: &[usize],
+    mut pick: impl FnMut(usize, usize) -> Option<usize>,
+) -> Vec<i64> {
+    let st = strides(xs);
+    let mut index = Vec::with_capacity(numel(out));
+    for_each_index(out, |o| {
+        let mut off = 0i64;
+        for (d, &od) in o.iter().enumerate() {
+            match pick(d, od) {
+                Some(i) if i < xs[d] => off += (i * st[d]) as i64,
+                _ => {
+                    off = -1;
+                    break;
+                }
+            }
+        }
+        index.push(off);
+    });
+    index
+}
+
+/// The shape of a reduction over `axes`: those axes become 1, or go with `keepdims` false.
+fn reduced_shape(xs: &[usize], axes: &[usize], keepdims: bool) -> Vec<usize> {
+    xs.iter()
+        .enumerate()
+        .filter(|&(d, _)| keepdims || !axes.contains(&d))
+        .map(|(d, &n)| if axes.contains(&d) { 1 } else { n })
+        .collect()
 }
 
 fn squeeze_leading(t: Tensor<f64>) -> Tensor<f64> {

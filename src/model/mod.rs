@@ -71,6 +71,13 @@ pub enum Op {
         dilations: Vec<usize>,
         group: usize,
     },
+    /// ConvTranspose with explicit pads (no auto_pad, no output_shape), group 1.
+    ConvTranspose {
+        strides: Vec<usize>,
+        pads: Vec<usize>,
+        dilations: Vec<usize>,
+        output_padding: Vec<usize>,
+    },
     AveragePool {
         kernel_shape: Vec<usize>,
         strides: Vec<usize>,
@@ -456,6 +463,24 @@ fn parse_op(op_type: &str, domain: &str, attrs: &BTreeMap<String, Attr>, opset: 
                     group: 1,
                 }
             }
+            "ConvTranspose" => {
+                if a.int("group", 1) != 1 {
+                    return Err("grouped ConvTranspose is not supported yet".into());
+                }
+                if a.string("auto_pad").is_some_and(|p| p != "NOTSET")
+                    || a.ints("output_shape").is_some()
+                {
+                    return Err(
+                        "ConvTranspose with auto_pad or output_shape is not supported".into(),
+                    );
+                }
+                Op::ConvTranspose {
+                    strides: a.usizes("strides")?.unwrap_or_default(),
+                    pads: a.usizes("pads")?.unwrap_or_default(),
+                    dilations: a.usizes("dilations")?.unwrap_or_default(),
+                    output_padding: a.usizes("output_padding")?.unwrap_or_default(),
+                }
+            }
             "AveragePool" | "MaxPool" => {
                 let kernel_shape = a.usizes("kernel_shape")?.ok_or("missing `kernel_shape`")?;
                 let ceil_mode = a.int("ceil_mode", 0) != 0;
@@ -763,6 +788,11 @@ impl Model {
                     if n.inputs.len() == 2 && runtime(&n.inputs[0]) && runtime(&n.inputs[1]) =>
                 {
                     Some("MatMul of two runtime tensors is not supported yet".into())
+                }
+                Op::ConvTranspose { .. }
+                    if n.inputs.len() < 2 || n.inputs.iter().skip(1).any(|i| runtime(i)) =>
+                {
+                    Some("ConvTranspose weights and bias must be constant".into())
                 }
                 Op::Conv { .. } if n.inputs.len() < 2 || runtime(&n.inputs[1]) => {
                     Some("Conv weights must be constant".into())

@@ -1067,6 +1067,40 @@ impl<'a> Lowering<'a> {
         }
     }
 
+    /// A convolution node of `x` with float weight `w` (`[O, C, *K]`) and bias, quantized.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_node(
+        &mut self,
+        x: usize,
+        w: &Tensor<f64>,
+        bias: Option<Tensor<f64>>,
+        kernel: Vec<usize>,
+        strides: Vec<usize>,
+        pads_begin: Vec<usize>,
+        dilations: Vec<usize>,
+        out_shape: Vec<usize>,
+    ) -> Result<Operand> {
+        let sw = self.param_scale(w);
+        let sx = self.scale_of(x);
+        let weight = self.quant(w, sw)?;
+        let bias = bias.map(|b| self.quant(&b, sx + sw)).transpose()?;
+        let op = QOp::Conv {
+            out_channels: w.shape[0],
+            kernel,
+            strides,
+            pads_begin,
+            dilations,
+            weight,
+            bias,
+        };
+        Ok(Operand::Value(self.push(
+            op,
+            vec![x],
+            out_shape,
+            sx + sw,
+        )?))
+    }
+
     fn shape_of(&self, name: &str) -> Result<Vec<usize>> {
         Ok(match self.operand(name)? {
             Operand::Value(v) => self.shape(v),
@@ -1260,25 +1294,114 @@ impl<'a> Lowering<'a> {
                             .collect(),
                     ));
                 }
-                let sw = self.param_scale(&w);
-                let sx = self.scale_of(x);
-                let weight = self.quant(&w, sw)?;
-                let bias = bias.map(|b| self.quant(&b, sx + sw)).transpose()?;
-                let op = QOp::Conv {
-                    out_channels: w.shape[0],
-                    kernel,
-                    strides: st,
-                    pads_begin: pb,
-                    dilations: dil,
-                    weight,
-                    bias,
+                self.conv_node(x, &w, bias, kernel, st, pb, dil, out_shape)
+            }
+            Op::ConvTranspose {
+                strides: st,
+                pads,
+                dilations,
+                output_padding,
+            } => {
+                // A transposed convolution is a convolution (stride 1, flipped kernel, channels
+                // swapped) over the input spread `stride` apart and padded by d·(K−1) − pad:
+                // the spreading and padding are rewiring, the convolution is the usual chip.
+                let xs = self.shape_of(&arg0)?;
+                let w = self.constant(&inp(1).ok_or_else(|| self.fail("no weight"))?)?;
+                if xs.len() < 3 || w.rank() != xs.len() || w.shape[0] != xs[1] {
+                    return Err(self.fail(format!(
+                        "ConvTranspose input {:?} and weight {:?} do not match",
+                        xs, w.shape
+                    )));
+                }
+                let nsp = xs.len() - 2;
+                let kernel = w.shape[2..].to_vec();
+                let or1 = |v: &Vec<usize>| {
+                    if v.is_empty() {
+                        vec![1; nsp]
+                    } else {
+                        v.clone()
+                    }
                 };
-                Ok(Operand::Value(self.push(
-                    op,
-                    vec![x],
+                let (st, dil) = (or1(st), or1(dilations));
+                let pads = if pads.is_empty() {
+                    vec![0; 2 * nsp]
+                } else {
+                    pads.clone()
+                };
+                let opad = if output_padding.is_empty() {
+                    vec![0; nsp]
+                } else {
+                    output_padding.clone()
+                };
+                if st.len() != nsp || dil.len() != nsp || pads.len() != 2 * nsp || opad.len() != nsp
+                {
+                    return Err(self
+                        .fail("strides, dilations, pads or output_padding do not match the rank"));
+                }
+                let mut spread = xs[..2].to_vec();
+                let mut begin = vec![0i64; xs.len()];
+                for d in 0..nsp {
+                    let reach = (dil[d] * (kernel[d] - 1)) as i64;
+                    let b = reach - pads[d] as i64;
+                    let e = reach - pads[nsp + d] as i64 + opad[d] as i64;
+                    let n = (xs[d + 2] as i64 - 1) * st[d] as i64 + 1 + b + e;
+                    if n < (dil[d] * (kernel[d] - 1) + 1) as i64 {
+                        return Err(self.fail("the padding leaves no output"));
+                    }
+                    spread.push(n as usize);
+                    begin[d + 2] = b;
+                }
+                let index = index_map(&xs, &spread, |d, o| {
+                    if d < 2 {
+                        return Some(o);
+                    }
+                    let v = o as i64 - begin[d];
+                    let s = st[d - 2] as i64;
+                    (v >= 0 && v % s == 0).then_some((v / s) as usize)
+                });
+                let spread_op = self.rewire(&arg0, spread.clone(), index, 0.0)?;
+                let x = match spread_op {
+                    Operand::Value(v) => v,
+                    Operand::Const(t) => {
+                        let s = self.s;
+                        self.const_value(&t, s)?
+                    }
+                };
+                // weight [C_in, C_out/g, *K] → [C_out, C_in, *K], kernel flipped.
+                let (cin, cout) = (w.shape[0], w.shape[1]);
+                let kn = numel(&kernel);
+                let ks = strides(&kernel);
+                let mut flipped = vec![0.0; w.len()];
+                for c in 0..cin {
+                    for o in 0..cout {
+                        for k in 0..kn {
+                            let mut kf = 0;
+                            for (d, &kd) in kernel.iter().enumerate() {
+                                let i = (k / ks[d]) % kd;
+                                kf += (kd - 1 - i) * ks[d];
+                            }
+                            flipped[(o * cin + c) * kn + kf] = w.data[(c * cout + o) * kn + k];
+                        }
+                    }
+                }
+                let mut wshape = vec![cout, cin];
+                wshape.extend(&kernel);
+                let w = Tensor::new(wshape, flipped);
+                let bias = inp(2).map(|n| self.constant(&n)).transpose()?;
+                let mut out_shape = vec![xs[0], cout];
+                for d in 0..nsp {
+                    out_shape.push(spread[d + 2] - dil[d] * (kernel[d] - 1));
+                }
+                self.conv_node(
+                    x,
+                    &w,
+                    bias,
+                    kernel,
+                    vec![1; nsp],
+                    vec![0; nsp],
+                    dil,
                     out_shape,
-                    sx + sw,
-                )?))
+                )
             }
             Op::Add | Op::Sub | Op::Mul => {
                 let b_name = inp(1).ok_or_else(|| self.fail("needs two inputs"))?;

@@ -346,6 +346,37 @@ fn parse_attr(a: &pb::AttributeProto, file: &str) -> Result<Attr> {
     })
 }
 
+/// The value of a ConstantOfShape node whose shape input is a constant: that shape, filled with
+/// the `value` attribute's single element (0.0 without one).
+fn constant_of_shape(
+    n: &pb::NodeProto,
+    constants: &BTreeMap<String, Tensor<f64>>,
+    load: &dyn Fn(&pb::TensorProto, &str) -> Result<Tensor<f64>>,
+) -> std::result::Result<Tensor<f64>, String> {
+    let shape_name = n.input.first().ok_or("ConstantOfShape has no input")?;
+    let shape = constants
+        .get(shape_name)
+        .ok_or("ConstantOfShape with a runtime shape is not supported")?;
+    let dims: Vec<usize> = shape.data.iter().map(|&d| d.max(0.0) as usize).collect();
+    if numel(&dims) > 1 << 24 {
+        return Err(format!("ConstantOfShape of shape {dims:?} is too large"));
+    }
+    let value = match n
+        .attribute
+        .iter()
+        .find(|a| a.name == "value")
+        .and_then(|a| a.t.as_ref())
+    {
+        Some(t) => *load(t, "value")
+            .map_err(|e| e.to_string())?
+            .data
+            .first()
+            .ok_or("ConstantOfShape's value is empty")?,
+        None => 0.0,
+    };
+    Ok(Tensor::filled(dims, value))
+}
+
 /// Attribute accessors that name the node and attribute on error.
 struct Attrs<'a> {
     map: &'a BTreeMap<String, Attr>,
@@ -705,7 +736,19 @@ impl Model {
                 used_names.insert(name.clone());
             }
             let mut op = parse_op(&n.op_type, &n.domain, &attributes, opset);
-            if op == Op::Constant {
+            // ConstantOfShape of a constant shape is a constant: folded here, like Constant.
+            if n.op_type == "ConstantOfShape" && (n.domain.is_empty() || n.domain == "ai.onnx") {
+                op = match constant_of_shape(n, &constants, &load) {
+                    Ok(t) => {
+                        if let Some(out) = n.output.first() {
+                            constants.insert(out.clone(), t);
+                        }
+                        Op::Constant
+                    }
+                    Err(reason) => Op::Unsupported { reason },
+                };
+            }
+            if op == Op::Constant && n.op_type == "Constant" {
                 match constant_value(n, &load) {
                     Ok(t) => {
                         if let Some(out) = n.output.first() {

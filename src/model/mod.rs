@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
@@ -43,6 +43,79 @@ pub enum Attr {
     Other(String),
 }
 
+/// An element-wise function, evaluated by the circuit through a lookup table.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableFn {
+    Sigmoid,
+    Tanh,
+    Elu { alpha: f64 },
+    Selu { alpha: f64, gamma: f64 },
+    Softplus,
+    Erf,
+    /// Square root; 0 below 0 (where ONNX gives NaN).
+    Sqrt,
+    HardSigmoid { alpha: f64, beta: f64 },
+    Sin,
+    Cos,
+    Exp,
+    Abs,
+    /// `x^p` for a constant exponent; 0 where it is not a real number.
+    Pow { p: f64 },
+    /// `1/x`, for division by a runtime tensor; 0 at 0.
+    Reciprocal,
+}
+
+impl TableFn {
+    pub fn apply(self, x: f64) -> f64 {
+        let y = match self {
+            TableFn::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            TableFn::Tanh => x.tanh(),
+            TableFn::Elu { alpha } => {
+                if x > 0.0 {
+                    x
+                } else {
+                    alpha * x.exp_m1()
+                }
+            }
+            TableFn::Selu { alpha, gamma } => {
+                gamma * if x > 0.0 { x } else { alpha * x.exp_m1() }
+            }
+            TableFn::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
+            TableFn::Erf => libm::erf(x),
+            TableFn::Sqrt => x.max(0.0).sqrt(),
+            TableFn::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
+            TableFn::Sin => x.sin(),
+            TableFn::Cos => x.cos(),
+            TableFn::Exp => x.exp(),
+            TableFn::Abs => x.abs(),
+            TableFn::Pow { p } => x.powf(p),
+            TableFn::Reciprocal => 1.0 / x,
+        };
+        if y.is_finite() { y } else { 0.0 }
+    }
+
+    /// The ONNX op this table stands for.
+    pub fn name(self) -> &'static str {
+        match self {
+            TableFn::Sigmoid => "Sigmoid",
+            TableFn::Tanh => "Tanh",
+            TableFn::Elu { .. } => "Elu",
+            TableFn::Selu { .. } => "Selu",
+            TableFn::Softplus => "Softplus",
+            TableFn::Erf => "Erf",
+            TableFn::Sqrt => "Sqrt",
+            TableFn::HardSigmoid { .. } => "HardSigmoid",
+            TableFn::Sin => "Sin",
+            TableFn::Cos => "Cos",
+            TableFn::Exp => "Exp",
+            TableFn::Abs => "Abs",
+            TableFn::Pow { .. } => "Pow",
+            TableFn::Reciprocal => "Reciprocal",
+        }
+    }
+}
+
 /// The ops the quantizer and circuit compiler understand, with their attributes parsed.
 /// Anything else is `Unsupported` and named by the preflight.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -64,6 +137,12 @@ pub enum Op {
     },
     Sigmoid,
     Tanh,
+    /// An element-wise function through a lookup table (Elu, Erf, Sqrt, Sin, …).
+    Unary(TableFn),
+    /// Pow with a constant exponent.
+    Pow,
+    /// Div: by a constant, or by a runtime tensor (through a reciprocal table).
+    Div,
     Conv {
         kernel_shape: Option<Vec<usize>>,
         strides: Vec<usize>,
@@ -477,6 +556,27 @@ fn parse_op(op_type: &str, domain: &str, attrs: &BTreeMap<String, Attr>, opset: 
                 alpha: a.float("alpha", 0.01),
             },
             "Sigmoid" => Op::Sigmoid,
+            "Elu" => Op::Unary(TableFn::Elu {
+                alpha: a.float("alpha", 1.0),
+            }),
+            "Selu" => Op::Unary(TableFn::Selu {
+                alpha: a.float("alpha", 1.673_263_192_176_818_8),
+                gamma: a.float("gamma", 1.050_701_022_148_132_3),
+            }),
+            "Softplus" => Op::Unary(TableFn::Softplus),
+            "Erf" => Op::Unary(TableFn::Erf),
+            "Sqrt" => Op::Unary(TableFn::Sqrt),
+            "HardSigmoid" => Op::Unary(TableFn::HardSigmoid {
+                alpha: a.float("alpha", 0.2),
+                beta: a.float("beta", 0.5),
+            }),
+            "Sin" => Op::Unary(TableFn::Sin),
+            "Cos" => Op::Unary(TableFn::Cos),
+            "Exp" => Op::Unary(TableFn::Exp),
+            "Abs" => Op::Unary(TableFn::Abs),
+            "Reciprocal" => Op::Unary(TableFn::Reciprocal),
+            "Pow" => Op::Pow,
+            "Div" => Op::Div,
             "Tanh" => Op::Tanh,
             "Conv" => {
                 let kernel_shape = a.usizes("kernel_shape")?;
@@ -831,6 +931,9 @@ impl Model {
                     if n.inputs.len() == 2 && runtime(&n.inputs[0]) && runtime(&n.inputs[1]) =>
                 {
                     Some("MatMul of two runtime tensors is not supported yet".into())
+                }
+                Op::Pow if n.inputs.len() < 2 || runtime(&n.inputs[1]) => {
+                    Some("Pow with a runtime exponent is not supported".into())
                 }
                 Op::ConvTranspose { .. }
                     if n.inputs.len() < 2 || n.inputs.iter().skip(1).any(|i| runtime(i)) =>

@@ -58,22 +58,9 @@ impl Default for QuantConfig {
     }
 }
 
-/// A function evaluated through a lookup table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TableFn {
-    Sigmoid,
-    Tanh,
-}
-
-impl TableFn {
-    pub fn apply(self, x: f64) -> f64 {
-        match self {
-            TableFn::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-            TableFn::Tanh => x.tanh(),
-        }
-    }
-}
+/// The element-wise functions the circuit evaluates through lookup tables (defined with the
+/// ops they come from).
+pub use crate::model::TableFn;
 
 /// One integer operation. Shapes live on the values; the semantics of each op is its evaluator
 /// in [`eval_op`].
@@ -1439,6 +1426,41 @@ impl<'a> Lowering<'a> {
                 let x = self.value(&arg0)?;
                 self.table(x, func)
             }
+            Op::Unary(func) => {
+                let x = self.value(&arg0)?;
+                self.table(x, *func)
+            }
+            Op::Pow => {
+                let p = self.constant(&inp(1).ok_or_else(|| self.fail("no exponent"))?)?;
+                if p.len() != 1 {
+                    return Err(self.fail("a Pow exponent that is not one number"));
+                }
+                let x = self.value(&arg0)?;
+                if p.data[0] == 2.0 {
+                    // x² exactly, by the product gate.
+                    let xo = Operand::Value(x);
+                    return self.binary(&Op::Mul, xo.clone(), xo);
+                }
+                self.table(x, TableFn::Pow { p: p.data[0] })
+            }
+            Op::Div => {
+                let b_name = inp(1).ok_or_else(|| self.fail("needs two inputs"))?;
+                match self.operand(&b_name)? {
+                    // Division by a constant: a product with its reciprocal.
+                    Operand::Const(t) => {
+                        if t.data.contains(&0.0) {
+                            return Err(self.fail("division by a constant 0"));
+                        }
+                        let r = t.map(|v| 1.0 / v);
+                        self.binary(&Op::Mul, self.operand(&arg0)?, Operand::Const(r))
+                    }
+                    // By a runtime tensor: a product with its reciprocal from a table.
+                    Operand::Value(b) => {
+                        let r = self.table(b, TableFn::Reciprocal)?;
+                        self.binary(&Op::Mul, self.operand(&arg0)?, r)
+                    }
+                }
+            }
             Op::AveragePool {
                 kernel_shape,
                 strides: st,
@@ -2210,7 +2232,8 @@ impl<'a> Lowering<'a> {
         let bound = (reach * 2f64.powi(t)).ceil() as i64;
         if 2 * bound + 1 > 1i64 << self.cfg.table_bits {
             return Err(self.fail(format!(
-                "inputs reach ±{max_abs:.3}, too wide for a {func:?} table of 2^{} entries",
+                "inputs reach ±{max_abs:.3}, too wide for a {} table of 2^{} entries",
+                func.name(),
                 self.cfg.table_bits
             )));
         }

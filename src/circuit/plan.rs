@@ -14,7 +14,7 @@ use super::Visibility;
 use super::chips::fe;
 use super::commit;
 
-use crate::quantize::{QOp, QuantizedModel, TableFn, rescale, table_entry};
+use crate::quantize::{QOp, QuantizedModel, TableFn, matmul_offsets, rescale, table_entry};
 use crate::tensor::{Tensor, Window, broadcast_index_map, for_each_index, numel};
 
 pub type CellId = usize;
@@ -696,6 +696,28 @@ impl Builder<'_> {
                 out
             }
             QOp::Reshape => self.value_cells(n.inputs[0])?,
+            QOp::MatMul {
+                batch,
+                m,
+                k,
+                n: cols,
+            } => {
+                let a = self.value_cells(n.inputs[0])?;
+                let b = self.value_cells(n.inputs[1])?;
+                let mut out = Vec::with_capacity(batch * m * cols);
+                for t in 0..*batch {
+                    let (ao, bo) = matmul_offsets(t, a.len(), b.len(), *m, *k, *cols);
+                    for i in 0..*m {
+                        for j in 0..*cols {
+                            let terms = (0..*k)
+                                .map(|l| (self.mul(a[ao + i * k + l], b[bo + l * cols + j]), 1))
+                                .collect();
+                            out.push(self.dot(terms, 0));
+                        }
+                    }
+                }
+                out
+            }
             QOp::Gather { index, fill } => {
                 let x = self.value_cells(n.inputs[0])?;
                 let mut fill_cell = None;

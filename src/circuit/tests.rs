@@ -736,3 +736,38 @@ fn gather_rewires_and_fills_with_one_constant() {
     let gather_rows = c.info.rows_per_node[2].rows;
     assert_eq!(gather_rows, 1, "only the fill constant takes a row");
 }
+
+#[test]
+fn matmul_of_two_runtime_tensors() {
+    // [2, 2, 3] × [3, 2] (the right operand used for both batches): products by the mul gate,
+    // sums by dot rows.
+    let qm = graph(
+        &[vec![2, 2, 3], vec![3, 2]],
+        vec![(
+            QOp::MatMul {
+                batch: 2,
+                m: 2,
+                k: 3,
+                n: 2,
+            },
+            vec![0, 1],
+            vec![2, 2, 2],
+        )],
+        &[2],
+    );
+    let a = vec![1, -2, 3, 0, 4, -1, 2, 2, -3, 5, 0, 1];
+    let b = vec![3, -1, 0, 2, -2, 4];
+    let c = assert_sound(&qm, &[a.clone(), b.clone()], 6);
+    let inst = c.circuit.instance().unwrap();
+    let n_in = c.info.public_inputs;
+    for t in 0..2 {
+        for i in 0..2 {
+            for j in 0..2 {
+                let want: i128 = (0..3)
+                    .map(|l| (a[t * 6 + i * 3 + l] * b[l * 2 + j]) as i128)
+                    .sum();
+                assert_eq!(inst[n_in + t * 4 + i * 2 + j], chips::fe(want));
+            }
+        }
+    }
+}

@@ -49,21 +49,37 @@ pub enum Attr {
 pub enum TableFn {
     Sigmoid,
     Tanh,
-    Elu { alpha: f64 },
-    Selu { alpha: f64, gamma: f64 },
+    Elu {
+        alpha: f64,
+    },
+    Selu {
+        alpha: f64,
+        gamma: f64,
+    },
     Softplus,
     Erf,
     /// Square root; 0 below 0 (where ONNX gives NaN).
     Sqrt,
-    HardSigmoid { alpha: f64, beta: f64 },
+    HardSigmoid {
+        alpha: f64,
+        beta: f64,
+    },
     Sin,
     Cos,
     Exp,
     Abs,
     /// `x^p` for a constant exponent; 0 where it is not a real number.
-    Pow { p: f64 },
+    Pow {
+        p: f64,
+    },
     /// `1/x`, for division by a runtime tensor; 0 at 0.
     Reciprocal,
+    Tan,
+    /// Acos and Asin: 0 outside [-1, 1] (where ONNX gives NaN).
+    Acos,
+    Asin,
+    Atan,
+    Sign,
 }
 
 impl TableFn {
@@ -78,9 +94,7 @@ impl TableFn {
                     alpha * x.exp_m1()
                 }
             }
-            TableFn::Selu { alpha, gamma } => {
-                gamma * if x > 0.0 { x } else { alpha * x.exp_m1() }
-            }
+            TableFn::Selu { alpha, gamma } => gamma * if x > 0.0 { x } else { alpha * x.exp_m1() },
             TableFn::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
             TableFn::Erf => libm::erf(x),
             TableFn::Sqrt => x.max(0.0).sqrt(),
@@ -91,6 +105,19 @@ impl TableFn {
             TableFn::Abs => x.abs(),
             TableFn::Pow { p } => x.powf(p),
             TableFn::Reciprocal => 1.0 / x,
+            TableFn::Tan => x.tan(),
+            TableFn::Acos => x.acos(),
+            TableFn::Asin => x.asin(),
+            TableFn::Atan => x.atan(),
+            TableFn::Sign => {
+                if x > 0.0 {
+                    1.0
+                } else if x < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                }
+            }
         };
         if y.is_finite() { y } else { 0.0 }
     }
@@ -112,6 +139,11 @@ impl TableFn {
             TableFn::Abs => "Abs",
             TableFn::Pow { .. } => "Pow",
             TableFn::Reciprocal => "Reciprocal",
+            TableFn::Tan => "Tan",
+            TableFn::Acos => "Acos",
+            TableFn::Asin => "Asin",
+            TableFn::Atan => "Atan",
+            TableFn::Sign => "Sign",
         }
     }
 }
@@ -141,6 +173,14 @@ pub enum Op {
     Unary(TableFn),
     /// Pow with a constant exponent.
     Pow,
+    Neg,
+    /// PRelu with a constant slope.
+    PRelu,
+    /// Softmax over `axis` (before opset 13: over all axes from `axis` on, `flatten`).
+    Softmax {
+        axis: i64,
+        flatten: bool,
+    },
     /// Div: by a constant, or by a runtime tensor (through a reciprocal table).
     Div,
     Conv {
@@ -575,6 +615,17 @@ fn parse_op(op_type: &str, domain: &str, attrs: &BTreeMap<String, Attr>, opset: 
             "Exp" => Op::Unary(TableFn::Exp),
             "Abs" => Op::Unary(TableFn::Abs),
             "Reciprocal" => Op::Unary(TableFn::Reciprocal),
+            "Tan" => Op::Unary(TableFn::Tan),
+            "Acos" => Op::Unary(TableFn::Acos),
+            "Asin" => Op::Unary(TableFn::Asin),
+            "Atan" => Op::Unary(TableFn::Atan),
+            "Sign" => Op::Unary(TableFn::Sign),
+            "Neg" => Op::Neg,
+            "PRelu" => Op::PRelu,
+            "Softmax" => Op::Softmax {
+                axis: a.int("axis", if opset < 13 { 1 } else { -1 }),
+                flatten: opset < 13,
+            },
             "Pow" => Op::Pow,
             "Div" => Op::Div,
             "Tanh" => Op::Tanh,
@@ -927,10 +978,8 @@ impl Model {
                 Op::Gemm { .. } if n.inputs.len() > 2 && runtime(&n.inputs[2]) => {
                     Some("Gemm with a runtime C operand is not supported yet".into())
                 }
-                Op::MatMul
-                    if n.inputs.len() == 2 && runtime(&n.inputs[0]) && runtime(&n.inputs[1]) =>
-                {
-                    Some("MatMul of two runtime tensors is not supported yet".into())
+                Op::PRelu if n.inputs.len() < 2 || runtime(&n.inputs[1]) => {
+                    Some("PRelu with a runtime slope is not supported".into())
                 }
                 Op::Pow if n.inputs.len() < 2 || runtime(&n.inputs[1]) => {
                     Some("Pow with a runtime exponent is not supported".into())

@@ -156,6 +156,15 @@ pub enum QOp {
     Concat {
         axis: usize,
     },
+    /// Product of two runtime tensors: `batch` products `[m, k] × [k, n]` over the leading axes
+    /// (an operand with a single matrix is used for every batch); the scale is the sum of the
+    /// operands'.
+    MatMul {
+        batch: usize,
+        m: usize,
+        k: usize,
+        n: usize,
+    },
     /// Pure rewiring: output element i is input element `index[i]`, or `fill` where the index is
     /// negative (Pad, Slice, Gather, Resize, Tile, Expand).
     Gather {
@@ -188,6 +197,7 @@ impl QOp {
             QOp::Transpose { .. } => "transpose",
             QOp::Concat { .. } => "concat",
             QOp::Gather { .. } => "gather",
+            QOp::MatMul { .. } => "matmul",
         }
     }
 }
@@ -522,6 +532,27 @@ pub fn eval_op(
             .reshaped(out_shape.to_vec()),
         QOp::Transpose { perm } => x.ok_or("transpose needs an input")?.transpose(perm),
         QOp::Concat { axis } => concat(inputs, *axis),
+        QOp::MatMul { batch, m, k, n } => {
+            let (a, b) = match inputs {
+                [a, b] => (a, b),
+                _ => return Err("matmul needs two inputs".into()),
+            };
+            let mut data = Vec::with_capacity(batch * m * n);
+            for t in 0..*batch {
+                let (ao, bo) = matmul_offsets(t, a.len(), b.len(), *m, *k, *n);
+                for i in 0..*m {
+                    for j in 0..*n {
+                        let acc: i128 = (0..*k)
+                            .map(|l| {
+                                a.data[ao + i * k + l] as i128 * b.data[bo + l * n + j] as i128
+                            })
+                            .sum();
+                        data.push(to_i64(acc, "a matrix product")?);
+                    }
+                }
+            }
+            Tensor::new(out_shape.to_vec(), data)
+        }
         QOp::Gather { index, fill } => {
             let x = x.ok_or("gather needs an input")?;
             let data = index
@@ -719,7 +750,7 @@ impl QuantizedModel {
             let out = shape(n.output);
             let arity = match &n.op {
                 QOp::Input { .. } | QOp::Const { .. } => 0,
-                QOp::Add | QOp::Sub | QOp::Mul => 2,
+                QOp::Add | QOp::Sub | QOp::Mul | QOp::MatMul { .. } => 2,
                 QOp::Concat { .. } => n.inputs.len().max(1),
                 _ => 1,
             };
@@ -795,6 +826,19 @@ impl QuantizedModel {
                 }
                 QOp::Gather { index, .. } => {
                     index.len() == numel(out) && index.iter().all(|&i| i < numel(x) as i64)
+                }
+                QOp::MatMul {
+                    batch,
+                    m,
+                    k,
+                    n: cols,
+                } => {
+                    let one_or = |len: usize, per: usize| len == per || len == batch * per;
+                    one_or(numel(x), m * k)
+                        && n.inputs
+                            .get(1)
+                            .is_some_and(|&b| one_or(numel(shape(b)), k * cols))
+                        && numel(out) == batch * m * cols
                 }
                 QOp::Concat { axis } => {
                     *axis < out.len()
@@ -1215,7 +1259,42 @@ impl<'a> Lowering<'a> {
                         }
                         Ok(Operand::Const(float_matmul(&a, &b)))
                     }
-                    _ => Err(self.fail("MatMul of two runtime tensors is not supported yet")),
+                    (Operand::Value(a), Operand::Value(b)) => {
+                        let (sa, sb) = (self.shape(a), self.shape(b));
+                        if sa.len() < 2 || sb.len() < 2 {
+                            return Err(self.fail(format!(
+                                "MatMul of runtime tensors {sa:?} × {sb:?} needs rank ≥ 2"
+                            )));
+                        }
+                        let (m, k) = (sa[sa.len() - 2], sa[sa.len() - 1]);
+                        let (k2, n) = (sb[sb.len() - 2], sb[sb.len() - 1]);
+                        let (ba, bb) = (&sa[..sa.len() - 2], &sb[..sb.len() - 2]);
+                        // Leading axes: equal, or one side a single matrix.
+                        let lead = if numel(ba) == 1 && ba.len() <= bb.len() {
+                            bb.to_vec()
+                        } else if (numel(bb) == 1 && bb.len() <= ba.len()) || ba == bb {
+                            ba.to_vec()
+                        } else {
+                            return Err(self.fail(format!(
+                                "MatMul of runtime tensors {sa:?} × {sb:?}: leading axes must match"
+                            )));
+                        };
+                        if k != k2 {
+                            return Err(
+                                self.fail(format!("MatMul shapes {sa:?} × {sb:?} do not match"))
+                            );
+                        }
+                        let mut out = lead.clone();
+                        out.extend([m, n]);
+                        let sc = self.scale_of(a) + self.scale_of(b);
+                        let op = QOp::MatMul {
+                            batch: numel(&lead),
+                            m,
+                            k,
+                            n,
+                        };
+                        Ok(Operand::Value(self.push(op, vec![a, b], out, sc)?))
+                    }
                 }
             }
             Op::Conv {
@@ -1429,6 +1508,57 @@ impl<'a> Lowering<'a> {
             Op::Unary(func) => {
                 let x = self.value(&arg0)?;
                 self.table(x, *func)
+            }
+            Op::Neg => {
+                let minus = Operand::Const(Tensor::new(vec![], vec![-1.0]));
+                self.binary(&Op::Mul, self.operand(&arg0)?, minus)
+            }
+            Op::PRelu => {
+                // max(x, 0) + slope·min(x, 0), with min(x, 0) = x − max(x, 0).
+                let slope = self.constant(&inp(1).ok_or_else(|| self.fail("no slope"))?)?;
+                let x = self.value(&arg0)?;
+                let (sh, sc) = (self.shape(x), self.scale_of(x));
+                let r = self.push(QOp::Relu, vec![x], sh, sc)?;
+                let neg = self.binary(&Op::Sub, Operand::Value(x), Operand::Value(r))?;
+                let scaled = match self.binary(&Op::Mul, neg, Operand::Const(slope))? {
+                    Operand::Value(v) => Operand::Value(self.rescale_to(v, sc)?),
+                    c => c,
+                };
+                self.binary(&Op::Add, Operand::Value(r), scaled)
+            }
+            Op::Softmax { axis, flatten } => {
+                // exp(x − max) / Σ exp(x − max): max and sum over the axes, exp and the
+                // reciprocal of the sum through tables, one product.
+                let x = self.value(&arg0)?;
+                let xs = self.shape(x);
+                let a = axis_index(*axis, xs.len()).map_err(|e| self.fail(e))?;
+                let axes: Vec<usize> = if *flatten {
+                    (a..xs.len()).collect()
+                } else {
+                    vec![a]
+                };
+                let sc = self.scale_of(x);
+                let m = self.push(
+                    QOp::ReduceMax {
+                        axes: axes.clone(),
+                        keepdims: true,
+                        min: false,
+                    },
+                    vec![x],
+                    reduced_shape(&xs, &axes, true),
+                    sc,
+                )?;
+                let d = match self.binary(&Op::Sub, Operand::Value(x), Operand::Value(m))? {
+                    Operand::Value(v) => v,
+                    _ => return Err(self.fail("softmax of a constant")),
+                };
+                let e = match self.table(d, TableFn::Exp)? {
+                    Operand::Value(v) => v,
+                    _ => return Err(self.fail("softmax of a constant")),
+                };
+                let (sum, _) = self.reduce_sum(e, &axes, true)?;
+                let r = self.table(sum, TableFn::Reciprocal)?;
+                self.binary(&Op::Mul, Operand::Value(e), r)
             }
             Op::Pow => {
                 let p = self.constant(&inp(1).ok_or_else(|| self.fail("no exponent"))?)?;
@@ -2275,6 +2405,21 @@ fn index_map(
         index.push(off);
     });
     index
+}
+
+/// Where batch `t` of a batched matrix product starts in each operand (of `a_len` and `b_len`
+/// elements): an operand holding a single matrix is used for every batch.
+pub fn matmul_offsets(
+    t: usize,
+    a_len: usize,
+    b_len: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+) -> (usize, usize) {
+    let ao = if a_len == m * k { 0 } else { t * m * k };
+    let bo = if b_len == k * n { 0 } else { t * k * n };
+    (ao, bo)
 }
 
 /// The shape of a reduction over `axes`: those axes become 1, or go with `keepdims` false.

@@ -8,7 +8,15 @@ use zkreceipt::model::{Model, input::load_input};
 use zkreceipt::quantize::{QuantConfig, quantize, report::analyze};
 
 /// Models of the corpus the chain supports today; a drop is a regression.
-const SUPPORTED_AT_LEAST: usize = 60;
+const SUPPORTED_AT_LEAST: usize = 62;
+
+/// Models whose quantization error is inherently above 2e-3 at the default scale (2^12), with
+/// the bound asserted instead and why.
+const WIDER_QUANTIZATION_ERROR: &[(&str, f64, &str)] = &[(
+    "1l_instance_norm",
+    1e-2,
+    "inputs of standard deviation 0.027: normalizing amplifies the 2^-12 input step 37 times",
+)];
 
 fn examples(dir: &std::path::Path) -> Vec<serde_json::Value> {
     census(dir)["examples"].as_array().unwrap().clone()
@@ -88,8 +96,12 @@ fn float_parity_and_quantized_error_on_supported_models() {
                 o.name
             );
             let q = max_scaled_diff(&o.quantized, &reference);
+            let bound = WIDER_QUANTIZATION_ERROR
+                .iter()
+                .find(|(n, ..)| *n == name)
+                .map_or(2e-3, |&(_, b, _)| b);
             assert!(
-                q <= 2e-3,
+                q <= bound,
                 "{name}/{}: quantized output off by {q:e}",
                 o.name
             );

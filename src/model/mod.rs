@@ -75,6 +75,8 @@ pub enum TableFn {
     /// `1/x`, for division by a runtime tensor; 0 at 0.
     Reciprocal,
     Tan,
+    /// `1/√x` for normalizations; 0 at or below 0.
+    Rsqrt,
     /// Acos and Asin: 0 outside [-1, 1] (where ONNX gives NaN).
     Acos,
     Asin,
@@ -105,6 +107,7 @@ impl TableFn {
             TableFn::Abs => x.abs(),
             TableFn::Pow { p } => x.powf(p),
             TableFn::Reciprocal => 1.0 / x,
+            TableFn::Rsqrt => 1.0 / x.sqrt(),
             TableFn::Tan => x.tan(),
             TableFn::Acos => x.acos(),
             TableFn::Asin => x.asin(),
@@ -139,6 +142,7 @@ impl TableFn {
             TableFn::Abs => "Abs",
             TableFn::Pow { .. } => "Pow",
             TableFn::Reciprocal => "Reciprocal",
+            TableFn::Rsqrt => "Rsqrt",
             TableFn::Tan => "Tan",
             TableFn::Acos => "Acos",
             TableFn::Asin => "Asin",
@@ -174,6 +178,13 @@ pub enum Op {
     /// Pow with a constant exponent.
     Pow,
     Neg,
+    /// LayerNormalization over the axes from `axis` on (`instance`: InstanceNormalization, over
+    /// the spatial axes, scale and bias per channel).
+    Normalization {
+        axis: i64,
+        epsilon: f64,
+        instance: bool,
+    },
     /// PRelu with a constant slope.
     PRelu,
     /// Softmax over `axis` (before opset 13: over all axes from `axis` on, `flatten`).
@@ -621,6 +632,21 @@ fn parse_op(op_type: &str, domain: &str, attrs: &BTreeMap<String, Attr>, opset: 
             "Atan" => Op::Unary(TableFn::Atan),
             "Sign" => Op::Unary(TableFn::Sign),
             "Neg" => Op::Neg,
+            "LayerNormalization" => {
+                if a.int("stash_type", 1) != 1 {
+                    return Err("LayerNormalization stash_type other than float".into());
+                }
+                Op::Normalization {
+                    axis: a.int("axis", -1),
+                    epsilon: a.float("epsilon", 1e-5),
+                    instance: false,
+                }
+            }
+            "InstanceNormalization" => Op::Normalization {
+                axis: 2,
+                epsilon: a.float("epsilon", 1e-5),
+                instance: true,
+            },
             "PRelu" => Op::PRelu,
             "Softmax" => Op::Softmax {
                 axis: a.int("axis", if opset < 13 { 1 } else { -1 }),
@@ -977,6 +1003,18 @@ impl Model {
                 ),
                 Op::Gemm { .. } if n.inputs.len() > 2 && runtime(&n.inputs[2]) => {
                     Some("Gemm with a runtime C operand is not supported yet".into())
+                }
+                Op::Normalization { .. } if n.inputs.iter().skip(1).any(|i| runtime(i)) => {
+                    Some(format!(
+                        "{} with a runtime scale or bias is not supported",
+                        n.op_type
+                    ))
+                }
+                Op::Normalization { .. } if n.outputs.iter().skip(1).any(|o| !o.is_empty()) => {
+                    Some(
+                        "LayerNormalization's mean and inverse deviation outputs are not supported"
+                            .into(),
+                    )
                 }
                 Op::PRelu if n.inputs.len() < 2 || runtime(&n.inputs[1]) => {
                     Some("PRelu with a runtime slope is not supported".into())

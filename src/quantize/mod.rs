@@ -1513,6 +1513,81 @@ impl<'a> Lowering<'a> {
                 let minus = Operand::Const(Tensor::new(vec![], vec![-1.0]));
                 self.binary(&Op::Mul, self.operand(&arg0)?, minus)
             }
+            Op::Normalization {
+                axis,
+                epsilon,
+                instance,
+            } => {
+                // (x − mean) · rsqrt(var + ε) · scale + bias: means by sums and rescales, the
+                // square and the normalizing product by the mul gate, rsqrt from a table.
+                let x = self.value(&arg0)?;
+                let xs = self.shape(x);
+                let r = xs.len();
+                let a = axis_index(*axis, r).map_err(|e| self.fail(e))?;
+                let axes: Vec<usize> = (a..r).collect();
+                let sc = self.scale_of(x);
+                let as_value = |this: &mut Self, o: Operand| -> Result<usize> {
+                    match o {
+                        Operand::Value(v) => this.rescale_to(v, sc),
+                        Operand::Const(_) => Err(this.fail("normalization of a constant")),
+                    }
+                };
+                let mean = self.mean(x, axes.clone(), true)?;
+                let d = self.binary(&Op::Sub, Operand::Value(x), mean)?;
+                let d = as_value(self, d)?;
+                // The variance is kept 4 bits finer than the activations, so the table can read
+                // it finely (rsqrt is steep for small variances): the sum of squares (scale
+                // 2·s) is divided by the count and 2^(s−4) in one rescale.
+                let sq = match self.binary(&Op::Mul, Operand::Value(d), Operand::Value(d))? {
+                    Operand::Value(v) => v,
+                    Operand::Const(_) => return Err(self.fail("normalization of a constant")),
+                };
+                let (sum, count) = self.reduce_sum(sq, &axes, true)?;
+                let sq_scale = self.scale_of(sum);
+                let fine = (sc + 4).min(sq_scale);
+                let divisor = count.max(1) << (sq_scale - fine);
+                let var_shape = self.shape(sum);
+                let var = Operand::Value(self.push(
+                    QOp::Rescale {
+                        divisor: vec![divisor],
+                    },
+                    vec![sum],
+                    var_shape,
+                    fine,
+                )?);
+                let eps = Operand::Const(Tensor::new(vec![], vec![*epsilon]));
+                let ve = match self.binary(&Op::Add, var, eps)? {
+                    Operand::Value(v) => v,
+                    Operand::Const(_) => return Err(self.fail("normalization of a constant")),
+                };
+                let inv = self.table(ve, TableFn::Rsqrt)?;
+                let y = self.binary(&Op::Mul, Operand::Value(d), inv)?;
+                let mut y = as_value(self, y)?;
+                // Scale and bias: over the normalized axes, or per channel (instance).
+                let shape_for = |t: &Tensor<f64>| -> Vec<usize> {
+                    if *instance {
+                        let mut sh = vec![t.len()];
+                        sh.extend(std::iter::repeat_n(1, r - 2));
+                        sh
+                    } else {
+                        t.shape.clone()
+                    }
+                };
+                if let Some(n) = inp(1) {
+                    let g = self.constant(&n)?;
+                    let g = g.reshaped(shape_for(&g));
+                    let o = self.binary(&Op::Mul, Operand::Value(y), Operand::Const(g))?;
+                    y = as_value(self, o)?;
+                }
+                match inp(2) {
+                    Some(n) => {
+                        let b = self.constant(&n)?;
+                        let b = b.reshaped(shape_for(&b));
+                        self.binary(&Op::Add, Operand::Value(y), Operand::Const(b))
+                    }
+                    None => Ok(Operand::Value(y)),
+                }
+            }
             Op::PRelu => {
                 // max(x, 0) + slope·min(x, 0), with min(x, 0) = x − max(x, 0).
                 let slope = self.constant(&inp(1).ok_or_else(|| self.fail("no slope"))?)?;

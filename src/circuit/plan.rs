@@ -718,6 +718,20 @@ impl Builder<'_> {
                 }
                 out
             }
+            QOp::Step { offset, one } => {
+                let x = self.value_cells(n.inputs[0])?;
+                let mut out = vec![];
+                for c in x {
+                    let v = if *offset == 0 {
+                        c
+                    } else {
+                        self.dot(vec![(c, 1)], *offset as i128)
+                    };
+                    let s = self.signed_range(v)?;
+                    out.push(self.dot(vec![(s, *one as i128)], 0));
+                }
+                out
+            }
             QOp::Gather { index, fill } => {
                 let x = self.value_cells(n.inputs[0])?;
                 let mut fill_cell = None;

@@ -771,3 +771,23 @@ fn matmul_of_two_runtime_tensors() {
         }
     }
 }
+
+#[test]
+fn step_compares_through_the_sign() {
+    // one·[x − 1 ≥ 0] (a strict comparison): the sign comes from a signed range check, so a
+    // prover cannot claim 1 for x ≤ 0 or 0 for x ≥ 1.
+    let qm = graph(
+        &[vec![4]],
+        vec![(QOp::Step { offset: -1, one: 16 }, vec![0], vec![4])],
+        &[1],
+    );
+    let c = assert_sound(&qm, &[vec![-3, 0, 1, 9]], 4);
+    let inst = c.circuit.instance().unwrap();
+    let n_in = c.info.public_inputs;
+    for (i, w) in [0, 0, 16, 16].into_iter().enumerate() {
+        assert_eq!(inst[n_in + i], chips::fe(w));
+    }
+    // Claiming "x > 0" for x = 0 has no witness.
+    let lie = inst_with_output(&c, 1, 16);
+    assert!(mock(&c.circuit, c.info.k, lie).is_err());
+}

@@ -178,6 +178,13 @@ pub enum Op {
     /// Pow with a constant exponent.
     Pow,
     Neg,
+    /// Less, Greater, LessOrEqual, GreaterOrEqual: 1.0 or 0.0.
+    Compare {
+        less: bool,
+        or_equal: bool,
+    },
+    Not,
+    Where,
     /// LayerNormalization over the axes from `axis` on (`instance`: InstanceNormalization, over
     /// the spatial axes, scale and bias per channel).
     Normalization {
@@ -632,6 +639,12 @@ fn parse_op(op_type: &str, domain: &str, attrs: &BTreeMap<String, Attr>, opset: 
             "Atan" => Op::Unary(TableFn::Atan),
             "Sign" => Op::Unary(TableFn::Sign),
             "Neg" => Op::Neg,
+            "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" => Op::Compare {
+                less: op_type.starts_with("Less"),
+                or_equal: op_type.ends_with("OrEqual"),
+            },
+            "Not" => Op::Not,
+            "Where" => Op::Where,
             "LayerNormalization" => {
                 if a.int("stash_type", 1) != 1 {
                     return Err("LayerNormalization stash_type other than float".into());

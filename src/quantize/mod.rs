@@ -156,6 +156,11 @@ pub enum QOp {
     Concat {
         axis: usize,
     },
+    /// `one` where `x + offset ≥ 0`, else 0 (comparisons; booleans are 0.0 / 1.0).
+    Step {
+        offset: i64,
+        one: i64,
+    },
     /// Product of two runtime tensors: `batch` products `[m, k] × [k, n]` over the leading axes
     /// (an operand with a single matrix is used for every batch); the scale is the sum of the
     /// operands'.
@@ -198,6 +203,7 @@ impl QOp {
             QOp::Concat { .. } => "concat",
             QOp::Gather { .. } => "gather",
             QOp::MatMul { .. } => "matmul",
+            QOp::Step { .. } => "step",
         }
     }
 }
@@ -553,6 +559,13 @@ pub fn eval_op(
             }
             Tensor::new(out_shape.to_vec(), data)
         }
+        QOp::Step { offset, one } => x.ok_or("step needs an input")?.map(|&v| {
+            if v as i128 + *offset as i128 >= 0 {
+                *one
+            } else {
+                0
+            }
+        }),
         QOp::Gather { index, fill } => {
             let x = x.ok_or("gather needs an input")?;
             let data = index
@@ -807,9 +820,11 @@ impl QuantizedModel {
                     .inputs
                     .iter()
                     .all(|&i| broadcast_shape(shape(i), out).as_deref() == Some(out)),
-                QOp::ShiftLeft { .. } | QOp::Relu | QOp::LeakyRelu { .. } | QOp::Table { .. } => {
-                    x == out
-                }
+                QOp::ShiftLeft { .. }
+                | QOp::Relu
+                | QOp::LeakyRelu { .. }
+                | QOp::Table { .. }
+                | QOp::Step { .. } => x == out,
                 QOp::Rescale { divisor } => {
                     x == out && (divisor.len() == 1 || divisor.len() == numel(out))
                 }
@@ -1508,6 +1523,58 @@ impl<'a> Lowering<'a> {
             Op::Unary(func) => {
                 let x = self.value(&arg0)?;
                 self.table(x, *func)
+            }
+            Op::Compare { less, or_equal } => {
+                // a < b ⟺ b − a − 1 ≥ 0 on integers at one scale; a ≤ b ⟺ b − a ≥ 0.
+                let b_name = inp(1).ok_or_else(|| self.fail("needs two inputs"))?;
+                let (a, b) = (self.operand(&arg0)?, self.operand(&b_name)?);
+                let diff = if *less {
+                    self.binary(&Op::Sub, b, a)?
+                } else {
+                    self.binary(&Op::Sub, a, b)?
+                };
+                match diff {
+                    Operand::Const(t) => Ok(Operand::Const(t.map(|&v| {
+                        if v > 0.0 || (*or_equal && v == 0.0) {
+                            1.0
+                        } else {
+                            0.0
+                        }
+                    }))),
+                    Operand::Value(d) => {
+                        let (sh, s) = (self.shape(d), self.s);
+                        let op = QOp::Step {
+                            offset: if *or_equal { 0 } else { -1 },
+                            one: 1i64 << s,
+                        };
+                        Ok(Operand::Value(self.push(op, vec![d], sh, s)?))
+                    }
+                }
+            }
+            Op::Not => {
+                let one = Operand::Const(Tensor::new(vec![], vec![1.0]));
+                self.binary(&Op::Sub, one, self.operand(&arg0)?)
+            }
+            Op::Where => {
+                // y + c·(x − y) with c ∈ {0, 1}.
+                let (x_name, y_name) = match (inp(1), inp(2)) {
+                    (Some(x), Some(y)) => (x, y),
+                    _ => return Err(self.fail("Where needs three inputs")),
+                };
+                let (c, x, y) = (
+                    self.operand(&arg0)?,
+                    self.operand(&x_name)?,
+                    self.operand(&y_name)?,
+                );
+                let diff = self.binary(&Op::Sub, x, y.clone())?;
+                let picked = match self.binary(&Op::Mul, c, diff)? {
+                    Operand::Value(v) => {
+                        let s = self.s;
+                        Operand::Value(self.rescale_to(v, s)?)
+                    }
+                    k => k,
+                };
+                self.binary(&Op::Add, y, picked)
             }
             Op::Neg => {
                 let minus = Operand::Const(Tensor::new(vec![], vec![-1.0]));

@@ -202,9 +202,9 @@ def test_models():
 
     # Unsupported ops, for the preflight.
     nodes = [
-        helper.make_node("Erf", ["x"], ["e"], name="my_erf"),
+        helper.make_node("Sum", ["x"], ["e"], name="my_sum"),
         helper.make_node("Relu", ["e"], ["r"], name="fine_relu"),
-        helper.make_node("Softmax", ["r"], ["y"], name="my_softmax", axis=1),
+        helper.make_node("Hardmax", ["r"], ["y"], name="my_hardmax", axis=1),
     ]
     g = helper.make_graph(nodes, "unsupported", [vi("x", [1, 4])], [vi("y", [1, 4])], [])
     save("unsupported", g, rng.uniform(-1, 1, (1, 4)), root=TESTS)

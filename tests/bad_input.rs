@@ -63,14 +63,14 @@ fn unsupported_ops_are_named_before_any_other_work() {
     assert_eq!(out.status.code(), Some(3));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("my_erf") && text.contains("my_softmax"),
+        text.contains("my_sum") && text.contains("my_hardmax"),
         "{text}"
     );
     assert!(!text.contains("✗ node `fine_relu`"));
     // `run` refuses before reading the (missing) input file.
     expect_error(
         &["run", m, "--input", "missing.json"],
-        &["my_erf", "Erf", "my_softmax", "Softmax", "2 unsupported"],
+        &["my_sum", "Sum", "my_hardmax", "Hardmax", "2 unsupported"],
     );
 }
 

@@ -547,3 +547,62 @@ fn hashed_and_private_inputs_round_trip() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("--salt"));
 }
+
+/// The receipt's shape: every key, in order, with the type of its value; the texts that do not
+/// depend on the model (schema, proof system, visibility, what is covered and not claimed) are
+/// kept verbatim. Arrays show their first element.
+fn shape(v: &Value, key: &str) -> Value {
+    const VERBATIM: [&str; 7] = [
+        "schema",
+        "system",
+        "transcript",
+        "visibility",
+        "covers",
+        "weights",
+        "not_claimed",
+    ];
+    match v {
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, x)| (k.clone(), shape(x, k))).collect())
+        }
+        _ if VERBATIM.contains(&key) => v.clone(),
+        Value::Array(a) => Value::Array(a.iter().take(1).map(|x| shape(x, key)).collect()),
+        Value::String(_) => Value::String("string".into()),
+        Value::Number(n) if n.is_f64() => Value::String("float".into()),
+        Value::Number(_) => Value::String("integer".into()),
+        Value::Bool(_) => Value::String("bool".into()),
+        Value::Null => Value::Null,
+    }
+}
+
+#[test]
+fn receipt_shape_matches_the_golden_files() {
+    // ZKRECEIPT_UPDATE_GOLDEN=1 rewrites the files (review the diff: the keys are stable, design.md §5).
+    let w = work_dir("golden");
+    for vis in ["public", "hashed", "private"] {
+        let out = w.join(vis);
+        let mut extra = vec!["--input-visibility", vis];
+        if vis == "hashed" {
+            extra.extend(["--salt", "00ff"]);
+        }
+        prove_with("digits", &out, &extra);
+        let r: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("receipt.json")).unwrap())
+                .unwrap();
+        let got = serde_json::to_string_pretty(&shape(&r, "")).unwrap() + "\n";
+        let golden = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden")
+            .join(format!("receipt-{vis}.shape.json"));
+        if std::env::var_os("ZKRECEIPT_UPDATE_GOLDEN").is_some() {
+            std::fs::write(&golden, &got).unwrap();
+        }
+        let want = std::fs::read_to_string(&golden)
+            .unwrap_or_else(|e| panic!("{}: {e}", golden.display()));
+        assert_eq!(
+            got,
+            want,
+            "receipt shape ({vis}) differs from {}",
+            golden.display()
+        );
+    }
+}

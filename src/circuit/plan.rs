@@ -324,8 +324,10 @@ impl Builder<'_> {
         if let Some(v) = v
             && (v < 0 || v >= 1i128 << n)
         {
+            let need = 128 - (v + c).unsigned_abs().leading_zeros() + 1;
             return Err(self.err(format!(
-                "value {} is outside the {n}-bit range the circuit checks",
+                "value {} is outside the {n}-bit range the circuit checks (it needs {need} \
+                 signed bits: raise --activation-bits or lower --scale)",
                 v + c
             )));
         }
@@ -676,8 +678,12 @@ impl Builder<'_> {
                 for c in x {
                     let v = match self.val(c) {
                         Some(v) if v < *lo as i128 || v > *hi as i128 => {
+                            let reach = v.unsigned_abs() as f64 / 2f64.powi(*in_scale);
                             return Err(self.err(format!(
-                                "input {v} is outside the table range [{lo}, {hi}]"
+                                "input {v} is outside the table range [{lo}, {hi}] \
+                                 ({} table at scale 2^{in_scale}: it needs to reach ±{reach:.3}; \
+                                 calibrate with an input that reaches this far)",
+                                func.name()
                             )));
                         }
                         Some(v) => {

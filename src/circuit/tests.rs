@@ -778,7 +778,14 @@ fn step_compares_through_the_sign() {
     // prover cannot claim 1 for x ≤ 0 or 0 for x ≥ 1.
     let qm = graph(
         &[vec![4]],
-        vec![(QOp::Step { offset: -1, one: 16 }, vec![0], vec![4])],
+        vec![(
+            QOp::Step {
+                offset: -1,
+                one: 16,
+            },
+            vec![0],
+            vec![4],
+        )],
         &[1],
     );
     let c = assert_sound(&qm, &[vec![-3, 0, 1, 9]], 4);

@@ -161,6 +161,17 @@ pub fn broadcast_index_map(from: &[usize], target: &[usize]) -> Vec<usize> {
     map
 }
 
+/// A reduction over `axes` of a tensor of `shape`: for each element, the index of the output
+/// element (of the shape with those axes set to 1) it goes into, and the number of outputs.
+pub fn reduction_map(shape: &[usize], axes: &[usize]) -> (Vec<usize>, usize) {
+    let keep: Vec<usize> = shape
+        .iter()
+        .enumerate()
+        .map(|(d, &n)| if axes.contains(&d) { 1 } else { n })
+        .collect();
+    (broadcast_index_map(&keep, shape), numel(&keep))
+}
+
 /// Element-wise binary op with numpy broadcasting; None when the shapes are incompatible.
 pub fn zip_broadcast<A: Clone, B: Clone, C>(
     a: &Tensor<A>,

@@ -15,7 +15,7 @@ use super::chips::fe;
 use super::commit;
 
 use crate::quantize::{QOp, QuantizedModel, TableFn, matmul_offsets, rescale, table_entry};
-use crate::tensor::{Tensor, Window, broadcast_index_map, for_each_index, numel};
+use crate::tensor::{Tensor, Window, broadcast_index_map, for_each_index, numel, reduction_map};
 
 pub type CellId = usize;
 
@@ -565,34 +565,13 @@ impl Builder<'_> {
                 }
                 out
             }
-            QOp::ReduceSum { axes, .. } => {
-                let x = self.value_cells(n.inputs[0])?;
-                let xs = self.shape(n.inputs[0]).to_vec();
-                let keep: Vec<usize> = xs
-                    .iter()
-                    .enumerate()
-                    .map(|(d, &s)| if axes.contains(&d) { 1 } else { s })
-                    .collect();
-                let map = broadcast_index_map(&keep, &xs);
-                let mut groups: Vec<Vec<(CellId, i128)>> = vec![vec![]; numel(&keep)];
-                for (i, &c) in x.iter().enumerate() {
-                    groups[map[i]].push((c, 1));
-                }
-                groups.into_iter().map(|g| self.dot(g, 0)).collect()
-            }
+            QOp::ReduceSum { axes, .. } => self
+                .reduction_groups(n.inputs[0], axes)?
+                .into_iter()
+                .map(|g| self.dot(g.into_iter().map(|c| (c, 1)).collect(), 0))
+                .collect(),
             QOp::ReduceMax { axes, min, .. } => {
-                let x = self.value_cells(n.inputs[0])?;
-                let xs = self.shape(n.inputs[0]).to_vec();
-                let keep: Vec<usize> = xs
-                    .iter()
-                    .enumerate()
-                    .map(|(d, &s)| if axes.contains(&d) { 1 } else { s })
-                    .collect();
-                let map = broadcast_index_map(&keep, &xs);
-                let mut groups: Vec<Vec<CellId>> = vec![vec![]; numel(&keep)];
-                for (i, &c) in x.iter().enumerate() {
-                    groups[map[i]].push(c);
-                }
+                let groups = self.reduction_groups(n.inputs[0], axes)?;
                 let min = *min;
                 groups
                     .iter()
@@ -815,6 +794,17 @@ impl Builder<'_> {
 
     /// `m = max(v_i)`: every `m − v_i` is range-checked non-negative and their product is zero,
     /// so m is one of them.
+    /// The cells of value `v`, grouped by the output element of a reduction over `axes`.
+    fn reduction_groups(&mut self, v: usize, axes: &[usize]) -> PResult<Vec<Vec<CellId>>> {
+        let x = self.value_cells(v)?;
+        let (map, outs) = reduction_map(self.shape(v), axes);
+        let mut groups = vec![vec![]; outs];
+        for (i, c) in x.into_iter().enumerate() {
+            groups[map[i]].push(c);
+        }
+        Ok(groups)
+    }
+
     fn max(&mut self, w: &[CellId]) -> PResult<CellId> {
         self.extreme(w, false)
     }

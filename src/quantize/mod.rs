@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result, Unsupported};
 use crate::model::{FloatRun, Model, Node, Op};
 use crate::tensor::{
-    Tensor, Window, broadcast_index_map, broadcast_shape, for_each_index, numel, strides,
-    zip_broadcast,
+    Tensor, Window, broadcast_index_map, broadcast_shape, for_each_index, numel, reduction_map,
+    strides, zip_broadcast,
 };
 
 pub mod report;
@@ -492,14 +492,8 @@ pub fn eval_op(
         )?,
         QOp::ReduceMax { axes, min, .. } => {
             let x = x.ok_or("reduce needs an input")?;
-            let keep: Vec<usize> = x
-                .shape
-                .iter()
-                .enumerate()
-                .map(|(d, &n)| if axes.contains(&d) { 1 } else { n })
-                .collect();
-            let map = broadcast_index_map(&keep, &x.shape);
-            let mut acc: Vec<Option<i64>> = vec![None; numel(&keep)];
+            let (map, outs) = reduction_map(&x.shape, axes);
+            let mut acc: Vec<Option<i64>> = vec![None; outs];
             for (i, &v) in x.data.iter().enumerate() {
                 let a = &mut acc[map[i]];
                 *a = Some(match *a {
@@ -516,14 +510,8 @@ pub fn eval_op(
         }
         QOp::ReduceSum { axes, .. } => {
             let x = x.ok_or("reduce needs an input")?;
-            let keep: Vec<usize> = x
-                .shape
-                .iter()
-                .enumerate()
-                .map(|(d, &n)| if axes.contains(&d) { 1 } else { n })
-                .collect();
-            let map = broadcast_index_map(&keep, &x.shape);
-            let mut acc = vec![0i128; numel(&keep)];
+            let (map, outs) = reduction_map(&x.shape, axes);
+            let mut acc = vec![0i128; outs];
             for (i, &v) in x.data.iter().enumerate() {
                 acc[map[i]] += v as i128;
             }

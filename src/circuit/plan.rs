@@ -14,7 +14,9 @@ use super::Visibility;
 use super::chips::fe;
 use super::commit;
 
-use crate::quantize::{QOp, QuantizedModel, TableFn, matmul_offsets, rescale, table_entry};
+use crate::quantize::{
+    INTERP_FINE_BITS, QOp, QuantizedModel, TableFn, matmul_offsets, rescale, table_entry,
+};
 use crate::tensor::{Tensor, Window, broadcast_index_map, for_each_index, numel, reduction_map};
 
 pub type CellId = usize;
@@ -74,6 +76,12 @@ pub struct TableSpec {
     pub out_scale: i32,
     pub lo: i64,
     pub hi: i64,
+    /// With `step_bits` b, entry q holds f at `(q + next)·2^b` (the points of an interpolated
+    /// table); 0 for an exact table.
+    #[serde(default)]
+    pub step_bits: u32,
+    #[serde(default)]
+    pub next: bool,
 }
 
 impl TableSpec {
@@ -86,7 +94,13 @@ impl TableSpec {
     }
 
     pub fn rows(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
-        (self.lo..=self.hi).map(|x| (x, table_entry(self.func, x, self.in_scale, self.out_scale)))
+        let at = |x: i64| (x + i64::from(self.next)) << self.step_bits;
+        (self.lo..=self.hi).map(move |x| {
+            (
+                x,
+                table_entry(self.func, at(x), self.in_scale, self.out_scale),
+            )
+        })
     }
 }
 
@@ -631,27 +645,16 @@ impl Builder<'_> {
                 lo,
                 hi,
             } => {
-                let spec = TableSpec {
+                let id = self.table_id(TableSpec {
                     id: 0,
                     func: *func,
                     in_scale: *in_scale,
                     out_scale: *out_scale,
                     lo: *lo,
                     hi: *hi,
-                };
-                let id = match self.tables.iter().find(|t| {
-                    TableSpec {
-                        id: 0,
-                        ..(*t).clone()
-                    } == spec
-                }) {
-                    Some(t) => t.id,
-                    None => {
-                        let id = self.tables.len() as u64 + 1;
-                        self.tables.push(TableSpec { id, ..spec.clone() });
-                        id
-                    }
-                };
+                    step_bits: 0,
+                    next: false,
+                });
                 let x = self.value_cells(n.inputs[0])?;
                 let mut out = vec![];
                 for c in x {
@@ -677,6 +680,77 @@ impl Builder<'_> {
                         out: o,
                     });
                     out.push(o);
+                }
+                out
+            }
+            QOp::Interp {
+                func,
+                in_scale,
+                out_scale,
+                lo,
+                hi,
+                step_bits,
+            } => {
+                // x = q·2^b + r; A, B = the (finer) table at q and q + 1 (two lookups, which also
+                // bound q); y = rescale(A·2^b + (B − A)·r, 2^(b+e)).
+                let b = *step_bits;
+                let step = 1i64 << b;
+                let fine = *out_scale + INTERP_FINE_BITS;
+                let spec = |next| TableSpec {
+                    id: 0,
+                    func: *func,
+                    in_scale: *in_scale,
+                    out_scale: fine,
+                    lo: lo.div_euclid(step),
+                    hi: hi.div_euclid(step),
+                    step_bits: b,
+                    next,
+                };
+                let (ia, ib) = (self.table_id(spec(false)), self.table_id(spec(true)));
+                let x = self.value_cells(n.inputs[0])?;
+                let mut out = vec![];
+                for c in x {
+                    let v = self.val(c);
+                    if let Some(v) = v
+                        && (v < *lo as i128 || v > *hi as i128)
+                    {
+                        let reach = v.unsigned_abs() as f64 / 2f64.powi(*in_scale);
+                        return Err(self.err(format!(
+                            "input {v} is outside the table range [{lo}, {hi}] ({} table at \
+                             scale 2^{in_scale}: it needs to reach ±{reach:.3}; calibrate with \
+                             an input that reaches this far)",
+                            func.name()
+                        )));
+                    }
+                    let qv = v.map(|v| v.div_euclid(step as i128));
+                    let q = self.cell(qv);
+                    let (r, _) = self.digits(v.map(|v| v.rem_euclid(step as i128)), b, 0, false)?;
+                    let chk = self.dot(vec![(q, step as i128), (r, 1)], 0);
+                    self.equal(chk, c);
+                    let entry = |next: i128| {
+                        qv.map(|q| {
+                            table_entry(*func, ((q + next) * step as i128) as i64, *in_scale, fine)
+                                as i128
+                        })
+                    };
+                    let (av, bv) = (entry(0), entry(1));
+                    let a = self.cell(av);
+                    self.push(Step::Lookup {
+                        table: ia,
+                        x: q,
+                        out: a,
+                    });
+                    let bc = self.cell(bv);
+                    self.push(Step::Lookup {
+                        table: ib,
+                        x: q,
+                        out: bc,
+                    });
+                    let diff = self.dot(vec![(bc, 1), (a, -1)], 0);
+                    let p = self.mul(diff, r);
+                    let v = self.dot(vec![(a, step as i128), (p, 1)], 0);
+                    let (y, _) = self.rescale(v, (step as u64) << INTERP_FINE_BITS)?;
+                    out.push(y);
                 }
                 out
             }
@@ -794,6 +868,19 @@ impl Builder<'_> {
 
     /// `m = max(v_i)`: every `m − v_i` is range-checked non-negative and their product is zero,
     /// so m is one of them.
+    /// The id of a lookup table, added on first use.
+    fn table_id(&mut self, spec: TableSpec) -> u64 {
+        let same = |t: &TableSpec| TableSpec { id: 0, ..t.clone() } == spec;
+        match self.tables.iter().find(|t| same(t)) {
+            Some(t) => t.id,
+            None => {
+                let id = self.tables.len() as u64 + 1;
+                self.tables.push(TableSpec { id, ..spec });
+                id
+            }
+        }
+    }
+
     /// The cells of value `v`, grouped by the output element of a reduction over `axes`.
     fn reduction_groups(&mut self, v: usize, axes: &[usize]) -> PResult<Vec<Vec<CellId>>> {
         let x = self.value_cells(v)?;
@@ -963,7 +1050,12 @@ fn validate(qm: &QuantizedModel) -> PResult<()> {
                 Some("a divisor of 0 or above 2^62".into())
             }
             QOp::Linear { k: 0, .. } => Some("a linear layer with k = 0".into()),
-            QOp::Table { lo, hi, .. } if lo > hi || hi - lo > 1 << 24 => {
+            QOp::Interp { step_bits, .. } if !(1..=30).contains(step_bits) => {
+                Some(format!("an interpolation step of 2^{step_bits}"))
+            }
+            QOp::Table { lo, hi, .. } | QOp::Interp { lo, hi, .. }
+                if lo > hi || hi - lo > 1 << 24 =>
+            {
                 Some(format!("a table range [{lo}, {hi}]"))
             }
             _ => None,

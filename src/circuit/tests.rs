@@ -798,3 +798,42 @@ fn step_compares_through_the_sign() {
     let lie = inst_with_output(&c, 1, 16);
     assert!(mock(&c.circuit, c.info.k, lie).is_err());
 }
+
+#[test]
+fn interpolated_table_is_exact_to_its_definition_and_sound() {
+    // Sigmoid at input scale 2^6 from points 2^3 apart (kept 4 bits finer than the output):
+    // q and r of x = 8q + r, two lookups bind A and B (and q's range), the product and the
+    // rescale are the usual chips. Negative inputs, a remainder of 0 and the range ends.
+    let (lo, hi) = (-200, 200);
+    let qm = graph(
+        &[vec![5]],
+        vec![(
+            QOp::Interp {
+                func: TableFn::Sigmoid,
+                in_scale: 6,
+                out_scale: 8,
+                lo,
+                hi,
+                step_bits: 3,
+            },
+            vec![0],
+            vec![5],
+        )],
+        &[1],
+    );
+    let x = vec![-200, -13, 0, 37, 200];
+    let c = assert_sound(&qm, std::slice::from_ref(&x), 4);
+    assert_eq!(c.circuit.plan.tables.len(), 2, "points at q and at q + 1");
+    let inst = c.circuit.instance().unwrap();
+    let n_in = c.info.public_inputs;
+    for (i, &v) in x.iter().enumerate() {
+        let want = crate::quantize::interp_entry(TableFn::Sigmoid, v, 6, 8, 3);
+        assert_eq!(inst[n_in + i], chips::fe(want as i128));
+        // Within one output unit of the exact table.
+        let exact = crate::quantize::table_entry(TableFn::Sigmoid, v, 6, 8);
+        assert!((want - exact).abs() <= 1, "{v}: {want} vs {exact}");
+    }
+    // Another output value has no witness.
+    let lie = inst_with_output(&c, 3, 1);
+    assert!(mock(&c.circuit, c.info.k, lie).is_err());
+}

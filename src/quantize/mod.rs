@@ -122,6 +122,18 @@ pub enum QOp {
         lo: i64,
         hi: i64,
     },
+    /// `f` by linear interpolation between table points `2^step_bits` apart, from points kept
+    /// [`INTERP_FINE_BITS`] finer than the output: with `x = q·2^b + r` (`0 ≤ r < 2^b`),
+    /// `A = T(q·2^b)`, `B = T((q+1)·2^b)` (`T` the table entry at the finer scale),
+    /// `y = floor((A·2^b + (B − A)·r + 2^(b+e−1)) / 2^(b+e))`; for `lo ≤ x ≤ hi`.
+    Interp {
+        func: TableFn,
+        in_scale: i32,
+        out_scale: i32,
+        lo: i64,
+        hi: i64,
+        step_bits: u32,
+    },
     /// Sum over each window (padding contributes nothing); input `[N, C, *spatial]`.
     SumPool {
         kernel: Vec<usize>,
@@ -193,6 +205,7 @@ impl QOp {
             QOp::Relu => "relu",
             QOp::LeakyRelu { .. } => "leaky_relu",
             QOp::Table { .. } => "table",
+            QOp::Interp { .. } => "interp",
             QOp::SumPool { .. } => "sum_pool",
             QOp::MaxPool { .. } => "max_pool",
             QOp::ReduceSum { .. } => "reduce_sum",
@@ -439,6 +452,30 @@ pub fn eval_op(
                 .collect::<std::result::Result<_, _>>()?;
             Tensor::new(x.shape.clone(), data)
         }
+        QOp::Interp {
+            func,
+            in_scale,
+            out_scale,
+            lo,
+            hi,
+            step_bits,
+        } => {
+            let x = x.ok_or("table needs an input")?;
+            let mut data = Vec::with_capacity(x.len());
+            for &v in &x.data {
+                if v < *lo || v > *hi {
+                    return Err(format!(
+                        "input {v} (= {:.6}) is outside the {} table range [{:.4}, {:.4}]",
+                        v as f64 / 2f64.powi(*in_scale),
+                        func.name(),
+                        *lo as f64 / 2f64.powi(*in_scale),
+                        *hi as f64 / 2f64.powi(*in_scale)
+                    ));
+                }
+                data.push(interp_entry(*func, v, *in_scale, *out_scale, *step_bits));
+            }
+            Tensor::new(x.shape.clone(), data)
+        }
         QOp::Table {
             func,
             in_scale,
@@ -575,6 +612,21 @@ pub fn eval_op(
 }
 
 /// One table entry: `round(f(x / 2^in_scale) · 2^out_scale)`, half away from zero.
+/// Bits finer than the output at which an interpolated table keeps its points.
+pub const INTERP_FINE_BITS: i32 = 4;
+
+/// The interpolated table value of [`QOp::Interp`] at `x`.
+pub fn interp_entry(func: TableFn, x: i64, in_scale: i32, out_scale: i32, b: u32) -> i64 {
+    let step = 1i64 << b;
+    let (q, r) = (x.div_euclid(step), x.rem_euclid(step));
+    let fine = out_scale + INTERP_FINE_BITS;
+    let a = table_entry(func, q * step, in_scale, fine) as i128;
+    let bb = table_entry(func, (q + 1) * step, in_scale, fine) as i128;
+    let v = a * step as i128 + (bb - a) * r as i128;
+    let d = (step as u64) << INTERP_FINE_BITS;
+    (v + d as i128 / 2).div_euclid(d as i128) as i64
+}
+
 pub fn table_entry(func: TableFn, x: i64, in_scale: i32, out_scale: i32) -> i64 {
     (func.apply(x as f64 / 2f64.powi(in_scale)) * 2f64.powi(out_scale)).round() as i64
 }
@@ -812,6 +864,7 @@ impl QuantizedModel {
                 | QOp::Relu
                 | QOp::LeakyRelu { .. }
                 | QOp::Table { .. }
+                | QOp::Interp { .. }
                 | QOp::Step { .. } => x == out,
                 QOp::Rescale { divisor } => {
                     x == out && (divisor.len() == 1 || divisor.len() == numel(out))
@@ -2500,12 +2553,34 @@ impl<'a> Lowering<'a> {
         let xin = self.rescale_to(x, t)?;
         let sh = self.shape(xin);
         let s = self.s;
-        let op = QOp::Table {
-            func,
-            in_scale: t,
-            out_scale: s,
-            lo: -bound,
-            hi: bound,
+        // Interpolate between points 2^b apart when that stays within one output unit of the
+        // exact table everywhere in range: the table shrinks 2^b-fold, and with it k.
+        let step_bits = (1..=10u32)
+            .rev()
+            .find(|&b| {
+                (-bound..=bound).all(|v| {
+                    let e = table_entry(func, v, t, s);
+                    (interp_entry(func, v, t, s, b) - e).abs() <= 1
+                })
+            })
+            .unwrap_or(0);
+        let op = if step_bits >= 2 {
+            QOp::Interp {
+                func,
+                in_scale: t,
+                out_scale: s,
+                lo: -bound,
+                hi: bound,
+                step_bits,
+            }
+        } else {
+            QOp::Table {
+                func,
+                in_scale: t,
+                out_scale: s,
+                lo: -bound,
+                hi: bound,
+            }
         };
         Ok(Operand::Value(self.push(op, vec![xin], sh, s)?))
     }

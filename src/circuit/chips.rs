@@ -2,9 +2,9 @@
 //!
 //! Four row shapes carry every op of the quantized model (see `plan.rs` for how ops map onto
 //! them): a dot product with fixed weights (linear layers, convolutions, sums, scaled adds, and,
-//! with digit lanes, the base-4 decompositions of range checks), a product of two cells (ReLU by its
-//! sign bit, runtime × runtime products, max-pool witnesses), a table lookup (Sigmoid, Tanh), and
-//! instance I/O.
+//! with digit lanes, the base-4 decompositions of range checks), products of two cells (ReLU by
+//! its sign bit, runtime × runtime products, max-pool witnesses), a table lookup (element-wise
+//! functions), and instance I/O.
 
 use halo2_proofs::circuit::{AssignedCell, Region, Value};
 use halo2_proofs::pasta::Fp;

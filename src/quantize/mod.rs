@@ -41,7 +41,7 @@ pub struct QuantConfig {
     pub max_param_scale: u32,
     /// Signed bits an activation (a tensor between ONNX nodes) may use.
     pub activation_bits: u32,
-    /// log2 of the largest lookup table (Sigmoid, Tanh) the quantizer may create.
+    /// log2 of the largest lookup table (one element-wise function) the quantizer may create.
     pub table_bits: u32,
 }
 
@@ -2532,7 +2532,9 @@ impl<'a> Lowering<'a> {
     }
 
     /// A lookup table over the calibrated input range (twice the largest magnitude seen, at least
-    /// ±1.0). The table's input scale is the largest that keeps it within `table_bits`.
+    /// ±1.0). The table's input scale is the largest that keeps it within `table_bits`; the table
+    /// is interpolated (see [`QOp::Interp`]) with the widest step that stays within one output
+    /// unit of the exact table over the whole range.
     fn table(&mut self, x: usize, func: TableFn) -> Result<Operand> {
         let sx = self.scale_of(x);
         let (mn, mx) = self.values[x].range;

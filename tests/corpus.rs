@@ -14,8 +14,8 @@ const SUPPORTED_AT_LEAST: usize = 64;
 /// the bound asserted instead and why.
 const WIDER_QUANTIZATION_ERROR: &[(&str, f64, &str)] = &[(
     "1l_instance_norm",
-    1e-2,
-    "four inputs of standard deviation 0.027: normalizing divides the quantization steps by it",
+    5e-3,
+    "four inputs of standard deviation 0.027: normalizing divides the 2^-12 input step by it",
 )];
 
 fn examples(dir: &std::path::Path) -> Vec<serde_json::Value> {

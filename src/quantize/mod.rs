@@ -1652,7 +1652,18 @@ impl<'a> Lowering<'a> {
                 };
                 let (sum, count) = self.reduce_sum(sq, &axes, true)?;
                 let sq_scale = self.scale_of(sum);
-                let fine = (sc + 4).min(sq_scale);
+                // The finest scale at which the calibrated variance (plus ε, with a bit of
+                // headroom) still fits the activation range, but no coarser than S + 4.
+                let var_max = self.values[sum].range.1.max(0) as f64
+                    / count.max(1) as f64
+                    / 2f64.powi(sq_scale)
+                    + epsilon;
+                let limit = 2f64.powi(self.cfg.activation_bits as i32 - 3);
+                let mut fine = sq_scale;
+                while fine > sc + 4 && var_max * 2f64.powi(fine) >= limit {
+                    fine -= 1;
+                }
+                let fine = fine.min(sq_scale);
                 let divisor = count.max(1) << (sq_scale - fine);
                 let var_shape = self.shape(sum);
                 let var = Operand::Value(self.push(
@@ -2539,7 +2550,12 @@ impl<'a> Lowering<'a> {
         let sx = self.scale_of(x);
         let (mn, mx) = self.values[x].range;
         let max_abs = (mn.unsigned_abs().max(mx.unsigned_abs()) as f64) / 2f64.powi(sx);
-        let reach = (2.0 * max_abs).max(1.0);
+        // rsqrt reads variances, often tiny and steep there: its table spans what calibration
+        // saw (twice over) rather than at least ±1, for resolution where it matters.
+        let reach = match func {
+            TableFn::Rsqrt => (2.0 * max_abs).max(2f64.powi(-sx)),
+            _ => (2.0 * max_abs).max(1.0),
+        };
         let mut t = sx;
         while t > 0 && 2.0 * reach * 2f64.powi(t) + 1.0 > 2f64.powi(self.cfg.table_bits as i32) {
             t -= 1;

@@ -201,6 +201,17 @@ fn digits_receipt_proves_verifies_and_breaks() {
     let o = zk(&["verify", d.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("quantized.json"), "{}", stderr(&o));
+    // A folder from another circuit format: exit 3, saying to prove again.
+    let d = w.join("old-format");
+    copy_dir(&out, &d);
+    edit_receipt(&d, |r| r["verifier"]["circuit_format"] = 1.into());
+    let o = zk(&["verify", d.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("prove the model again"),
+        "{}",
+        stderr(&o)
+    );
     let d = w.join("no-proof");
     copy_dir(&out, &d);
     std::fs::remove_file(d.join("proof.bin")).unwrap();

@@ -629,6 +629,18 @@ impl Folder {
                 ),
             ));
         }
+        // Another circuit format lays the same model out differently: its key cannot be
+        // re-derived here, so say so rather than report a mismatch.
+        if receipt.verifier.circuit_format != CIRCUIT_FORMAT {
+            return Err(Error::invalid(
+                dir.join(RECEIPT_FILE).display(),
+                format!(
+                    "field `verifier.circuit_format` is {}: made by another zkreceipt version \
+                     (this one reads format {CIRCUIT_FORMAT}); prove the model again",
+                    receipt.verifier.circuit_format
+                ),
+            ));
+        }
         let qm: QuantizedModel = read_json(&dir, QUANTIZED_FILE)?;
         qm.validate()
             .map_err(|e| Error::invalid(dir.join(QUANTIZED_FILE).display(), e))?;

@@ -8,15 +8,23 @@ use zkreceipt::model::{Model, input::load_input};
 use zkreceipt::quantize::{QuantConfig, quantize, report::analyze};
 
 /// Models of the corpus the chain supports today; a drop is a regression.
-const SUPPORTED_AT_LEAST: usize = 64;
+const SUPPORTED_AT_LEAST: usize = 65;
 
 /// Models whose quantization error is inherently above 2e-3 at the default scale (2^12), with
 /// the bound asserted instead and why.
-const WIDER_QUANTIZATION_ERROR: &[(&str, f64, &str)] = &[(
-    "1l_instance_norm",
-    5e-3,
-    "four inputs of standard deviation 0.027: normalizing divides the 2^-12 input step by it",
-)];
+const WIDER_QUANTIZATION_ERROR: &[(&str, f64, &str)] = &[
+    (
+        "1l_instance_norm",
+        5e-3,
+        "four inputs of standard deviation 0.027: normalizing divides the 2^-12 input step by it",
+    ),
+    (
+        "multihead_attention",
+        5e-3,
+        "a layer norm written out in ONNX ops: its variance (about 0.003) is a tensor at scale \
+         2^12, a dozen steps, before Sqrt and a division",
+    ),
+];
 
 fn examples(dir: &std::path::Path) -> Vec<serde_json::Value> {
     census(dir)["examples"].as_array().unwrap().clone()

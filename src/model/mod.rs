@@ -279,6 +279,13 @@ pub enum Op {
     },
     Tile,
     Expand,
+    /// The input's shape, a constant once the input's shape is known.
+    Shape,
+    /// Squeeze / Unsqueeze: `axes` from the attribute (before opset 13) or the second input.
+    Squeeze {
+        axes: Option<Vec<i64>>,
+        unsqueeze: bool,
+    },
     /// ReduceMax, or ReduceMin with `min`.
     ReduceMax {
         axes: Option<Vec<i64>>,
@@ -808,6 +815,16 @@ fn parse_op(op_type: &str, domain: &str, attrs: &BTreeMap<String, Attr>, opset: 
                 }
             }
             "Tile" => Op::Tile,
+            "Shape" => {
+                if a.map.contains_key("start") || a.map.contains_key("end") {
+                    return Err("Shape with start or end is not supported".into());
+                }
+                Op::Shape
+            }
+            "Squeeze" | "Unsqueeze" => Op::Squeeze {
+                axes: a.ints("axes"),
+                unsqueeze: op_type == "Unsqueeze",
+            },
             "Expand" => Op::Expand,
             // Casting between float types changes nothing at our precision.
             "Cast" => match a.int("to", 1) {
@@ -1005,7 +1022,19 @@ impl Model {
     /// that needs no shapes (which operands are constants); the quantizer re-checks the rest.
     pub fn preflight(&self) -> Vec<Unsupported> {
         let mut out = vec![];
-        let runtime = |name: &str| !name.is_empty() && !self.is_constant(name);
+        // Static tensors: constants, shapes of tensors (all shapes are fixed once the inputs
+        // are), and what is computed from static tensors alone (shape arithmetic).
+        let mut fixed: HashSet<&str> = self.constants.keys().map(String::as_str).collect();
+        for n in &self.nodes {
+            let from_static = n
+                .inputs
+                .iter()
+                .all(|i| i.is_empty() || fixed.contains(i.as_str()));
+            if matches!(n.op, Op::Shape) || (from_static && !n.inputs.is_empty()) {
+                fixed.extend(n.outputs.iter().map(String::as_str));
+            }
+        }
+        let runtime = |name: &str| !name.is_empty() && !fixed.contains(name);
         for n in &self.nodes {
             let reason = match &n.op {
                 Op::Unsupported { reason } => Some(reason.clone()),

@@ -2101,6 +2101,55 @@ impl<'a> Lowering<'a> {
                 }
                 self.rewire(&arg0, out, index, 0.0)
             }
+            Op::Shape => {
+                let sh = self.shape_of(&arg0)?;
+                Ok(Operand::Const(Tensor::new(
+                    vec![sh.len()],
+                    sh.iter().map(|&d| d as f64).collect(),
+                )))
+            }
+            Op::Squeeze { axes, unsqueeze } => {
+                let sh = self.shape_of(&arg0)?;
+                let axes: Option<Vec<i64>> = match (axes, inp(1)) {
+                    (Some(a), _) => Some(a.clone()),
+                    (None, Some(n)) => Some(self.constant_ints(&n)?),
+                    (None, None) => None,
+                };
+                let target = if *unsqueeze {
+                    let axes = axes.ok_or_else(|| self.fail("Unsqueeze needs axes"))?;
+                    let r = sh.len() + axes.len();
+                    let mut at: Vec<usize> = axes
+                        .iter()
+                        .map(|&a| axis_index(a, r))
+                        .collect::<std::result::Result<_, _>>()
+                        .map_err(|e| self.fail(e))?;
+                    at.sort_unstable();
+                    let mut out = sh.clone();
+                    for a in at {
+                        out.insert(a, 1);
+                    }
+                    out
+                } else {
+                    let r = sh.len();
+                    let drop: Vec<usize> = match axes {
+                        Some(a) => a
+                            .iter()
+                            .map(|&a| axis_index(a, r))
+                            .collect::<std::result::Result<_, _>>()
+                            .map_err(|e| self.fail(e))?,
+                        None => (0..r).filter(|&d| sh[d] == 1).collect(),
+                    };
+                    if drop.iter().any(|&d| sh[d] != 1) {
+                        return Err(self.fail(format!("cannot squeeze axes {drop:?} of {sh:?}")));
+                    }
+                    sh.iter()
+                        .enumerate()
+                        .filter(|(d, _)| !drop.contains(d))
+                        .map(|(_, &n)| n)
+                        .collect()
+                };
+                self.reshape(&arg0, target)
+            }
             Op::Tile => {
                 let xs = self.shape_of(&arg0)?;
                 let reps = self.constant_ints(&inp(1).ok_or_else(|| self.fail("no repeats"))?)?;

@@ -660,13 +660,7 @@ impl Builder<'_> {
                 for c in x {
                     let v = match self.val(c) {
                         Some(v) if v < *lo as i128 || v > *hi as i128 => {
-                            let reach = v.unsigned_abs() as f64 / 2f64.powi(*in_scale);
-                            return Err(self.err(format!(
-                                "input {v} is outside the table range [{lo}, {hi}] \
-                                 ({} table at scale 2^{in_scale}: it needs to reach ±{reach:.3}; \
-                                 calibrate with an input that reaches this far)",
-                                func.name()
-                            )));
+                            return Err(self.table_range_error(v, *lo, *hi, *in_scale, *func));
                         }
                         Some(v) => {
                             Some(table_entry(*func, v as i64, *in_scale, *out_scale) as i128)
@@ -714,13 +708,7 @@ impl Builder<'_> {
                     if let Some(v) = v
                         && (v < *lo as i128 || v > *hi as i128)
                     {
-                        let reach = v.unsigned_abs() as f64 / 2f64.powi(*in_scale);
-                        return Err(self.err(format!(
-                            "input {v} is outside the table range [{lo}, {hi}] ({} table at \
-                             scale 2^{in_scale}: it needs to reach ±{reach:.3}; calibrate with \
-                             an input that reaches this far)",
-                            func.name()
-                        )));
+                        return Err(self.table_range_error(v, *lo, *hi, *in_scale, *func));
                     }
                     let qv = v.map(|v| v.div_euclid(step as i128));
                     let q = self.cell(qv);
@@ -868,6 +856,23 @@ impl Builder<'_> {
 
     /// `m = max(v_i)`: every `m − v_i` is range-checked non-negative and their product is zero,
     /// so m is one of them.
+    /// A table input outside the table's range, with how far the table would need to reach.
+    fn table_range_error(
+        &self,
+        v: i128,
+        lo: i64,
+        hi: i64,
+        in_scale: i32,
+        func: TableFn,
+    ) -> PlanError {
+        let reach = v.unsigned_abs() as f64 / 2f64.powi(in_scale);
+        self.err(format!(
+            "input {v} is outside the table range [{lo}, {hi}] ({} table at scale 2^{in_scale}: \
+             it needs to reach ±{reach:.3}; calibrate with an input that reaches this far)",
+            func.name()
+        ))
+    }
+
     /// The id of a lookup table, added on first use.
     fn table_id(&mut self, spec: TableSpec) -> u64 {
         let same = |t: &TableSpec| TableSpec { id: 0, ..t.clone() } == spec;

@@ -452,49 +452,42 @@ pub fn eval_op(
                 .collect::<std::result::Result<_, _>>()?;
             Tensor::new(x.shape.clone(), data)
         }
-        QOp::Interp {
-            func,
-            in_scale,
-            out_scale,
-            lo,
-            hi,
-            step_bits,
-        } => {
-            let x = x.ok_or("table needs an input")?;
-            let mut data = Vec::with_capacity(x.len());
-            for &v in &x.data {
-                if v < *lo || v > *hi {
-                    return Err(format!(
-                        "input {v} (= {:.6}) is outside the {} table range [{:.4}, {:.4}]",
-                        v as f64 / 2f64.powi(*in_scale),
-                        func.name(),
-                        *lo as f64 / 2f64.powi(*in_scale),
-                        *hi as f64 / 2f64.powi(*in_scale)
-                    ));
-                }
-                data.push(interp_entry(*func, v, *in_scale, *out_scale, *step_bits));
-            }
-            Tensor::new(x.shape.clone(), data)
-        }
         QOp::Table {
             func,
             in_scale,
             out_scale,
             lo,
             hi,
+        }
+        | QOp::Interp {
+            func,
+            in_scale,
+            out_scale,
+            lo,
+            hi,
+            ..
         } => {
+            let step_bits = match op {
+                QOp::Interp { step_bits, .. } => *step_bits,
+                _ => 0,
+            };
             let x = x.ok_or("table needs an input")?;
             let mut data = Vec::with_capacity(x.len());
             for &v in &x.data {
                 if v < *lo || v > *hi {
                     return Err(format!(
-                        "input {v} (= {:.6}) is outside the {func:?} table range [{lo}, {hi}] (= [{:.4}, {:.4}])",
+                        "input {v} (= {:.6}) is outside the {} table range [{lo}, {hi}] (= [{:.4}, {:.4}])",
                         v as f64 / 2f64.powi(*in_scale),
+                        func.name(),
                         *lo as f64 / 2f64.powi(*in_scale),
                         *hi as f64 / 2f64.powi(*in_scale)
                     ));
                 }
-                data.push(table_entry(*func, v, *in_scale, *out_scale));
+                data.push(if step_bits > 0 {
+                    interp_entry(*func, v, *in_scale, *out_scale, step_bits)
+                } else {
+                    table_entry(*func, v, *in_scale, *out_scale)
+                });
             }
             Tensor::new(x.shape.clone(), data)
         }

@@ -193,13 +193,7 @@ pub fn cmd_bench(models: &[PathBuf], inputs: &[PathBuf], runs: usize, json: bool
                 format!(
                     "{} ({})",
                     r.advice_columns,
-                    crate::circuit::Layout {
-                        lanes: r.lanes,
-                        groups: r.lane_groups,
-                        lookups: false,
-                        input: crate::circuit::Visibility::Public,
-                    }
-                    .lanes_text()
+                    crate::circuit::lanes_text(r.lanes, r.lane_groups)
                 ),
                 format!(
                     "{:.2}{}",

@@ -88,13 +88,18 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// "32 lanes", or "4×8 lanes" for 4 groups of 8.
+    /// See [`lanes_text`].
     pub fn lanes_text(&self) -> String {
-        if self.groups > 1 {
-            format!("{}×{} lanes", self.groups, self.lanes / self.groups)
-        } else {
-            format!("{} lanes", self.lanes)
-        }
+        lanes_text(self.lanes, self.groups)
+    }
+}
+
+/// "32 lanes", or "4×8 lanes" for 4 groups of 8.
+pub fn lanes_text(lanes: usize, groups: usize) -> String {
+    if groups > 1 {
+        format!("{groups}×{} lanes", lanes / groups)
+    } else {
+        format!("{lanes} lanes")
     }
 }
 

@@ -200,20 +200,7 @@ fn rescale_remainder_must_be_below_divisor() {
         Ok(())
     );
     let mut plan = (*c.circuit.plan).clone();
-    type DigitDot = (Vec<(usize, i128)>, u8, usize);
-    let bit_dots: Vec<DigitDot> = plan
-        .steps
-        .iter()
-        .filter_map(|(_, s)| match s {
-            plan::Step::Dot {
-                terms,
-                digits: Some(nb),
-                out,
-                ..
-            } => Some((terms.clone(), *nb, *out)),
-            _ => None,
-        })
-        .collect();
+    let bit_dots = digit_dots(&plan);
     assert_eq!(bit_dots.len(), 3, "r, r + 2^m − d, y + half");
     // Digits of `raw` in the dot's own shape: bits first, then base-4 digits.
     let set_bits = |plan: &mut plan::Plan, (terms, nb, out): &DigitDot, raw: i128, c: i128| {
@@ -237,6 +224,25 @@ fn rescale_remainder_must_be_below_divisor() {
             .all(|f| matches!(f, VerifyFailure::Permutation { .. })),
         "{failures:?}"
     );
+}
+
+/// A range check's digit dot: its (cell, weight) terms, its leading bit count and its output.
+type DigitDot = (Vec<(usize, i128)>, u8, usize);
+
+/// Every digit dot of a plan, in order.
+fn digit_dots(plan: &plan::Plan) -> Vec<DigitDot> {
+    plan.steps
+        .iter()
+        .filter_map(|(_, s)| match s {
+            plan::Step::Dot {
+                terms,
+                digits: Some(nb),
+                out,
+                ..
+            } => Some((terms.clone(), *nb, *out)),
+            _ => None,
+        })
+        .collect()
 }
 
 fn inst_with_output(c: &Compiled, index: usize, value: i128) -> Vec<Fp> {
@@ -552,17 +558,10 @@ fn a_bit_digit_cannot_hold_two() {
     );
     let c = compiled(&qm, &[vec![80]], 4);
     let mut plan = (*c.circuit.plan).clone();
-    let (sign, odd) = plan
-        .steps
-        .iter()
-        .find_map(|(_, s)| match s {
-            plan::Step::Dot {
-                terms,
-                digits: Some(2),
-                ..
-            } => Some((terms[0], terms[1])),
-            _ => None,
-        })
+    let (sign, odd) = digit_dots(&plan)
+        .into_iter()
+        .find(|d| d.1 == 2)
+        .map(|(terms, ..)| (terms[0], terms[1]))
         .expect("the signed range check has two bit digits");
     assert_eq!((sign.1, odd.1), (1 << 11, 1 << 10));
     assert_eq!(

@@ -1105,6 +1105,15 @@ impl<'a> Lowering<'a> {
         }
     }
 
+    /// The value of an intermediate result of a composite op (`what`), which a runtime input
+    /// makes runtime.
+    fn runtime_value(&self, o: Operand, what: &str) -> Result<usize> {
+        match o {
+            Operand::Value(v) => Ok(v),
+            Operand::Const(_) => Err(self.fail(format!("{what} of a constant"))),
+        }
+    }
+
     /// A constant input read as integers (pads, starts, repeats, shapes).
     fn constant_ints(&self, name: &str) -> Result<Vec<i64>> {
         Ok(self
@@ -1627,22 +1636,19 @@ impl<'a> Lowering<'a> {
                 let a = axis_index(*axis, r).map_err(|e| self.fail(e))?;
                 let axes: Vec<usize> = (a..r).collect();
                 let sc = self.scale_of(x);
+                const WHAT: &str = "normalization";
                 let as_value = |this: &mut Self, o: Operand| -> Result<usize> {
-                    match o {
-                        Operand::Value(v) => this.rescale_to(v, sc),
-                        Operand::Const(_) => Err(this.fail("normalization of a constant")),
-                    }
+                    let v = this.runtime_value(o, WHAT)?;
+                    this.rescale_to(v, sc)
                 };
                 let mean = self.mean(x, axes.clone(), true)?;
                 let d = self.binary(&Op::Sub, Operand::Value(x), mean)?;
                 let d = as_value(self, d)?;
-                // The variance is kept 4 bits finer than the activations, so the table can read
-                // it finely (rsqrt is steep for small variances): the sum of squares (scale
-                // 2·s) is divided by the count and 2^(s−4) in one rescale.
-                let sq = match self.binary(&Op::Mul, Operand::Value(d), Operand::Value(d))? {
-                    Operand::Value(v) => v,
-                    Operand::Const(_) => return Err(self.fail("normalization of a constant")),
-                };
+                // The variance is kept finer than the activations, so the table can read it
+                // finely (rsqrt is steep for small variances): the sum of squares (scale 2·S) is
+                // divided by the count and brought to that scale in one rescale.
+                let sq = self.binary(&Op::Mul, Operand::Value(d), Operand::Value(d))?;
+                let sq = self.runtime_value(sq, WHAT)?;
                 let (sum, count) = self.reduce_sum(sq, &axes, true)?;
                 let sq_scale = self.scale_of(sum);
                 // The finest scale at which the calibrated variance (plus ε, with a bit of
@@ -1668,10 +1674,8 @@ impl<'a> Lowering<'a> {
                     fine,
                 )?);
                 let eps = Operand::Const(Tensor::new(vec![], vec![*epsilon]));
-                let ve = match self.binary(&Op::Add, var, eps)? {
-                    Operand::Value(v) => v,
-                    Operand::Const(_) => return Err(self.fail("normalization of a constant")),
-                };
+                let ve = self.binary(&Op::Add, var, eps)?;
+                let ve = self.runtime_value(ve, WHAT)?;
                 let inv = self.table(ve, TableFn::Rsqrt)?;
                 let y = self.binary(&Op::Mul, Operand::Value(d), inv)?;
                 let mut y = as_value(self, y)?;
@@ -1735,14 +1739,10 @@ impl<'a> Lowering<'a> {
                     reduced_shape(&xs, &axes, true),
                     sc,
                 )?;
-                let d = match self.binary(&Op::Sub, Operand::Value(x), Operand::Value(m))? {
-                    Operand::Value(v) => v,
-                    _ => return Err(self.fail("softmax of a constant")),
-                };
-                let e = match self.table(d, TableFn::Exp)? {
-                    Operand::Value(v) => v,
-                    _ => return Err(self.fail("softmax of a constant")),
-                };
+                let d = self.binary(&Op::Sub, Operand::Value(x), Operand::Value(m))?;
+                let d = self.runtime_value(d, "softmax")?;
+                let e = self.table(d, TableFn::Exp)?;
+                let e = self.runtime_value(e, "softmax")?;
                 let (sum, _) = self.reduce_sum(e, &axes, true)?;
                 let r = self.table(sum, TableFn::Reciprocal)?;
                 self.binary(&Op::Mul, Operand::Value(e), r)

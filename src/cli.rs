@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::circuit::{Visibility, commit::parse_salt};
+use crate::circuit::{ParamVisibility, Visibility, commit::parse_salt};
 use crate::error::Result;
 use crate::model::{Model, dims_str, input::load_input};
 use crate::quantize::report::{RunReport, analyze};
@@ -86,6 +86,11 @@ pub enum Command {
         /// input cannot be found by hashing candidates. Keep it to open the commitment later.
         #[arg(long, value_parser = parse_salt)]
         salt: Option<i128>,
+        /// How the weights, biases and constants enter the proof: fixed (columns of the
+        /// circuit, part of the verifier key) or hashed (private cells; only their Poseidon
+        /// digest is public, and the verifier key depends on the architecture alone).
+        #[arg(long, default_value = "fixed", value_name = "fixed|hashed")]
+        param_visibility: ParamVisibility,
         /// Seed the prover's randomness (reproducible proofs for demos and tests; such a proof
         /// is sound but not zero-knowledge). Default: the OS random source.
         #[arg(long)]
@@ -224,11 +229,13 @@ pub fn run(cli: Cli) -> Result<i32> {
             quant,
             input_visibility,
             salt,
+            param_visibility,
             seed,
             json,
         } => {
             let opts = ProveOptions {
                 input: input_visibility,
+                params: param_visibility,
                 salt,
                 rng: seed.map_or(ProofRng::Os, ProofRng::Seeded),
             };
@@ -314,6 +321,20 @@ fn cmd_prove(
             ),
             Visibility::Private =>
                 " · bound to nothing public; input.json not copied into the folder".into(),
+        }
+    );
+    let mc = &r.model_commitment;
+    println!(
+        "weights   {}{}",
+        mc.param_visibility.name(),
+        match mc.param_visibility {
+            ParamVisibility::Fixed => " · in the verifier key".to_string(),
+            ParamVisibility::Hashed => format!(
+                " · Poseidon digest {} · {} integers in {} tensors",
+                mc.weights_commitment,
+                p.circuit.param_tensors.iter().map(|t| t.len).sum::<usize>(),
+                p.circuit.param_tensors.len()
+            ),
         }
     );
     println!(
@@ -468,6 +489,7 @@ fn screenshots_from(
     let receipt = crate::proof::cache_dir().join("screenshots-receipt");
     let opts = ProveOptions {
         input: Visibility::Public,
+        params: ParamVisibility::Fixed,
         salt: None,
         rng: ProofRng::Seeded(1),
     };

@@ -563,7 +563,8 @@ fn hashed_and_private_inputs_round_trip() {
 /// depend on the model (schema, proof system, visibility, what is covered and not claimed) are
 /// kept verbatim. Arrays show their first element.
 fn shape(v: &Value, key: &str) -> Value {
-    const VERBATIM: [&str; 7] = [
+    const VERBATIM: [&str; 8] = [
+        "param_visibility",
         "schema",
         "system",
         "transcript",
@@ -586,9 +587,31 @@ fn shape(v: &Value, key: &str) -> Value {
     }
 }
 
+/// The receipt in `out` has the shape of `tests/golden/receipt-{name}.shape.json`.
+fn assert_golden_shape(name: &str, out: &Path) {
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("receipt.json")).unwrap()).unwrap();
+    let got = serde_json::to_string_pretty(&shape(&r, "")).unwrap() + "\n";
+    let golden = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(format!("receipt-{name}.shape.json"));
+    if std::env::var_os("ZKRECEIPT_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &got).unwrap();
+    }
+    let want =
+        std::fs::read_to_string(&golden).unwrap_or_else(|e| panic!("{}: {e}", golden.display()));
+    assert_eq!(
+        got,
+        want,
+        "receipt shape ({name}) differs from {}",
+        golden.display()
+    );
+}
+
 #[test]
 fn receipt_shape_matches_the_golden_files() {
     // ZKRECEIPT_UPDATE_GOLDEN=1 rewrites the files (review the diff: the keys are stable, design.md §5).
+    // Hashed weights have their own golden file, checked in `hashed_weights_round_trip`.
     let w = work_dir("golden");
     for vis in ["public", "hashed", "private"] {
         let out = w.join(vis);
@@ -597,23 +620,105 @@ fn receipt_shape_matches_the_golden_files() {
             extra.extend(["--salt", "00ff"]);
         }
         prove_with("digits", &out, &extra);
-        let r: Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("receipt.json")).unwrap())
-                .unwrap();
-        let got = serde_json::to_string_pretty(&shape(&r, "")).unwrap() + "\n";
-        let golden = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/golden")
-            .join(format!("receipt-{vis}.shape.json"));
-        if std::env::var_os("ZKRECEIPT_UPDATE_GOLDEN").is_some() {
-            std::fs::write(&golden, &got).unwrap();
-        }
-        let want = std::fs::read_to_string(&golden)
-            .unwrap_or_else(|e| panic!("{}: {e}", golden.display()));
-        assert_eq!(
-            got,
-            want,
-            "receipt shape ({vis}) differs from {}",
-            golden.display()
-        );
+        assert_golden_shape(vis, &out);
     }
+}
+
+#[test]
+fn hashed_weights_round_trip() {
+    let w = work_dir("hashed-weights");
+    let out = w.join("digits");
+    let p = prove_with("digits", &out, &["--param-visibility", "hashed"]);
+    let mc = &p["receipt"]["model_commitment"];
+    assert_eq!(mc["param_visibility"], "hashed");
+    // The in-circuit digest is the native Poseidon chain over quantized.json's integers.
+    let qm: zkreceipt::quantize::QuantizedModel =
+        serde_json::from_str(&std::fs::read_to_string(out.join("quantized.json")).unwrap())
+            .unwrap();
+    let native = zkreceipt::circuit::commit::fp_hex(zkreceipt::circuit::commit::params_digest(&qm));
+    assert_eq!(mc["weights_commitment"].as_str().unwrap(), native);
+    assert!(
+        p["receipt"]["statement"]
+            .as_str()
+            .unwrap()
+            .contains("private weights")
+    );
+    assert_golden_shape("hashed-weights", &out);
+
+    assert_eq!(verify(&out).0, 0);
+    let (code, a) = audit_json(&out);
+    assert_eq!(code, 0, "{a}");
+    assert!(
+        a["links"].as_array().unwrap().iter().any(|l| {
+            l["link"] == "quantized.json → weights commitment" && l["holds"] == true
+        })
+    );
+    let o = zk(&["break-test", out.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let b = stdout_json(&o);
+    let case = |prefix: &str| -> Value {
+        b["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["item"].as_str().unwrap().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no case `{prefix}`"))
+            .clone()
+    };
+    assert_eq!(case("model_commitment.weights_commitment")["ok"], true);
+    // A changed weight with its digest recomputed: the same verifier key, so the proof (bound
+    // to the original digest) is what rejects it.
+    let weight = case("weight 0 of");
+    assert_eq!(weight["ok"], true);
+    assert!(
+        weight["reason"].as_str().unwrap().starts_with("proof:"),
+        "{weight}"
+    );
+
+    // Hand edits: the digest alone, then a weight alone.
+    let other = zkreceipt::circuit::commit::input_digest(&[1], 8, 0);
+    let other = zkreceipt::circuit::commit::fp_hex(other);
+    let why = expect_rejected(&out, "digest", |d| {
+        edit_receipt(d, |r| {
+            r["model_commitment"]["weights_commitment"] = other.clone().into()
+        })
+    });
+    assert!(why.starts_with("weights commitment"), "{why}");
+    expect_broken_link(
+        &out,
+        "a-digest",
+        "quantized.json → weights commitment",
+        |d| {
+            edit_receipt(d, |r| {
+                r["model_commitment"]["weights_commitment"] = other.clone().into()
+            })
+        },
+    );
+    let edit_weight = |d: &Path| {
+        edit_json(&d.join("quantized.json"), |q| {
+            let n = q["nodes"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|n| n["op"] == "linear")
+                .unwrap();
+            let w = n["weight"][0].as_i64().unwrap();
+            n["weight"][0] = (w + 1).into();
+        })
+    };
+    let why = expect_rejected(&out, "weight", edit_weight);
+    assert!(why.starts_with("weights commitment"), "{why}");
+    expect_broken_link(
+        &out,
+        "a-weight",
+        "quantized.json → weights commitment",
+        edit_weight,
+    );
+    // Claiming the weights are fixed is rejected.
+    expect_rejected(&out, "as-fixed", |d| {
+        edit_receipt(d, |r| {
+            r["model_commitment"]["param_visibility"] = "fixed".into();
+            r["model_commitment"]["weights_commitment"] = "".into();
+        })
+    });
 }

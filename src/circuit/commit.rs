@@ -7,17 +7,112 @@
 //! `n` the number of input integers. The tag separates this use of Poseidon from any other; the
 //! salt (up to 120 bits, 0 when none is given) keeps low-entropy inputs from being found by trying
 //! them all.
+//!
+//! The weights digest ([`params_digest`], hashed parameters) is the same chain over the model's
+//! parameter tensors ([`param_tensors`]): `h = H(tag, w₀)`, `h = H(h, w)` for every further word,
+//! digest `H(h, n)`, where each tensor is packed on its own at its range-checked width
+//! ([`param_bits`]) and `n` counts the parameter integers. Its tag is `zkreceipt/wt/v1`.
 
 use halo2_gadgets::poseidon::primitives::{ConstantLength, Hash, P128Pow5T3};
 use halo2_proofs::pasta::Fp;
 use halo2_proofs::pasta::group::ff::PrimeField;
 
+use crate::quantize::{QOp, QuantizedModel};
+
 /// Domain tag: the bytes of `zkreceipt/in/v1`, little-endian, as an integer (< 2^120).
 pub fn tag() -> i128 {
-    b"zkreceipt/in/v1"
+    tag_of(b"zkreceipt/in/v1")
+}
+
+/// The weights digest's domain tag, `zkreceipt/wt/v1`.
+pub fn params_tag() -> i128 {
+    tag_of(b"zkreceipt/wt/v1")
+}
+
+fn tag_of(s: &[u8; 15]) -> i128 {
+    s.iter().rev().fold(0i128, |acc, &b| (acc << 8) | b as i128)
+}
+
+/// One parameter tensor of a quantized model: its node, which of the node's tensors it is, and
+/// its integers.
+pub struct ParamRef<'a> {
+    pub node: usize,
+    /// 0: a Linear or Conv weight, or a constant's data; 1: a Linear or Conv bias.
+    pub index: usize,
+    pub kind: &'static str,
+    pub data: &'a [i64],
+}
+
+/// Every parameter tensor, in the order the weights digest takes them: node by node, a weight
+/// before its bias. Other numbers of the model (scales, slopes, table ranges, padding values)
+/// are its architecture and stay in the circuit.
+pub fn param_tensors(qm: &QuantizedModel) -> Vec<ParamRef<'_>> {
+    let mut out = vec![];
+    for (node, n) in qm.nodes.iter().enumerate() {
+        match &n.op {
+            QOp::Linear { weight, bias, .. } | QOp::Conv { weight, bias, .. } => {
+                out.push(ParamRef {
+                    node,
+                    index: 0,
+                    kind: "weight",
+                    data: weight,
+                });
+                if let Some(b) = bias {
+                    out.push(ParamRef {
+                        node,
+                        index: 1,
+                        kind: "bias",
+                        data: b,
+                    });
+                }
+            }
+            QOp::Const { data } => out.push(ParamRef {
+                node,
+                index: 0,
+                kind: "constant",
+                data,
+            }),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Signed bits a parameter tensor is range-checked to (so packing is injective): at least
+/// `param_bits`, enough for its largest magnitude, rounded up to a multiple of 8 so the width
+/// (which the verifier key fixes) says little about the values.
+pub fn param_bits(data: &[i64], param_bits: u32) -> u32 {
+    let need = data
         .iter()
-        .rev()
-        .fold(0i128, |acc, &b| (acc << 8) | b as i128)
+        .map(|&x| {
+            // x ∈ [−2^(b−1), 2^(b−1)) needs b signed bits.
+            let m = if x < 0 { !x } else { x } as u64;
+            65 - m.leading_zeros()
+        })
+        .max()
+        .unwrap_or(1);
+    need.max(param_bits).max(2).div_ceil(8) * 8
+}
+
+/// The message of the weights digest: tag, packed words of every tensor, count.
+pub fn params_message(qm: &QuantizedModel) -> Vec<i128> {
+    let mut m = vec![params_tag()];
+    let mut n = 0;
+    for t in param_tensors(qm) {
+        m.extend(pack(t.data, param_bits(t.data, qm.config.param_bits)));
+        n += t.data.len();
+    }
+    m.push(n as i128);
+    m
+}
+
+/// The weights digest of a quantized model.
+pub fn params_digest(qm: &QuantizedModel) -> Fp {
+    let msg: Vec<Fp> = params_message(qm)
+        .into_iter()
+        .map(super::chips::fe)
+        .collect();
+    chain(&msg)
 }
 
 /// Input integers per packed field element, for `bits`-bit values.
@@ -114,6 +209,21 @@ mod tests {
         assert_eq!(pack(&[-8], 4), vec![0]);
         assert_eq!(pack(&[7, 7], 4), vec![15 + (15 << 4)]);
         assert_eq!(per_word(24), 5);
+    }
+
+    #[test]
+    fn parameter_widths_cover_the_values_in_whole_bytes() {
+        assert_eq!(param_bits(&[1, -1], 16), 16);
+        assert_eq!(param_bits(&[32767, -32768], 16), 16);
+        assert_eq!(param_bits(&[32768], 16), 24);
+        assert_eq!(param_bits(&[-32769], 16), 24);
+        assert_eq!(param_bits(&[i64::MIN, i64::MAX], 16), 64);
+        assert_eq!(param_bits(&[], 4), 8);
+        // In range at that width: packing stays injective.
+        for x in [32767i64, -32768] {
+            let b = param_bits(&[x], 16);
+            assert!(x >= -(1 << (b - 1)) && x < 1 << (b - 1));
+        }
     }
 
     #[test]

@@ -67,6 +67,54 @@ impl std::str::FromStr for Visibility {
     }
 }
 
+/// How the model's parameters (every weight, bias and constant tensor) enter the circuit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamVisibility {
+    /// Fixed columns: the values are part of the verifier key.
+    #[default]
+    Fixed,
+    /// Private advice cells, range-checked, with their Poseidon digest (see
+    /// [`commit::params_digest`]) public; the verifier key depends only on the architecture.
+    Hashed,
+}
+
+impl std::str::FromStr for ParamVisibility {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fixed" => Ok(ParamVisibility::Fixed),
+            "hashed" => Ok(ParamVisibility::Hashed),
+            _ => Err(format!("`{s}`: expected fixed or hashed")),
+        }
+    }
+}
+
+impl ParamVisibility {
+    pub fn name(self) -> &'static str {
+        match self {
+            ParamVisibility::Fixed => "fixed",
+            ParamVisibility::Hashed => "hashed",
+        }
+    }
+}
+
+/// What the proof makes public about the input and the parameters, and the input's salt.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Disclosure {
+    pub input: Visibility,
+    pub params: ParamVisibility,
+    /// Salt of a hashed input (0 when none).
+    pub salt: i128,
+}
+
+impl Disclosure {
+    /// Whether the circuit needs the Poseidon chip.
+    pub fn hashes(&self) -> bool {
+        self.input == Visibility::Hashed || self.params == ParamVisibility::Hashed
+    }
+}
+
 impl Visibility {
     pub fn name(self) -> &'static str {
         match self {
@@ -85,9 +133,24 @@ pub struct Layout {
     pub groups: usize,
     pub lookups: bool,
     pub input: Visibility,
+    #[serde(default)]
+    pub params: ParamVisibility,
 }
 
 impl Layout {
+    /// The visibilities this layout was compiled for (a salt is not part of the layout).
+    pub fn disclosure(&self) -> Disclosure {
+        Disclosure {
+            input: self.input,
+            params: self.params,
+            salt: 0,
+        }
+    }
+
+    pub fn hashes(&self) -> bool {
+        self.input == Visibility::Hashed || self.params == ParamVisibility::Hashed
+    }
+
     /// See [`lanes_text`].
     pub fn lanes_text(&self) -> String {
         lanes_text(self.lanes, self.groups)
@@ -110,6 +173,7 @@ thread_local! {
             groups: 1,
             lookups: false,
             input: Visibility::Public,
+            params: ParamVisibility::Fixed,
         })
     };
 }
@@ -166,10 +230,12 @@ impl ModelCircuit {
             groups: self.plan.groups,
             lookups: !self.plan.tables.is_empty(),
             input: self.plan.input,
+            params: self.plan.params,
         }
     }
 
-    /// The public instance column: inputs then outputs.
+    /// The public instance column: inputs (or their digest), the weights digest (hashed
+    /// parameters), then outputs.
     pub fn instance(&self) -> Option<Vec<Fp>> {
         self.plan.instance.clone()
     }
@@ -260,7 +326,7 @@ impl Circuit<Fp> for ModelCircuit {
         let table = layout.lookups.then(|| TableChip::configure(meta, &cols));
         // Poseidon's state and partial S-box share the first four lanes (its gates have their own
         // selectors); its round constants need six fixed columns of their own.
-        let poseidon = (layout.input == Visibility::Hashed).then(|| {
+        let poseidon = layout.hashes().then(|| {
             let rc_a = [(); 3].map(|_| meta.fixed_column());
             let rc_b = [(); 3].map(|_| meta.fixed_column());
             // The sponge's initial capacity word and padding are constants.
@@ -301,14 +367,14 @@ impl Circuit<Fp> for ModelCircuit {
         // One region per quantized node (steps placed by `Plan::regions`), in plan order.
         for rp in plan.regions() {
             let (i, j) = (rp.steps.start, rp.steps.end);
-            // The input digest: halo2_gadgets' Poseidon chip lays out its own regions.
-            if let (_, Step::Hash { msg, row }) = &plan.steps[i] {
+            // A digest (input or weights): halo2_gadgets' Poseidon chip lays out its own regions.
+            if let (_, Step::Hash { msg, row, label }) = &plan.steps[i] {
                 let cells: Vec<ACell> = msg
                     .iter()
                     .map(|&c| assigned[c].clone().ok_or(Error::Synthesis))
                     .collect::<Result<_, _>>()?;
                 let cfg = config.poseidon.as_ref().ok_or(Error::Synthesis)?;
-                let digest = hash_chain(cfg, &cells, &mut layouter)?;
+                let digest = hash_chain(cfg, &cells, label, &mut layouter)?;
                 layouter.constrain_instance(digest.cell(), cols.instance, *row)?;
                 continue;
             }
@@ -537,18 +603,16 @@ impl Circuit<Fp> for ModelCircuit {
 fn hash_chain<L: Layouter<Fp>>(
     cfg: &Pow5Config<Fp, 3, 2>,
     msg: &[ACell],
+    label: &str,
     layouter: &mut L,
 ) -> Result<ACell, Error> {
     let h2 = |layouter: &mut L, a: ACell, b: ACell, i: usize| -> Result<ACell, Error> {
         let chip = Pow5Chip::construct(cfg.clone());
         let hasher = PoseidonHash::<_, _, P128Pow5T3, ConstantLength<2>, 3, 2>::init(
             chip,
-            layouter.namespace(|| format!("input digest: hash {i} init")),
+            layouter.namespace(|| format!("{label}: hash {i} init")),
         )?;
-        hasher.hash(
-            layouter.namespace(|| format!("input digest: hash {i}")),
-            [a, b],
-        )
+        hasher.hash(layouter.namespace(|| format!("{label}: hash {i}")), [a, b])
     };
     let mut h = h2(layouter, msg[0].clone(), msg[1].clone(), 0)?;
     for (i, m) in msg[2..].iter().enumerate() {
@@ -633,6 +697,10 @@ pub struct CircuitInfo {
     pub activation_bits: u32,
     pub public_inputs: usize,
     pub public_outputs: usize,
+    /// With hashed parameters: each parameter tensor, in the order the weights digest takes
+    /// them, with the signed bits it is range-checked to.
+    #[serde(default)]
+    pub param_tensors: Vec<plan::ParamTensor>,
     /// Rows per quantized-model node (and for input/output), in evaluation order.
     pub rows_per_node: Vec<NodeRows>,
 }
@@ -697,15 +765,15 @@ fn k_for(rows: usize, table_rows: usize, instance: usize, layout: Layout) -> u32
 
 /// Compile a quantized model at the lane count that makes proving cheapest; with `witness` (the
 /// integer evaluator's value of every tensor) the circuit carries the assignment for proving.
-/// Inputs are public; see [`compile_as`] for the other visibilities.
+/// Inputs are public and weights fixed; see [`compile_as`] for the other visibilities.
 pub fn compile(
     qm: &QuantizedModel,
     witness: Option<&[Tensor<i64>]>,
 ) -> Result<Compiled, CompileError> {
-    compile_as(qm, Visibility::Public, witness, 0)
+    compile_as(qm, Disclosure::default(), witness)
 }
 
-/// [`compile`] with the inputs' visibility and (for hashed inputs) the salt.
+/// [`compile`] with the input's and the parameters' visibility (and a hashed input's salt).
 ///
 /// Proving cost grows with committed polynomials × 2^k (design.md §7): each advice column, one
 /// permutation product per three equality columns (the gates have degree 5), four quotient
@@ -713,11 +781,10 @@ pub fn compile(
 /// plan's steps do not depend on the shape, only its rows.
 pub fn compile_as(
     qm: &QuantizedModel,
-    input: Visibility,
+    dis: Disclosure,
     witness: Option<&[Tensor<i64>]>,
-    salt: i128,
 ) -> Result<Compiled, CompileError> {
-    let mut p = plan::plan(qm, DEFAULT_LANES, 1, input, None, 0).map_err(|e| CompileError {
+    let mut p = plan::plan(qm, DEFAULT_LANES, 1, dis, None).map_err(|e| CompileError {
         node: e.node,
         msg: e.msg,
     })?;
@@ -725,7 +792,7 @@ pub fn compile_as(
     let table_rows = if lookups { p.table_rows() } else { 0 };
     let best = LANE_CHOICES
         .iter()
-        .filter(|&&(w, g)| input != Visibility::Hashed || w * g >= 4)
+        .filter(|&&(w, g)| !dis.hashes() || w * g >= 4)
         .map(|&(width, groups)| {
             let lanes = width * groups;
             p.lanes = lanes;
@@ -734,7 +801,8 @@ pub fn compile_as(
                 lanes,
                 groups,
                 lookups,
-                input,
+                input: dis.input,
+                params: dis.params,
             };
             let k = k_for(p.rows(), table_rows, p.instance_len, layout);
             let advice = (lanes + groups) as u64;
@@ -744,7 +812,7 @@ pub fn compile_as(
         .min()
         .map(|(_, l, g)| (l, g))
         .unwrap_or((DEFAULT_LANES, 1));
-    compile_layout(qm, best.0, best.1, input, witness, salt)
+    compile_layout(qm, best.0, best.1, dis, witness)
 }
 
 /// Compile with a given lane count (multiply-adds per row, one group), inputs public.
@@ -753,19 +821,20 @@ pub fn compile_with_lanes(
     lanes: usize,
     witness: Option<&[Tensor<i64>]>,
 ) -> Result<Compiled, CompileError> {
-    compile_layout(qm, lanes, 1, Visibility::Public, witness, 0)
+    compile_layout(qm, lanes, 1, Disclosure::default(), witness)
 }
 
-/// Compile with a given lane count, split into `groups` groups, and input visibility.
+/// Compile with a given lane count, split into `groups` groups, and visibilities.
 pub fn compile_layout(
     qm: &QuantizedModel,
     lanes: usize,
     groups: usize,
-    input: Visibility,
+    dis: Disclosure,
     witness: Option<&[Tensor<i64>]>,
-    salt: i128,
 ) -> Result<Compiled, CompileError> {
-    let min = if input == Visibility::Hashed { 4 } else { 2 };
+    let input = dis.input;
+    // Poseidon's state and S-box take four lanes.
+    let min = if dis.hashes() { 4 } else { 2 };
     // A group needs two lanes: its first two carry the bits of a range check.
     if !(min..=256).contains(&lanes)
         || groups == 0
@@ -780,7 +849,7 @@ pub fn compile_layout(
             ),
         });
     }
-    let plan = plan::plan(qm, lanes, groups, input, witness, salt).map_err(|e| CompileError {
+    let plan = plan::plan(qm, lanes, groups, dis, witness).map_err(|e| CompileError {
         node: e.node,
         msg: e.msg,
     })?;
@@ -825,7 +894,7 @@ pub fn compile_layout(
         if layout.lookups {
             g.push("table lookup".into());
         }
-        if input == Visibility::Hashed {
+        if layout.hashes() {
             g.extend(
                 [
                     "poseidon full round",
@@ -837,7 +906,9 @@ pub fn compile_layout(
         }
         g
     };
-    // Public instance rows before the outputs: the inputs, their digest, or none.
+    // Public instance rows before the outputs: the inputs, their digest, or none; then the
+    // weights digest when the parameters are hashed.
+    let hashed = usize::from(dis.params == ParamVisibility::Hashed);
     let n_in: usize = match input {
         Visibility::Public => qm
             .inputs
@@ -862,14 +933,15 @@ pub fn compile_layout(
         fixed_columns: layout.lanes
             + 3 * layout.groups
             + if layout.lookups { 3 } else { 0 }
-            + if input == Visibility::Hashed { 6 } else { 0 },
+            + if layout.hashes() { 6 } else { 0 },
         instance_columns: 1,
         lookups: usize::from(layout.lookups),
         gates,
         tables: plan.tables.clone(),
         activation_bits: plan.activation_bits,
         public_inputs: n_in,
-        public_outputs: plan.instance_len - n_in,
+        public_outputs: plan.instance_len - n_in - hashed,
+        param_tensors: plan.param_tensors.clone(),
         rows_per_node,
     };
     Ok(Compiled { info, circuit })

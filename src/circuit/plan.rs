@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use halo2_proofs::pasta::Fp;
 use serde::{Deserialize, Serialize};
 
-use super::Visibility;
 use super::chips::fe;
 use super::commit;
+use super::{Disclosure, ParamVisibility, Visibility};
 
 use crate::quantize::{
     INTERP_FINE_BITS, QOp, QuantizedModel, TableFn, matmul_offsets, rescale, table_entry,
@@ -44,8 +44,13 @@ pub enum Step {
     /// Private values the prover chooses (hashed or private inputs, the salt), `lanes` per row,
     /// with no gate of their own: later steps bind them (range checks, the hash).
     Witness { cells: Vec<CellId> },
-    /// The Poseidon chain of [`super::commit::chain`] over the cells, equal to instance `row`.
-    Hash { msg: Vec<CellId>, row: usize },
+    /// The Poseidon chain of [`super::commit::chain`] over the cells, equal to instance `row`
+    /// (`label` names its regions: the input or the weights digest).
+    Hash {
+        msg: Vec<CellId>,
+        row: usize,
+        label: &'static str,
+    },
     /// `out = c + Σ cell·weight` over as many rows as the terms need. With `digits: Some(nb)`,
     /// every term cell is also a digit: the first `nb` (at most 2) are bits, the rest base-4
     /// digits (a range check).
@@ -104,12 +109,27 @@ impl TableSpec {
     }
 }
 
+/// A parameter tensor of a circuit with hashed parameters (see [`super::commit::param_tensors`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamTensor {
+    /// The quantized node it belongs to.
+    pub node: String,
+    /// weight, bias or constant.
+    pub kind: String,
+    pub len: usize,
+    /// Signed bits it is range-checked to.
+    pub bits: u32,
+}
+
 #[derive(Clone, Debug)]
 pub struct Plan {
     /// Lanes in all, in `groups` groups (see [`super::chips::Columns`]).
     pub lanes: usize,
     pub groups: usize,
     pub input: Visibility,
+    pub params: ParamVisibility,
+    /// The parameter tensors in the weights digest (hashed parameters only).
+    pub param_tensors: Vec<ParamTensor>,
     /// Names of the quantized model's nodes, for region names.
     pub node_names: Vec<String>,
     /// Signed bits every range-checked activation must fit.
@@ -272,6 +292,16 @@ struct Builder<'a> {
     zero: Option<CellId>,
     witness: bool,
     expected: Option<&'a [Tensor<i64>]>,
+    /// Hashed parameters: the cells of each parameter tensor, by (node, tensor index); None when
+    /// the parameters are fixed weights of the gates.
+    params: Option<HashMap<(usize, usize), Vec<CellId>>>,
+}
+
+/// A factor of a product term: a weight fixed in the circuit, or the cell of a hashed one.
+#[derive(Clone, Copy)]
+enum Param {
+    Fixed(i128),
+    Cell(CellId),
 }
 
 impl Builder<'_> {
@@ -381,6 +411,50 @@ impl Builder<'_> {
         sign.ok_or_else(|| self.err("a signed range check has a sign"))
     }
 
+    /// A fresh cell holding `v`, proved to lie in `[-2^(bits-1), 2^(bits-1))` (its digits
+    /// bind it).
+    fn checked_cell(&mut self, v: Option<i128>, bits: u32) -> PResult<CellId> {
+        let half = 1i128 << (bits - 1);
+        let (out, _) = self.digits(v.map(|v| v + half), bits, -half, true)?;
+        Ok(out)
+    }
+
+    /// The parameter `i` of tensor `t` of the current node, when parameters are hashed.
+    fn param(&self, t: usize, i: usize) -> Option<CellId> {
+        self.params
+            .as_ref()
+            .and_then(|p| p.get(&(self.node, t)))
+            .map(|c| c[i])
+    }
+
+    /// The term `x·w` of a dot product: `(x, w)` for a fixed weight; for a hashed one the
+    /// product `x·w` (mul gate) with weight 1.
+    fn term(&mut self, x: CellId, w: Param) -> (CellId, i128) {
+        match w {
+            Param::Fixed(w) => (x, w),
+            Param::Cell(c) => (self.mul(x, c), 1),
+        }
+    }
+
+    /// Weight `i` (tensor 0) or bias `i` (tensor 1) of the current node.
+    fn weight(&self, t: usize, i: usize, fixed: i64) -> Param {
+        match self.param(t, i) {
+            Some(c) => Param::Cell(c),
+            None => Param::Fixed(fixed as i128),
+        }
+    }
+
+    /// `Σ terms + bias`: a fixed bias is the dot's constant, a hashed one a term of weight 1.
+    fn affine(&mut self, mut terms: Vec<(CellId, i128)>, bias: Param) -> CellId {
+        match bias {
+            Param::Fixed(c) => self.dot(terms, c),
+            Param::Cell(b) => {
+                terms.push((b, 1));
+                self.dot(terms, 0)
+            }
+        }
+    }
+
     /// Prove `x ∈ [0, 2^A)`.
     fn unsigned_range(&mut self, x: CellId) -> PResult<()> {
         let (out, _) = self.digits(self.val(x), self.bits, 0, false)?;
@@ -453,7 +527,11 @@ impl Builder<'_> {
             QOp::Const { data } => {
                 let saved = self.node;
                 self.node = node;
-                let cells: Vec<CellId> = data.iter().map(|&x| self.constant(x)).collect();
+                let cells: Vec<CellId> = match self.params.as_ref().and_then(|p| p.get(&(node, 0)))
+                {
+                    Some(hashed) => hashed.clone(),
+                    None => data.iter().map(|&x| self.constant(x)).collect(),
+                };
                 self.node = saved;
                 self.cells[v] = Some(cells.clone());
                 Ok(cells)
@@ -465,7 +543,12 @@ impl Builder<'_> {
         }
     }
 
+    /// A constant's integers, to fold into a gate's weights; None for a runtime value, and for
+    /// every constant when parameters are hashed (they are cells then).
     fn const_data(&self, v: usize) -> Option<&Vec<i64>> {
+        if self.params.is_some() {
+            return None;
+        }
         self.qm
             .nodes
             .iter()
@@ -498,11 +581,16 @@ impl Builder<'_> {
                 let mut out = vec![];
                 for r in 0..rows {
                     for j in 0..*nout {
-                        let terms = (0..*k)
-                            .map(|i| (x[r * k + i], weight[i * nout + j] as i128))
-                            .collect();
-                        let c = bias.as_ref().map(|b| b[j] as i128).unwrap_or(0);
-                        out.push(self.dot(terms, c));
+                        let mut terms = vec![];
+                        for i in 0..*k {
+                            let w = self.weight(0, i * nout + j, weight[i * nout + j]);
+                            terms.push(self.term(x[r * k + i], w));
+                        }
+                        let c = match bias {
+                            Some(b) => self.weight(1, j, b[j]),
+                            None => Param::Fixed(0),
+                        };
+                        out.push(self.affine(terms, c));
                     }
                 }
                 out
@@ -527,21 +615,26 @@ impl Builder<'_> {
                         let mut positions = vec![];
                         for_each_index(&out_shape[2..], |p| positions.push(p.to_vec()));
                         for p in positions {
-                            let mut terms = vec![];
+                            let mut taps = vec![];
                             for c in 0..cin {
                                 let mut ki = 0;
                                 for_each_index(kernel, |kk| {
                                     if let Some(off) = win.tap(b, c, &p, kk) {
-                                        terms.push((
-                                            x[off],
-                                            weight[(o * cin + c) * kn + ki] as i128,
-                                        ));
+                                        taps.push((off, (o * cin + c) * kn + ki));
                                     }
                                     ki += 1;
                                 });
                             }
-                            let c = bias.as_ref().map(|bv| bv[o] as i128).unwrap_or(0);
-                            out.push(self.dot(terms, c));
+                            let mut terms = vec![];
+                            for (off, wi) in taps {
+                                let w = self.weight(0, wi, weight[wi]);
+                                terms.push(self.term(x[off], w));
+                            }
+                            let c = match bias {
+                                Some(bv) => self.weight(1, o, bv[o]),
+                                None => Param::Fixed(0),
+                            };
+                            out.push(self.affine(terms, c));
                         }
                     }
                 }
@@ -1078,10 +1171,10 @@ pub fn plan(
     qm: &QuantizedModel,
     lanes: usize,
     groups: usize,
-    vis: Visibility,
+    dis: Disclosure,
     witness: Option<&[Tensor<i64>]>,
-    salt: i128,
 ) -> PResult<Plan> {
+    let (vis, salt) = (dis.input, dis.salt);
     validate(qm)?;
     let mut b = Builder {
         qm,
@@ -1095,6 +1188,7 @@ pub fn plan(
         zero: None,
         witness: witness.is_some(),
         expected: witness,
+        params: None,
     };
     let mut row = 0;
     let mut instance: Option<Vec<Fp>> = witness.map(|_| vec![]);
@@ -1153,10 +1247,65 @@ pub fn plan(
                 if let Some(inst) = instance.as_mut() {
                     inst.push(commit::input_digest(&input_values, bits, salt));
                 }
-                b.push(Step::Hash { msg, row: 0 });
+                b.push(Step::Hash {
+                    msg,
+                    row: 0,
+                    label: "input digest",
+                });
                 row = 1;
             }
         }
+    }
+    let mut param_tensors = vec![];
+    if dis.params == ParamVisibility::Hashed {
+        // Every parameter integer is a private cell, range-checked to its tensor's width (its
+        // digits are the range check, so the cell costs nothing more); each tensor is packed into
+        // words, and the words are hashed into the next instance row.
+        let mut cells = HashMap::new();
+        let mut msg = vec![b.constant_i128(commit::params_tag())];
+        let mut count = 0;
+        for t in commit::param_tensors(qm) {
+            b.node = t.node;
+            let bits = commit::param_bits(t.data, qm.config.param_bits);
+            let half = 1i128 << (bits - 1);
+            let cs: Vec<CellId> = t
+                .data
+                .iter()
+                .map(|&x| {
+                    let v = b.witness.then_some(x as i128);
+                    b.checked_cell(v, bits)
+                })
+                .collect::<PResult<_>>()?;
+            for group in cs.chunks(commit::per_word(bits)) {
+                let terms: Vec<(CellId, i128)> = group
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &c)| (c, 1i128 << (bits as usize * j)))
+                    .collect();
+                let offset: i128 = terms.iter().map(|(_, w)| half * w).sum();
+                msg.push(b.dot(terms, offset));
+            }
+            count += cs.len();
+            param_tensors.push(ParamTensor {
+                node: qm.nodes[t.node].name.clone(),
+                kind: t.kind.into(),
+                len: cs.len(),
+                bits,
+            });
+            cells.insert((t.node, t.index), cs);
+        }
+        b.node = usize::MAX;
+        msg.push(b.constant_i128(count as i128));
+        if let Some(inst) = instance.as_mut() {
+            inst.push(commit::params_digest(qm));
+        }
+        b.push(Step::Hash {
+            msg,
+            row,
+            label: "weights digest",
+        });
+        row += 1;
+        b.params = Some(cells);
     }
     for i in 0..qm.nodes.len() {
         b.node(i)?;
@@ -1177,6 +1326,8 @@ pub fn plan(
         lanes,
         groups,
         input: vis,
+        params: dis.params,
+        param_tensors,
         node_names: qm.nodes.iter().map(|n| n.name.clone()).collect(),
         activation_bits: qm.config.activation_bits,
         steps,

@@ -67,18 +67,26 @@ fn graph(
     }
 }
 
+/// Inputs of visibility `vis` (with `salt`), weights fixed.
+fn input(vis: Visibility, salt: i128) -> Disclosure {
+    Disclosure {
+        input: vis,
+        salt,
+        ..Disclosure::default()
+    }
+}
+
 fn compiled(qm: &QuantizedModel, inputs: &[Vec<i64>], lanes: usize) -> Compiled {
-    compiled_as(qm, inputs, lanes, Visibility::Public, 0)
+    compiled_as(qm, inputs, lanes, Disclosure::default())
 }
 
 fn compiled_as(
     qm: &QuantizedModel,
     inputs: &[Vec<i64>],
     lanes: usize,
-    vis: Visibility,
-    salt: i128,
+    dis: Disclosure,
 ) -> Compiled {
-    compiled_shape(qm, inputs, lanes, 1, vis, salt)
+    compiled_shape(qm, inputs, lanes, 1, dis)
 }
 
 fn compiled_shape(
@@ -86,8 +94,7 @@ fn compiled_shape(
     inputs: &[Vec<i64>],
     lanes: usize,
     groups: usize,
-    vis: Visibility,
-    salt: i128,
+    dis: Disclosure,
 ) -> Compiled {
     let ins: Vec<Tensor<i64>> = qm
         .inputs
@@ -96,7 +103,7 @@ fn compiled_shape(
         .map(|(&v, d)| Tensor::new(qm.values[v].shape.clone(), d.clone()))
         .collect();
     let vals = qm.evaluate(&ins).expect("evaluates");
-    compile_layout(qm, lanes, groups, vis, Some(&vals), salt).expect("compiles")
+    compile_layout(qm, lanes, groups, dis, Some(&vals)).expect("compiles")
 }
 
 fn mock(c: &ModelCircuit, k: u32, instance: Vec<Fp>) -> Result<(), Vec<VerifyFailure>> {
@@ -110,17 +117,16 @@ fn mock(c: &ModelCircuit, k: u32, instance: Vec<Fp>) -> Result<(), Vec<VerifyFai
 /// Honest witness passes; every advice assignment, changed, is rejected by what binds it; so is
 /// every changed public value.
 fn assert_sound(qm: &QuantizedModel, inputs: &[Vec<i64>], lanes: usize) -> Compiled {
-    assert_sound_as(qm, inputs, lanes, Visibility::Public, 0)
+    assert_sound_as(qm, inputs, lanes, Disclosure::default())
 }
 
 fn assert_sound_as(
     qm: &QuantizedModel,
     inputs: &[Vec<i64>],
     lanes: usize,
-    vis: Visibility,
-    salt: i128,
+    dis: Disclosure,
 ) -> Compiled {
-    check_sound(compiled_as(qm, inputs, lanes, vis, salt))
+    check_sound(compiled_as(qm, inputs, lanes, dis))
 }
 
 /// [`assert_sound`] for a compiled circuit.
@@ -502,7 +508,12 @@ fn hashed_input_digest_matches_the_native_poseidon_hash() {
     let qm = small_mlp();
     let x = vec![20, -7, 13];
     let salt = 0xabcdef_i128;
-    let c = assert_sound_as(&qm, std::slice::from_ref(&x), 4, Visibility::Hashed, salt);
+    let c = assert_sound_as(
+        &qm,
+        std::slice::from_ref(&x),
+        4,
+        input(Visibility::Hashed, salt),
+    );
     let inst = c.circuit.instance().unwrap();
     assert_eq!(c.info.public_inputs, 1);
     assert_eq!(
@@ -526,24 +537,126 @@ fn hashed_input_digest_matches_the_native_poseidon_hash() {
 #[test]
 fn private_inputs_are_range_checked_and_bound_to_nothing_public() {
     let qm = small_mlp();
-    let c = assert_sound_as(&qm, &[vec![20, -7, 13]], 4, Visibility::Private, 0);
+    let c = assert_sound_as(&qm, &[vec![20, -7, 13]], 4, input(Visibility::Private, 0));
     let inst = c.circuit.instance().unwrap();
     assert_eq!(c.info.public_inputs, 0);
     assert_eq!(inst.len(), 2, "only the outputs are public");
     // A private input outside the activation range cannot be proved.
     let ins = vec![Tensor::new(vec![1, 3], vec![5000, 0, 0])];
     if let Ok(vals) = qm.evaluate(&ins) {
-        assert!(compile_layout(&qm, 4, 1, Visibility::Private, Some(&vals), 0).is_err());
+        assert!(compile_layout(&qm, 4, 1, input(Visibility::Private, 0), Some(&vals)).is_err());
     }
 }
 
 #[test]
 fn hashed_and_public_layouts_give_different_verifier_structures() {
     let qm = small_mlp();
-    let a = compile_layout(&qm, 4, 1, Visibility::Public, None, 0).unwrap();
-    let b = compile_layout(&qm, 4, 1, Visibility::Hashed, None, 0).unwrap();
+    let a = compile_layout(&qm, 4, 1, Disclosure::default(), None).unwrap();
+    let b = compile_layout(&qm, 4, 1, input(Visibility::Hashed, 0), None).unwrap();
     assert_ne!(a.info, b.info);
     assert!(b.info.gates.iter().any(|g| g.starts_with("poseidon")));
+}
+
+fn hashed_weights() -> Disclosure {
+    Disclosure {
+        params: ParamVisibility::Hashed,
+        ..Disclosure::default()
+    }
+}
+
+#[test]
+fn hashed_weights_are_private_cells_bound_by_their_digest() {
+    // Every weight and bias is a range-checked private cell (tampering any of them, or any
+    // product, packed word or digest input, is caught), and the weights digest is the native
+    // Poseidon chain over quantized.json's integers.
+    let qm = small_mlp();
+    let c = assert_sound_as(&qm, &[vec![20, -7, 13]], 4, hashed_weights());
+    let inst = c.circuit.instance().unwrap();
+    assert_eq!(inst.len(), 3 + 1 + 2, "inputs, weights digest, outputs");
+    assert_eq!(inst[3], commit::params_digest(&qm));
+    assert_eq!(c.info.public_inputs, 3);
+    assert_eq!(c.info.public_outputs, 2);
+    let kinds: Vec<(&str, usize, u32)> = c
+        .info
+        .param_tensors
+        .iter()
+        .map(|t| (t.kind.as_str(), t.len, t.bits))
+        .collect();
+    assert_eq!(kinds, vec![("weight", 6, 16), ("bias", 2, 16)]);
+    // The digest of other weights is rejected.
+    let mut other = qm.clone();
+    if let QOp::Linear { weight, .. } = &mut other.nodes[1].op {
+        weight[0] += 1;
+    }
+    let mut bad = inst.clone();
+    bad[3] = commit::params_digest(&other);
+    assert_ne!(bad[3], inst[3]);
+    assert!(mock(&c.circuit, c.info.k, bad).is_err());
+    // No weight is a gate constant: the fixed-weight circuit has the weights 3, −5 and 7 as dot
+    // coefficients; the hashed one only ±powers of two (digits, packing, the rescale by 8, ±1).
+    let coefficients = |c: &Compiled| -> Vec<i128> {
+        c.circuit
+            .plan
+            .steps
+            .iter()
+            .flat_map(|(_, s)| match s {
+                Step::Dot { terms, .. } => terms.iter().map(|t| t.1).collect(),
+                _ => vec![],
+            })
+            .collect()
+    };
+    let power_of_two = |w: &i128| w.unsigned_abs().is_power_of_two();
+    let fixed = compiled(&qm, &[vec![20, -7, 13]], 4);
+    assert!(!coefficients(&fixed).iter().all(power_of_two));
+    assert!(coefficients(&c).iter().all(power_of_two));
+}
+
+#[test]
+fn hashed_weights_leave_the_verifier_key_independent_of_their_values() {
+    // The point of hashing the weights: one verifier key for the architecture, whatever the
+    // weights (of the same widths). With fixed weights, the keys differ.
+    let qm = small_mlp();
+    let mut other = qm.clone();
+    if let QOp::Linear { weight, bias, .. } = &mut other.nodes[1].op {
+        weight.iter_mut().for_each(|w| *w = -*w + 1);
+        bias.as_mut().unwrap()[1] = 99;
+    }
+    let key = |qm: &QuantizedModel, dis: Disclosure| {
+        let c = compile_layout(qm, 4, 1, dis, None).unwrap();
+        let params = halo2_proofs::poly::commitment::Params::new(c.info.k);
+        crate::proof::keygen_vk_only(&params, &c.circuit)
+            .unwrap()
+            .pinned
+    };
+    assert_eq!(key(&qm, hashed_weights()), key(&other, hashed_weights()));
+    assert_ne!(
+        key(&qm, Disclosure::default()),
+        key(&other, Disclosure::default())
+    );
+}
+
+#[test]
+fn hashed_input_and_hashed_weights_together() {
+    let qm = small_mlp();
+    let x = vec![20, -7, 13];
+    let dis = Disclosure {
+        input: Visibility::Hashed,
+        params: ParamVisibility::Hashed,
+        salt: 5,
+    };
+    let c = compiled_as(&qm, std::slice::from_ref(&x), 4, dis);
+    let inst = c.circuit.instance().unwrap();
+    assert_eq!(
+        inst[..2],
+        [
+            commit::input_digest(&x, qm.config.activation_bits, 5),
+            commit::params_digest(&qm)
+        ]
+    );
+    assert_eq!(mock(&c.circuit, c.info.k, inst.clone()), Ok(()));
+    let mut bad = inst;
+    bad.swap(0, 1);
+    assert!(mock(&c.circuit, c.info.k, bad).is_err());
 }
 
 #[test]
@@ -630,15 +743,14 @@ fn lane_groups_share_rows_and_stay_sound() {
     // group with its own accumulator and selectors; every tampered cell is still caught.
     let qm = small_mlp();
     let x = vec![20, -7, 13];
-    let one = compiled_shape(&qm, std::slice::from_ref(&x), 2, 1, Visibility::Public, 0);
+    let one = compiled_shape(&qm, std::slice::from_ref(&x), 2, 1, Disclosure::default());
     for groups in [2, 4] {
         let c = check_sound(compiled_shape(
             &qm,
             std::slice::from_ref(&x),
             2 * groups,
             groups,
-            Visibility::Public,
-            0,
+            Disclosure::default(),
         ));
         assert_eq!(c.info.layout.groups, groups);
         assert!(

@@ -7,7 +7,7 @@ use super::{
     Folder, INPUT_FILE, KeyCache, MODEL_FILE, QUANTIZED_FILE, TensorClaim, canonical_sha256,
     input_sha256, verify_folder_with,
 };
-use crate::circuit::{self, Visibility};
+use crate::circuit::{self, ParamVisibility, Visibility, commit};
 use crate::error::Result;
 use crate::model::{Model, input::load_input, sha256_hex};
 use crate::quantize::{QuantizedModel, quantize, report::analyze};
@@ -159,9 +159,8 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
         &f.qm,
         f.circuit.layout.lanes,
         f.circuit.layout.groups,
-        f.circuit.layout.input,
+        f.circuit.layout.disclosure(),
         None,
-        0,
     );
     match &compiled {
         Ok(c) => link(
@@ -191,6 +190,23 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
             String::new(),
             format!("does not compile: {e}"),
         ),
+    }
+
+    // 3b. Hashed weights: their Poseidon digest, recomputed from quantized.json, is the public
+    // weights commitment the proof is checked against.
+    let mc = &r.model_commitment;
+    if mc.param_visibility == ParamVisibility::Hashed {
+        let ours = commit::fp_hex(commit::params_digest(&f.qm));
+        link(
+            &mut links,
+            "quantized.json → weights commitment",
+            ours == mc.weights_commitment,
+            format!("Poseidon digest {ours}"),
+            format!(
+                "the weights in quantized.json hash to {ours}; the receipt shows {}",
+                mc.weights_commitment
+            ),
+        );
     }
 
     // 4. The verifier key, re-derived from the circuit quantized.json compiles to.

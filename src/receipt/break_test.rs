@@ -9,10 +9,10 @@
 use serde::Serialize;
 
 use super::{Folder, KeyCache, Verdict, canonical_sha256, input_sha256, verify_folder_with};
-use crate::circuit::{Visibility, commit};
+use crate::circuit::{ParamVisibility, Visibility, commit};
 use crate::error::{Error, Result};
 use crate::model::sha256_hex;
-use crate::quantize::QOp;
+use crate::quantize::{QOp, QuantizedModel};
 use halo2_proofs::pasta::Fp;
 
 /// One change and what verification said.
@@ -113,19 +113,41 @@ pub fn cases(f: &Folder) -> Vec<(String, bool, Tamper)> {
         )),
         Visibility::Private => {}
     }
-    // The weights: one weight of the first layer with weights (the receipt's hash of
-    // quantized.json updated, so the re-derived verifier key is what rejects).
-    if let Some(idx) = f.qm.nodes.iter().position(|n| {
-        matches!(&n.op, QOp::Linear { weight, .. } | QOp::Conv { weight, .. } if !weight.is_empty())
-    }) {
+    // The weights: the first integer of the first parameter tensor, with the receipt's hash of
+    // quantized.json (and a hashed weights digest) recomputed, so the re-derived verifier key
+    // (fixed weights) or the proof (hashed weights) is what rejects it.
+    if let Some(t) = commit::param_tensors(&f.qm)
+        .into_iter()
+        .find(|t| !t.data.is_empty())
+    {
+        let (node, index) = (t.node, t.index);
         out.push((
-            format!("weight 0 of `{}` in quantized.json", f.qm.nodes[idx].name),
+            format!(
+                "{} 0 of `{}` in quantized.json",
+                t.kind, f.qm.nodes[node].name
+            ),
             true,
             Box::new(move |f| {
-                if let QOp::Linear { weight, .. } | QOp::Conv { weight, .. } = &mut f.qm.nodes[idx].op {
-                    weight[0] += 1;
+                if let Some(d) = param_data_mut(&mut f.qm, node, index) {
+                    d[0] += 1;
                 }
-                f.receipt.model_commitment.quantized_sha256 = canonical_sha256(&f.qm);
+                let c = &mut f.receipt.model_commitment;
+                c.quantized_sha256 = canonical_sha256(&f.qm);
+                if c.param_visibility == ParamVisibility::Hashed {
+                    c.weights_commitment = commit::fp_hex(commit::params_digest(&f.qm));
+                }
+            }),
+        ));
+    }
+    if f.receipt.model_commitment.param_visibility == ParamVisibility::Hashed {
+        out.push((
+            "model_commitment.weights_commitment (Poseidon digest of the weights)".into(),
+            true,
+            Box::new(|f| {
+                let c = &mut f.receipt.model_commitment;
+                if let Some(d) = commit::parse_fp_hex(&c.weights_commitment) {
+                    c.weights_commitment = commit::fp_hex(d + Fp::one());
+                }
             }),
         ));
     }
@@ -141,7 +163,7 @@ pub fn cases(f: &Folder) -> Vec<(String, bool, Tamper)> {
     // circuit hash and k updated: its verifier key differs, so the key check rejects it.
     let lanes = if f.circuit.layout.lanes == 4 { 8 } else { 4 };
     if let Ok(other) =
-        crate::circuit::compile_layout(&f.qm, lanes, 1, f.circuit.layout.input, None, 0)
+        crate::circuit::compile_layout(&f.qm, lanes, 1, f.circuit.layout.disclosure(), None)
     {
         out.push((
             format!("circuit.json: the same model laid out in {lanes} lanes"),
@@ -193,6 +215,11 @@ pub fn cases(f: &Folder) -> Vec<(String, bool, Tamper)> {
         Box::new(|f| f.receipt.statement.push_str(" (edited)")),
     ));
     out.push((
+        "model_commitment.weights (how the weights are bound)".into(),
+        true,
+        Box::new(|f| f.receipt.model_commitment.weights.push_str(" (edited)")),
+    ));
+    out.push((
         "not_claimed".into(),
         true,
         Box::new(|f| {
@@ -234,6 +261,16 @@ pub fn cases(f: &Folder) -> Vec<(String, bool, Tamper)> {
         out.push((item.to_string(), false, t));
     }
     out
+}
+
+/// The integers of parameter tensor `index` of `node` (see [`commit::param_tensors`]).
+fn param_data_mut(qm: &mut QuantizedModel, node: usize, index: usize) -> Option<&mut Vec<i64>> {
+    match (&mut qm.nodes.get_mut(node)?.op, index) {
+        (QOp::Linear { weight, .. } | QOp::Conv { weight, .. }, 0) => Some(weight),
+        (QOp::Linear { bias, .. } | QOp::Conv { bias, .. }, 1) => bias.as_mut(),
+        (QOp::Const { data }, 0) => Some(data),
+        _ => None,
+    }
 }
 
 /// Change the first hex digit.

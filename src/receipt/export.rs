@@ -9,7 +9,7 @@ use serde::Serialize;
 use sha3::{Digest, Keccak256};
 
 use super::Folder;
-use crate::circuit::Visibility;
+use crate::circuit::{ParamVisibility, Visibility};
 
 /// The proof system's name, hashed into `proofSystemId`.
 pub const PROOF_SYSTEM_NAME: &str = "halo2-ipa-pasta-v1";
@@ -26,6 +26,9 @@ pub struct ModelCommitment {
     /// First 4 bytes of keccak256(PROOF_SYSTEM_NAME).
     pub proof_system_id: String,
     pub uri: String,
+    /// bytes32, an extension of the draft: the Poseidon digest of hashed weights (the proof's
+    /// public weights commitment); zero when the weights are fixed in the verifier key.
+    pub weights_commitment: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -87,6 +90,10 @@ pub fn export(f: &Folder) -> Erc7992 {
             vk_hash: format!("0x{}", r.verifier.vk_sha256),
             proof_system_id: proof_system_id(),
             uri: format!("file://{}", f.dir.canonicalize().unwrap_or(f.dir.clone()).display()),
+            weights_commitment: match r.model_commitment.param_visibility {
+                ParamVisibility::Hashed => r.model_commitment.weights_commitment.clone(),
+                ParamVisibility::Fixed => format!("0x{}", "00".repeat(32)),
+            },
         },
         input_commitment: match r.input_commitment.visibility {
             Visibility::Public => format!("0x{}", r.input_commitment.value),

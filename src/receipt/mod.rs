@@ -20,7 +20,8 @@ use rand::rngs::{StdRng, SysRng};
 use serde::{Deserialize, Serialize};
 
 use crate::circuit::{
-    self, CIRCUIT_FORMAT, CircuitInfo, HALO2_VERSION, Visibility, chips::fe, commit,
+    self, CIRCUIT_FORMAT, CircuitInfo, Disclosure, HALO2_VERSION, ParamVisibility, Visibility,
+    chips::fe, commit,
 };
 use crate::error::{Error, Result};
 use crate::model::{Model, input::load_input, sha256_hex};
@@ -70,6 +71,11 @@ pub struct ModelCommitment {
     pub vk_sha256: String,
     /// How the proof binds the weights.
     pub weights: String,
+    /// `fixed`: the parameters are fixed columns, in the verifier key; `hashed`: they are
+    /// private, and their Poseidon digest (`weights_commitment`) is a public instance value.
+    pub param_visibility: ParamVisibility,
+    /// hashed: the weights digest, a field element as 0x + 64 hex digits; fixed: empty.
+    pub weights_commitment: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -191,9 +197,14 @@ fn tensor_name(qm: &QuantizedModel, v: usize) -> String {
         .unwrap_or_else(|| qm.values[v].name.clone())
 }
 
-/// The public instance a receipt claims: the input integers, their digest or nothing, then the
-/// output integers. None when a hashed digest is not a field element.
-fn instance(input: &InputCommitment, output: &[TensorClaim]) -> Option<Vec<Fp>> {
+/// The public instance a receipt claims: the input integers, their digest or nothing, the
+/// weights digest (hashed parameters), then the output integers. None when a digest is not a
+/// field element.
+fn instance(
+    input: &InputCommitment,
+    model: &ModelCommitment,
+    output: &[TensorClaim],
+) -> Option<Vec<Fp>> {
     let ints = |ts: &[TensorClaim]| -> Vec<Fp> {
         ts.iter()
             .flat_map(|t| t.integers.iter().map(|&x| fe(x as i128)))
@@ -204,11 +215,14 @@ fn instance(input: &InputCommitment, output: &[TensorClaim]) -> Option<Vec<Fp>> 
         Visibility::Hashed => vec![commit::parse_fp_hex(&input.value)?],
         Visibility::Private => vec![],
     };
+    if model.param_visibility == ParamVisibility::Hashed {
+        inst.push(commit::parse_fp_hex(&model.weights_commitment)?);
+    }
     inst.extend(ints(output));
     Some(inst)
 }
 
-fn not_claimed(vis: Visibility) -> Vec<String> {
+fn not_claimed(vis: Visibility, params: ParamVisibility) -> Vec<String> {
     let input = match vis {
         Visibility::Public => None,
         Visibility::Hashed => Some(
@@ -223,7 +237,10 @@ fn not_claimed(vis: Visibility) -> Vec<String> {
         "that the model is accurate, fair or fit for any purpose",
         "that the output is true of the real world",
         "that the circuit equals the float ONNX model: it computes the quantized model, whose measured error against the float model on this input is under `quantization`",
-        "that model.onnx is the model anyone deployed: the proof binds the quantized weights through the verifier key, and model.onnx is tied to them only by re-deriving quantized.json from it (sha256 above)",
+        match params {
+            ParamVisibility::Fixed => "that model.onnx is the model anyone deployed: the proof binds the quantized weights through the verifier key, and model.onnx is tied to them only by re-deriving quantized.json from it (sha256 above)",
+            ParamVisibility::Hashed => "that model.onnx is the model anyone deployed: the proof binds the quantized weights through their Poseidon digest (weights_commitment), and model.onnx is tied to them only by re-deriving quantized.json from it (sha256 above)",
+        },
     ])
     .map(|s| s.to_string())
     .collect()
@@ -240,8 +257,14 @@ fn statement(qm: &QuantizedModel, info: &CircuitInfo, onnx_sha: &str, vk_sha: &s
         Visibility::Hashed => "a private input whose Poseidon digest is the one shown".to_string(),
         Visibility::Private => "some private input within the activation range".to_string(),
     };
+    let weights = match info.layout.params {
+        ParamVisibility::Fixed => "with its weights fixed in the circuit",
+        ParamVisibility::Hashed => {
+            "with private weights whose Poseidon digest is the weights commitment shown, in the circuit"
+        }
+    };
     format!(
-        "The quantized model derived from ONNX file sha256 {}… (activation scale 2^{}), with its weights fixed in the circuit whose verifier key has sha256 {}…, maps {input} to the public output shown, exactly in integer arithmetic (halo2, k={}).",
+        "The quantized model derived from ONNX file sha256 {}… (activation scale 2^{}), {weights} whose verifier key has sha256 {}…, maps {input} to the public output shown, exactly in integer arithmetic (halo2, k={}).",
         prefix(onnx_sha, 12),
         qm.scale,
         prefix(vk_sha, 12),
@@ -280,16 +303,15 @@ pub struct Chain {
 
 /// Load, quantize, evaluate in integers, and compile with the witness.
 pub fn build_chain(model_path: &Path, input: &Path, cfg: &QuantConfig) -> Result<Chain> {
-    build_chain_as(model_path, input, cfg, Visibility::Public, 0)
+    build_chain_as(model_path, input, cfg, Disclosure::default())
 }
 
-/// [`build_chain`] with the inputs' visibility and salt.
+/// [`build_chain`] with the input's and the parameters' visibility (and the input's salt).
 pub fn build_chain_as(
     model_path: &Path,
     input: &Path,
     cfg: &QuantConfig,
-    vis: Visibility,
-    salt: i128,
+    dis: Disclosure,
 ) -> Result<Chain> {
     let model = Model::load(model_path)?;
     model.check_supported()?;
@@ -300,7 +322,7 @@ pub fn build_chain_as(
     let names: Vec<String> = model.inputs.iter().map(|i| i.name.clone()).collect();
     let inputs = qm.quantize_inputs(&floats, &names)?;
     let values = qm.evaluate(&inputs)?;
-    let compiled = circuit::compile_as(&qm, vis, Some(&values), salt)
+    let compiled = circuit::compile_as(&qm, dis, Some(&values))
         .map_err(|e| Error::invalid(model.file(), e.to_string()))?;
     let outputs = qm.outputs.iter().map(|&v| values[v].clone()).collect();
     Ok(Chain {
@@ -338,12 +360,48 @@ impl ProofRng {
     }
 }
 
-/// How to prove: the input's visibility, the salt of a hashed input, the randomness.
+/// How to prove: the input's and the parameters' visibility, the salt of a hashed input, the
+/// randomness.
 #[derive(Clone, Copy, Debug)]
 pub struct ProveOptions {
     pub input: Visibility,
+    pub params: ParamVisibility,
     pub salt: Option<i128>,
     pub rng: ProofRng,
+}
+
+/// The model commitment's hashes of the quantized model and circuit, and how the weights are
+/// bound (the ONNX and key hashes are filled in by the caller).
+fn model_commitment(
+    qm: &QuantizedModel,
+    info: &CircuitInfo,
+    params: ParamVisibility,
+) -> ModelCommitment {
+    let (weights, digest) = match params {
+        ParamVisibility::Fixed => (
+            "fixed columns of the circuit: bound by the verifier key".to_string(),
+            String::new(),
+        ),
+        ParamVisibility::Hashed => {
+            let n: usize = info.param_tensors.iter().map(|t| t.len).sum();
+            (
+                format!(
+                    "private advice cells, range-checked per tensor; bound by weights_commitment, a Poseidon P128Pow5T3 two-to-one chain over Pasta Fp computed inside the circuit and public as an instance value: h = H(tag, w₀), h = H(h, w) for each further word w packing one tensor's integers (each + 2^(b−1) in b bits, b per tensor in circuit.json's param_tensors), digest = H(h, count); tag = \"zkreceipt/wt/v1\"; covers all {n} integers of the {} weight, bias and constant tensors; the verifier key depends on each tensor's width b, not on the values",
+                    info.param_tensors.len()
+                ),
+                commit::fp_hex(commit::params_digest(qm)),
+            )
+        }
+    };
+    ModelCommitment {
+        onnx_sha256: String::new(),
+        quantized_sha256: canonical_sha256(qm),
+        circuit_sha256: canonical_sha256(info),
+        vk_sha256: String::new(),
+        weights,
+        param_visibility: params,
+        weights_commitment: digest,
+    }
 }
 
 /// Prove `model` on `input` and write the receipt folder `out`. `progress` hears each stage.
@@ -366,7 +424,12 @@ pub fn prove_folder(
         ));
     }
     let salt = opts.salt.unwrap_or(0);
-    let chain = build_chain_as(model_path, input, cfg, vis, salt)?;
+    let dis = Disclosure {
+        input: vis,
+        params: opts.params,
+        salt,
+    };
+    let chain = build_chain_as(model_path, input, cfg, dis)?;
     t.quantize_s = clock.elapsed().as_secs_f64();
     let info = chain.compiled.info.clone();
     t.compile_s = clock.elapsed().as_secs_f64() - t.quantize_s;
@@ -430,7 +493,9 @@ pub fn prove_folder(
             tensors: vec![],
         },
     };
-    let inst = instance(&input_commitment, &output_claims).expect("our own digest parses");
+    let model_commitment = model_commitment(&chain.qm, &info, opts.params);
+    let inst = instance(&input_commitment, &model_commitment, &output_claims)
+        .expect("our own digests parse");
     if chain.compiled.circuit.instance().as_deref() != Some(&inst[..]) {
         return Err(Error::invalid(
             "circuit",
@@ -467,10 +532,8 @@ pub fn prove_folder(
         schema: SCHEMA.into(),
         model_commitment: ModelCommitment {
             onnx_sha256: sha256_hex(&onnx_bytes),
-            quantized_sha256: canonical_sha256(&chain.qm),
-            circuit_sha256: canonical_sha256(&info),
             vk_sha256: vk.sha256.clone(),
-            weights: "fixed columns of the circuit: bound by the verifier key".into(),
+            ..model_commitment
         },
         input_commitment,
         output: output_claims,
@@ -507,7 +570,7 @@ pub fn prove_folder(
                 .fold(0.0, f64::max),
             argmax_agree: (!agree.is_empty()).then(|| agree.iter().all(|&a| a)),
         },
-        not_claimed: not_claimed(vis),
+        not_claimed: not_claimed(vis, opts.params),
     };
 
     progress("write receipt folder");
@@ -834,6 +897,29 @@ pub fn verify_folder_with(
             .then(|| "only a hashed input can be salted".into())
     });
     ok &= check("input commitment", commitment_problem);
+    let mc = &r.model_commitment;
+    let weights_problem = if mc.param_visibility != f.circuit.layout.params {
+        Some(format!(
+            "the receipt says the weights are {}, the circuit takes them {}",
+            mc.param_visibility.name(),
+            f.circuit.layout.params.name()
+        ))
+    } else {
+        match mc.param_visibility {
+            ParamVisibility::Fixed => (!mc.weights_commitment.is_empty())
+                .then(|| "fixed weights have no weights_commitment; it must be empty".into()),
+            ParamVisibility::Hashed => {
+                let ours = commit::fp_hex(commit::params_digest(&f.qm));
+                (ours != mc.weights_commitment).then(|| {
+                    format!(
+                        "the weights in quantized.json hash to {ours}; model_commitment.weights_commitment is {}",
+                        prefix(&mc.weights_commitment, 80)
+                    )
+                })
+            }
+        }
+    };
+    ok &= check("weights commitment", weights_problem);
     ok &= check(
         "proof file",
         (sha256_hex(&f.proof) != r.proof.sha256 || f.proof.len() != r.proof.bytes)
@@ -854,9 +940,8 @@ pub fn verify_folder_with(
         &f.qm,
         f.circuit.layout.lanes,
         f.circuit.layout.groups,
-        f.circuit.layout.input,
+        f.circuit.layout.disclosure(),
         None,
-        0,
     ) {
         Ok(c) => c,
         Err(e) => {
@@ -907,7 +992,14 @@ pub fn verify_folder_with(
     } else if r.statement != statement(&f.qm, &f.circuit, &r.model_commitment.onnx_sha256, &vk_sha)
     {
         Some("the statement is not the one these artifacts make".into())
-    } else if r.not_claimed != not_claimed(f.circuit.layout.input) {
+    } else if r.model_commitment.weights
+        != model_commitment(&f.qm, &f.circuit, f.circuit.layout.params).weights
+    {
+        Some(
+            "model_commitment.weights does not describe how these artifacts bind the weights"
+                .into(),
+        )
+    } else if r.not_claimed != not_claimed(f.circuit.layout.input, f.circuit.layout.params) {
         Some("not_claimed is not the list these artifacts make".into())
     } else {
         None
@@ -919,7 +1011,7 @@ pub fn verify_folder_with(
 
     // 4. The proof, against the public input and output the receipt shows.
     progress("verify proof");
-    let inst = instance(&r.input_commitment, &r.output).unwrap_or_default();
+    let inst = instance(&r.input_commitment, &r.model_commitment, &r.output).unwrap_or_default();
     let c = Instant::now();
     let res = proof::verify(params, &vk.vk, &inst, &f.proof);
     v.verify_s = c.elapsed().as_secs_f64();

@@ -158,6 +158,7 @@ pub fn run(cmd: Command, send: &dyn Fn(Event)) {
             };
             let opts = ProveOptions {
                 input: crate::circuit::Visibility::Public,
+                params: crate::circuit::ParamVisibility::Fixed,
                 salt: None,
                 rng: ProofRng::Os,
             };

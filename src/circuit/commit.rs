@@ -1,17 +1,22 @@
-//! The hashed-input commitment, natively (out of circuit); the circuit computes the same chain
-//! with halo2_gadgets' Poseidon chip (`Pow5Chip`, P128Pow5T3).
+//! The Poseidon commitments, natively (out of circuit); the circuit computes the same chain with
+//! halo2_gadgets' Poseidon chip (`Pow5Chip`, P128Pow5T3, width 3, rate 2).
 //!
-//! The input integers (each in the signed activation range `[-2^(A-1), 2^(A-1))`) are offset to
-//! `[0, 2^A)` and packed `⌊126/A⌋` to a field element, then chained through two-to-one Poseidon:
-//! `h = H(tag, salt)`, `h = H(h, p)` for every packed word `p`, and the digest is `H(h, n)` with
-//! `n` the number of input integers. The tag separates this use of Poseidon from any other; the
-//! salt (up to 120 bits, 0 when none is given) keeps low-entropy inputs from being found by trying
-//! them all.
+//! A message is a domain tag followed by words. It is hashed in blocks of [`BLOCK`] words, each
+//! block absorbed together with the running digest through halo2_gadgets' fixed-length sponge
+//! (`ConstantLength<17>`: nine permutations for sixteen words, near the sponge's full rate of two
+//! words per permutation): `h = tag`, then `h = H(h, block)` for every block, the last block
+//! padded with zeros. Every message ends with its count of integers, and its length is fixed by
+//! the circuit, so the padding is unambiguous.
 //!
-//! The weights digest ([`params_digest`], hashed parameters) is the same chain over the model's
-//! parameter tensors ([`param_tensors`]): `h = H(tag, w₀)`, `h = H(h, w)` for every further word,
-//! digest `H(h, n)`, where each tensor is packed on its own at its range-checked width
-//! ([`param_bits`]) and `n` counts the parameter integers. Its tag is `zkreceipt/wt/v1`.
+//! The input digest (hashed inputs) covers `[tag, salt, words…, n]`: the input integers (each in
+//! the signed activation range `[-2^(A-1), 2^(A-1))`) are offset to `[0, 2^A)` and packed
+//! `⌊126/A⌋` to a field element; `n` counts them. The tag `zkreceipt/in/v1` separates this use of
+//! Poseidon from any other; the salt (up to 120 bits, 0 when none is given) keeps low-entropy
+//! inputs from being found by trying them all.
+//!
+//! The weights digest (hashed parameters, [`params_digest`]) covers `[tag, words…, n]` over the
+//! model's parameter tensors ([`param_tensors`]), each packed on its own at its range-checked
+//! width ([`param_bits`]); `n` counts the parameter integers; the tag is `zkreceipt/wt/v1`.
 
 use halo2_gadgets::poseidon::primitives::{ConstantLength, Hash, P128Pow5T3};
 use halo2_proofs::pasta::Fp;
@@ -134,9 +139,20 @@ pub fn pack(values: &[i64], bits: u32) -> Vec<i128> {
         .collect()
 }
 
-/// Two-to-one Poseidon.
-pub fn h2(a: Fp, b: Fp) -> Fp {
-    Hash::<Fp, P128Pow5T3, ConstantLength<2>, 3, 2>::init().hash([a, b])
+/// Words per block of the chain.
+pub const BLOCK: usize = 16;
+
+/// The running digest and one block: `ConstantLength<{BLOCK + 1}>` Poseidon.
+pub fn h_block(h: Fp, block: &[Fp]) -> Fp {
+    let mut m = [Fp::zero(); BLOCK + 1];
+    m[0] = h;
+    m[1..=block.len()].copy_from_slice(block);
+    Hash::<Fp, P128Pow5T3, ConstantLength<{ BLOCK + 1 }>, 3, 2>::init().hash(m)
+}
+
+/// Length of a message once its words (all but the tag) are padded to whole blocks.
+pub fn padded_len(len: usize) -> usize {
+    1 + (len.saturating_sub(1)).div_ceil(BLOCK).max(1) * BLOCK
 }
 
 /// The message the chain absorbs: tag, salt, packed words, count.
@@ -147,9 +163,9 @@ pub fn message(values: &[i64], bits: u32, salt: i128) -> Vec<i128> {
     m
 }
 
-/// Chain a message through [`h2`].
+/// Hash a message (`[tag, words…]`) block by block through [`h_block`].
 pub fn chain(msg: &[Fp]) -> Fp {
-    msg[2..].iter().fold(h2(msg[0], msg[1]), |h, &m| h2(h, m))
+    msg[1..].chunks(BLOCK).fold(msg[0], h_block)
 }
 
 /// The digest of `values` (all graph inputs, flattened, in graph order).

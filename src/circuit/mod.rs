@@ -35,7 +35,7 @@ use crate::quantize::QuantizedModel;
 use crate::tensor::Tensor;
 
 /// Version of the circuit format (`circuit.json`) and of the gate layout.
-pub const CIRCUIT_FORMAT: u32 = 2;
+pub const CIRCUIT_FORMAT: u32 = 3;
 /// The halo2_proofs version the circuit is built with (pinned in Cargo.toml).
 pub const HALO2_VERSION: &str = "0.4.1";
 /// Default number of lanes (multiply-adds per row).
@@ -209,7 +209,7 @@ pub enum Occurrence {
 }
 
 /// The model circuit: the plan (structure, and the witness when proving).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ModelCircuit {
     pub plan: Arc<Plan>,
     /// Test hook: add `delta` to the value of assignment number `index` (see [`occurrences`]).
@@ -599,24 +599,28 @@ impl Circuit<Fp> for ModelCircuit {
     }
 }
 
-/// The chain of [`commit::chain`] in circuit: two-to-one Poseidon hashes, each its own gadget.
+/// The chain of [`commit::chain`] in circuit: one fixed-length Poseidon sponge per block (the
+/// plan has padded the message to whole blocks).
 fn hash_chain<L: Layouter<Fp>>(
     cfg: &Pow5Config<Fp, 3, 2>,
     msg: &[ACell],
     label: &str,
     layouter: &mut L,
 ) -> Result<ACell, Error> {
-    let h2 = |layouter: &mut L, a: ACell, b: ACell, i: usize| -> Result<ACell, Error> {
+    let mut h = msg[0].clone();
+    for (i, block) in msg[1..].chunks(commit::BLOCK).enumerate() {
+        let words: [ACell; commit::BLOCK + 1] = std::iter::once(h)
+            .chain(block.iter().cloned())
+            .collect::<Vec<_>>()
+            .try_into()
+            .map_err(|_| Error::Synthesis)?;
         let chip = Pow5Chip::construct(cfg.clone());
-        let hasher = PoseidonHash::<_, _, P128Pow5T3, ConstantLength<2>, 3, 2>::init(
-            chip,
-            layouter.namespace(|| format!("{label}: hash {i} init")),
-        )?;
-        hasher.hash(layouter.namespace(|| format!("{label}: hash {i}")), [a, b])
-    };
-    let mut h = h2(layouter, msg[0].clone(), msg[1].clone(), 0)?;
-    for (i, m) in msg[2..].iter().enumerate() {
-        h = h2(layouter, h, m.clone(), i + 1)?;
+        let hasher =
+            PoseidonHash::<_, _, P128Pow5T3, ConstantLength<{ commit::BLOCK + 1 }>, 3, 2>::init(
+                chip,
+                layouter.namespace(|| format!("{label}: block {i} init")),
+            )?;
+        h = hasher.hash(layouter.namespace(|| format!("{label}: block {i}")), words)?;
     }
     Ok(h)
 }

@@ -29,10 +29,12 @@ pub fn products_per_row(columns: usize) -> usize {
     columns / 3
 }
 
-/// Rows of one Poseidon permutation in halo2_gadgets' `Pow5Chip` (P128Pow5T3: 8 full and 56
-/// partial rounds, one row per full round and per pair of partial rounds, plus loading and
-/// padding rows), counted generously so k always fits.
-pub const POSEIDON_ROWS: usize = 48;
+/// Rows of one block of a Poseidon chain ([`super::commit::h_block`]) in halo2_gadgets'
+/// `Pow5Chip`: one row for the initial state, then per absorbed pair of the 17 elements and one
+/// padding element (nine pairs) three rows to add it and 37 for the permutation (P128Pow5T3:
+/// one row per full round and per pair of partial rounds, 4 + 28 + 4, and the final state).
+/// Measured exactly in the tests (`plan_rows_are_the_layout_rows`).
+pub const HASH_BLOCK_ROWS: usize = 1 + 9 * (3 + 37);
 
 /// One step of the plan. A cell is assigned where it first appears (the prover chooses its
 /// value, and the step's gate constrains it); every later appearance is a copy, bound to the first
@@ -172,8 +174,8 @@ impl Plan {
         match s {
             Step::Input { cells } => cells.len().div_ceil(self.lanes),
             Step::Witness { cells } => cells.len().div_ceil(self.lanes),
-            // Poseidon's own regions: one permutation per two-to-one hash.
-            Step::Hash { msg, .. } => (msg.len() - 1) * POSEIDON_ROWS,
+            // Poseidon's own regions, block by block.
+            Step::Hash { msg, .. } => (msg.len() - 1) / commit::BLOCK * HASH_BLOCK_ROWS,
             Step::Dot { terms, .. } => terms.len().max(1).div_ceil(self.width()),
             Step::Mul { items } => items
                 .len()
@@ -351,6 +353,14 @@ impl Builder<'_> {
         out
     }
 
+    /// Hash `msg` (`[tag, words…]`) into instance `row`; the words are padded to whole blocks
+    /// with the zero cell, as [`commit::chain`] pads them.
+    fn hash(&mut self, mut msg: Vec<CellId>, row: usize, label: &'static str) {
+        let z = self.zero();
+        msg.resize(commit::padded_len(msg.len()), z);
+        self.push(Step::Hash { msg, row, label });
+    }
+
     fn equal(&mut self, a: CellId, b: CellId) {
         self.push(Step::Equal { a, b });
     }
@@ -412,10 +422,10 @@ impl Builder<'_> {
     }
 
     /// A fresh cell holding `v`, proved to lie in `[-2^(bits-1), 2^(bits-1))` (its digits
-    /// bind it).
+    /// bind it; no sign digit, as nothing needs the sign).
     fn checked_cell(&mut self, v: Option<i128>, bits: u32) -> PResult<CellId> {
         let half = 1i128 << (bits - 1);
-        let (out, _) = self.digits(v.map(|v| v + half), bits, -half, true)?;
+        let (out, _) = self.digits(v.map(|v| v + half), bits, -half, false)?;
         Ok(out)
     }
 
@@ -1247,11 +1257,7 @@ pub fn plan(
                 if let Some(inst) = instance.as_mut() {
                     inst.push(commit::input_digest(&input_values, bits, salt));
                 }
-                b.push(Step::Hash {
-                    msg,
-                    row: 0,
-                    label: "input digest",
-                });
+                b.hash(msg, 0, "input digest");
                 row = 1;
             }
         }
@@ -1299,11 +1305,7 @@ pub fn plan(
         if let Some(inst) = instance.as_mut() {
             inst.push(commit::params_digest(qm));
         }
-        b.push(Step::Hash {
-            msg,
-            row,
-            label: "weights digest",
-        });
+        b.hash(msg, row, "weights digest");
         row += 1;
         b.params = Some(cells);
     }

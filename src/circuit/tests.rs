@@ -948,3 +948,45 @@ fn interpolated_table_is_exact_to_its_definition_and_sound() {
     let lie = inst_with_output(&c, 3, 1);
     assert!(mock(&c.circuit, c.info.k, lie).is_err());
 }
+
+/// Rows the layouter really uses (halo2's cost model shows them only in its Debug form).
+fn layout_rows(c: &Compiled) -> usize {
+    let cost = with_layout(c.circuit.layout(), || {
+        halo2_proofs::dev::cost::CircuitCost::<halo2_proofs::pasta::Eq, ModelCircuit>::measure(
+            c.info.k, &c.circuit,
+        )
+    });
+    let d = format!("{cost:?}");
+    let at = d
+        .find("max_advice_rows: ")
+        .expect("CircuitCost shows its rows")
+        + 17;
+    d[at..]
+        .split(|ch: char| !ch.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a row count")
+}
+
+#[test]
+fn plan_rows_are_the_layout_rows() {
+    // k is chosen from the plan's row count: it must be what synthesis lays out, Poseidon's
+    // regions (HASH_BLOCK_ROWS) included.
+    let x = vec![20, -7, 13];
+    let both = Disclosure {
+        input: Visibility::Hashed,
+        params: ParamVisibility::Hashed,
+        salt: 1,
+    };
+    for dis in [
+        Disclosure::default(),
+        input(Visibility::Hashed, 1),
+        hashed_weights(),
+        both,
+    ] {
+        for (lanes, groups) in [(4, 1), (8, 2)] {
+            let c = compiled_shape(&small_mlp(), std::slice::from_ref(&x), lanes, groups, dis);
+            assert_eq!(layout_rows(&c), c.info.rows, "{dis:?}, {lanes} lanes");
+        }
+    }
+}

@@ -370,37 +370,33 @@ pub struct ProveOptions {
     pub rng: ProofRng,
 }
 
+/// How the receipt says the weights are bound (`model_commitment.weights`).
+fn weights_text(info: &CircuitInfo) -> String {
+    match info.layout.params {
+        ParamVisibility::Fixed => "fixed columns of the circuit: bound by the verifier key".into(),
+        ParamVisibility::Hashed => format!(
+            "private advice cells, range-checked per tensor; bound by weights_commitment, a Poseidon P128Pow5T3 chain over Pasta Fp computed inside the circuit and public as an instance value: the message [words…, count], each word packing one tensor's integers (each + 2^(b−1) in b bits, b per tensor in circuit.json's param_tensors), zero-padded to blocks of 16; h = tag = \"zkreceipt/wt/v1\", then h = H(h, block) for each block (ConstantLength<17> sponge); covers all {} integers of the {} weight, bias and constant tensors; the verifier key depends on each tensor's width b, not on the values",
+            info.param_tensors.iter().map(|t| t.len).sum::<usize>(),
+            info.param_tensors.len()
+        ),
+    }
+}
+
 /// The model commitment's hashes of the quantized model and circuit, and how the weights are
 /// bound (the ONNX and key hashes are filled in by the caller).
-fn model_commitment(
-    qm: &QuantizedModel,
-    info: &CircuitInfo,
-    params: ParamVisibility,
-) -> ModelCommitment {
-    let (weights, digest) = match params {
-        ParamVisibility::Fixed => (
-            "fixed columns of the circuit: bound by the verifier key".to_string(),
-            String::new(),
-        ),
-        ParamVisibility::Hashed => {
-            let n: usize = info.param_tensors.iter().map(|t| t.len).sum();
-            (
-                format!(
-                    "private advice cells, range-checked per tensor; bound by weights_commitment, a Poseidon P128Pow5T3 two-to-one chain over Pasta Fp computed inside the circuit and public as an instance value: h = H(tag, w₀), h = H(h, w) for each further word w packing one tensor's integers (each + 2^(b−1) in b bits, b per tensor in circuit.json's param_tensors), digest = H(h, count); tag = \"zkreceipt/wt/v1\"; covers all {n} integers of the {} weight, bias and constant tensors; the verifier key depends on each tensor's width b, not on the values",
-                    info.param_tensors.len()
-                ),
-                commit::fp_hex(commit::params_digest(qm)),
-            )
-        }
-    };
+fn model_commitment(qm: &QuantizedModel, info: &CircuitInfo) -> ModelCommitment {
+    let params = info.layout.params;
     ModelCommitment {
         onnx_sha256: String::new(),
         quantized_sha256: canonical_sha256(qm),
         circuit_sha256: canonical_sha256(info),
         vk_sha256: String::new(),
-        weights,
+        weights: weights_text(info),
         param_visibility: params,
-        weights_commitment: digest,
+        weights_commitment: match params {
+            ParamVisibility::Fixed => String::new(),
+            ParamVisibility::Hashed => commit::fp_hex(commit::params_digest(qm)),
+        },
     }
 }
 
@@ -471,7 +467,7 @@ pub fn prove_folder(
         Visibility::Hashed => InputCommitment {
             visibility: vis,
             scheme: format!(
-                "Poseidon P128Pow5T3 over Pasta Fp, two-to-one chain: h = H(tag, salt), h = H(h, w) for each word w packing {} input integers (each + 2^{} in {} bits), digest = H(h, count); tag = \"zkreceipt/in/v1\"",
+                "Poseidon P128Pow5T3 chain over Pasta Fp: the message [salt, words…, count], each word packing {} input integers (each + 2^{} in {} bits), zero-padded to blocks of 16; h = tag = \"zkreceipt/in/v1\", then h = H(h, block) for each block (ConstantLength<17> sponge)",
                 commit::per_word(chain.qm.config.activation_bits),
                 chain.qm.config.activation_bits - 1,
                 chain.qm.config.activation_bits
@@ -493,7 +489,7 @@ pub fn prove_folder(
             tensors: vec![],
         },
     };
-    let model_commitment = model_commitment(&chain.qm, &info, opts.params);
+    let model_commitment = model_commitment(&chain.qm, &info);
     let inst = instance(&input_commitment, &model_commitment, &output_claims)
         .expect("our own digests parse");
     if chain.compiled.circuit.instance().as_deref() != Some(&inst[..]) {
@@ -992,9 +988,7 @@ pub fn verify_folder_with(
     } else if r.statement != statement(&f.qm, &f.circuit, &r.model_commitment.onnx_sha256, &vk_sha)
     {
         Some("the statement is not the one these artifacts make".into())
-    } else if r.model_commitment.weights
-        != model_commitment(&f.qm, &f.circuit, f.circuit.layout.params).weights
-    {
+    } else if r.model_commitment.weights != weights_text(&f.circuit) {
         Some(
             "model_commitment.weights does not describe how these artifacts bind the weights"
                 .into(),

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Gauge, Paragraph, Wrap};
 
 use super::app::{App, LINKS, Pane, Status};
-use crate::circuit::Visibility;
+use crate::circuit::{ParamVisibility, Visibility};
 
 pub const MIN_W: u16 = 80;
 pub const MIN_H: u16 = 24;
@@ -336,7 +336,17 @@ fn details(app: &App, f: &mut Frame, area: Rect) {
             for (k, v) in [
                 (
                     "model_commitment",
-                    format!("onnx {}…", short(&r.model_commitment.onnx_sha256)),
+                    match r.model_commitment.param_visibility {
+                        ParamVisibility::Fixed => format!(
+                            "onnx {}…, weights fixed in the vk",
+                            short(&r.model_commitment.onnx_sha256)
+                        ),
+                        ParamVisibility::Hashed => format!(
+                            "onnx {}…, weights hashed {}…",
+                            short(&r.model_commitment.onnx_sha256),
+                            short(&r.model_commitment.weights_commitment)
+                        ),
+                    },
                 ),
                 (
                     "input_commitment",
@@ -437,10 +447,17 @@ fn checklist(app: &App) -> Vec<Line<'static>> {
         Line::from("reviewer checklist").bold(),
         tick(
             audited(2).zip(audited(3)).map(|(a, b)| a && b),
-            format!(
-                "model and circuit commitment: weights fixed in the circuit, vk {}… (a: audit)",
-                short(&r.verifier.vk_sha256)
-            ),
+            match r.model_commitment.param_visibility {
+                ParamVisibility::Fixed => format!(
+                    "model and circuit commitment: weights fixed in the circuit, vk {}… (a: audit)",
+                    short(&r.verifier.vk_sha256)
+                ),
+                ParamVisibility::Hashed => format!(
+                    "model and circuit commitment: weights hashed to {}…, vk {}… (a: audit)",
+                    short(&r.model_commitment.weights_commitment),
+                    short(&r.verifier.vk_sha256)
+                ),
+            },
         ),
         tick(
             Some(r.input_commitment.visibility != Visibility::Private),

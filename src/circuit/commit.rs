@@ -2,11 +2,14 @@
 //! halo2_gadgets' Poseidon chip (`Pow5Chip`, P128Pow5T3, width 3, rate 2).
 //!
 //! A message is a domain tag followed by words. It is hashed in blocks of [`BLOCK`] words, each
-//! block absorbed together with the running digest through halo2_gadgets' fixed-length sponge
+//! block absorbed together with a running digest through halo2_gadgets' fixed-length sponge
 //! (`ConstantLength<17>`: nine permutations for sixteen words, near the sponge's full rate of two
-//! words per permutation): `h = tag`, then `h = H(h, block)` for every block, the last block
-//! padded with zeros. Every message ends with its count of integers, and its length is fixed by
-//! the circuit, so the padding is unambiguous.
+//! words per permutation), the last block padded with zeros. Block `i` goes to chain `i mod s`,
+//! with `s = min(CHAINS, blocks)` chains, so that the circuit can run them side by side in
+//! different lanes: every chain starts at `h = tag` and takes `h = H(h, block)` for each of its
+//! blocks; with one chain its `h` is the digest, else the digest is `H(tag, [h₀ … h₍ₛ₋₁₎])`.
+//! Every message ends with its count of integers, and its length is fixed by the circuit, so the
+//! padding is unambiguous.
 //!
 //! The input digest (hashed inputs) covers `[tag, salt, words…, n]`: the input integers (each in
 //! the signed activation range `[-2^(A-1), 2^(A-1))`) are offset to `[0, 2^A)` and packed
@@ -152,7 +155,7 @@ pub fn h_block(h: Fp, block: &[Fp]) -> Fp {
 
 /// Length of a message once its words (all but the tag) are padded to whole blocks.
 pub fn padded_len(len: usize) -> usize {
-    1 + (len.saturating_sub(1)).div_ceil(BLOCK).max(1) * BLOCK
+    1 + blocks(len) * BLOCK
 }
 
 /// The message the chain absorbs: tag, salt, packed words, count.
@@ -163,9 +166,28 @@ pub fn message(values: &[i64], bits: u32, salt: i128) -> Vec<i128> {
     m
 }
 
-/// Hash a message (`[tag, words…]`) block by block through [`h_block`].
+/// Most chains a message is hashed in (see the module's comment).
+pub const CHAINS: usize = 4;
+
+/// Blocks of a message of `len` elements (tag included).
+pub fn blocks(len: usize) -> usize {
+    len.saturating_sub(1).div_ceil(BLOCK).max(1)
+}
+
+/// Chains of a message of `len` elements.
+pub fn chains(len: usize) -> usize {
+    blocks(len).min(CHAINS)
+}
+
+/// Hash a message (`[tag, words…]`) block by block through [`h_block`], in [`chains`] chains.
 pub fn chain(msg: &[Fp]) -> Fp {
-    msg[1..].chunks(BLOCK).fold(msg[0], h_block)
+    let tag = msg[0];
+    let s = chains(msg.len());
+    let mut h = vec![tag; s];
+    for (i, block) in msg[1..].chunks(BLOCK).enumerate() {
+        h[i % s] = h_block(h[i % s], block);
+    }
+    if s == 1 { h[0] } else { h_block(tag, &h) }
 }
 
 /// The digest of `values` (all graph inputs, flattened, in graph order).
@@ -240,6 +262,29 @@ mod tests {
             let b = param_bits(&[x], 16);
             assert!(x >= -(1 << (b - 1)) && x < 1 << (b - 1));
         }
+    }
+
+    #[test]
+    fn chains_split_the_blocks_and_join_in_order() {
+        let f = |x: u64| Fp::from(x);
+        // 40 words: three blocks, three chains.
+        let msg: Vec<Fp> = (0..41).map(f).collect();
+        let pad = |b: &[Fp]| {
+            let mut v = b.to_vec();
+            v.resize(BLOCK, Fp::zero());
+            v
+        };
+        let h: Vec<Fp> = (0..3)
+            .map(|i| h_block(f(0), &pad(&msg[1 + 16 * i..(1 + 16 * (i + 1)).min(41)])))
+            .collect();
+        assert_eq!(chain(&msg), h_block(f(0), &h));
+        // One block: one chain, no join; the zero padding is the native one.
+        assert_eq!(chain(&msg[..5]), h_block(f(0), &msg[1..5]));
+        let mut padded = msg[..5].to_vec();
+        padded.resize(padded_len(5), Fp::zero());
+        assert_eq!(chain(&padded), chain(&msg[..5]));
+        assert_eq!(padded_len(41), 49);
+        assert_eq!(chains(padded_len(1000)), CHAINS);
     }
 
     #[test]

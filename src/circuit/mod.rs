@@ -191,7 +191,8 @@ pub struct Config {
     dot: DotConfig,
     mul: MulConfig,
     table: Option<TableConfig>,
-    poseidon: Option<Pow5Config<Fp, 3, 2>>,
+    /// One Poseidon chip per lane group, up to [`commit::CHAINS`] (none without hashing).
+    poseidon: Vec<Pow5Config<Fp, 3, 2>>,
 }
 
 /// How a cell assignment gets its value, for the soundness tests: a fresh cell is chosen by the
@@ -324,21 +325,30 @@ impl Circuit<Fp> for ModelCircuit {
         let dot = DotChip::configure(meta, &cols);
         let mul = MulChip::configure(meta, &cols);
         let table = layout.lookups.then(|| TableChip::configure(meta, &cols));
-        // Poseidon's state and partial S-box share the first four lanes (its gates have their own
-        // selectors); its round constants need six fixed columns of their own.
-        let poseidon = layout.hashes().then(|| {
-            let rc_a = [(); 3].map(|_| meta.fixed_column());
-            let rc_b = [(); 3].map(|_| meta.fixed_column());
-            // The sponge's initial capacity word and padding are constants.
-            meta.enable_constant(rc_b[0]);
-            Pow5Chip::configure::<P128Pow5T3>(
-                meta,
-                [cols.lanes[0], cols.lanes[1], cols.lanes[2]],
-                cols.lanes[3],
-                rc_a,
-                rc_b,
-            )
-        });
+        // A Poseidon chip per lane group (up to one per chain), on the group's first four lanes
+        // (state and partial S-box; its gates have their own selectors), each with six fixed
+        // columns of round constants, so the chains of a digest run side by side.
+        let mut poseidon = vec![];
+        if layout.hashes() {
+            // The sponges' initial states are constants. halo2's floor planner writes a region's
+            // constants below the end of the first constant column right after the region, so
+            // they get a column no region uses: in a chip's own column they would push that
+            // chip's next region down.
+            let constants = meta.fixed_column();
+            meta.enable_constant(constants);
+            for g in 0..plan::poseidon_chips(layout.groups) {
+                let rc_a = [(); 3].map(|_| meta.fixed_column());
+                let rc_b = [(); 3].map(|_| meta.fixed_column());
+                let l = cols.group_lanes(g);
+                poseidon.push(Pow5Chip::configure::<P128Pow5T3>(
+                    meta,
+                    [l[0], l[1], l[2]],
+                    l[3],
+                    rc_a,
+                    rc_b,
+                ));
+            }
+        }
         Config {
             dot,
             mul,
@@ -368,13 +378,23 @@ impl Circuit<Fp> for ModelCircuit {
         for rp in plan.regions() {
             let (i, j) = (rp.steps.start, rp.steps.end);
             // A digest (input or weights): halo2_gadgets' Poseidon chip lays out its own regions.
-            if let (_, Step::Hash { msg, row, label }) = &plan.steps[i] {
+            if let (
+                _,
+                Step::Hash {
+                    msg,
+                    zero,
+                    row,
+                    label,
+                },
+            ) = &plan.steps[i]
+            {
                 let cells: Vec<ACell> = msg
                     .iter()
+                    .chain([zero])
                     .map(|&c| assigned[c].clone().ok_or(Error::Synthesis))
                     .collect::<Result<_, _>>()?;
-                let cfg = config.poseidon.as_ref().ok_or(Error::Synthesis)?;
-                let digest = hash_chain(cfg, &cells, label, &mut layouter)?;
+                let (zero, msg) = cells.split_last().ok_or(Error::Synthesis)?;
+                let digest = hash_chain(&config.poseidon, msg, zero, label, &mut layouter)?;
                 layouter.constrain_instance(digest.cell(), cols.instance, *row)?;
                 continue;
             }
@@ -599,30 +619,55 @@ impl Circuit<Fp> for ModelCircuit {
     }
 }
 
-/// The chain of [`commit::chain`] in circuit: one fixed-length Poseidon sponge per block (the
-/// plan has padded the message to whole blocks).
+/// The chains of [`commit::chain`] in circuit: one fixed-length Poseidon sponge per block (the
+/// plan has padded the message to whole blocks), chain `j` on chip `j mod P` (the chips sit in
+/// different lane groups, so their regions share rows), then the join on chip 0.
 fn hash_chain<L: Layouter<Fp>>(
-    cfg: &Pow5Config<Fp, 3, 2>,
+    chips: &[Pow5Config<Fp, 3, 2>],
     msg: &[ACell],
+    zero: &ACell,
     label: &str,
     layouter: &mut L,
 ) -> Result<ACell, Error> {
-    let mut h = msg[0].clone();
-    for (i, block) in msg[1..].chunks(commit::BLOCK).enumerate() {
-        let words: [ACell; commit::BLOCK + 1] = std::iter::once(h)
-            .chain(block.iter().cloned())
+    if chips.is_empty() {
+        return Err(Error::Synthesis);
+    }
+    let mut block = |cfg: &Pow5Config<Fp, 3, 2>,
+                     h: &ACell,
+                     words: &[ACell],
+                     name: String|
+     -> Result<ACell, Error> {
+        let input: [ACell; commit::BLOCK + 1] = std::iter::once(h)
+            .chain(words)
+            .chain(std::iter::repeat(zero))
+            .take(commit::BLOCK + 1)
+            .cloned()
             .collect::<Vec<_>>()
             .try_into()
             .map_err(|_| Error::Synthesis)?;
-        let chip = Pow5Chip::construct(cfg.clone());
         let hasher =
             PoseidonHash::<_, _, P128Pow5T3, ConstantLength<{ commit::BLOCK + 1 }>, 3, 2>::init(
-                chip,
-                layouter.namespace(|| format!("{label}: block {i} init")),
+                Pow5Chip::construct(cfg.clone()),
+                layouter.namespace(|| format!("{name} init")),
             )?;
-        h = hasher.hash(layouter.namespace(|| format!("{label}: block {i}")), words)?;
+        hasher.hash(layouter.namespace(|| name), input)
+    };
+    let tag = &msg[0];
+    let s = commit::chains(msg.len());
+    let mut h = vec![tag.clone(); s];
+    for (i, words) in msg[1..].chunks(commit::BLOCK).enumerate() {
+        let j = i % s;
+        h[j] = block(
+            &chips[j % chips.len()],
+            &h[j],
+            words,
+            format!("{label}: chain {j} block {}", i / s),
+        )?;
     }
-    Ok(h)
+    if s == 1 {
+        return Ok(h.swap_remove(0));
+    }
+    block(&chips[0], tag, &h, format!("{label}: join"))
 }
 
 /// A region is named after the quantized node it lays out (e.g. `fc0/linear#1`), so a
@@ -796,7 +841,7 @@ pub fn compile_as(
     let table_rows = if lookups { p.table_rows() } else { 0 };
     let best = LANE_CHOICES
         .iter()
-        .filter(|&&(w, g)| !dis.hashes() || w * g >= 4)
+        .filter(|&&(w, _)| !dis.hashes() || w >= 4)
         .map(|&(width, groups)| {
             let lanes = width * groups;
             p.lanes = lanes;
@@ -837,19 +882,19 @@ pub fn compile_layout(
     witness: Option<&[Tensor<i64>]>,
 ) -> Result<Compiled, CompileError> {
     let input = dis.input;
-    // Poseidon's state and S-box take four lanes.
+    // A group needs two lanes (its first two carry the bits of a range check), four when it
+    // hosts a Poseidon chip (state and S-box).
     let min = if dis.hashes() { 4 } else { 2 };
-    // A group needs two lanes: its first two carry the bits of a range check.
-    if !(min..=256).contains(&lanes)
+    if !(2..=256).contains(&lanes)
         || groups == 0
         || !lanes.is_multiple_of(groups)
-        || lanes / groups < 2
+        || lanes / groups < min
     {
         return Err(CompileError {
             node: "model".into(),
             msg: format!(
-                "lane count {lanes} in {groups} groups is not a layout (at least {min} lanes, \
-                 at most 256, at least 2 per group)"
+                "lane count {lanes} in {groups} groups is not a layout (at most 256 lanes, at \
+                 least {min} per group)"
             ),
         });
     }
@@ -933,11 +978,16 @@ pub fn compile_layout(
         layout,
         advice_columns: layout.lanes + layout.groups,
         // weights; per group the constant and the two digit kinds; the three table columns and
-        // Poseidon's six round-constant columns; selectors come on top.
+        // Poseidon's constants column and six round-constant columns per chip; selectors come
+        // on top.
         fixed_columns: layout.lanes
             + 3 * layout.groups
             + if layout.lookups { 3 } else { 0 }
-            + if layout.hashes() { 6 } else { 0 },
+            + if layout.hashes() {
+                1 + 6 * plan::poseidon_chips(layout.groups)
+            } else {
+                0
+            },
         instance_columns: 1,
         lookups: usize::from(layout.lookups),
         gates,

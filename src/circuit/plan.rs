@@ -36,6 +36,32 @@ pub fn products_per_row(columns: usize) -> usize {
 /// Measured exactly in the tests (`plan_rows_are_the_layout_rows`).
 pub const HASH_BLOCK_ROWS: usize = 1 + 9 * (3 + 37);
 
+/// Poseidon chips of a layout with `groups` lane groups: one per group, up to one per chain.
+pub fn poseidon_chips(groups: usize) -> usize {
+    groups.clamp(1, commit::CHAINS)
+}
+
+/// Height, in blocks, of hashing a message of `len` elements (padded) in lane `groups` groups:
+/// chain `j` runs on chip `j mod P`, the chips side by side; the join of the chains follows
+/// chain 0 on chip 0.
+pub fn hash_rows(len: usize, groups: usize) -> usize {
+    let (b, s, p) = (
+        commit::blocks(len),
+        commit::chains(len),
+        poseidon_chips(groups),
+    );
+    (0..p)
+        .map(|chip| {
+            let blocks: usize = (0..s)
+                .filter(|j| j % p == chip)
+                .map(|j| b / s + usize::from(j < b % s))
+                .sum();
+            blocks + usize::from(chip == 0 && s > 1)
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// One step of the plan. A cell is assigned where it first appears (the prover chooses its
 /// value, and the step's gate constrains it); every later appearance is a copy, bound to the first
 /// by the permutation argument.
@@ -48,8 +74,10 @@ pub enum Step {
     Witness { cells: Vec<CellId> },
     /// The Poseidon chain of [`super::commit::chain`] over the cells, equal to instance `row`
     /// (`label` names its regions: the input or the weights digest).
+    /// `zero` is a cell holding 0 (the padding of the chains' join).
     Hash {
         msg: Vec<CellId>,
+        zero: CellId,
         row: usize,
         label: &'static str,
     },
@@ -175,7 +203,7 @@ impl Plan {
             Step::Input { cells } => cells.len().div_ceil(self.lanes),
             Step::Witness { cells } => cells.len().div_ceil(self.lanes),
             // Poseidon's own regions, block by block.
-            Step::Hash { msg, .. } => (msg.len() - 1) / commit::BLOCK * HASH_BLOCK_ROWS,
+            Step::Hash { msg, .. } => hash_rows(msg.len(), self.groups) * HASH_BLOCK_ROWS,
             Step::Dot { terms, .. } => terms.len().max(1).div_ceil(self.width()),
             Step::Mul { items } => items
                 .len()
@@ -358,7 +386,12 @@ impl Builder<'_> {
     fn hash(&mut self, mut msg: Vec<CellId>, row: usize, label: &'static str) {
         let z = self.zero();
         msg.resize(commit::padded_len(msg.len()), z);
-        self.push(Step::Hash { msg, row, label });
+        self.push(Step::Hash {
+            msg,
+            zero: z,
+            row,
+            label,
+        });
     }
 
     fn equal(&mut self, a: CellId, b: CellId) {
@@ -1345,7 +1378,7 @@ fn step_cells(s: &Step) -> Vec<CellId> {
     match s {
         Step::Input { cells } => cells.iter().map(|c| c.0).collect(),
         Step::Witness { cells } => cells.clone(),
-        Step::Hash { msg, .. } => msg.clone(),
+        Step::Hash { msg, zero, .. } => msg.iter().copied().chain([*zero]).collect(),
         Step::Dot { terms, out, .. } => terms.iter().map(|t| t.0).chain([*out]).collect(),
         Step::Mul { items } => items.iter().flat_map(|&(a, b, o)| [a, b, o]).collect(),
         Step::Lookup { x, out, .. } => vec![*x, *out],

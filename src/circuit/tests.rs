@@ -968,6 +968,66 @@ fn layout_rows(c: &Compiled) -> usize {
         .expect("a row count")
 }
 
+/// A linear layer 16 → 32 with bias and a rescale: 544 parameters, five blocks of weight words,
+/// so its weights digest runs in four chains.
+fn wide_linear() -> QuantizedModel {
+    let weight: Vec<i64> = (0..16 * 32).map(|i| (i * 37 % 19) - 9).collect();
+    let bias: Vec<i64> = (0..32).map(|i| i * 30 - 500).collect();
+    graph(
+        &[vec![1, 16]],
+        vec![
+            (
+                QOp::Linear {
+                    k: 16,
+                    n: 32,
+                    weight,
+                    bias: Some(bias),
+                },
+                vec![0],
+                vec![1, 32],
+            ),
+            (QOp::Rescale { divisor: vec![64] }, vec![1], vec![1, 32]),
+        ],
+        &[2],
+    )
+}
+
+#[test]
+fn weights_digest_chains_run_side_by_side_and_join() {
+    // Five blocks in four chains, over 1, 2 and 4 Poseidon chips (one per lane group): the
+    // digest is the native one whatever the layout, the rows are what the plan counted, and
+    // another digest is rejected.
+    let qm = wide_linear();
+    let x: Vec<i64> = (0..16).map(|i| i - 8).collect();
+    let msg_len = commit::padded_len(commit::params_message(&qm).len());
+    assert_eq!(commit::blocks(msg_len), 5);
+    let mut heights = vec![];
+    for (lanes, groups) in [(4, 1), (8, 2), (16, 4)] {
+        let c = compiled_shape(
+            &qm,
+            std::slice::from_ref(&x),
+            lanes,
+            groups,
+            hashed_weights(),
+        );
+        let inst = c.circuit.instance().unwrap();
+        assert_eq!(inst[16], commit::params_digest(&qm));
+        assert_eq!(mock(&c.circuit, c.info.k, inst.clone()), Ok(()));
+        let mut bad = inst;
+        bad[16] += Fp::one();
+        assert!(mock(&c.circuit, c.info.k, bad).is_err());
+        assert_eq!(
+            layout_rows(&c),
+            c.info.rows,
+            "{lanes} lanes in {groups} groups"
+        );
+        heights.push(plan::hash_rows(msg_len, groups));
+    }
+    // Blocks of the tallest chip: 5 + join on one chip, then 3 + join (chains 0, 2 on chip 0),
+    // then 2 + join (chain 0's two blocks).
+    assert_eq!(heights, vec![6, 4, 3]);
+}
+
 #[test]
 fn plan_rows_are_the_layout_rows() {
     // k is chosen from the plan's row count: it must be what synthesis lays out, Poseidon's

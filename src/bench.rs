@@ -5,11 +5,12 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::circuit::Disclosure;
 use crate::cli::{print_json, print_table, stderr_progress};
 use crate::error::{Error, Result};
 use crate::proof;
 use crate::quantize::QuantConfig;
-use crate::receipt::build_chain;
+use crate::receipt::{build_chain, build_chain_as};
 
 /// One model's figures. The keys are stable (design.md §2).
 #[derive(Clone, Debug, Serialize)]
@@ -97,11 +98,11 @@ fn name_of(model: &Path) -> String {
 }
 
 /// Measure one model.
-pub fn bench_model(model: &Path, input: &Path, runs: usize) -> Result<BenchRow> {
+pub fn bench_model(model: &Path, input: &Path, runs: usize, dis: Disclosure) -> Result<BenchRow> {
     reset_peak_rss();
     let mut progress = stderr_progress();
     progress(&format!("{}: quantize and compile", model.display()));
-    let chain = build_chain(model, input, &QuantConfig::default())?;
+    let chain = build_chain_as(model, input, &QuantConfig::default(), dis)?;
     let info = &chain.compiled.info;
     let t = Instant::now();
     let (params, made_s) = proof::params(info.k, &mut progress)?;
@@ -157,7 +158,13 @@ pub fn bench_model(model: &Path, input: &Path, runs: usize) -> Result<BenchRow> 
     })
 }
 
-pub fn cmd_bench(models: &[PathBuf], inputs: &[PathBuf], runs: usize, json: bool) -> Result<i32> {
+pub fn cmd_bench(
+    models: &[PathBuf],
+    inputs: &[PathBuf],
+    runs: usize,
+    dis: Disclosure,
+    json: bool,
+) -> Result<i32> {
     let pairs: Vec<(PathBuf, PathBuf)> = if models.is_empty() {
         if !inputs.is_empty() {
             return Err(Error::invalid("--input", "given without a model"));
@@ -177,7 +184,7 @@ pub fn cmd_bench(models: &[PathBuf], inputs: &[PathBuf], runs: usize, json: bool
     };
     let mut rows = vec![];
     for (m, i) in &pairs {
-        rows.push(bench_model(m, i, runs)?);
+        rows.push(bench_model(m, i, runs, dis)?);
     }
     if json {
         print_json(&serde_json::json!({ "models": rows }));

@@ -165,6 +165,22 @@ pub enum Command {
         /// With --corpus: the largest k to prove at (larger circuits are compiled, not proved).
         #[arg(long, default_value_t = 16)]
         max_k: u32,
+        /// Benchmark with the input public, hashed or private (not with --corpus).
+        #[arg(
+            long,
+            default_value = "public",
+            value_name = "public|hashed|private",
+            conflicts_with = "corpus"
+        )]
+        input_visibility: Visibility,
+        /// Benchmark with the weights fixed or hashed (not with --corpus).
+        #[arg(
+            long,
+            default_value = "fixed",
+            value_name = "fixed|hashed",
+            conflicts_with = "corpus"
+        )]
+        param_visibility: ParamVisibility,
         /// Print one JSON document instead of the table.
         #[arg(long)]
         json: bool,
@@ -252,11 +268,20 @@ pub fn run(cli: Cli) -> Result<i32> {
             runs,
             corpus,
             max_k,
+            input_visibility,
+            param_visibility,
             json,
-        } => match corpus {
-            Some(dir) => crate::bench::cmd_corpus(&dir, max_k, json),
-            None => crate::bench::cmd_bench(&models, &input, runs, json),
-        },
+        } => {
+            let dis = crate::circuit::Disclosure {
+                input: input_visibility,
+                params: param_visibility,
+                salt: 0,
+            };
+            match corpus {
+                Some(dir) => crate::bench::cmd_corpus(&dir, max_k, json),
+                None => crate::bench::cmd_bench(&models, &input, runs, dis, json),
+            }
+        }
     }
 }
 

@@ -135,6 +135,9 @@ pub struct Layout {
     pub input: Visibility,
     #[serde(default)]
     pub params: ParamVisibility,
+    /// Poseidon chips (one per lane group, as many as the longest digest has chains).
+    #[serde(default)]
+    pub chips: usize,
 }
 
 impl Layout {
@@ -174,6 +177,7 @@ thread_local! {
             lookups: false,
             input: Visibility::Public,
             params: ParamVisibility::Fixed,
+            chips: 0,
         })
     };
 }
@@ -232,6 +236,7 @@ impl ModelCircuit {
             lookups: !self.plan.tables.is_empty(),
             input: self.plan.input,
             params: self.plan.params,
+            chips: self.plan.poseidon_chips(),
         }
     }
 
@@ -336,7 +341,7 @@ impl Circuit<Fp> for ModelCircuit {
             // chip's next region down.
             let constants = meta.fixed_column();
             meta.enable_constant(constants);
-            for g in 0..plan::poseidon_chips(layout.groups) {
+            for g in 0..layout.chips {
                 let rc_a = [(); 3].map(|_| meta.fixed_column());
                 let rc_b = [(); 3].map(|_| meta.fixed_column());
                 let l = cols.group_lanes(g);
@@ -784,6 +789,9 @@ impl std::fmt::Display for CompileError {
 /// The largest k we prove at (the cached parameters grow as 2^k).
 pub const MAX_K: u32 = 20;
 
+/// What one Poseidon chip costs the prover, in committed polynomials (see [`compile_as`]).
+const POSEIDON_CHIP_POLYS: u64 = 8;
+
 /// Lane counts the compiler chooses from.
 /// The lane shapes the compiler weighs: (lanes per group, groups).
 pub const LANE_CHOICES: [(usize, usize); 16] = [
@@ -852,10 +860,17 @@ pub fn compile_as(
                 lookups,
                 input: dis.input,
                 params: dis.params,
+                chips: p.poseidon_chips(),
             };
             let k = k_for(p.rows(), table_rows, p.instance_len, layout);
             let advice = (lanes + groups) as u64;
-            let polys = advice + (advice + 1).div_ceil(3) + 4 + 3 * u64::from(lookups);
+            // A Poseidon chip's degree-5 round gates weigh about as much as eight polynomials
+            // (measured on the samples with hashed weights).
+            let polys = advice
+                + (advice + 1).div_ceil(3)
+                + 4
+                + 3 * u64::from(lookups)
+                + POSEIDON_CHIP_POLYS * layout.chips as u64;
             (polys << k, lanes, groups)
         })
         .min()
@@ -984,7 +999,7 @@ pub fn compile_layout(
             + 3 * layout.groups
             + if layout.lookups { 3 } else { 0 }
             + if layout.hashes() {
-                1 + 6 * plan::poseidon_chips(layout.groups)
+                1 + 6 * layout.chips
             } else {
                 0
             },

@@ -36,20 +36,11 @@ pub fn products_per_row(columns: usize) -> usize {
 /// Measured exactly in the tests (`plan_rows_are_the_layout_rows`).
 pub const HASH_BLOCK_ROWS: usize = 1 + 9 * (3 + 37);
 
-/// Poseidon chips of a layout with `groups` lane groups: one per group, up to one per chain.
-pub fn poseidon_chips(groups: usize) -> usize {
-    groups.clamp(1, commit::CHAINS)
-}
-
-/// Height, in blocks, of hashing a message of `len` elements (padded) in lane `groups` groups:
-/// chain `j` runs on chip `j mod P`, the chips side by side; the join of the chains follows
+/// Height, in blocks, of hashing a message of `len` elements (padded) on `chips` Poseidon chips:
+/// chain `j` runs on chip `j mod chips`, the chips side by side; the join of the chains follows
 /// chain 0 on chip 0.
-pub fn hash_rows(len: usize, groups: usize) -> usize {
-    let (b, s, p) = (
-        commit::blocks(len),
-        commit::chains(len),
-        poseidon_chips(groups),
-    );
+pub fn hash_rows(len: usize, chips: usize) -> usize {
+    let (b, s, p) = (commit::blocks(len), commit::chains(len), chips.max(1));
     (0..p)
         .map(|chip| {
             let blocks: usize = (0..s)
@@ -160,6 +151,8 @@ pub struct Plan {
     pub params: ParamVisibility,
     /// The parameter tensors in the weights digest (hashed parameters only).
     pub param_tensors: Vec<ParamTensor>,
+    /// The most chains any digest of the plan runs in (0 without digests).
+    pub max_chains: usize,
     /// Names of the quantized model's nodes, for region names.
     pub node_names: Vec<String>,
     /// Signed bits every range-checked activation must fit.
@@ -192,6 +185,12 @@ pub struct RegionPlan {
 }
 
 impl Plan {
+    /// Poseidon chips of the layout: one per lane group, as many as the longest digest has
+    /// chains (none without digests).
+    pub fn poseidon_chips(&self) -> usize {
+        self.groups.min(self.max_chains)
+    }
+
     /// Lanes per group: the multiply-adds per row of one dot product.
     pub fn width(&self) -> usize {
         self.lanes / self.groups
@@ -203,7 +202,7 @@ impl Plan {
             Step::Input { cells } => cells.len().div_ceil(self.lanes),
             Step::Witness { cells } => cells.len().div_ceil(self.lanes),
             // Poseidon's own regions, block by block.
-            Step::Hash { msg, .. } => hash_rows(msg.len(), self.groups) * HASH_BLOCK_ROWS,
+            Step::Hash { msg, .. } => hash_rows(msg.len(), self.poseidon_chips()) * HASH_BLOCK_ROWS,
             Step::Dot { terms, .. } => terms.len().max(1).div_ceil(self.width()),
             Step::Mul { items } => items
                 .len()
@@ -1357,12 +1356,21 @@ pub fn plan(
         }
     }
     let steps = pack_products(fuse_equal_dots(b.steps, b.values.len()));
+    let max_chains = steps
+        .iter()
+        .filter_map(|(_, s)| match s {
+            Step::Hash { msg, .. } => Some(commit::chains(msg.len())),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
     Ok(Plan {
         lanes,
         groups,
         input: vis,
         params: dis.params,
         param_tensors,
+        max_chains,
         node_names: qm.nodes.iter().map(|n| n.name.clone()).collect(),
         activation_bits: qm.config.activation_bits,
         steps,

@@ -130,9 +130,11 @@ fn float_parity_and_quantized_error_on_supported_models() {
 #[test]
 fn circuit_equals_the_integer_evaluator_on_supported_models() {
     use halo2_proofs::dev::MockProver;
-    use zkreceipt::circuit::{compile, with_layout};
+    use zkreceipt::circuit::{
+        Disclosure, ParamVisibility, commit, compile, compile_as, with_layout,
+    };
     let Some(dir) = corpus() else { return };
-    let (mut exact, mut mocked) = (0, 0);
+    let (mut exact, mut mocked, mut hashed_mocked) = (0, 0, 0);
     for e in examples(&dir) {
         let name = e["name"].as_str().unwrap();
         let m = Model::load(&dir.join(name).join("network.onnx")).unwrap();
@@ -175,14 +177,45 @@ fn circuit_equals_the_integer_evaluator_on_supported_models() {
             assert_eq!(r, Ok(()), "{name}: circuit not satisfied");
             mocked += 1;
         }
+        // Hashed weights: every constant a private cell, the same outputs, the native digest.
+        let dis = Disclosure {
+            params: ParamVisibility::Hashed,
+            ..Disclosure::default()
+        };
+        let h = compile_as(&qm, dis, Some(&values))
+            .unwrap_or_else(|err| panic!("{name} (hashed weights): {err}"));
+        let hinst = h.circuit.instance().unwrap();
+        assert_eq!(
+            hinst[n_in],
+            commit::params_digest(&qm),
+            "{name}: weights digest"
+        );
+        assert_eq!(
+            hinst[n_in + 1..],
+            inst[n_in..],
+            "{name}: hashed-weights outputs"
+        );
+        if h.info.k <= 11 {
+            let r = with_layout(h.circuit.layout(), || {
+                MockProver::run(h.info.k, &h.circuit, vec![hinst.clone()])
+                    .unwrap()
+                    .verify()
+            });
+            assert_eq!(r, Ok(()), "{name}: hashed-weights circuit not satisfied");
+            hashed_mocked += 1;
+        }
         eprintln!(
-            "{name:24} k={:2} rows {:6} lanes {:2} tables {}",
+            "{name:24} k={:2} rows {:6} lanes {:2} tables {} · hashed weights k={:2}",
             c.info.k,
             c.info.rows,
             c.info.layout.lanes,
-            c.info.tables.len()
+            c.info.tables.len(),
+            h.info.k
         );
     }
-    eprintln!("circuit exact on {exact} supported corpus models; MockProver satisfied on {mocked}");
+    eprintln!(
+        "circuit exact on {exact} supported corpus models; MockProver satisfied on {mocked}, \
+         with hashed weights on {hashed_mocked}"
+    );
     assert!(exact >= SUPPORTED_AT_LEAST);
 }

@@ -721,4 +721,36 @@ fn hashed_weights_round_trip() {
             r["model_commitment"]["weights_commitment"] = "".into();
         })
     });
+
+    // Both hidden: a salted input digest and the weights digest, side by side in the instance.
+    let both = w.join("both");
+    let p = prove_with(
+        "digits",
+        &both,
+        &[
+            "--param-visibility",
+            "hashed",
+            "--input-visibility",
+            "hashed",
+            "--salt",
+            "abc",
+        ],
+    );
+    assert_eq!(
+        p["receipt"]["model_commitment"]["weights_commitment"],
+        native
+    );
+    assert_eq!(verify(&both).0, 0);
+    assert_eq!(audit_json(&both).0, 0);
+    let o = zk(&["break-test", both.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // The two digests swapped: rejected (the circuit test swaps them in the instance itself).
+    let why = expect_rejected(&both, "swapped", |d| {
+        edit_receipt(d, |r| {
+            let i = r["input_commitment"]["value"].clone();
+            r["input_commitment"]["value"] = r["model_commitment"]["weights_commitment"].clone();
+            r["model_commitment"]["weights_commitment"] = i;
+        })
+    });
+    assert!(why.starts_with("weights commitment"), "{why}");
 }

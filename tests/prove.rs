@@ -172,17 +172,7 @@ fn digits_receipt_proves_verifies_and_breaks() {
     assert!(why.contains("verifier key"), "{why}");
     let why = expect_rejected(&out, "weights", |d| {
         // A changed weight changes the circuit's fixed columns, so the re-derived key.
-        let p = d.join("quantized.json");
-        let mut q: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-        let node = q["nodes"]
-            .as_array_mut()
-            .unwrap()
-            .iter_mut()
-            .find(|n| n["op"] == "linear")
-            .unwrap();
-        let w = node["weight"][0].as_i64().unwrap();
-        node["weight"][0] = (w + 1).into();
-        std::fs::write(&p, serde_json::to_vec_pretty(&q).unwrap()).unwrap();
+        bump_linear_weight(d, 0, 1);
     });
     assert!(why.contains("quantized"), "{why}");
 
@@ -299,6 +289,20 @@ fn expect_broken_link(
     broken.iter().map(|s| s.to_string()).collect()
 }
 
+/// Add `delta` to weight `i` of the first linear layer in the folder's quantized.json.
+fn bump_linear_weight(dir: &Path, i: usize, delta: i64) {
+    edit_json(&dir.join("quantized.json"), |q| {
+        let n = q["nodes"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|n| n["op"] == "linear")
+            .unwrap();
+        let w = n["weight"][i].as_i64().unwrap();
+        n["weight"][i] = (w + delta).into();
+    })
+}
+
 fn edit_json(path: &Path, f: impl FnOnce(&mut Value)) {
     let mut v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     f(&mut v);
@@ -398,16 +402,7 @@ fn digits_audit_and_break_test() {
         "a-quantized",
         "model.onnx + input.json → quantized.json",
         |d| {
-            edit_json(&d.join("quantized.json"), |q| {
-                let n = q["nodes"]
-                    .as_array_mut()
-                    .unwrap()
-                    .iter_mut()
-                    .find(|n| n["op"] == "linear")
-                    .unwrap();
-                let w = n["weight"][1].as_i64().unwrap();
-                n["weight"][1] = (w - 1).into();
-            });
+            bump_linear_weight(d, 1, -1);
         },
     );
     expect_broken_link(&out, "a-circuit", "quantized.json → circuit.json", |d| {
@@ -694,18 +689,7 @@ fn hashed_weights_round_trip() {
             })
         },
     );
-    let edit_weight = |d: &Path| {
-        edit_json(&d.join("quantized.json"), |q| {
-            let n = q["nodes"]
-                .as_array_mut()
-                .unwrap()
-                .iter_mut()
-                .find(|n| n["op"] == "linear")
-                .unwrap();
-            let w = n["weight"][0].as_i64().unwrap();
-            n["weight"][0] = (w + 1).into();
-        })
-    };
+    let edit_weight = |d: &Path| bump_linear_weight(d, 0, 1);
     let why = expect_rejected(&out, "weight", edit_weight);
     assert!(why.starts_with("weights commitment"), "{why}");
     expect_broken_link(

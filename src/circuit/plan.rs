@@ -380,6 +380,24 @@ impl Builder<'_> {
         out
     }
 
+    /// The words of [`commit::pack`]: `Σ_j (x_j + 2^(bits-1))·2^(bits·j)` over groups of
+    /// [`commit::per_word`] cells, each a dot product.
+    fn pack(&mut self, cells: &[CellId], bits: u32) -> Vec<CellId> {
+        let half = 1i128 << (bits - 1);
+        cells
+            .chunks(commit::per_word(bits))
+            .map(|group| {
+                let terms: Vec<(CellId, i128)> = group
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &c)| (c, 1i128 << (bits as usize * j)))
+                    .collect();
+                let offset: i128 = terms.iter().map(|(_, w)| half * w).sum();
+                self.dot(terms, offset)
+            })
+            .collect()
+    }
+
     /// Hash `msg` (`[tag, words…]`) into instance `row`; the words are padded to whole blocks
     /// with the zero cell, as [`commit::chain`] pads them.
     fn hash(&mut self, mut msg: Vec<CellId>, row: usize, label: &'static str) {
@@ -1274,17 +1292,8 @@ pub fn plan(
             }
             if hashed {
                 let bits = b.bits;
-                let half = 1i128 << (bits - 1);
                 let mut msg = vec![b.constant_i128(commit::tag()), salt_cell.expect("hashed")];
-                for group in all_inputs.chunks(commit::per_word(bits)) {
-                    let terms: Vec<(CellId, i128)> = group
-                        .iter()
-                        .enumerate()
-                        .map(|(j, &c)| (c, 1i128 << (bits as usize * j)))
-                        .collect();
-                    let offset: i128 = terms.iter().map(|(_, w)| half * w).sum();
-                    msg.push(b.dot(terms, offset));
-                }
+                msg.extend(b.pack(&all_inputs, bits));
                 msg.push(b.constant_i128(all_inputs.len() as i128));
                 if let Some(inst) = instance.as_mut() {
                     inst.push(commit::input_digest(&input_values, bits, salt));
@@ -1305,7 +1314,6 @@ pub fn plan(
         for t in commit::param_tensors(qm) {
             b.node = t.node;
             let bits = commit::param_bits(t.data, qm.config.param_bits);
-            let half = 1i128 << (bits - 1);
             let cs: Vec<CellId> = t
                 .data
                 .iter()
@@ -1314,15 +1322,7 @@ pub fn plan(
                     b.checked_cell(v, bits)
                 })
                 .collect::<PResult<_>>()?;
-            for group in cs.chunks(commit::per_word(bits)) {
-                let terms: Vec<(CellId, i128)> = group
-                    .iter()
-                    .enumerate()
-                    .map(|(j, &c)| (c, 1i128 << (bits as usize * j)))
-                    .collect();
-                let offset: i128 = terms.iter().map(|(_, w)| half * w).sum();
-                msg.push(b.dot(terms, offset));
-            }
+            msg.extend(b.pack(&cs, bits));
             count += cs.len();
             param_tensors.push(ParamTensor {
                 node: qm.nodes[t.node].name.clone(),

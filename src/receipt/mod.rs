@@ -73,8 +73,11 @@ pub struct ModelCommitment {
     pub weights: String,
     /// `fixed`: the parameters are fixed columns, in the verifier key; `hashed`: they are
     /// private, and their Poseidon digest (`weights_commitment`) is a public instance value.
+    /// (Defaults keep receipts of earlier versions readable, so they get the format message.)
+    #[serde(default)]
     pub param_visibility: ParamVisibility,
     /// hashed: the weights digest, a field element as 0x + 64 hex digits; fixed: empty.
+    #[serde(default)]
     pub weights_commitment: String,
 }
 

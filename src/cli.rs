@@ -140,6 +140,16 @@ pub enum Command {
         /// The receipt folder.
         dir: PathBuf,
     },
+    /// Write a verifier's copy of a verified receipt folder with hashed weights: quantized.json
+    /// without its weights (their widths kept), no model.onnx; the copy verifies like the
+    /// original. Exit 0 written, 1 when a folder does not verify, 3 for fixed weights.
+    Redact {
+        /// The receipt folder (made with --param-visibility hashed).
+        dir: PathBuf,
+        /// Where to write the copy (an existing receipt folder there is replaced).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Regenerate the inspector's screenshots (SVG, colours kept): proves the bundled digits
     /// sample with a fixed seed and renders every screen.
     Screenshots {
@@ -261,6 +271,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Audit { dir, json } => cmd_audit(&dir, json),
         Command::BreakTest { dir, json } => cmd_break_test(&dir, json),
         Command::Export { erc7992: _, dir } => cmd_export(&dir),
+        Command::Redact { dir, out } => cmd_redact(&dir, &out),
         Command::Screenshots { out } => cmd_screenshots(&out),
         Command::Bench {
             models,
@@ -485,6 +496,44 @@ fn cmd_export(dir: &std::path::Path) -> Result<i32> {
         return Ok(1);
     }
     print_json(&crate::receipt::export::export(&folder));
+    Ok(0)
+}
+
+fn cmd_redact(dir: &std::path::Path, out: &std::path::Path) -> Result<i32> {
+    let folder = Folder::load(dir)?;
+    crate::receipt::redactable(&folder)?;
+    let mut progress = stderr_progress();
+    let v = verify_folder(&folder, &mut progress)?;
+    if !v.verified {
+        eprintln!(
+            "not redacted: the folder does not verify ({})",
+            v.reason.as_deref().unwrap_or("rejected")
+        );
+        return Ok(1);
+    }
+    progress("redact");
+    let files = crate::receipt::redact_folder(&folder, out)?;
+    let copy = Folder::load(out)?;
+    let v = verify_folder(&copy, &mut progress)?;
+    if !v.verified {
+        eprintln!(
+            "the redacted copy in {} does not verify ({}); it was removed",
+            out.display(),
+            v.reason.as_deref().unwrap_or("rejected")
+        );
+        let _ = std::fs::remove_dir_all(out);
+        return Ok(1);
+    }
+    println!("redacted  {}", out.display());
+    println!("files     {}", files.join(", "));
+    println!(
+        "weights   none in the copy: quantized.json keeps the architecture and each tensor's width; the proof binds the weights to {}",
+        folder.receipt.model_commitment.weights_commitment
+    );
+    println!(
+        "verified  the copy verifies (vk {})",
+        &v.vk_sha256[..12.min(v.vk_sha256.len())]
+    );
     Ok(0)
 }
 

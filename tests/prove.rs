@@ -706,6 +706,79 @@ fn hashed_weights_round_trip() {
         })
     });
 
+    // The verifier's copy: no model.onnx, no weights; it verifies, audits (skipping what needs
+    // the model) and passes the break test, where the proof alone rejects another digest.
+    let red = w.join("redacted");
+    let o = zk(&[
+        "redact",
+        out.to_str().unwrap(),
+        "--out",
+        red.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!red.join("model.onnx").exists());
+    let rq: zkreceipt::quantize::QuantizedModel =
+        serde_json::from_str(&std::fs::read_to_string(red.join("quantized.json")).unwrap())
+            .unwrap();
+    assert!(rq.redacted.is_some());
+    assert!(
+        zkreceipt::circuit::commit::param_tensors(&rq)
+            .iter()
+            .all(|t| t.data.iter().all(|&x| x == 0)),
+        "no weight left in the copy"
+    );
+    assert_eq!(
+        std::fs::read(red.join("vk.txt")).unwrap(),
+        std::fs::read(out.join("vk.txt")).unwrap()
+    );
+    assert_eq!(verify(&red).0, 0);
+    let (code, a) = audit_json(&red);
+    assert_eq!(code, 0, "{a}");
+    assert!(
+        a["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["link"] == "model.onnx → sha256" && l["skipped"] == true)
+    );
+    let o = zk(&["break-test", red.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let b = stdout_json(&o);
+    let digest_case = b["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| {
+            c["item"]
+                .as_str()
+                .unwrap()
+                .starts_with("model_commitment.weights_commitment")
+        })
+        .unwrap()
+        .clone();
+    assert!(
+        digest_case["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("proof:"),
+        "{digest_case}"
+    );
+    // Weights slipped back into the copy: its architecture hash no longer matches.
+    let why = expect_rejected(&red, "unredacted", |d| bump_linear_weight(d, 0, 1));
+    assert!(why.contains("architecture_sha256"), "{why}");
+    // A folder with fixed weights has nothing to redact.
+    let fixed = w.join("fixed");
+    prove("digits", &fixed);
+    let o = zk(&[
+        "redact",
+        fixed.to_str().unwrap(),
+        "--out",
+        w.join("nothing").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("param_visibility"));
+    assert!(!w.join("nothing").exists());
+
     // Both hidden: a salted input digest and the weights digest, side by side in the instance.
     let both = w.join("both");
     let p = prove_with(

@@ -102,6 +102,47 @@ pub fn param_bits(data: &[i64], param_bits: u32) -> u32 {
     need.max(param_bits).max(2).div_ceil(8) * 8
 }
 
+/// The range-checked width of every parameter tensor, in [`param_tensors`] order: recorded in a
+/// redacted model, else [`param_bits`] of the data.
+pub fn param_widths(qm: &QuantizedModel) -> Vec<u32> {
+    match &qm.redacted {
+        Some(w) => w.clone(),
+        None => param_tensors(qm)
+            .iter()
+            .map(|t| param_bits(t.data, qm.config.param_bits))
+            .collect(),
+    }
+}
+
+/// The integers of parameter tensor `index` of `node` (see [`ParamRef`]).
+pub fn param_data_mut(qm: &mut QuantizedModel, node: usize, index: usize) -> Option<&mut Vec<i64>> {
+    match (&mut qm.nodes.get_mut(node)?.op, index) {
+        (QOp::Linear { weight, .. } | QOp::Conv { weight, .. }, 0) => Some(weight),
+        (QOp::Linear { bias, .. } | QOp::Conv { bias, .. }, 1) => bias.as_mut(),
+        (QOp::Const { data }, 0) => Some(data),
+        _ => None,
+    }
+}
+
+/// The model without its parameters: every weight, bias and constant set to zero, and their
+/// widths recorded. With hashed weights it compiles to the same circuit and verifier key, so a
+/// verifier can check a proof without them.
+pub fn redact(qm: &QuantizedModel) -> QuantizedModel {
+    let widths = param_widths(qm);
+    let places: Vec<(usize, usize)> = param_tensors(qm)
+        .iter()
+        .map(|t| (t.node, t.index))
+        .collect();
+    let mut r = qm.clone();
+    for (node, index) in places {
+        if let Some(d) = param_data_mut(&mut r, node, index) {
+            d.iter_mut().for_each(|x| *x = 0);
+        }
+    }
+    r.redacted = Some(widths);
+    r
+}
+
 /// The message of the weights digest: tag, packed words of every tensor, count.
 pub fn params_message(qm: &QuantizedModel) -> Vec<i128> {
     let mut m = vec![params_tag()];

@@ -1200,6 +1200,18 @@ fn validate(qm: &QuantizedModel) -> PResult<()> {
             format!("activation_bits {a} is outside 2..=62"),
         ));
     }
+    if let Some(w) = &qm.redacted {
+        let n = commit::param_tensors(qm).len();
+        if w.len() != n || w.iter().any(|b| !(2..=64).contains(b)) {
+            return Err(bad(
+                "redacted",
+                format!(
+                    "{} widths for {n} parameter tensors, each 2 to 64 bits",
+                    w.len()
+                ),
+            ));
+        }
+    }
     for n in &qm.nodes {
         let problem = match &n.op {
             QOp::ShiftLeft { bits } if *bits >= 64 => Some(format!("shift by {bits} bits")),
@@ -1236,6 +1248,14 @@ pub fn plan(
 ) -> PResult<Plan> {
     let (vis, salt) = (dis.input, dis.salt);
     validate(qm)?;
+    if qm.redacted.is_some() && (dis.params == ParamVisibility::Fixed || witness.is_some()) {
+        return Err(PlanError {
+            node: "redacted".into(),
+            msg: "a redacted model has no weights: it only re-derives the circuit of a receipt \
+                  with hashed weights"
+                .into(),
+        });
+    }
     let mut b = Builder {
         qm,
         bits: qm.config.activation_bits,
@@ -1311,9 +1331,9 @@ pub fn plan(
         let mut cells = HashMap::new();
         let mut msg = vec![b.constant_i128(commit::params_tag())];
         let mut count = 0;
-        for t in commit::param_tensors(qm) {
+        let widths = commit::param_widths(qm);
+        for (t, &bits) in commit::param_tensors(qm).into_iter().zip(&widths) {
             b.node = t.node;
-            let bits = commit::param_bits(t.data, qm.config.param_bits);
             let cs: Vec<CellId> = t
                 .data
                 .iter()

@@ -64,6 +64,7 @@ fn graph(
         outputs: outputs.to_vec(),
         values,
         nodes: qnodes,
+        redacted: None,
     }
 }
 
@@ -633,6 +634,33 @@ fn hashed_weights_leave_the_verifier_key_independent_of_their_values() {
         key(&qm, Disclosure::default()),
         key(&other, Disclosure::default())
     );
+}
+
+#[test]
+fn a_redacted_model_compiles_to_the_same_circuit_and_nothing_else() {
+    // Zeroed weights with their widths kept: the same circuit description and the same plan
+    // as the full model (with hashed weights), so the same key; never a fixed-weight circuit or
+    // a proof.
+    let qm = wide_linear();
+    let red = commit::redact(&qm);
+    assert!(
+        commit::param_tensors(&red)
+            .iter()
+            .all(|t| t.data.iter().all(|&x| x == 0))
+    );
+    let full = compile_layout(&qm, 8, 2, hashed_weights(), None).unwrap();
+    let copy = compile_layout(&red, 8, 2, hashed_weights(), None).unwrap();
+    assert_eq!(full.info, copy.info);
+    assert_eq!(full.circuit.plan.steps, copy.circuit.plan.steps);
+    assert!(compile_layout(&red, 8, 2, Disclosure::default(), None).is_err());
+    let vals = qm
+        .evaluate(&[Tensor::new(vec![1, 16], vec![1; 16])])
+        .unwrap();
+    assert!(compile_layout(&red, 8, 2, hashed_weights(), Some(&vals)).is_err());
+    // Widths that do not fit the tensors are refused.
+    let mut bad = red.clone();
+    bad.redacted = Some(vec![16]);
+    assert!(compile_layout(&bad, 8, 2, hashed_weights(), None).is_err());
 }
 
 #[test]

@@ -272,6 +272,11 @@ pub struct QuantizedModel {
     pub outputs: Vec<usize>,
     pub values: Vec<QValue>,
     pub nodes: Vec<QNode>,
+    /// A redacted copy (for a verifier of a receipt with hashed weights): every weight, bias and
+    /// constant is zero, and this lists each parameter tensor's range-checked width, which the
+    /// circuit depends on (see `circuit::commit::redact`). Absent in a full model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redacted: Option<Vec<u32>>,
 }
 
 /// Round half away from zero, as f64::round; None when the result does not fit in i64.
@@ -2859,6 +2864,7 @@ pub fn quantize(
         outputs: vec![],
         values: vec![],
         nodes: vec![],
+        redacted: None,
     };
     let names: Vec<String> = model.inputs.iter().map(|i| i.name.clone()).collect();
     let qin = {

@@ -77,31 +77,42 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
     let model_path = f.dir.join(MODEL_FILE);
     let input_path = f.dir.join(INPUT_FILE);
 
+    // A redacted folder (hashed weights, shared without them) has no model.onnx and no
+    // weights: the links that need them cannot be re-derived from it.
+    let redacted = f.qm.redacted.is_some().then(|| {
+        "skipped: the folder is redacted (no model.onnx, no weights); the proof binds the weights to weights_commitment".to_string()
+    });
+
     // 1. model.onnx is the file the receipt and the quantized model name.
     progress("model.onnx");
     let onnx = std::fs::read(&model_path);
     let onnx_sha = onnx.as_ref().map(|b| sha256_hex(b)).unwrap_or_default();
-    link(
-        &mut links,
-        "model.onnx → sha256",
-        onnx.is_ok()
-            && onnx_sha == r.model_commitment.onnx_sha256
-            && onnx_sha == f.qm.source_sha256,
-        format!("sha256 {onnx_sha}"),
-        match &onnx {
-            Err(e) => format!("cannot read {}: {e}", model_path.display()),
-            Ok(_) => format!(
-                "sha256 {onnx_sha}; receipt says {}, quantized.json says {}",
-                r.model_commitment.onnx_sha256, f.qm.source_sha256
-            ),
-        },
-    );
+    if let Some(why) = &redacted {
+        skip(&mut links, "model.onnx → sha256", why);
+    } else {
+        link(
+            &mut links,
+            "model.onnx → sha256",
+            onnx.is_ok()
+                && onnx_sha == r.model_commitment.onnx_sha256
+                && onnx_sha == f.qm.source_sha256,
+            format!("sha256 {onnx_sha}"),
+            match &onnx {
+                Err(e) => format!("cannot read {}: {e}", model_path.display()),
+                Ok(_) => format!(
+                    "sha256 {onnx_sha}; receipt says {}, quantized.json says {}",
+                    r.model_commitment.onnx_sha256, f.qm.source_sha256
+                ),
+            },
+        );
+    }
 
     // 2. Re-quantize from model.onnx and input.json with the recorded settings. A hashed or
     // private input is not in the folder, so neither this nor the input and output links can
     // be re-derived from it.
     progress("re-quantize");
     let absent = match r.input_commitment.visibility {
+        _ if redacted.is_some() => redacted.clone(),
         Visibility::Public => None,
         v => Some(format!(
             "skipped: the input is {} and not in the folder; the proof still binds quantized.json through the verifier key",
@@ -195,7 +206,9 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
     // 3b. Hashed weights: their Poseidon digest, recomputed from quantized.json, is the public
     // weights commitment the proof is checked against.
     let mc = &r.model_commitment;
-    if mc.param_visibility == ParamVisibility::Hashed {
+    if let (ParamVisibility::Hashed, Some(why)) = (mc.param_visibility, &redacted) {
+        skip(&mut links, "quantized.json → weights commitment", why);
+    } else if mc.param_visibility == ParamVisibility::Hashed {
         let ours = commit::fp_hex(commit::params_digest(&f.qm));
         link(
             &mut links,

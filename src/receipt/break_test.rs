@@ -12,7 +12,7 @@ use super::{Folder, KeyCache, Verdict, canonical_sha256, input_sha256, verify_fo
 use crate::circuit::{ParamVisibility, Visibility, commit};
 use crate::error::{Error, Result};
 use crate::model::sha256_hex;
-use crate::quantize::{QOp, QuantizedModel};
+
 use halo2_proofs::pasta::Fp;
 
 /// One change and what verification said.
@@ -116,9 +116,10 @@ pub fn cases(f: &Folder) -> Vec<(String, bool, Tamper)> {
     // The weights: the first integer of the first parameter tensor, with the receipt's hash of
     // quantized.json (and a hashed weights digest) recomputed, so the re-derived verifier key
     // (fixed weights) or the proof (hashed weights) is what rejects it.
+    // (A redacted folder has no weights to change; its weights commitment case follows.)
     if let Some(t) = commit::param_tensors(&f.qm)
         .into_iter()
-        .find(|t| !t.data.is_empty())
+        .find(|t| !t.data.is_empty() && f.qm.redacted.is_none())
     {
         let (node, index) = (t.node, t.index);
         out.push((
@@ -128,7 +129,7 @@ pub fn cases(f: &Folder) -> Vec<(String, bool, Tamper)> {
             ),
             true,
             Box::new(move |f| {
-                if let Some(d) = param_data_mut(&mut f.qm, node, index) {
+                if let Some(d) = commit::param_data_mut(&mut f.qm, node, index) {
                     d[0] += 1;
                 }
                 let c = &mut f.receipt.model_commitment;
@@ -141,6 +142,14 @@ pub fn cases(f: &Folder) -> Vec<(String, bool, Tamper)> {
     }
     if f.receipt.model_commitment.param_visibility == ParamVisibility::Hashed {
         out.push((
+            "model_commitment.architecture_sha256".into(),
+            true,
+            Box::new(|f| {
+                let c = &mut f.receipt.model_commitment;
+                c.architecture_sha256 = flip_hex(&c.architecture_sha256);
+            }),
+        ));
+        out.push((
             "model_commitment.weights_commitment (Poseidon digest of the weights)".into(),
             true,
             Box::new(|f| {
@@ -151,9 +160,16 @@ pub fn cases(f: &Folder) -> Vec<(String, bool, Tamper)> {
             }),
         ));
     }
+    // A redacted folder cannot check the full model's hash: its architecture hash and the
+    // weights digest (in the proof) stand for it.
+    let redacted = f.qm.redacted.is_some();
     out.push((
-        "model_commitment.quantized_sha256".into(),
-        true,
+        if redacted {
+            "model_commitment.quantized_sha256 (the full model's hash: not checkable without the weights)".into()
+        } else {
+            "model_commitment.quantized_sha256".into()
+        },
+        !redacted,
         Box::new(|f| {
             let c = &mut f.receipt.model_commitment;
             c.quantized_sha256 = flip_hex(&c.quantized_sha256);
@@ -261,16 +277,6 @@ pub fn cases(f: &Folder) -> Vec<(String, bool, Tamper)> {
         out.push((item.to_string(), false, t));
     }
     out
-}
-
-/// The integers of parameter tensor `index` of `node` (see [`commit::param_tensors`]).
-fn param_data_mut(qm: &mut QuantizedModel, node: usize, index: usize) -> Option<&mut Vec<i64>> {
-    match (&mut qm.nodes.get_mut(node)?.op, index) {
-        (QOp::Linear { weight, .. } | QOp::Conv { weight, .. }, 0) => Some(weight),
-        (QOp::Linear { bias, .. } | QOp::Conv { bias, .. }, 1) => bias.as_mut(),
-        (QOp::Const { data }, 0) => Some(data),
-        _ => None,
-    }
 }
 
 /// Change the first hex digit.

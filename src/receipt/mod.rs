@@ -79,6 +79,10 @@ pub struct ModelCommitment {
     /// hashed: the weights digest, a field element as 0x + 64 hex digits; fixed: empty.
     #[serde(default)]
     pub weights_commitment: String,
+    /// hashed: sha256 of the redacted quantized model (weights zeroed, widths kept; see
+    /// `zkreceipt redact`), which is all a verifier needs to re-derive the key; fixed: empty.
+    #[serde(default)]
+    pub architecture_sha256: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -400,6 +404,10 @@ fn model_commitment(qm: &QuantizedModel, info: &CircuitInfo) -> ModelCommitment 
             ParamVisibility::Fixed => String::new(),
             ParamVisibility::Hashed => commit::fp_hex(commit::params_digest(qm)),
         },
+        architecture_sha256: match params {
+            ParamVisibility::Fixed => String::new(),
+            ParamVisibility::Hashed => canonical_sha256(&commit::redact(qm)),
+        },
     }
 }
 
@@ -593,6 +601,51 @@ pub fn prove_folder(
         report: chain.report,
         timings: t,
     })
+}
+
+/// Only a receipt with hashed weights has a copy without them: fixed weights are in the key.
+pub fn redactable(f: &Folder) -> Result<()> {
+    if f.receipt.model_commitment.param_visibility != ParamVisibility::Hashed {
+        return Err(Error::invalid(
+            f.dir.join(RECEIPT_FILE).display(),
+            "field `model_commitment.param_visibility` is fixed: the weights are in the verifier \
+             key, so a copy without them would hide nothing; prove with --param-visibility hashed",
+        ));
+    }
+    Ok(())
+}
+
+/// Write a verifier's copy of a receipt folder with hashed weights to `out`: the receipt,
+/// circuit, key, proof and public input as they are, and `quantized.json` redacted (every weight,
+/// bias and constant zero, their widths kept); `model.onnx` is left out. It verifies like the
+/// original: the key does not depend on the weights, and the proof binds them to the receipt's
+/// weights commitment. Returns the files written.
+pub fn redact_folder(f: &Folder, out: &Path) -> Result<Vec<&'static str>> {
+    redactable(f)?;
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same(&f.dir, out) {
+        return Err(Error::invalid(
+            out.display(),
+            "is the folder being redacted; choose another --out",
+        ));
+    }
+    let mut files: Vec<(&str, Vec<u8>)> = vec![];
+    for name in [RECEIPT_FILE, CIRCUIT_FILE, VK_FILE, PROOF_FILE, INPUT_FILE] {
+        if name == INPUT_FILE && !f.dir.join(name).exists() {
+            continue;
+        }
+        files.push((name, read_file(&f.dir, name)?));
+    }
+    let qm = match f.qm.redacted {
+        Some(_) => f.qm.clone(),
+        None => commit::redact(&f.qm),
+    };
+    files.push((QUANTIZED_FILE, json_pretty(&qm)));
+    write_folder(out, &files)?;
+    Ok(files.iter().map(|(n, _)| *n).collect())
 }
 
 /// Write the files into a temporary sibling folder, then rename it to `out`. An existing
@@ -897,6 +950,7 @@ pub fn verify_folder_with(
     });
     ok &= check("input commitment", commitment_problem);
     let mc = &r.model_commitment;
+    let redacted = f.qm.redacted.is_some();
     let weights_problem = if mc.param_visibility != f.circuit.layout.params {
         Some(format!(
             "the receipt says the weights are {}, the circuit takes them {}",
@@ -905,28 +959,46 @@ pub fn verify_folder_with(
         ))
     } else {
         match mc.param_visibility {
-            ParamVisibility::Fixed => (!mc.weights_commitment.is_empty())
-                .then(|| "fixed weights have no weights_commitment; it must be empty".into()),
+            ParamVisibility::Fixed => (!mc.weights_commitment.is_empty()
+                || !mc.architecture_sha256.is_empty())
+            .then(|| "fixed weights have no weights_commitment or architecture_sha256".into()),
             ParamVisibility::Hashed => {
+                let arch = if redacted {
+                    canonical_sha256(&f.qm)
+                } else {
+                    canonical_sha256(&commit::redact(&f.qm))
+                };
                 let ours = commit::fp_hex(commit::params_digest(&f.qm));
-                (ours != mc.weights_commitment).then(|| {
-                    format!(
+                if arch != mc.architecture_sha256 {
+                    Some("quantized.json with its weights zeroed differs from model_commitment.architecture_sha256".into())
+                } else if !redacted && ours != mc.weights_commitment {
+                    Some(format!(
                         "the weights in quantized.json hash to {ours}; model_commitment.weights_commitment is {}",
                         prefix(&mc.weights_commitment, 80)
-                    )
-                })
+                    ))
+                } else {
+                    None
+                }
             }
         }
     };
-    ok &= check("weights commitment", weights_problem);
+    ok &= check(
+        if redacted {
+            "weights commitment (quantized.json is redacted: the proof alone binds the weights)"
+        } else {
+            "weights commitment"
+        },
+        weights_problem,
+    );
     ok &= check(
         "proof file",
         (sha256_hex(&f.proof) != r.proof.sha256 || f.proof.len() != r.proof.bytes)
             .then(|| "proof.bin's sha256 or size differs from the receipt's".to_string()),
     );
+    // A redacted quantized.json is bound by the architecture hash above instead.
     ok &= check(
         "quantized model hash",
-        (canonical_sha256(&f.qm) != r.model_commitment.quantized_sha256)
+        (!redacted && canonical_sha256(&f.qm) != r.model_commitment.quantized_sha256)
             .then(|| "quantized.json differs from model_commitment.quantized_sha256".into()),
     );
     if !ok {

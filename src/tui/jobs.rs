@@ -87,9 +87,23 @@ pub struct Loaded {
 }
 
 /// Read a folder and derive the views' data: the ONNX summary and, when the input is there,
-/// the float run for the quantization gap.
+/// the float run for the quantization gap. A redacted folder has no model.onnx: its views show
+/// what the folder holds.
 pub fn load(dir: &std::path::Path, title: &str) -> crate::Result<Loaded> {
     let folder = Folder::load(dir)?;
+    if folder.qm.redacted.is_some() && !folder.dir.join(MODEL_FILE).exists() {
+        return Ok(Loaded {
+            title: title.into(),
+            onnx_bytes: 0,
+            opset: 0,
+            params: 0,
+            inputs: vec![],
+            outputs: vec![],
+            ops: vec![],
+            report: None,
+            folder,
+        });
+    }
     let model = Model::load(&folder.dir.join(MODEL_FILE))?;
     let input = folder.dir.join(INPUT_FILE);
     let report = if input.is_file() {

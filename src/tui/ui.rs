@@ -178,6 +178,13 @@ fn details(app: &App, f: &mut Frame, area: Rect) {
     let w = area.width.saturating_sub(4) as usize;
     let mut lines: Vec<Line> = vec![];
     match app.selected {
+        0 if qm.redacted.is_some() => {
+            lines.push(kv("sha256", r.model_commitment.onnx_sha256.clone()));
+            lines.push(Line::from(""));
+            lines.push(Line::from(
+                "Redacted folder: model.onnx and the weights stay with their owner. The proof binds the weights to the weights commitment; quantized.json keeps the architecture and each parameter tensor's width.",
+            ));
+        }
         0 => {
             lines.push(kv("sha256", r.model_commitment.onnx_sha256.clone()));
             lines.push(kv(
@@ -615,10 +622,15 @@ fn gap(app: &App, f: &mut Frame, area: Rect) {
             }
         }
         None => {
-            lines.push(Line::from(format!(
-                "The input is {} and not in the folder, so the float model cannot be re-run here.",
-                l.folder.receipt.input_commitment.visibility.name()
-            )));
+            lines.push(Line::from(if l.folder.qm.redacted.is_some() {
+                "The folder is redacted (no model.onnx), so the float model cannot be re-run here."
+                    .to_string()
+            } else {
+                format!(
+                    "The input is {} and not in the folder, so the float model cannot be re-run here.",
+                    l.folder.receipt.input_commitment.visibility.name()
+                )
+            }));
             lines.push(Line::from(format!(
                 "The receipt reports max abs error {:.2e} against float.",
                 l.folder.receipt.quantization.max_abs_error

@@ -194,6 +194,47 @@ fn a_broken_folder_shows_broken_links() {
 }
 
 #[test]
+fn a_redacted_folder_opens_verifies_and_says_what_it_lacks() {
+    // Hashed weights, redacted: no model.onnx, no weights. The inspector opens it, verifies
+    // it, and says why the float model and the gap cannot be shown.
+    init();
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let (full, red) = (base.join("tui-hashed"), base.join("tui-redacted"));
+    let (m, i, _) = sample("digits");
+    let cache = base.join("params-cache");
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_zkreceipt"))
+            .args(args)
+            .env("ZKRECEIPT_CACHE", &cache)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    run(&[
+        "prove",
+        m.to_str().unwrap(),
+        "--input",
+        i.to_str().unwrap(),
+        "--out",
+        full.to_str().unwrap(),
+        "--param-visibility",
+        "hashed",
+        "--seed",
+        "3",
+    ]);
+    run(&["redact", full.to_str().unwrap(), "--out", red.to_str().unwrap()]);
+    let mut app = App::new(Command::Open(red));
+    let cmds = app.start();
+    exec(&mut app, cmds);
+    assert!(app.error.is_none(), "{:?}", app.error);
+    act(&mut app, Action::Verify);
+    assert_eq!(app.verdict.as_ref().map(|v| v.0), Some(true));
+    let s = screen(&app, 120, 40);
+    assert!(s.contains("Redacted folder"), "{s}");
+    assert!(s.contains("The folder is redacted (no model.onnx)"), "{s}");
+}
+
+#[test]
 fn a_missing_folder_is_an_error_on_screen_not_a_panic() {
     init();
     let mut app = App::new(Command::Open(PathBuf::from("/nonexistent/receipt")));

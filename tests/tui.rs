@@ -222,7 +222,12 @@ fn a_redacted_folder_opens_verifies_and_says_what_it_lacks() {
         "--seed",
         "3",
     ]);
-    run(&["redact", full.to_str().unwrap(), "--out", red.to_str().unwrap()]);
+    run(&[
+        "redact",
+        full.to_str().unwrap(),
+        "--out",
+        red.to_str().unwrap(),
+    ]);
     let mut app = App::new(Command::Open(red));
     let cmds = app.start();
     exec(&mut app, cmds);

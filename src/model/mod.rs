@@ -39,6 +39,7 @@ pub enum Attr {
     Ints(Vec<i64>),
     Floats(Vec<f32>),
     Str(String),
+    Strs(Vec<String>),
     Tensor { shape: Vec<usize>, elements: usize },
     Other(String),
 }
@@ -281,6 +282,16 @@ pub enum Op {
     Expand,
     /// The input's shape, a constant once the input's shape is known.
     Shape,
+    /// ConstantOfShape of a shape computed from static tensors (one from initializers is folded
+    /// at load time): filled with `value`.
+    ConstantOfShape {
+        value: f64,
+    },
+    /// RNN (tanh) or LSTM (sigmoid gates, tanh cell), forward, unrolled over the sequence.
+    Recurrent {
+        lstm: bool,
+        hidden: usize,
+    },
     /// Squeeze / Unsqueeze: `axes` from the attribute (before opset 13) or the second input.
     Squeeze {
         axes: Option<Vec<i64>>,
@@ -476,6 +487,12 @@ fn parse_attr(a: &pb::AttributeProto, file: &str) -> Result<Attr> {
         T::Ints => Attr::Ints(a.ints.clone()),
         T::Floats => Attr::Floats(a.floats.clone()),
         T::String => Attr::Str(String::from_utf8_lossy(&a.s).into_owned()),
+        T::Strings => Attr::Strs(
+            a.strings
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect(),
+        ),
         T::Tensor => {
             let t = a.t.as_ref().ok_or_else(|| {
                 Error::invalid(file, format!("attribute `{}` has no tensor", a.name))
@@ -496,29 +513,64 @@ fn constant_of_shape(
     n: &pb::NodeProto,
     constants: &BTreeMap<String, Tensor<f64>>,
     load: &dyn Fn(&pb::TensorProto, &str) -> Result<Tensor<f64>>,
-) -> std::result::Result<Tensor<f64>, String> {
+) -> std::result::Result<Tensor<f64>, CosError> {
     let shape_name = n.input.first().ok_or("ConstantOfShape has no input")?;
-    let shape = constants
-        .get(shape_name)
-        .ok_or("ConstantOfShape with a runtime shape is not supported")?;
+    let value = constant_of_shape_value(n, load)?;
+    let shape = constants.get(shape_name).ok_or(ShapeLater(value))?;
     let dims: Vec<usize> = shape.data.iter().map(|&d| d.max(0.0) as usize).collect();
     if numel(&dims) > 1 << 24 {
-        return Err(format!("ConstantOfShape of shape {dims:?} is too large"));
+        return Err(format!("ConstantOfShape of shape {dims:?} is too large").into());
     }
-    let value = match n
-        .attribute
-        .iter()
-        .find(|a| a.name == "value")
-        .and_then(|a| a.t.as_ref())
-    {
-        Some(t) => *load(t, "value")
-            .map_err(|e| e.to_string())?
-            .data
-            .first()
-            .ok_or("ConstantOfShape's value is empty")?,
-        None => 0.0,
-    };
     Ok(Tensor::filled(dims, value))
+}
+
+/// A ConstantOfShape whose shape is not an initializer: its fill value, for the quantizer,
+/// which folds the shape (shape arithmetic is static) and the fill.
+struct ShapeLater(f64);
+
+enum CosError {
+    Later(f64),
+    Bad(String),
+}
+
+impl From<ShapeLater> for CosError {
+    fn from(l: ShapeLater) -> Self {
+        CosError::Later(l.0)
+    }
+}
+
+impl From<String> for CosError {
+    fn from(s: String) -> Self {
+        CosError::Bad(s)
+    }
+}
+
+impl From<&str> for CosError {
+    fn from(s: &str) -> Self {
+        CosError::Bad(s.into())
+    }
+}
+
+/// The `value` attribute's single element (0.0 without one).
+fn constant_of_shape_value(
+    n: &pb::NodeProto,
+    load: &dyn Fn(&pb::TensorProto, &str) -> Result<Tensor<f64>>,
+) -> std::result::Result<f64, String> {
+    Ok(
+        match n
+            .attribute
+            .iter()
+            .find(|a| a.name == "value")
+            .and_then(|a| a.t.as_ref())
+        {
+            Some(t) => *load(t, "value")
+                .map_err(|e| e.to_string())?
+                .data
+                .first()
+                .ok_or("ConstantOfShape's value is empty")?,
+            None => 0.0,
+        },
+    )
 }
 
 /// Attribute accessors that name the node and attribute on error.
@@ -674,6 +726,36 @@ fn parse_op(op_type: &str, domain: &str, attrs: &BTreeMap<String, Attr>, opset: 
             },
             "Pow" => Op::Pow,
             "Div" => Op::Div,
+            "RNN" | "LSTM" => {
+                let lstm = op_type == "LSTM";
+                let hidden = a.int("hidden_size", 0);
+                if hidden <= 0 {
+                    return Err("hidden_size must be positive".into());
+                }
+                if a.string("direction").is_some_and(|d| d != "forward") {
+                    return Err("only the forward direction is supported".into());
+                }
+                let default: &[&str] = if lstm {
+                    &["Sigmoid", "Tanh", "Tanh"]
+                } else {
+                    &["Tanh"]
+                };
+                if let Some(Attr::Strs(acts)) = attrs.get("activations")
+                    && acts.iter().map(String::as_str).ne(default.iter().copied())
+                {
+                    return Err(format!("activations {acts:?} are not supported"));
+                }
+                if attrs.contains_key("clip") {
+                    return Err("cell clipping is not supported".into());
+                }
+                if a.int("layout", 0) != 0 || a.int("input_forget", 0) != 0 {
+                    return Err("layout 1 and input_forget are not supported".into());
+                }
+                Op::Recurrent {
+                    lstm,
+                    hidden: hidden as usize,
+                }
+            }
             "Tanh" => Op::Tanh,
             "Conv" => {
                 let kernel_shape = a.usizes("kernel_shape")?;
@@ -952,7 +1034,8 @@ impl Model {
                         }
                         Op::Constant
                     }
-                    Err(reason) => Op::Unsupported { reason },
+                    Err(CosError::Later(value)) => Op::ConstantOfShape { value },
+                    Err(CosError::Bad(reason)) => Op::Unsupported { reason },
                 };
             }
             if op == Op::Constant && n.op_type == "Constant" {
@@ -1035,6 +1118,9 @@ impl Model {
             }
         }
         let runtime = |name: &str| !name.is_empty() && !fixed.contains(name);
+        fn input(n: &Node, i: usize) -> &str {
+            n.inputs.get(i).map_or("", String::as_str)
+        }
         for n in &self.nodes {
             let reason = match &n.op {
                 Op::Unsupported { reason } => Some(reason.clone()),
@@ -1098,6 +1184,20 @@ impl Model {
                     if n.inputs.len() > 1 && runtime(&n.inputs[1]) =>
                 {
                     Some("reduction with runtime axes is not supported".into())
+                }
+                Op::ConstantOfShape { .. } if runtime(&n.inputs[0]) => {
+                    Some("ConstantOfShape with a runtime shape is not supported".into())
+                }
+                Op::Recurrent { .. }
+                    if n.inputs.len() < 3 || (1..4).any(|i| runtime(input(n, i))) =>
+                {
+                    Some(format!("{} weights and biases must be constant", n.op_type))
+                }
+                Op::Recurrent { .. } if !input(n, 4).is_empty() => {
+                    Some("sequence_lens is not supported: every sequence is full length".into())
+                }
+                Op::Recurrent { .. } if !input(n, 7).is_empty() => {
+                    Some("LSTM peepholes are not supported".into())
                 }
                 Op::MaxPool { .. } if n.outputs.len() > 1 && !n.outputs[1].is_empty() => {
                     Some("MaxPool's Indices output is not supported".into())

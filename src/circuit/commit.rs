@@ -143,12 +143,13 @@ pub fn redact(qm: &QuantizedModel) -> QuantizedModel {
     r
 }
 
-/// The message of the weights digest: tag, packed words of every tensor, count.
+/// The message of the weights digest: tag, packed words of every tensor, count. (Of a full
+/// model: a redacted one has no weights to hash.)
 pub fn params_message(qm: &QuantizedModel) -> Vec<i128> {
     let mut m = vec![params_tag()];
     let mut n = 0;
-    for t in param_tensors(qm) {
-        m.extend(pack(t.data, param_bits(t.data, qm.config.param_bits)));
+    for (t, bits) in param_tensors(qm).into_iter().zip(param_widths(qm)) {
+        m.extend(pack(t.data, bits));
         n += t.data.len();
     }
     m.push(n as i128);

@@ -659,8 +659,10 @@ fn a_redacted_model_compiles_to_the_same_circuit_and_nothing_else() {
     assert!(compile_layout(&red, 8, 2, hashed_weights(), Some(&vals)).is_err());
     // Widths that do not fit the tensors are refused.
     let mut bad = red.clone();
-    bad.redacted = Some(vec![16]);
-    assert!(compile_layout(&bad, 8, 2, hashed_weights(), None).is_err());
+    for widths in [vec![16], vec![0, 16], vec![16, 65]] {
+        bad.redacted = Some(widths);
+        assert!(compile_layout(&bad, 8, 2, hashed_weights(), None).is_err());
+    }
 }
 
 #[test]

@@ -968,16 +968,18 @@ pub fn verify_folder_with(
                 } else {
                     canonical_sha256(&commit::redact(&f.qm))
                 };
-                let ours = commit::fp_hex(commit::params_digest(&f.qm));
                 if arch != mc.architecture_sha256 {
                     Some("quantized.json with its weights zeroed differs from model_commitment.architecture_sha256".into())
-                } else if !redacted && ours != mc.weights_commitment {
-                    Some(format!(
-                        "the weights in quantized.json hash to {ours}; model_commitment.weights_commitment is {}",
-                        prefix(&mc.weights_commitment, 80)
-                    ))
-                } else {
+                } else if redacted {
                     None
+                } else {
+                    let ours = commit::fp_hex(commit::params_digest(&f.qm));
+                    (ours != mc.weights_commitment).then(|| {
+                        format!(
+                            "the weights in quantized.json hash to {ours}; model_commitment.weights_commitment is {}",
+                            prefix(&mc.weights_commitment, 80)
+                        )
+                    })
                 }
             }
         }

@@ -287,6 +287,13 @@ pub enum Op {
     ConstantOfShape {
         value: f64,
     },
+    /// The `k` largest (or smallest) along `axis`, sorted; `k` from the attribute (before opset
+    /// 10) or the constant second input. Only the Values output.
+    TopK {
+        axis: i64,
+        largest: bool,
+        k: Option<i64>,
+    },
     /// RNN (tanh) or LSTM (sigmoid gates, tanh cell), forward, unrolled over the sequence.
     Recurrent {
         lstm: bool,
@@ -726,6 +733,11 @@ fn parse_op(op_type: &str, domain: &str, attrs: &BTreeMap<String, Attr>, opset: 
             },
             "Pow" => Op::Pow,
             "Div" => Op::Div,
+            "TopK" => Op::TopK {
+                axis: a.int("axis", -1),
+                largest: a.int("largest", 1) != 0,
+                k: (opset < 10).then(|| a.int("k", 0)),
+            },
             "RNN" | "LSTM" => {
                 let lstm = op_type == "LSTM";
                 let hidden = a.int("hidden_size", 0);
@@ -1121,6 +1133,15 @@ impl Model {
         fn input(n: &Node, i: usize) -> &str {
             n.inputs.get(i).map_or("", String::as_str)
         }
+        // A tensor some node reads, or a graph output.
+        let used = |name: &str| {
+            !name.is_empty()
+                && (self
+                    .nodes
+                    .iter()
+                    .any(|m| m.inputs.iter().any(|i| i == name))
+                    || self.outputs.iter().any(|o| o.name == name))
+        };
         for n in &self.nodes {
             let reason = match &n.op {
                 Op::Unsupported { reason } => Some(reason.clone()),
@@ -1184,6 +1205,12 @@ impl Model {
                     if n.inputs.len() > 1 && runtime(&n.inputs[1]) =>
                 {
                     Some("reduction with runtime axes is not supported".into())
+                }
+                Op::TopK { k: None, .. } if n.inputs.len() < 2 || runtime(&n.inputs[1]) => {
+                    Some("TopK with a runtime k is not supported".into())
+                }
+                Op::TopK { .. } if n.outputs.get(1).is_some_and(|i| used(i)) => {
+                    Some("TopK's Indices output is not supported (only its Values)".into())
                 }
                 Op::ConstantOfShape { .. } if runtime(&n.inputs[0]) => {
                     Some("ConstantOfShape with a runtime shape is not supported".into())

@@ -1191,6 +1191,75 @@ impl<'a> Lowering<'a> {
         self.rescale_to(y, self.s)
     }
 
+    /// The `k` largest (or smallest) along `axis`, sorted, by bubble passes: pass `r` carries
+    /// the extreme of positions `r..n` down to `r` through compare-swaps of neighbours. A
+    /// compare-swap of all rows at once is one maximum (or minimum) of the pairs (the max chip),
+    /// the other element as the pair's sum minus it, and rewiring.
+    fn top_k(&mut self, x: usize, axis: i64, k: i64, largest: bool) -> Result<Operand> {
+        let xs = self.shape(x);
+        let a = axis_index(axis, xs.len()).map_err(|e| self.fail(e))?;
+        let n = xs[a];
+        if k < 1 || k as usize > n {
+            return Err(self.fail(format!("k = {k} for an axis of {n}")));
+        }
+        let k = k as usize;
+        let inner: usize = xs[a + 1..].iter().product();
+        let outer: usize = xs[..a].iter().product();
+        let total = outer * n * inner;
+        let rows = outer * inner;
+        let pos = |row: usize, j: usize| ((row / inner * n + j) * inner + row % inner) as i64;
+        let sc = self.scale_of(x);
+        let mut cur = self.push(QOp::Reshape, vec![x], vec![total], sc)?;
+        for r in 0..k {
+            for j in (r + 1..n).rev() {
+                let pairs = (0..rows)
+                    .flat_map(|row| [pos(row, j - 1), pos(row, j)])
+                    .collect();
+                let p = self.rewire_value(cur, vec![rows, 2], pairs)?;
+                let first = self.push(
+                    QOp::ReduceMax {
+                        axes: vec![1],
+                        keepdims: false,
+                        min: !largest,
+                    },
+                    vec![p],
+                    vec![rows],
+                    sc,
+                )?;
+                let sum = self.push(
+                    QOp::ReduceSum {
+                        axes: vec![1],
+                        keepdims: false,
+                    },
+                    vec![p],
+                    vec![rows],
+                    sc,
+                )?;
+                let second = self.push(QOp::Sub, vec![sum, first], vec![rows], sc)?;
+                let all = self.push(
+                    QOp::Concat { axis: 0 },
+                    vec![cur, first, second],
+                    vec![total + 2 * rows],
+                    sc,
+                )?;
+                let mut index: Vec<i64> = (0..total as i64).collect();
+                for row in 0..rows {
+                    index[pos(row, j - 1) as usize] = (total + row) as i64;
+                    index[pos(row, j) as usize] = (total + rows + row) as i64;
+                }
+                cur = self.rewire_value(all, vec![total], index)?;
+            }
+        }
+        let mut out = xs.clone();
+        out[a] = k;
+        let index = (0..outer)
+            .flat_map(|o| {
+                (0..k).flat_map(move |j| (0..inner).map(move |i| ((o * n + j) * inner + i) as i64))
+            })
+            .collect();
+        Ok(Operand::Value(self.rewire_value(cur, out, index)?))
+    }
+
     /// RNN (`h = tanh(x·Wᵀ + h·Rᵀ + b)`) or LSTM (gates i, o, f by sigmoid and the cell candidate
     /// by tanh, `c = f·c + i·c̃`, `h = o·tanh(c)`), forward, unrolled over the sequence into
     /// dense layers, tables and products. Outputs `Y [T, 1, B, H]`, then `Y_h` and `Y_c`.
@@ -1737,6 +1806,20 @@ impl<'a> Lowering<'a> {
                 Ok(Operand::Const(Tensor::filled(dims, *value)))
             }
             Op::Recurrent { lstm, hidden } => self.recurrent(node, *lstm, *hidden),
+            Op::TopK { axis, largest, k } => {
+                let k = match k {
+                    Some(k) => *k,
+                    None => {
+                        let name = inp(1).ok_or_else(|| self.fail("TopK needs k"))?;
+                        *self
+                            .constant_ints(&name)?
+                            .first()
+                            .ok_or_else(|| self.fail("k is empty"))?
+                    }
+                };
+                let x = self.value(&arg0)?;
+                self.top_k(x, *axis, k, *largest)
+            }
             Op::Sigmoid | Op::Tanh => {
                 let func = if node.op == Op::Sigmoid {
                     TableFn::Sigmoid

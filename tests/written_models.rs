@@ -1,0 +1,263 @@
+//! Ops the quantizer unrolls into others, on models written here in shapes the corpus lacks: RNN
+//! and LSTM over several time steps with a batch of two and runtime initial states; TopK along an
+//! inner axis, largest and smallest. Each is run by tract in floats and compiled to a circuit
+//! that must equal the integer evaluator and satisfy MockProver.
+
+use halo2_proofs::dev::MockProver;
+use prost::Message;
+use tract_onnx::pb;
+use zkreceipt::circuit::with_layout;
+use zkreceipt::quantize::QuantConfig;
+use zkreceipt::receipt::build_chain;
+
+fn tensor_type(shape: &[i64]) -> Option<pb::TypeProto> {
+    use pb::tensor_shape_proto::{Dimension, dimension};
+    Some(pb::TypeProto {
+        value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+            elem_type: 1,
+            shape: Some(pb::TensorShapeProto {
+                dim: shape
+                    .iter()
+                    .map(|&d| Dimension {
+                        value: Some(dimension::Value::DimValue(d)),
+                        ..Default::default()
+                    })
+                    .collect(),
+            }),
+        })),
+        ..Default::default()
+    })
+}
+
+fn info(name: &str, shape: &[i64]) -> pb::ValueInfoProto {
+    pb::ValueInfoProto {
+        name: name.into(),
+        r#type: tensor_type(shape),
+        ..Default::default()
+    }
+}
+
+/// Seeded values in [-0.6, 0.6).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((x >> 33) as f32 / (1u64 << 31) as f32) * 1.2 - 0.6
+        })
+        .collect()
+}
+
+fn init(name: &str, dims: &[i64], seed: u64) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: 1,
+        float_data: values(dims.iter().product::<i64>() as usize, seed),
+        ..Default::default()
+    }
+}
+
+fn graph_model(
+    node: pb::NodeProto,
+    initializer: Vec<pb::TensorProto>,
+    input: Vec<pb::ValueInfoProto>,
+    output: Vec<pb::ValueInfoProto>,
+) -> Vec<u8> {
+    pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: 14,
+        }],
+        graph: Some(pb::GraphProto {
+            name: "written".into(),
+            node: vec![node],
+            initializer,
+            input,
+            output,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+fn int_attr(name: &str, i: i64) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: 2,
+        i,
+        ..Default::default()
+    }
+}
+
+/// A one-node model: `op` (RNN or LSTM) over X `[t, b, i]` with hidden size `h`; with
+/// `states`, initial_h (and initial_c) are graph inputs.
+fn model(op: &str, t: i64, b: i64, i: i64, h: i64, states: bool) -> Vec<u8> {
+    let g = if op == "LSTM" { 4 } else { 1 };
+    let mut inputs = vec!["X".to_string(), "W".into(), "R".into(), "B".into()];
+    let mut graph_inputs = vec![info("X", &[t, b, i])];
+    if states {
+        inputs.extend(["".into(), "h0".into()]);
+        graph_inputs.push(info("h0", &[1, b, h]));
+        if g == 4 {
+            inputs.push("c0".into());
+            graph_inputs.push(info("c0", &[1, b, h]));
+        }
+    }
+    let mut outputs = vec![info("Y", &[t, 1, b, h]), info("Y_h", &[1, b, h])];
+    if g == 4 {
+        outputs.push(info("Y_c", &[1, b, h]));
+    }
+    let node = pb::NodeProto {
+        op_type: op.into(),
+        name: op.to_lowercase(),
+        input: inputs,
+        output: outputs.iter().map(|o| o.name.clone()).collect(),
+        attribute: vec![int_attr("hidden_size", h)],
+        ..Default::default()
+    };
+    graph_model(
+        node,
+        vec![
+            init("W", &[1, g * h, i], 1),
+            init("R", &[1, g * h, h], 2),
+            init("B", &[1, 2 * g * h], 3),
+        ],
+        graph_inputs,
+        outputs,
+    )
+}
+
+/// Write the model and an input, build the chain (quantize, evaluate, compile with the witness:
+/// the compiler checks every cell against the integer evaluator), check the error against tract
+/// and run MockProver.
+fn check(what: &str, model: Vec<u8>, data: Vec<Vec<f32>>, outputs: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("model.onnx");
+    std::fs::write(&m, model).unwrap();
+    let input = dir.path().join("input.json");
+    std::fs::write(
+        &input,
+        serde_json::to_vec(&serde_json::json!({ "input_data": data })).unwrap(),
+    )
+    .unwrap();
+    let chain =
+        build_chain(&m, &input, &QuantConfig::default()).unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(chain.report.outputs.len(), outputs);
+    for o in &chain.report.outputs {
+        assert!(
+            o.max_abs_error < 2e-3,
+            "{what} output {}: error {} against tract",
+            o.name,
+            o.max_abs_error
+        );
+    }
+    let c = &chain.compiled;
+    let inst = c.circuit.instance().unwrap();
+    let r = with_layout(c.circuit.layout(), || {
+        MockProver::run(c.info.k, &c.circuit, vec![inst])
+            .unwrap()
+            .verify()
+    });
+    assert_eq!(r, Ok(()), "{what}: circuit not satisfied");
+}
+
+fn recurrent(op: &str, t: i64, b: i64, i: i64, h: i64, states: bool) {
+    let mut data = vec![values((t * b * i) as usize, 7)];
+    if states {
+        data.push(values((b * h) as usize, 8));
+        if op == "LSTM" {
+            data.push(values((b * h) as usize, 9));
+        }
+    }
+    let outs = if op == "LSTM" { 3 } else { 2 };
+    check(op, model(op, t, b, i, h, states), data, outs);
+}
+
+/// TopK of X `[2, 5, 3]` along axis 1, k = 3, with ties in the data.
+fn top_k(largest: bool) {
+    let node = pb::NodeProto {
+        op_type: "TopK".into(),
+        name: "topk".into(),
+        input: vec!["X".into(), "K".into()],
+        output: vec!["V".into(), "I".into()],
+        attribute: vec![int_attr("axis", 1), int_attr("largest", i64::from(largest))],
+        ..Default::default()
+    };
+    let k = pb::TensorProto {
+        name: "K".into(),
+        dims: vec![1],
+        data_type: 7,
+        int64_data: vec![3],
+        ..Default::default()
+    };
+    let mut x = values(30, 11);
+    x[4] = x[7]; // a tie within a column
+    check(
+        "TopK",
+        graph_model(
+            node,
+            vec![k],
+            vec![info("X", &[2, 5, 3])],
+            vec![info("V", &[2, 3, 3])],
+        ),
+        vec![x],
+        1,
+    );
+}
+
+#[test]
+fn top_k_largest_and_smallest_along_an_inner_axis() {
+    top_k(true);
+    top_k(false);
+}
+
+#[test]
+fn top_k_indices_are_refused_by_name() {
+    let node = pb::NodeProto {
+        op_type: "TopK".into(),
+        name: "topk".into(),
+        input: vec!["X".into(), "K".into()],
+        output: vec!["V".into(), "I".into()],
+        ..Default::default()
+    };
+    let k = pb::TensorProto {
+        name: "K".into(),
+        dims: vec![1],
+        data_type: 7,
+        int64_data: vec![2],
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("model.onnx");
+    let outputs = vec![info("V", &[1, 2]), info("I", &[1, 2])];
+    std::fs::write(
+        &m,
+        graph_model(node, vec![k], vec![info("X", &[1, 4])], outputs),
+    )
+    .unwrap();
+    let model = zkreceipt::model::Model::load(&m).unwrap();
+    let refused = model.preflight();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].reason.contains("Indices"), "{refused:?}");
+    assert_eq!(refused[0].node, "topk");
+}
+
+#[test]
+fn lstm_over_three_steps_with_runtime_initial_states() {
+    recurrent("LSTM", 3, 2, 4, 3, true);
+}
+
+#[test]
+fn lstm_from_zero_state() {
+    recurrent("LSTM", 2, 1, 3, 2, false);
+}
+
+#[test]
+fn rnn_over_four_steps() {
+    recurrent("RNN", 4, 2, 3, 3, true);
+}

@@ -1,6 +1,7 @@
 //! Ops the quantizer unrolls into others, on models written here in shapes the corpus lacks: RNN
 //! and LSTM over several time steps with a batch of two and runtime initial states; TopK along an
-//! inner axis, largest and smallest. Each is run by tract in floats and compiled to a circuit
+//! inner axis, largest and smallest; Gather and GatherElements by runtime indices, negative ones
+//! included. Each is run by tract in floats and compiled to a circuit
 //! that must equal the integer evaluator and satisfy MockProver.
 
 use halo2_proofs::dev::MockProver;
@@ -30,9 +31,22 @@ fn tensor_type(shape: &[i64]) -> Option<pb::TypeProto> {
 }
 
 fn info(name: &str, shape: &[i64]) -> pb::ValueInfoProto {
+    typed_info(name, shape, 1)
+}
+
+/// A graph input or output of ONNX element type `elem` (1 float, 7 int64).
+fn typed_info(name: &str, shape: &[i64], elem: i32) -> pb::ValueInfoProto {
+    let mut t = tensor_type(shape);
+    if let Some(pb::TypeProto {
+        value: Some(pb::type_proto::Value::TensorType(tt)),
+        ..
+    }) = t.as_mut()
+    {
+        tt.elem_type = elem;
+    }
     pb::ValueInfoProto {
         name: name.into(),
-        r#type: tensor_type(shape),
+        r#type: t,
         ..Default::default()
     }
 }
@@ -214,6 +228,55 @@ fn top_k(largest: bool) {
 fn top_k_largest_and_smallest_along_an_inner_axis() {
     top_k(true);
     top_k(false);
+}
+
+/// `op` (Gather or GatherElements) of X `[3, 4, 2]` along axis 1 by indices of `shape`: runtime
+/// (a graph input) or constant (an initializer), negative ones included.
+fn gather(op: &str, shape: &[i64], out: &[i64], runtime: bool) {
+    let indices: Vec<i64> = [0, 3, -1, 2, -4, 1, 2, 2, -2, 0, 1, 3]
+        .into_iter()
+        .take(shape.iter().product::<i64>() as usize)
+        .collect();
+    let node = pb::NodeProto {
+        op_type: op.into(),
+        name: op.to_lowercase(),
+        input: vec!["X".into(), "I".into()],
+        output: vec!["Y".into()],
+        attribute: vec![int_attr("axis", 1)],
+        ..Default::default()
+    };
+    let mut inputs = vec![info("X", &[3, 4, 2])];
+    let mut data = vec![values(24, 21)];
+    let mut init = vec![];
+    if runtime {
+        inputs.push(typed_info("I", shape, 7));
+        data.push(indices.iter().map(|&i| i as f32).collect());
+    } else {
+        init.push(pb::TensorProto {
+            name: "I".into(),
+            dims: shape.to_vec(),
+            data_type: 7,
+            int64_data: indices,
+            ..Default::default()
+        });
+    }
+    check(
+        op,
+        graph_model(node, init, inputs, vec![info("Y", out)]),
+        data,
+        1,
+    );
+}
+
+#[test]
+fn gather_elements_by_runtime_and_constant_indices() {
+    gather("GatherElements", &[3, 2, 2], &[3, 2, 2], true);
+    gather("GatherElements", &[3, 2, 2], &[3, 2, 2], false);
+}
+
+#[test]
+fn gather_by_runtime_indices() {
+    gather("Gather", &[2, 3], &[3, 2, 3, 2], true);
 }
 
 #[test]

@@ -287,6 +287,11 @@ pub enum Op {
     ConstantOfShape {
         value: f64,
     },
+    /// `out[…] = data[…, indices[…], …]` element by element along `axis`; constant indices are
+    /// rewiring, runtime ones a selection (see the quantizer's `select`).
+    GatherElements {
+        axis: i64,
+    },
     /// The `k` largest (or smallest) along `axis`, sorted; `k` from the attribute (before opset
     /// 10) or the constant second input. Only the Values output.
     TopK {
@@ -879,6 +884,9 @@ fn parse_op(op_type: &str, domain: &str, attrs: &BTreeMap<String, Attr>, opset: 
             "Gather" => Op::Gather {
                 axis: a.int("axis", 0),
             },
+            "GatherElements" => Op::GatherElements {
+                axis: a.int("axis", 0),
+            },
             "Resize" | "Upsample" => {
                 let mode = a.string("mode").unwrap_or_else(|| "nearest".into());
                 if mode != "nearest" {
@@ -1188,12 +1196,7 @@ impl Model {
                 Op::Reshape { .. } if n.inputs.len() < 2 || runtime(&n.inputs[1]) => {
                     Some("Reshape with a runtime shape is not supported".into())
                 }
-                Op::Pad { .. }
-                | Op::Slice { .. }
-                | Op::Gather { .. }
-                | Op::Resize { .. }
-                | Op::Tile
-                | Op::Expand
+                Op::Pad { .. } | Op::Slice { .. } | Op::Resize { .. } | Op::Tile | Op::Expand
                     if n.inputs.iter().skip(1).any(|i| runtime(i)) =>
                 {
                     Some(format!(

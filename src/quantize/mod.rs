@@ -1191,6 +1191,68 @@ impl<'a> Lowering<'a> {
         self.rescale_to(y, self.s)
     }
 
+    /// Selection by runtime indices: output `e` is `x[cand(e, m)]` where the index `idx[at[e]]`
+    /// is `m`, or `m − n` counted from the end, for `m` in `0..n`; an index out of range selects
+    /// nothing (0). Each candidate costs an equality test (two comparisons through the sign of a
+    /// range check, and their product), its product with the candidate value, and a share of a
+    /// sum.
+    fn select(
+        &mut self,
+        x: usize,
+        idx: usize,
+        out: Vec<usize>,
+        n: usize,
+        at: &[usize],
+        cand: &dyn Fn(usize, usize) -> usize,
+    ) -> Result<usize> {
+        let (e_len, c) = (at.len(), 2 * n);
+        let shape = vec![e_len, c];
+        let spread: Vec<i64> = at
+            .iter()
+            .flat_map(|&i| std::iter::repeat_n(i as i64, c))
+            .collect();
+        let ix = self.rewire_value(idx, shape.clone(), spread)?;
+        let grid = Tensor::new(
+            shape.clone(),
+            (0..e_len)
+                .flat_map(|_| {
+                    (0..c).map(|k| {
+                        if k < n {
+                            k as f64
+                        } else {
+                            k as f64 - 2.0 * n as f64
+                        }
+                    })
+                })
+                .collect(),
+        );
+        let sign = |this: &mut Self, a: Operand, b: Operand| -> Result<usize> {
+            let d = this.binary(&Op::Sub, a, b)?;
+            let d = this.runtime_value(d, "an index comparison")?;
+            this.push(QOp::Step { offset: 0, one: 1 }, vec![d], shape.clone(), 0)
+        };
+        let ge = sign(self, Operand::Value(ix), Operand::Const(grid.clone()))?;
+        let le = sign(self, Operand::Const(grid), Operand::Value(ix))?;
+        let eq = self.push(QOp::Mul, vec![ge, le], shape.clone(), 0)?;
+        let picks = (0..e_len)
+            .flat_map(|e| (0..c).map(move |k| (e, k % n)))
+            .map(|(e, m)| cand(e, m) as i64)
+            .collect();
+        let xc = self.rewire_value(x, shape.clone(), picks)?;
+        let sx = self.scale_of(x);
+        let chosen = self.push(QOp::Mul, vec![eq, xc], shape, sx)?;
+        let sum = self.push(
+            QOp::ReduceSum {
+                axes: vec![1],
+                keepdims: false,
+            },
+            vec![chosen],
+            vec![e_len],
+            sx,
+        )?;
+        self.push(QOp::Reshape, vec![sum], out, sx)
+    }
+
     /// The `k` largest (or smallest) along `axis`, sorted, by bubble passes: pass `r` carries
     /// the extreme of positions `r..n` down to `r` through compare-swaps of neighbours. A
     /// compare-swap of all rows at once is one maximum (or minimum) of the pairs (the max chip),
@@ -1806,6 +1868,55 @@ impl<'a> Lowering<'a> {
                 Ok(Operand::Const(Tensor::filled(dims, *value)))
             }
             Op::Recurrent { lstm, hidden } => self.recurrent(node, *lstm, *hidden),
+            Op::GatherElements { axis } => {
+                let xs = self.shape_of(&arg0)?;
+                let r = xs.len();
+                let a = axis_index(*axis, r).map_err(|e| self.fail(e))?;
+                let ind_name = inp(1).ok_or_else(|| self.fail("no indices"))?;
+                let is = self.shape_of(&ind_name)?;
+                if is.len() != r || (0..r).any(|d| d != a && is[d] > xs[d]) {
+                    return Err(self.fail(format!(
+                        "indices of shape {is:?} do not fit data of shape {xs:?} off axis {a}"
+                    )));
+                }
+                // Output e (a multi-index of the indices) reads data at e with its axis
+                // coordinate replaced by the index.
+                let xst = strides(&xs);
+                let mut base = vec![];
+                for_each_index(&is, |o| {
+                    base.push(
+                        (0..r)
+                            .filter(|&d| d != a)
+                            .map(|d| o[d] * xst[d])
+                            .sum::<usize>(),
+                    );
+                });
+                let n = xs[a];
+                match self.operand(&ind_name)? {
+                    Operand::Const(t) => {
+                        let mut index = Vec::with_capacity(base.len());
+                        for (e, &v) in t.data.iter().enumerate() {
+                            let i = if v < 0.0 {
+                                v as i64 + n as i64
+                            } else {
+                                v as i64
+                            };
+                            if i < 0 || i >= n as i64 {
+                                return Err(self.fail(format!("index {v} is out of range for {n}")));
+                            }
+                            index.push((base[e] + i as usize * xst[a]) as i64);
+                        }
+                        self.rewire(&arg0, is, index, 0.0)
+                    }
+                    Operand::Value(idx) => {
+                        let x = self.value(&arg0)?;
+                        let at: Vec<usize> = (0..base.len()).collect();
+                        let step = xst[a];
+                        let v = self.select(x, idx, is, n, &at, &|e, m| base[e] + m * step)?;
+                        Ok(Operand::Value(v))
+                    }
+                }
+            }
             Op::TopK { axis, largest, k } => {
                 let k = match k {
                     Some(k) => *k,
@@ -2259,7 +2370,30 @@ impl<'a> Lowering<'a> {
                 let xs = self.shape_of(&arg0)?;
                 let r = xs.len();
                 let a = axis_index(*axis, r).map_err(|e| self.fail(e))?;
-                let ind = self.constant(&inp(1).ok_or_else(|| self.fail("no indices"))?)?;
+                let ind_name = inp(1).ok_or_else(|| self.fail("no indices"))?;
+                if let Operand::Value(idx) = self.operand(&ind_name)? {
+                    // Runtime indices: output (o_pre, j, o_post) selects x at (o_pre, m, o_post)
+                    // where idx[j] is m.
+                    let is = self.shape(idx);
+                    let q = is.len();
+                    let mut out: Vec<usize> = xs[..a].to_vec();
+                    out.extend(&is);
+                    out.extend(&xs[a + 1..]);
+                    let (xst, ist) = (strides(&xs), strides(&is));
+                    let (mut at, mut base) = (vec![], vec![]);
+                    for_each_index(&out, |o| {
+                        at.push((0..q).map(|j| o[a + j] * ist[j]).sum());
+                        base.push(
+                            (0..a).map(|d| o[d] * xst[d]).sum::<usize>()
+                                + (a + 1..r).map(|d| o[d + q - 1] * xst[d]).sum::<usize>(),
+                        );
+                    });
+                    let x = self.value(&arg0)?;
+                    let step = xst[a];
+                    let v = self.select(x, idx, out, xs[a], &at, &|e, m| base[e] + m * step)?;
+                    return Ok(Operand::Value(v));
+                }
+                let ind = self.constant(&ind_name)?;
                 let n = xs[a] as i64;
                 let mut picks = vec![];
                 for &v in &ind.data {

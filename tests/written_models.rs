@@ -1,7 +1,7 @@
 //! Ops the quantizer unrolls into others, on models written here in shapes the corpus lacks: RNN
 //! and LSTM over several time steps with a batch of two and runtime initial states; TopK along an
 //! inner axis, largest and smallest; Gather and GatherElements by runtime indices, negative ones
-//! included. Each is run by tract in floats and compiled to a circuit
+//! included; Cast to an integer. Each is run by tract in floats and compiled to a circuit
 //! that must equal the integer evaluator and satisfy MockProver.
 
 use halo2_proofs::dev::MockProver;
@@ -277,6 +277,32 @@ fn gather_elements_by_runtime_and_constant_indices() {
 #[test]
 fn gather_by_runtime_indices() {
     gather("Gather", &[2, 3], &[3, 2, 3, 2], true);
+}
+
+#[test]
+fn cast_to_an_integer_rounds_toward_zero() {
+    let node = pb::NodeProto {
+        op_type: "Cast".into(),
+        name: "cast".into(),
+        input: vec!["X".into()],
+        output: vec!["Y".into()],
+        attribute: vec![int_attr("to", 7)],
+        ..Default::default()
+    };
+    let x = vec![
+        -2.75, -2.0, -1.5, -0.999, -0.25, 0.0, 0.25, 0.5, 0.999, 1.0, 2.5, 3.75,
+    ];
+    check(
+        "Cast",
+        graph_model(
+            node,
+            vec![],
+            vec![info("X", &[1, 12])],
+            vec![typed_info("Y", &[1, 12], 7)],
+        ),
+        vec![x],
+        1,
+    );
 }
 
 #[test]

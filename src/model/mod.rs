@@ -292,6 +292,8 @@ pub enum Op {
     GatherElements {
         axis: i64,
     },
+    /// Cast to an integer type: toward zero (saturation and wrapping are not modelled).
+    Truncate,
     /// The `k` largest (or smallest) along `axis`, sorted; `k` from the attribute (before opset
     /// 10) or the constant second input. Only the Values output.
     TopK {
@@ -931,6 +933,7 @@ fn parse_op(op_type: &str, domain: &str, attrs: &BTreeMap<String, Attr>, opset: 
             // Casting between float types changes nothing at our precision.
             "Cast" => match a.int("to", 1) {
                 1 | 10 | 11 | 16 => Op::Identity,
+                2..=7 | 12 | 13 => Op::Truncate,
                 to => {
                     return Err(format!(
                         "Cast to ONNX type {to} (not a float) is not supported"

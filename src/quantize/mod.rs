@@ -1191,6 +1191,38 @@ impl<'a> Lowering<'a> {
         self.rescale_to(y, self.s)
     }
 
+    /// `x` rounded toward zero, at scale 0: with the sign bit `s` of a range check,
+    /// `|x| = 2·x·s − x`, `q = floor(|x| / 2^sx)` (a rescale of `|x| − 2^(sx−1)`), and
+    /// `q·(2s − 1)`.
+    fn truncate(&mut self, x: usize) -> Result<usize> {
+        let sx = self.scale_of(x);
+        if sx <= 0 {
+            return Ok(x);
+        }
+        let sh = self.shape(x);
+        let double = |this: &mut Self, v: usize, sc: i32| {
+            let shape = this.shape(v);
+            this.push(QOp::ShiftLeft { bits: 1 }, vec![v], shape, sc)
+        };
+        let s = self.push(QOp::Step { offset: 0, one: 1 }, vec![x], sh.clone(), 0)?;
+        let xs = self.push(QOp::Mul, vec![x, s], sh.clone(), sx)?;
+        let xs2 = double(self, xs, sx)?;
+        let abs = self.push(QOp::Sub, vec![xs2, x], sh.clone(), sx)?;
+        let half = self.const_value(&Tensor::new(vec![1], vec![0.5]), sx)?;
+        let below = self.push(QOp::Sub, vec![abs, half], sh.clone(), sx)?;
+        let q = self.push(
+            QOp::Rescale {
+                divisor: vec![1u64 << sx],
+            },
+            vec![below],
+            sh.clone(),
+            0,
+        )?;
+        let qs = self.push(QOp::Mul, vec![q, s], sh.clone(), 0)?;
+        let qs2 = double(self, qs, 0)?;
+        self.push(QOp::Sub, vec![qs2, q], sh, 0)
+    }
+
     /// Selection by runtime indices: output `e` is `x[cand(e, m)]` where the index `idx[at[e]]`
     /// is `m`, or `m − n` counted from the end, for `m` in `0..n`; an index out of range selects
     /// nothing (0). Each candidate costs an equality test (two comparisons through the sign of a
@@ -1868,6 +1900,10 @@ impl<'a> Lowering<'a> {
                 Ok(Operand::Const(Tensor::filled(dims, *value)))
             }
             Op::Recurrent { lstm, hidden } => self.recurrent(node, *lstm, *hidden),
+            Op::Truncate => match self.operand(&arg0)? {
+                Operand::Const(t) => Ok(Operand::Const(t.map(|&v| v.trunc()))),
+                Operand::Value(x) => self.truncate(x).map(Operand::Value),
+            },
             Op::GatherElements { axis } => {
                 let xs = self.shape_of(&arg0)?;
                 let r = xs.len();

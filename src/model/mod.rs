@@ -294,6 +294,14 @@ pub enum Op {
     },
     /// Cast to an integer type: toward zero (saturation and wrapping are not modelled).
     Truncate,
+    /// ArgMax, or ArgMin with `min`: the first (or with `last`, the last) position of the
+    /// extreme along `axis`.
+    ArgMax {
+        axis: i64,
+        keepdims: bool,
+        last: bool,
+        min: bool,
+    },
     /// The `k` largest (or smallest) along `axis`, sorted; `k` from the attribute (before opset
     /// 10) or the constant second input. Only the Values output.
     TopK {
@@ -740,6 +748,12 @@ fn parse_op(op_type: &str, domain: &str, attrs: &BTreeMap<String, Attr>, opset: 
             },
             "Pow" => Op::Pow,
             "Div" => Op::Div,
+            "ArgMax" | "ArgMin" => Op::ArgMax {
+                axis: a.int("axis", 0),
+                keepdims: a.int("keepdims", 1) != 0,
+                last: a.int("select_last_index", 0) != 0,
+                min: op_type == "ArgMin",
+            },
             "TopK" => Op::TopK {
                 axis: a.int("axis", -1),
                 largest: a.int("largest", 1) != 0,

@@ -1191,6 +1191,89 @@ impl<'a> Lowering<'a> {
         self.rescale_to(y, self.s)
     }
 
+    /// The position of the maximum (or minimum) along `axis`, at scale 0: the extreme `m` of
+    /// each row (the max chip); `e_j = [x_j = m]` (a sign bit of `x_j − m`); `z_0 = 1`,
+    /// `z_(j+1) = z_j·(1 − e_j)` is 1 while no extreme has been seen, so the first position is
+    /// `Σ_(j≥1) z_j` (the last: the same from the other end).
+    fn arg_extreme(
+        &mut self,
+        x: usize,
+        axis: i64,
+        keepdims: bool,
+        last: bool,
+        min: bool,
+    ) -> Result<usize> {
+        let xs = self.shape(x);
+        let a = axis_index(axis, xs.len()).map_err(|e| self.fail(e))?;
+        let n = xs[a];
+        let inner: usize = xs[a + 1..].iter().product();
+        let outer: usize = xs[..a].iter().product();
+        let rows = outer * inner;
+        let sx = self.scale_of(x);
+        // Row r, position j: in scan order (reversed for the last index).
+        let at = |r: usize, j: usize| {
+            let j = if last { n - 1 - j } else { j };
+            ((r / inner * n + j) * inner + r % inner) as i64
+        };
+        let grid = (0..rows)
+            .flat_map(|r| (0..n).map(move |j| at(r, j)))
+            .collect();
+        let p = self.rewire_value(x, vec![rows, n], grid)?;
+        let m = self.push(
+            QOp::ReduceMax {
+                axes: vec![1],
+                keepdims: true,
+                min,
+            },
+            vec![p],
+            vec![rows, 1],
+            sx,
+        )?;
+        // x_j − m ≤ 0 for a maximum (m − x_j for a minimum): it is ≥ 0 exactly at the extreme.
+        let (l, r) = if min { (m, p) } else { (p, m) };
+        let d = self.push(QOp::Sub, vec![l, r], vec![rows, n], sx)?;
+        let e = self.push(QOp::Step { offset: 0, one: 1 }, vec![d], vec![rows, n], 0)?;
+        let mut z = self.const_value(&Tensor::new(vec![rows], vec![1.0; rows]), 0)?;
+        let mut seen = vec![];
+        for j in 0..n.saturating_sub(1) {
+            let col = (0..rows).map(|r| (r * n + j) as i64).collect();
+            let ej = self.rewire_value(e, vec![rows], col)?;
+            let hit = self.push(QOp::Mul, vec![z, ej], vec![rows], 0)?;
+            z = self.push(QOp::Sub, vec![z, hit], vec![rows], 0)?;
+            seen.push(z);
+        }
+        let count = match seen.len() {
+            0 => self.const_value(&Tensor::new(vec![rows], vec![0.0; rows]), 0)?,
+            1 => seen[0],
+            k => {
+                let all = self.push(QOp::Concat { axis: 0 }, seen, vec![k * rows], 0)?;
+                let stacked = self.push(QOp::Reshape, vec![all], vec![k, rows], 0)?;
+                self.push(
+                    QOp::ReduceSum {
+                        axes: vec![0],
+                        keepdims: false,
+                    },
+                    vec![stacked],
+                    vec![rows],
+                    0,
+                )?
+            }
+        };
+        let pos = if last {
+            let top = self.const_value(&Tensor::new(vec![1], vec![(n - 1) as f64]), 0)?;
+            self.push(QOp::Sub, vec![top, count], vec![rows], 0)?
+        } else {
+            count
+        };
+        let mut out = xs.clone();
+        if keepdims {
+            out[a] = 1;
+        } else {
+            out.remove(a);
+        }
+        self.push(QOp::Reshape, vec![pos], out, 0)
+    }
+
     /// `x` rounded toward zero, at scale 0: with the sign bit `s` of a range check,
     /// `|x| = 2·x·s − x`, `q = floor(|x| / 2^sx)` (a rescale of `|x| − 2^(sx−1)`), and
     /// `q·(2s − 1)`.
@@ -1900,6 +1983,16 @@ impl<'a> Lowering<'a> {
                 Ok(Operand::Const(Tensor::filled(dims, *value)))
             }
             Op::Recurrent { lstm, hidden } => self.recurrent(node, *lstm, *hidden),
+            Op::ArgMax {
+                axis,
+                keepdims,
+                last,
+                min,
+            } => {
+                let x = self.value(&arg0)?;
+                self.arg_extreme(x, *axis, *keepdims, *last, *min)
+                    .map(Operand::Value)
+            }
             Op::Truncate => match self.operand(&arg0)? {
                 Operand::Const(t) => Ok(Operand::Const(t.map(|&v| v.trunc()))),
                 Operand::Value(x) => self.truncate(x).map(Operand::Value),

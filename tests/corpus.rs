@@ -8,7 +8,7 @@ use zkreceipt::model::{Model, input::load_input};
 use zkreceipt::quantize::{QuantConfig, quantize, report::analyze};
 
 /// Models of the corpus the chain supports today; a drop is a regression.
-const SUPPORTED_AT_LEAST: usize = 71;
+const SUPPORTED_AT_LEAST: usize = 75;
 
 /// Models whose quantization error is inherently above 2e-3 at the default scale (2^12), with
 /// the bound asserted instead and why.
@@ -134,7 +134,7 @@ fn circuit_equals_the_integer_evaluator_on_supported_models() {
         Disclosure, ParamVisibility, commit, compile, compile_as, with_layout,
     };
     let Some(dir) = corpus() else { return };
-    let (mut exact, mut mocked, mut hashed_mocked) = (0, 0, 0);
+    let (mut exact, mut mocked, mut hashed_mocked, mut hashed_too_large) = (0, 0, 0, 0);
     for e in examples(&dir) {
         let name = e["name"].as_str().unwrap();
         let m = Model::load(&dir.join(name).join("network.onnx")).unwrap();
@@ -182,8 +182,16 @@ fn circuit_equals_the_integer_evaluator_on_supported_models() {
             params: ParamVisibility::Hashed,
             ..Disclosure::default()
         };
-        let h = compile_as(&qm, dis, Some(&values))
-            .unwrap_or_else(|err| panic!("{name} (hashed weights): {err}"));
+        let h = match compile_as(&qm, dis, Some(&values)) {
+            Ok(h) => h,
+            // Hiding every weight can take the circuit past the largest k (xgboost: 2^21 rows).
+            Err(err) if err.msg.contains("more than the 2^") => {
+                eprintln!("{name:24} hashed weights: {err}");
+                hashed_too_large += 1;
+                continue;
+            }
+            Err(err) => panic!("{name} (hashed weights): {err}"),
+        };
         let hinst = h.circuit.instance().unwrap();
         assert_eq!(
             hinst[n_in],
@@ -215,7 +223,11 @@ fn circuit_equals_the_integer_evaluator_on_supported_models() {
     }
     eprintln!(
         "circuit exact on {exact} supported corpus models; MockProver satisfied on {mocked}, \
-         with hashed weights on {hashed_mocked}"
+         with hashed weights on {hashed_mocked}; hashed weights too large on {hashed_too_large}"
+    );
+    assert!(
+        hashed_too_large <= 1,
+        "only xgboost is known to outgrow 2^20 rows hashed"
     );
     assert!(exact >= SUPPORTED_AT_LEAST);
 }

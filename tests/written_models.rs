@@ -1,7 +1,7 @@
 //! Ops the quantizer unrolls into others, on models written here in shapes the corpus lacks: RNN
 //! and LSTM over several time steps with a batch of two and runtime initial states; TopK along an
 //! inner axis, largest and smallest; Gather and GatherElements by runtime indices, negative ones
-//! included; Cast to an integer. Each is run by tract in floats and compiled to a circuit
+//! included; Cast to an integer; ArgMax and ArgMin with ties; OneHot. Each is run by tract in floats and compiled to a circuit
 //! that must equal the integer evaluator and satisfy MockProver.
 
 use halo2_proofs::dev::MockProver;
@@ -301,6 +301,85 @@ fn cast_to_an_integer_rounds_toward_zero() {
             vec![typed_info("Y", &[1, 12], 7)],
         ),
         vec![x],
+        1,
+    );
+}
+
+/// ArgMax or ArgMin of X `[2, 5, 3]` along axis 1, with ties (first or last index).
+fn arg_extreme(op: &str, last: bool, keepdims: bool) {
+    let node = pb::NodeProto {
+        op_type: op.into(),
+        name: op.to_lowercase(),
+        input: vec!["X".into()],
+        output: vec!["Y".into()],
+        attribute: vec![
+            int_attr("axis", 1),
+            int_attr("keepdims", i64::from(keepdims)),
+            int_attr("select_last_index", i64::from(last)),
+        ],
+        ..Default::default()
+    };
+    let mut x = values(30, 31);
+    // Ties at the extremes of two columns.
+    let (hi, lo) = (0.9, -0.9);
+    for (i, v) in [(0, hi), (9, hi), (4, lo), (13, lo), (16, hi), (28, hi)] {
+        x[i] = v;
+    }
+    let out: &[i64] = if keepdims { &[2, 1, 3] } else { &[2, 3] };
+    check(
+        op,
+        graph_model(
+            node,
+            vec![],
+            vec![info("X", &[2, 5, 3])],
+            vec![typed_info("Y", out, 7)],
+        ),
+        vec![x],
+        1,
+    );
+}
+
+#[test]
+fn arg_max_and_min_first_and_last_with_ties() {
+    arg_extreme("ArgMax", false, true);
+    arg_extreme("ArgMax", true, false);
+    arg_extreme("ArgMin", false, false);
+    arg_extreme("ArgMin", true, true);
+}
+
+#[test]
+fn one_hot_of_runtime_indices_along_a_middle_axis() {
+    let node = pb::NodeProto {
+        op_type: "OneHot".into(),
+        name: "onehot".into(),
+        input: vec!["I".into(), "D".into(), "V".into()],
+        output: vec!["Y".into()],
+        attribute: vec![int_attr("axis", 1)],
+        ..Default::default()
+    };
+    let depth = pb::TensorProto {
+        name: "D".into(),
+        dims: vec![],
+        data_type: 7,
+        int64_data: vec![4],
+        ..Default::default()
+    };
+    let vals = pb::TensorProto {
+        name: "V".into(),
+        dims: vec![2],
+        data_type: 1,
+        float_data: vec![-0.5, 2.25],
+        ..Default::default()
+    };
+    check(
+        "OneHot",
+        graph_model(
+            node,
+            vec![depth, vals],
+            vec![typed_info("I", &[2, 3], 7)],
+            vec![info("Y", &[2, 4, 3])],
+        ),
+        vec![vec![0.0, 3.0, -1.0, 2.0, -4.0, 1.0]],
         1,
     );
 }

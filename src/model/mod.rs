@@ -294,6 +294,11 @@ pub enum Op {
     },
     /// Cast to an integer type: toward zero (saturation and wrapping are not modelled).
     Truncate,
+    /// OneHot with constant depth and values: a new axis `axis` of `depth` entries, `on` where
+    /// it equals the index (negative: counted from the end), else `off`.
+    OneHot {
+        axis: i64,
+    },
     /// ArgMax, or ArgMin with `min`: the first (or with `last`, the last) position of the
     /// extreme along `axis`.
     ArgMax {
@@ -748,6 +753,9 @@ fn parse_op(op_type: &str, domain: &str, attrs: &BTreeMap<String, Attr>, opset: 
             },
             "Pow" => Op::Pow,
             "Div" => Op::Div,
+            "OneHot" => Op::OneHot {
+                axis: a.int("axis", -1),
+            },
             "ArgMax" | "ArgMin" => Op::ArgMax {
                 axis: a.int("axis", 0),
                 keepdims: a.int("keepdims", 1) != 0,
@@ -1225,6 +1233,9 @@ impl Model {
                     if n.inputs.len() > 1 && runtime(&n.inputs[1]) =>
                 {
                     Some("reduction with runtime axes is not supported".into())
+                }
+                Op::OneHot { .. } if n.inputs.len() < 3 || (1..3).any(|i| runtime(input(n, i))) => {
+                    Some("OneHot's depth and values must be constant".into())
                 }
                 Op::TopK { k: None, .. } if n.inputs.len() < 2 || runtime(&n.inputs[1]) => {
                     Some("TopK with a runtime k is not supported".into())

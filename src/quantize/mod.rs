@@ -1274,6 +1274,57 @@ impl<'a> Lowering<'a> {
         self.push(QOp::Reshape, vec![pos], out, 0)
     }
 
+    /// OneHot: output `o` is `on` where the index at `o` without the new axis equals `o[axis]`
+    /// (or `o[axis] − depth`), else `off`: one equality test per output and candidate form.
+    fn one_hot(
+        &mut self,
+        idx: usize,
+        axis: i64,
+        depth: usize,
+        off: f64,
+        on: f64,
+    ) -> Result<Operand> {
+        let is = self.shape(idx);
+        let r = is.len() + 1;
+        let a = axis_index(axis, r).map_err(|e| self.fail(e))?;
+        let mut out = is.clone();
+        out.insert(a, depth);
+        let ist = strides(&is);
+        let (mut at, mut targets) = (vec![], vec![]);
+        for_each_index(&out, |o| {
+            let at_e: usize = (0..r)
+                .filter(|&d| d != a)
+                .enumerate()
+                .map(|(k, d)| o[d] * ist[k])
+                .sum();
+            at.push(at_e);
+            targets.extend([o[a] as f64, o[a] as f64 - depth as f64]);
+        });
+        let e_len = at.len();
+        let eq = self.equal_grid(idx, &at, Tensor::new(vec![e_len, 2], targets))?;
+        let hit = self.push(
+            QOp::ReduceSum {
+                axes: vec![1],
+                keepdims: false,
+            },
+            vec![eq],
+            vec![e_len],
+            0,
+        )?;
+        let hit = self.push(QOp::Reshape, vec![hit], out, 0)?;
+        // off + (on − off)·hit, with the constants quantized at the activation scale.
+        let scaled = self.binary(
+            &Op::Mul,
+            Operand::Value(hit),
+            Operand::Const(Tensor::new(vec![], vec![on - off])),
+        )?;
+        self.binary(
+            &Op::Add,
+            scaled,
+            Operand::Const(Tensor::new(vec![], vec![off])),
+        )
+    }
+
     /// `x` rounded toward zero, at scale 0: with the sign bit `s` of a range check,
     /// `|x| = 2·x·s − x`, `q = floor(|x| / 2^sx)` (a rescale of `|x| − 2^(sx−1)`), and
     /// `q·(2s − 1)`.
@@ -1306,6 +1357,27 @@ impl<'a> Lowering<'a> {
         self.push(QOp::Sub, vec![qs2, q], sh, 0)
     }
 
+    /// `[idx[at[e]] = grid[e][k]]` (0 or 1, at scale 0) for the runtime index tensor `idx` and
+    /// constant targets `grid` (`[E, c]`): two comparisons through the sign of a range check,
+    /// and their product.
+    fn equal_grid(&mut self, idx: usize, at: &[usize], grid: Tensor<f64>) -> Result<usize> {
+        let shape = grid.shape.clone();
+        let c = shape[1];
+        let spread: Vec<i64> = at
+            .iter()
+            .flat_map(|&i| std::iter::repeat_n(i as i64, c))
+            .collect();
+        let ix = self.rewire_value(idx, shape.clone(), spread)?;
+        let sign = |this: &mut Self, a: Operand, b: Operand| -> Result<usize> {
+            let d = this.binary(&Op::Sub, a, b)?;
+            let d = this.runtime_value(d, "an index comparison")?;
+            this.push(QOp::Step { offset: 0, one: 1 }, vec![d], shape.clone(), 0)
+        };
+        let ge = sign(self, Operand::Value(ix), Operand::Const(grid.clone()))?;
+        let le = sign(self, Operand::Const(grid), Operand::Value(ix))?;
+        self.push(QOp::Mul, vec![ge, le], shape.clone(), 0)
+    }
+
     /// Selection by runtime indices: output `e` is `x[cand(e, m)]` where the index `idx[at[e]]`
     /// is `m`, or `m − n` counted from the end, for `m` in `0..n`; an index out of range selects
     /// nothing (0). Each candidate costs an equality test (two comparisons through the sign of a
@@ -1322,11 +1394,6 @@ impl<'a> Lowering<'a> {
     ) -> Result<usize> {
         let (e_len, c) = (at.len(), 2 * n);
         let shape = vec![e_len, c];
-        let spread: Vec<i64> = at
-            .iter()
-            .flat_map(|&i| std::iter::repeat_n(i as i64, c))
-            .collect();
-        let ix = self.rewire_value(idx, shape.clone(), spread)?;
         let grid = Tensor::new(
             shape.clone(),
             (0..e_len)
@@ -1341,14 +1408,7 @@ impl<'a> Lowering<'a> {
                 })
                 .collect(),
         );
-        let sign = |this: &mut Self, a: Operand, b: Operand| -> Result<usize> {
-            let d = this.binary(&Op::Sub, a, b)?;
-            let d = this.runtime_value(d, "an index comparison")?;
-            this.push(QOp::Step { offset: 0, one: 1 }, vec![d], shape.clone(), 0)
-        };
-        let ge = sign(self, Operand::Value(ix), Operand::Const(grid.clone()))?;
-        let le = sign(self, Operand::Const(grid), Operand::Value(ix))?;
-        let eq = self.push(QOp::Mul, vec![ge, le], shape.clone(), 0)?;
+        let eq = self.equal_grid(idx, at, grid)?;
         let picks = (0..e_len)
             .flat_map(|e| (0..c).map(move |k| (e, k % n)))
             .map(|(e, m)| cand(e, m) as i64)
@@ -1992,6 +2052,23 @@ impl<'a> Lowering<'a> {
                 let x = self.value(&arg0)?;
                 self.arg_extreme(x, *axis, *keepdims, *last, *min)
                     .map(Operand::Value)
+            }
+            Op::OneHot { axis } => {
+                let depth_name = inp(1).ok_or_else(|| self.fail("OneHot needs a depth"))?;
+                let depth = *self
+                    .constant_ints(&depth_name)?
+                    .first()
+                    .ok_or_else(|| self.fail("depth is empty"))?;
+                let vals =
+                    self.constant(&inp(2).ok_or_else(|| self.fail("OneHot needs values"))?)?;
+                if !(1..=1 << 16).contains(&depth) || vals.len() != 2 {
+                    return Err(self.fail(format!(
+                        "depth {depth} and {} values: expected 1 to 65536 and [off, on]",
+                        vals.len()
+                    )));
+                }
+                let idx = self.value(&arg0)?;
+                self.one_hot(idx, *axis, depth as usize, vals.data[0], vals.data[1])
             }
             Op::Truncate => match self.operand(&arg0)? {
                 Operand::Const(t) => Ok(Operand::Const(t.map(|&v| v.trunc()))),

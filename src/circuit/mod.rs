@@ -150,8 +150,9 @@ impl Layout {
         }
     }
 
+    /// See [`Disclosure::hashes`].
     pub fn hashes(&self) -> bool {
-        self.input == Visibility::Hashed || self.params == ParamVisibility::Hashed
+        self.disclosure().hashes()
     }
 
     /// See [`lanes_text`].

@@ -957,6 +957,20 @@ struct Lowering<'a> {
     extra_outputs: Vec<(String, Operand)>,
 }
 
+/// See `Lowering::axis_rows`.
+struct AxisRows {
+    axis: usize,
+    n: usize,
+    inner: usize,
+    rows: usize,
+}
+
+impl AxisRows {
+    fn pos(&self, row: usize, j: usize) -> i64 {
+        ((row / self.inner * self.n + j) * self.inner + row % self.inner) as i64
+    }
+}
+
 fn axis_index(axis: i64, rank: usize) -> std::result::Result<usize, String> {
     let a = if axis < 0 { axis + rank as i64 } else { axis };
     if a < 0 || a as usize >= rank.max(1) {
@@ -1191,6 +1205,18 @@ impl<'a> Lowering<'a> {
         self.rescale_to(y, self.s)
     }
 
+    /// A tensor of shape `xs` seen as rows along axis `axis`: `n` positions per row, one row per
+    /// index of the other axes; `pos(row, j)` is the flat offset of position `j` of `row`.
+    fn axis_rows(&self, xs: &[usize], axis: i64) -> Result<AxisRows> {
+        let a = axis_index(axis, xs.len()).map_err(|e| self.fail(e))?;
+        Ok(AxisRows {
+            axis: a,
+            n: xs[a],
+            inner: xs[a + 1..].iter().product(),
+            rows: xs.iter().product::<usize>() / xs[a].max(1),
+        })
+    }
+
     /// The position of the maximum (or minimum) along `axis`, at scale 0: the extreme `m` of
     /// each row (the max chip); `e_j = [x_j = m]` (a sign bit of `x_j − m`); `z_0 = 1`,
     /// `z_(j+1) = z_j·(1 − e_j)` is 1 while no extreme has been seen, so the first position is
@@ -1204,17 +1230,11 @@ impl<'a> Lowering<'a> {
         min: bool,
     ) -> Result<usize> {
         let xs = self.shape(x);
-        let a = axis_index(axis, xs.len()).map_err(|e| self.fail(e))?;
-        let n = xs[a];
-        let inner: usize = xs[a + 1..].iter().product();
-        let outer: usize = xs[..a].iter().product();
-        let rows = outer * inner;
+        let g = self.axis_rows(&xs, axis)?;
+        let (a, n, rows) = (g.axis, g.n, g.rows);
         let sx = self.scale_of(x);
         // Row r, position j: in scan order (reversed for the last index).
-        let at = |r: usize, j: usize| {
-            let j = if last { n - 1 - j } else { j };
-            ((r / inner * n + j) * inner + r % inner) as i64
-        };
+        let at = |r: usize, j: usize| g.pos(r, if last { n - 1 - j } else { j });
         let grid = (0..rows)
             .flat_map(|r| (0..n).map(move |j| at(r, j)))
             .collect();
@@ -1434,17 +1454,14 @@ impl<'a> Lowering<'a> {
     /// the other element as the pair's sum minus it, and rewiring.
     fn top_k(&mut self, x: usize, axis: i64, k: i64, largest: bool) -> Result<Operand> {
         let xs = self.shape(x);
-        let a = axis_index(axis, xs.len()).map_err(|e| self.fail(e))?;
-        let n = xs[a];
+        let g = self.axis_rows(&xs, axis)?;
+        let (a, n, rows, inner) = (g.axis, g.n, g.rows, g.inner);
         if k < 1 || k as usize > n {
             return Err(self.fail(format!("k = {k} for an axis of {n}")));
         }
         let k = k as usize;
-        let inner: usize = xs[a + 1..].iter().product();
-        let outer: usize = xs[..a].iter().product();
-        let total = outer * n * inner;
-        let rows = outer * inner;
-        let pos = |row: usize, j: usize| ((row / inner * n + j) * inner + row % inner) as i64;
+        let total = rows * n;
+        let pos = |row: usize, j: usize| g.pos(row, j);
         let sc = self.scale_of(x);
         let mut cur = self.push(QOp::Reshape, vec![x], vec![total], sc)?;
         for r in 0..k {
@@ -1489,10 +1506,9 @@ impl<'a> Lowering<'a> {
         }
         let mut out = xs.clone();
         out[a] = k;
-        let index = (0..outer)
-            .flat_map(|o| {
-                (0..k).flat_map(move |j| (0..inner).map(move |i| ((o * n + j) * inner + i) as i64))
-            })
+        // In output order: the outer index, then the first k positions, then the inner index.
+        let index = (0..rows / inner.max(1))
+            .flat_map(|o| (0..k).flat_map(move |j| (0..inner).map(move |i| pos(o * inner + i, j))))
             .collect();
         Ok(Operand::Value(self.rewire_value(cur, out, index)?))
     }

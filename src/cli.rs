@@ -95,6 +95,14 @@ pub enum Command {
         /// is sound but not zero-knowledge). Default: the OS random source.
         #[arg(long)]
         seed: Option<u64>,
+        /// Refuse circuits of more than 2^K rows (the time and memory of proving double with
+        /// each step of k).
+        #[arg(long, value_name = "K", default_value_t = crate::circuit::MAX_K)]
+        max_k: u32,
+        /// Prove even when the forecast peak memory exceeds the memory available (printed
+        /// before parameters or keys are made).
+        #[arg(long)]
+        ignore_memory_forecast: bool,
         /// Print one JSON document instead of the report.
         #[arg(long)]
         json: bool,
@@ -257,6 +265,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             salt,
             param_visibility,
             seed,
+            max_k,
+            ignore_memory_forecast,
             json,
         } => {
             let opts = ProveOptions {
@@ -264,6 +274,8 @@ pub fn run(cli: Cli) -> Result<i32> {
                 params: param_visibility,
                 salt,
                 rng: seed.map_or(ProofRng::Os, ProofRng::Seeded),
+                max_k,
+                over_memory: ignore_memory_forecast,
             };
             cmd_prove(&model, &input, &out, &quant.config(), &opts, json)
         }
@@ -286,7 +298,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let dis = crate::circuit::Disclosure {
                 input: input_visibility,
                 params: param_visibility,
-                salt: 0,
+                salt: None,
             };
             match corpus {
                 Some(dir) => crate::bench::cmd_corpus(&dir, max_k, json),
@@ -562,10 +574,8 @@ fn screenshots_from(
 ) -> Result<i32> {
     let receipt = crate::proof::cache_dir().join("screenshots-receipt");
     let opts = ProveOptions {
-        input: Visibility::Public,
-        params: ParamVisibility::Fixed,
-        salt: None,
         rng: ProofRng::Seeded(1),
+        ..ProveOptions::default()
     };
     prove_folder(
         model,

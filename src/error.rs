@@ -32,6 +32,10 @@ pub enum Error {
         file: String,
         nodes: Vec<Unsupported>,
     },
+    /// zkreceipt contradicted itself (a proof it just made does not verify, a circuit whose
+    /// public values differ from its own evaluator's): a bug in the tool, not in the input: exit 4.
+    #[error("internal error, a bug in zkreceipt (not in your input; please report it): {0}")]
+    Internal(String),
 }
 
 fn list(nodes: &[Unsupported]) -> String {
@@ -54,6 +58,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Invalid { .. } | Error::Unsupported { .. } => 3,
+            Error::Internal(_) => 4,
         }
     }
 }

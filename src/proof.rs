@@ -17,7 +17,7 @@ use halo2_proofs::poly::commitment::Params;
 use halo2_proofs::transcript::{Blake2bRead, Blake2bWrite, Challenge255};
 use rand::Rng;
 
-use crate::circuit::{ModelCircuit, with_layout};
+use crate::circuit::{Layout, MAX_K, ModelCircuit, with_layout};
 use crate::error::{Error, Result};
 use crate::model::sha256_hex;
 
@@ -42,36 +42,85 @@ pub fn cache_dir() -> PathBuf {
     cache_dir_opt().unwrap_or_else(|| PathBuf::from("zkreceipt-cache"))
 }
 
+/// The smallest k a circuit has (see `circuit::k_for`).
+pub const MIN_K: u32 = 4;
+
+/// sha256 of the parameter file for each k from [`MIN_K`] to [`MAX_K`]: `Params::new(k)`
+/// depends on k alone, so every honest file is exactly these bytes (measured with halo2_proofs
+/// 0.4.1; `pinned_params_are_what_params_new_makes` re-makes them).
+const PARAMS_SHA256: [&str; (MAX_K - MIN_K + 1) as usize] = [
+    "5c0b8093a964af7191df4749a7310c00140ebc9977b118debe5715fda30efa7f",
+    "106977185e775dffe917fe065308d3469d747e79617911bfb7d3f78e2bcb552c",
+    "606ec71853588ea2414707e98ffb181091f6985d294d03d4165fb400a9a6b3a6",
+    "432e492288c43ccabdffb913625109ca76f66312cd4625c9a258a2e33a28c400",
+    "96d2448c483f4df37e69b4f72db328cd8520b09d49f5e7c801da7994150b9b33",
+    "b7ea13dd3cfe5db384fab28fd90c4ca7327fb20d3fde16c12eb8b3f81538cb62",
+    "65235f086265cdf98b12514ab36fe9b849198870918d73cd160903ceb0a954dc",
+    "1eab6f93a080ce41b908d935c04bd2e3ed1ac23f277c15d11c499d56d28fa0f7",
+    "1b97b06da453b9efb1ae18b9ba77c3d870f22dc72898297d5707e340c3f44865",
+    "76ebe6b75b5281cb1dcc2eb04888968573758672b521522f62abedf6366bb876",
+    "1cb278fe4d9cf5325e5cbc710d863c0deca3e961e1b8f6c8736890c43345c461",
+    "e1fb29749c7bd0870768044d5329b4e293cb2d44dae24db2554605427b19d0dd",
+    "174780f80c577d968d10bc3f0a8f819e55a96b9e882ffe73c15d55e9f94053e2",
+    "",
+    "",
+    "",
+    "",
+];
+
+/// The pinned sha256 of the parameter file for `k`; None outside [`MIN_K`]..=[`MAX_K`].
+pub fn pinned_params_sha256(k: u32) -> Option<&'static str> {
+    (MIN_K..=MAX_K)
+        .contains(&k)
+        .then(|| PARAMS_SHA256[(k - MIN_K) as usize])
+}
+
 /// The IPA parameters for 2^k rows, read from the cache or made (deterministically: they
-/// depend on k alone) and cached. `progress` hears when they have to be made, which is slow.
-/// Returns the parameters and the seconds spent making them (0 when cached).
+/// depend on k alone) and cached. A cached file is used only when its sha256 is the pinned one:
+/// a damaged or planted file is remade (and `progress` hears why), never trusted. `progress`
+/// hears when parameters have to be made, which is slow. Returns the parameters and the
+/// seconds spent making them (0 when cached).
 pub fn params(k: u32, progress: &mut dyn FnMut(&str)) -> Result<(Params<EqAffine>, f64)> {
-    let Some(dir) = cache_dir_opt() else {
+    params_in(cache_dir_opt().as_deref(), k, progress)
+}
+
+/// [`params`] with the cache folder `dir` (None: no cache).
+fn params_in(
+    dir: Option<&Path>,
+    k: u32,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(Params<EqAffine>, f64)> {
+    let pin = pinned_params_sha256(k).ok_or_else(|| {
+        Error::invalid(
+            "circuit",
+            format!("k={k} is outside the {MIN_K}..={MAX_K} this version has parameters for"),
+        )
+    })?;
+    let Some(dir) = dir else {
         progress(&format!(
             "making IPA parameters for k={k} (no cache folder: set ZKRECEIPT_CACHE or HOME)"
         ));
-        let t = Instant::now();
-        let p = Params::<EqAffine>::new(k);
-        return Ok((p, t.elapsed().as_secs_f64()));
+        return make_params(k, pin);
     };
-    let path = dir.join(format!("params-ipa-pasta-k{k}.bin"));
+    let name = params_file_name(k);
+    remove_stale_temps(dir, &format!(".{name}.tmp"));
+    let path = dir.join(&name);
     if let Ok(bytes) = std::fs::read(&path) {
-        match Params::<EqAffine>::read(&mut &bytes[..]) {
-            Ok(p) if p.k() == k => return Ok((p, 0.0)),
-            // A damaged cache entry is remade, not trusted.
-            _ => progress(&format!(
-                "cached parameters {} are damaged; remaking",
-                path.display()
-            )),
+        if sha256_hex(&bytes) == pin
+            && let Ok(p) = Params::<EqAffine>::read(&mut &bytes[..])
+        {
+            return Ok((p, 0.0));
         }
+        progress(&format!(
+            "cached parameters {} are not the pinned ones for k={k} (damaged or replaced); remaking",
+            path.display()
+        ));
     }
     progress(&format!(
         "making IPA parameters for k={k} (once; cached in {})",
         dir.display()
     ));
-    let t = Instant::now();
-    let p = Params::<EqAffine>::new(k);
-    let secs = t.elapsed().as_secs_f64();
+    let (p, secs) = make_params(k, pin)?;
     let mut bytes = vec![];
     p.write(&mut bytes)
         .map_err(|e| Error::invalid(path.display(), e))?;
@@ -80,6 +129,133 @@ pub fn params(k: u32, progress: &mut dyn FnMut(&str)) -> Result<(Params<EqAffine
         progress(&format!("could not cache parameters: {e}"));
     }
     Ok((p, secs))
+}
+
+fn params_file_name(k: u32) -> String {
+    format!("params-ipa-pasta-k{k}.bin")
+}
+
+/// `Params::new(k)`, checked against its pin.
+fn make_params(k: u32, pin: &str) -> Result<(Params<EqAffine>, f64)> {
+    let t = Instant::now();
+    let p = Params::<EqAffine>::new(k);
+    let secs = t.elapsed().as_secs_f64();
+    let mut bytes = vec![];
+    p.write(&mut bytes)
+        .map_err(|e| Error::Internal(format!("writing parameters: {e}")))?;
+    if sha256_hex(&bytes) != pin {
+        return Err(Error::Internal(format!(
+            "the parameters made for k={k} differ from the pinned ones: another halo2_proofs?"
+        )));
+    }
+    Ok((p, secs))
+}
+
+/// Remove what a killed run left in `dir`: entries named `prefix` + the id of a process that no
+/// longer runs (the temporary names of [`write_atomic`] and of receipt folders). Entries of a
+/// live process, and names that do not parse, are left alone.
+pub fn remove_stale_temps(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !process_runs(pid) {
+            let p = e.path();
+            let _ = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+        }
+    }
+}
+
+/// Whether process `pid` runs (Linux's /proc; elsewhere every process is taken to run, so
+/// nothing is removed that might be in use).
+fn process_runs(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    !proc.join("self").exists() || proc.join(pid.to_string()).exists()
+}
+
+/// What making the parameters, the keys and one proof of a circuit will cost on this machine
+/// kind (2 cores), estimated from k and the committed polynomials per row before any of it
+/// starts. Calibrated on measured runs (README, Benchmarks; release build): proving and keygen
+/// take about 11 µs and peak memory about 1.3 KiB per polynomial-row (digits, MLP, CNN, Sigmoid,
+/// fixed and hashed weights, k = 7 to 16, all within 25%); making parameters about 0.7 ms per
+/// row.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Forecast {
+    pub k: u32,
+    /// None when the parameters for k are cached.
+    pub params_s: Option<f64>,
+    pub keygen_s: f64,
+    pub prove_s: f64,
+    pub peak_mib: f64,
+}
+
+/// Seconds per polynomial-row for keygen and for proving, and bytes of peak memory per
+/// polynomial-row (see [`Forecast`]).
+const SECONDS_PER_POLY_ROW: f64 = 11e-6;
+const BYTES_PER_POLY_ROW: f64 = 1_400.0;
+const BASE_MIB: f64 = 40.0;
+const PARAMS_SECONDS_PER_ROW: f64 = 0.7e-3;
+
+/// The forecast for a circuit of 2^k rows with `layout`.
+pub fn forecast(layout: Layout, k: u32) -> Forecast {
+    let units = (layout.committed_polys() << k) as f64;
+    let cached = cache_dir_opt().is_some_and(|d| d.join(params_file_name(k)).is_file());
+    Forecast {
+        k,
+        params_s: (!cached).then(|| PARAMS_SECONDS_PER_ROW * (1u64 << k) as f64),
+        keygen_s: SECONDS_PER_POLY_ROW * units,
+        prove_s: SECONDS_PER_POLY_ROW * units,
+        peak_mib: BASE_MIB + BYTES_PER_POLY_ROW * units / (1u64 << 20) as f64,
+    }
+}
+
+impl Forecast {
+    /// One line for the progress stream.
+    pub fn describe(&self, available_mib: Option<f64>) -> String {
+        let params = match self.params_s {
+            Some(s) => format!("parameters ~{} (once), ", seconds(s)),
+            None => String::new(),
+        };
+        let avail = available_mib
+            .map(|a| format!(" of {a:.0} MiB available"))
+            .unwrap_or_default();
+        format!(
+            "forecast for k={}: {params}keygen ~{}, prove ~{}, peak memory ~{:.0} MiB{avail}",
+            self.k,
+            seconds(self.keygen_s),
+            seconds(self.prove_s),
+            self.peak_mib
+        )
+    }
+}
+
+fn seconds(s: f64) -> String {
+    if s < 60.0 {
+        format!("{s:.1} s")
+    } else {
+        format!("{:.1} min", s / 60.0)
+    }
+}
+
+/// Memory this machine can give a new process (MemAvailable of /proc/meminfo, in MiB); None
+/// where that is not known.
+pub fn available_mib() -> Option<f64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 /// Write `bytes` to `path` through a temporary file in the same folder and a rename, so a
@@ -158,11 +334,14 @@ pub fn prove(
             &mut transcript,
         )
     })
-    .map_err(|e| halo2_err("proving", e))?;
+    // Our own circuit with its own witness: a failure here is a bug, not bad input.
+    .map_err(|e| Error::Internal(format!("proving: {e:?}")))?;
     Ok(transcript.finalize())
 }
 
 /// Check `proof` against the verifier key and the public instance. Err carries halo2's reason.
+/// The transcript must be the whole of `proof`: bytes after it would let one proof have many
+/// hashes, so they are rejected.
 pub fn verify(
     params: &Params<EqAffine>,
     vk: &VerifyingKey<EqAffine>,
@@ -170,7 +349,92 @@ pub fn verify(
     proof: &[u8],
 ) -> std::result::Result<(), String> {
     let strategy = SingleVerifier::new(params);
-    let mut transcript = Blake2bRead::<_, EqAffine, Challenge255<_>>::init(proof);
+    let mut rest = proof;
+    let mut transcript = Blake2bRead::<_, EqAffine, Challenge255<_>>::init(&mut rest);
     verify_proof(params, vk, strategy, &[&[instance]], &mut transcript)
-        .map_err(|e| format!("{e:?}"))
+        .map_err(|e| format!("{e:?}"))?;
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} bytes follow the proof's transcript (of {} bytes)",
+            rest.len(),
+            proof.len() - rest.len()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn made_sha256(k: u32) -> String {
+        let mut bytes = vec![];
+        Params::<EqAffine>::new(k).write(&mut bytes).unwrap();
+        sha256_hex(&bytes)
+    }
+
+    /// The pins are what `Params::new` makes (the small k here; all of them, slowly, with
+    /// `cargo test --release -- --ignored pinned_params`).
+    #[test]
+    fn pinned_params_are_what_params_new_makes() {
+        for k in MIN_K..=10 {
+            assert_eq!(
+                Some(made_sha256(k).as_str()),
+                pinned_params_sha256(k),
+                "k={k}"
+            );
+        }
+        assert_eq!(pinned_params_sha256(MIN_K - 1), None);
+        assert_eq!(pinned_params_sha256(MAX_K + 1), None);
+    }
+
+    #[test]
+    #[ignore = "makes the parameters for every k up to MAX_K: about 25 minutes on 2 cores"]
+    fn pinned_params_all() {
+        let made: Vec<String> = (MIN_K..=MAX_K)
+            .map(|k| {
+                let sha = made_sha256(k);
+                eprintln!("k={k} {sha}");
+                sha
+            })
+            .collect();
+        let pins: Vec<&str> = (MIN_K..=MAX_K).filter_map(pinned_params_sha256).collect();
+        assert_eq!(made, pins);
+    }
+
+    #[test]
+    fn a_damaged_or_planted_cache_file_is_remade_and_stale_temps_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = 5;
+        let path = dir.path().join(params_file_name(k));
+        let honest = {
+            let mut b = vec![];
+            Params::<EqAffine>::new(k).write(&mut b).unwrap();
+            b
+        };
+        // A flipped bit in a generator, then in the trailing w/u, then a header of another k.
+        for at in [40, honest.len() - 3, 0] {
+            let mut bad = honest.clone();
+            bad[at] ^= 1;
+            std::fs::write(&path, &bad).unwrap();
+            // A leftover temp file of a process that is gone (pid beyond any pid_max).
+            let stale = dir
+                .path()
+                .join(format!(".{}.tmp4999999", params_file_name(k)));
+            std::fs::write(&stale, b"partial").unwrap();
+            let mut heard = vec![];
+            let (p, _) = params_in(Some(dir.path()), k, &mut |m: &str| {
+                heard.push(m.to_string())
+            })
+            .unwrap();
+            assert_eq!(p.k(), k);
+            assert!(
+                heard.iter().any(|m| m.contains("not the pinned ones")),
+                "{heard:?}"
+            );
+            assert_eq!(std::fs::read(&path).unwrap(), honest, "remade and cached");
+            assert!(!stale.exists(), "the stale temp file is removed");
+        }
+    }
 }

@@ -245,6 +245,23 @@ impl<'a> Window<'a> {
         }
         Some(off)
     }
+
+    /// Whether every window of an output with spatial shape `out` reads at least one input
+    /// element (a max over a window of padding alone has no value). Windows are products of
+    /// per-axis ranges, so this holds iff it holds along each axis.
+    pub fn every_window_reads(&self, out: &[usize], kernel: &[usize]) -> bool {
+        (0..kernel.len()).all(|d| {
+            let dil = self.dilations.map_or(1, |v| v[d]);
+            let len = self.shape[d + 2] as u128;
+            let (pad, dil) = (self.pads_begin[d] as u128, dil.max(1) as u128);
+            (0..out[d]).all(|p| {
+                // The first tap at or past the start: kk·dil ≥ pad − p·stride.
+                let start = p as u128 * self.strides[d] as u128;
+                let kk = pad.saturating_sub(start).div_ceil(dil);
+                kk < kernel[d] as u128 && start + kk * dil - pad < len
+            })
+        })
+    }
 }
 
 #[cfg(test)]

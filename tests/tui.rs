@@ -136,7 +136,7 @@ fn state_machine_follows_the_chain() {
         .unwrap()
         .items
         .iter()
-        .position(|(n, _, _)| n.starts_with("proof.file"))
+        .position(|(n, _, _)| n.starts_with("proof.prove_s"))
         .unwrap();
     while app.breaking.as_ref().unwrap().selected < idx {
         act(&mut app, Action::Down);

@@ -4,52 +4,14 @@
 //! included; Cast to an integer; ArgMax and ArgMin with ties; OneHot. Each is run by tract in floats and compiled to a circuit
 //! that must equal the integer evaluator and satisfy MockProver.
 
+mod common;
+
+use common::onnx::*;
 use halo2_proofs::dev::MockProver;
-use prost::Message;
 use tract_onnx::pb;
 use zkreceipt::circuit::with_layout;
 use zkreceipt::quantize::QuantConfig;
 use zkreceipt::receipt::build_chain;
-
-fn tensor_type(shape: &[i64]) -> Option<pb::TypeProto> {
-    use pb::tensor_shape_proto::{Dimension, dimension};
-    Some(pb::TypeProto {
-        value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-            elem_type: 1,
-            shape: Some(pb::TensorShapeProto {
-                dim: shape
-                    .iter()
-                    .map(|&d| Dimension {
-                        value: Some(dimension::Value::DimValue(d)),
-                        ..Default::default()
-                    })
-                    .collect(),
-            }),
-        })),
-        ..Default::default()
-    })
-}
-
-fn info(name: &str, shape: &[i64]) -> pb::ValueInfoProto {
-    typed_info(name, shape, 1)
-}
-
-/// A graph input or output of ONNX element type `elem` (1 float, 7 int64).
-fn typed_info(name: &str, shape: &[i64], elem: i32) -> pb::ValueInfoProto {
-    let mut t = tensor_type(shape);
-    if let Some(pb::TypeProto {
-        value: Some(pb::type_proto::Value::TensorType(tt)),
-        ..
-    }) = t.as_mut()
-    {
-        tt.elem_type = elem;
-    }
-    pb::ValueInfoProto {
-        name: name.into(),
-        r#type: t,
-        ..Default::default()
-    }
-}
 
 /// Seeded values in [-0.6, 0.6).
 fn values(n: usize, seed: u64) -> Vec<f32> {
@@ -80,32 +42,7 @@ fn graph_model(
     input: Vec<pb::ValueInfoProto>,
     output: Vec<pb::ValueInfoProto>,
 ) -> Vec<u8> {
-    pb::ModelProto {
-        ir_version: 8,
-        opset_import: vec![pb::OperatorSetIdProto {
-            domain: String::new(),
-            version: 14,
-        }],
-        graph: Some(pb::GraphProto {
-            name: "written".into(),
-            node: vec![node],
-            initializer,
-            input,
-            output,
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-    .encode_to_vec()
-}
-
-fn int_attr(name: &str, i: i64) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: 2,
-        i,
-        ..Default::default()
-    }
+    model_of(vec![node], initializer, input, output, 14)
 }
 
 /// A one-node model: `op` (RNN or LSTM) over X `[t, b, i]` with hidden size `h`; with

@@ -25,6 +25,18 @@ pub fn fe(v: i128) -> Fp {
     }
 }
 
+/// The signed integer a field element stands for, when it is one of `(-2^127, 2^127)` (the
+/// inverse of [`fe`]); None for any other element, such as a long product of witness values.
+pub fn fe_to_i128(x: Fp) -> Option<i128> {
+    let small = |v: Fp| {
+        let r = v.to_repr();
+        let (lo, hi) = r.as_ref().split_at(16);
+        (hi.iter().all(|&b| b == 0) && lo[15] < 0x80)
+            .then(|| u128::from_le_bytes(lo.try_into().expect("16 bytes")) as i128)
+    };
+    small(x).or_else(|| small(-x).map(|v| -v))
+}
+
 /// Columns shared by the chips: `groups` groups of `width` advice lanes, each with its own
 /// accumulator, fixed weight per lane and fixed constant; and the public instance column. A dot
 /// product runs down one group, so independent dot products share rows side by side.

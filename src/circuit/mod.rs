@@ -104,8 +104,9 @@ impl ParamVisibility {
 pub struct Disclosure {
     pub input: Visibility,
     pub params: ParamVisibility,
-    /// Salt of a hashed input (0 when none).
-    pub salt: i128,
+    /// Salt of a hashed input. None: unsalted, and the circuit fixes the salt to 0, so that a
+    /// receipt's `salted: false` is bound by the verifier key, not only claimed.
+    pub salt: Option<i128>,
 }
 
 impl Disclosure {
@@ -138,21 +139,38 @@ pub struct Layout {
     /// Poseidon chips (one per lane group, as many as the longest digest has chains).
     #[serde(default)]
     pub chips: usize,
+    /// A hashed input's salt is a private witness; false: the circuit fixes it to 0.
+    #[serde(default)]
+    pub salted: bool,
 }
 
 impl Layout {
-    /// The visibilities this layout was compiled for (a salt is not part of the layout).
+    /// The visibilities this layout was compiled for (whether there is a salt is part of the
+    /// layout; its value is not).
     pub fn disclosure(&self) -> Disclosure {
         Disclosure {
             input: self.input,
             params: self.params,
-            salt: 0,
+            salt: self.salted.then_some(0),
         }
     }
 
     /// See [`Disclosure::hashes`].
     pub fn hashes(&self) -> bool {
         self.disclosure().hashes()
+    }
+
+    /// The prover's work per row, in committed polynomials (see [`compile_as`]): each advice
+    /// column, one permutation product per three equality columns, four quotient pieces, three
+    /// per lookup, and a Poseidon chip's degree-5 round gates, which weigh about as much as
+    /// eight polynomials (measured on the samples with hashed weights).
+    pub fn committed_polys(&self) -> u64 {
+        let advice = (self.lanes + self.groups) as u64;
+        advice
+            + (advice + 1).div_ceil(3)
+            + 4
+            + 3 * u64::from(self.lookups)
+            + POSEIDON_CHIP_POLYS * self.chips as u64
     }
 
     /// See [`lanes_text`].
@@ -179,6 +197,7 @@ thread_local! {
             input: Visibility::Public,
             params: ParamVisibility::Fixed,
             chips: 0,
+            salted: false,
         })
     };
 }
@@ -238,6 +257,7 @@ impl ModelCircuit {
             input: self.plan.input,
             params: self.plan.params,
             chips: self.plan.poseidon_chips(),
+            salted: self.plan.salted,
         }
     }
 
@@ -414,7 +434,7 @@ impl Circuit<Fp> for ModelCircuit {
                     let mut local: HashMap<CellId, ACell> = HashMap::new();
                     let mut occ = start_occ;
                     let value = |c: CellId, o: usize| -> Value<Fp> {
-                        let mut v = plan.values[c].map(fe);
+                        let mut v = plan.values[c];
                         if let Some((idx, delta)) = self.tamper
                             && idx == o
                         {
@@ -495,7 +515,7 @@ impl Circuit<Fp> for ModelCircuit {
                                 let width = plan.width();
                                 let lanes = cols.group_lanes(g);
                                 let rows = terms.len().max(1).div_ceil(width);
-                                let mut acc_val: Option<i128> = Some(*c);
+                                let mut acc_val: Option<Fp> = Some(fe(*c));
                                 let mut dot_rows = vec![];
                                 for r in 0..rows {
                                     let chunk = &terms[(r * width).min(terms.len())
@@ -509,8 +529,9 @@ impl Circuit<Fp> for ModelCircuit {
                                             cell,
                                             &mut occ,
                                         )?;
-                                        acc_val =
-                                            acc_val.zip(plan.values[cell]).map(|(a, v)| a + v * w);
+                                        acc_val = acc_val
+                                            .zip(plan.values[cell])
+                                            .map(|(a, v)| a + v * fe(w));
                                     }
                                     for &lane in &lanes[chunk.len()..] {
                                         region.assign_advice(
@@ -527,7 +548,7 @@ impl Circuit<Fp> for ModelCircuit {
                                     });
                                     if r + 1 < rows {
                                         // Running sum: a fresh cell bound by the next row's gate.
-                                        let mut v = acc_val.map(fe);
+                                        let mut v = acc_val;
                                         if let Some((idx, delta)) = self.tamper
                                             && idx == occ
                                         {
@@ -862,17 +883,10 @@ pub fn compile_as(
                 input: dis.input,
                 params: dis.params,
                 chips: p.poseidon_chips(),
+                salted: p.salted,
             };
             let k = k_for(p.rows(), table_rows, p.instance_len, layout);
-            let advice = (lanes + groups) as u64;
-            // A Poseidon chip's degree-5 round gates weigh about as much as eight polynomials
-            // (measured on the samples with hashed weights).
-            let polys = advice
-                + (advice + 1).div_ceil(3)
-                + 4
-                + 3 * u64::from(lookups)
-                + POSEIDON_CHIP_POLYS * layout.chips as u64;
-            (polys << k, lanes, groups)
+            (layout.committed_polys() << k, lanes, groups)
         })
         .min()
         .map(|(_, l, g)| (l, g))

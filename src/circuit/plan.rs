@@ -10,12 +10,13 @@ use std::collections::HashMap;
 use halo2_proofs::pasta::Fp;
 use serde::{Deserialize, Serialize};
 
-use super::chips::fe;
+use super::chips::{fe, fe_to_i128};
 use super::commit;
 use super::{Disclosure, ParamVisibility, Visibility};
 
 use crate::quantize::{
-    INTERP_FINE_BITS, QOp, QuantizedModel, TableFn, matmul_offsets, rescale, table_entry,
+    INTERP_FINE_BITS, QOp, QuantizedModel, TableFn, interp_domain, matmul_offsets, rescale,
+    table_entry,
 };
 use crate::tensor::{Tensor, Window, broadcast_index_map, for_each_index, numel, reduction_map};
 
@@ -149,6 +150,8 @@ pub struct Plan {
     pub groups: usize,
     pub input: Visibility,
     pub params: ParamVisibility,
+    /// A hashed input with a private salt (see [`Disclosure::salt`]).
+    pub salted: bool,
     /// The parameter tensors in the weights digest (hashed parameters only).
     pub param_tensors: Vec<ParamTensor>,
     /// The most chains any digest of the plan runs in (0 without digests).
@@ -160,7 +163,9 @@ pub struct Plan {
     /// (node index of the quantized model, step); inputs and outputs use `usize::MAX`.
     pub steps: Vec<(usize, Step)>,
     /// Witness value of every cell; None when planned without a witness (keygen, verifier).
-    pub values: Vec<Option<i128>>,
+    /// Field elements: a product of many witness values (the running product of a max over a
+    /// long window) leaves every integer type long before it reaches its zero factor.
+    pub values: Vec<Option<Fp>>,
     pub tables: Vec<TableSpec>,
     /// The public instance: the inputs (public), their digest (hashed) or nothing (private),
     /// then the outputs.
@@ -310,7 +315,7 @@ type PResult<T> = Result<T, PlanError>;
 struct Builder<'a> {
     qm: &'a QuantizedModel,
     bits: u32,
-    values: Vec<Option<i128>>,
+    values: Vec<Option<Fp>>,
     steps: Vec<(usize, Step)>,
     node: usize,
     /// Per value id, one cell per element (None until the value is computed).
@@ -348,12 +353,24 @@ impl Builder<'_> {
     }
 
     fn cell(&mut self, v: Option<i128>) -> CellId {
+        self.field_cell(v.map(fe))
+    }
+
+    fn field_cell(&mut self, v: Option<Fp>) -> CellId {
         self.values.push(v);
         self.values.len() - 1
     }
 
-    fn val(&self, c: CellId) -> Option<i128> {
-        self.values[c]
+    /// The integer cell `c` holds (None without a witness). Every cell read as an integer
+    /// (range checks, rescales, tables, comparisons) holds a sum of small terms; one that does
+    /// not is a planner bug, reported as such rather than wrapped.
+    fn val(&self, c: CellId) -> PResult<Option<i128>> {
+        match self.values[c] {
+            None => Ok(None),
+            Some(x) => fe_to_i128(x).map(Some).ok_or_else(|| {
+                self.err("a cell read as an integer holds a field element beyond 127 bits")
+            }),
+        }
     }
 
     fn push(&mut self, s: Step) {
@@ -364,13 +381,13 @@ impl Builder<'_> {
     fn dot(&mut self, terms: Vec<(CellId, i128)>, c: i128) -> CellId {
         let terms: Vec<(CellId, i128)> = terms.into_iter().filter(|(_, w)| *w != 0).collect();
         let v = if self.witness {
-            terms
-                .iter()
-                .try_fold(c, |acc, (cell, w)| self.val(*cell).map(|x| acc + x * w))
+            terms.iter().try_fold(fe(c), |acc, (cell, w)| {
+                self.values[*cell].map(|x| acc + x * fe(*w))
+            })
         } else {
             None
         };
-        let out = self.cell(v);
+        let out = self.field_cell(v);
         self.push(Step::Dot {
             terms,
             c,
@@ -466,7 +483,7 @@ impl Builder<'_> {
     /// Prove `x ∈ [-2^(A-1), 2^(A-1))`; returns the sign cell (1 iff x ≥ 0).
     fn signed_range(&mut self, x: CellId) -> PResult<CellId> {
         let half = 1i128 << (self.bits - 1);
-        let (out, sign) = self.digits(self.val(x).map(|v| v + half), self.bits, -half, true)?;
+        let (out, sign) = self.digits(self.val(x)?.map(|v| v + half), self.bits, -half, true)?;
         self.equal(out, x);
         sign.ok_or_else(|| self.err("a signed range check has a sign"))
     }
@@ -517,7 +534,7 @@ impl Builder<'_> {
 
     /// Prove `x ∈ [0, 2^A)`.
     fn unsigned_range(&mut self, x: CellId) -> PResult<()> {
-        let (out, _) = self.digits(self.val(x), self.bits, 0, false)?;
+        let (out, _) = self.digits(self.val(x)?, self.bits, 0, false)?;
         self.equal(out, x);
         Ok(())
     }
@@ -527,8 +544,9 @@ impl Builder<'_> {
     fn rescale(&mut self, x: CellId, d: u64) -> PResult<(CellId, CellId)> {
         let d128 = d as i128;
         let m = 64 - (d - 1).leading_zeros(); // bits for r ∈ [0, d)
-        let yv = self.val(x).map(|v| rescale(v as i64, d) as i128);
-        let rv = self.val(x).zip(yv).map(|(x, y)| x + d128 / 2 - y * d128);
+        let xv = self.val(x)?;
+        let yv = xv.map(|v| rescale(v as i64, d) as i128);
+        let rv = xv.zip(yv).map(|(x, y)| x + d128 / 2 - y * d128);
         let (r, _) = self.digits(rv, m, 0, false)?;
         if d128 != 1i128 << m {
             // r < d as well: r + 2^m − d ∈ [0, 2^m).
@@ -547,8 +565,8 @@ impl Builder<'_> {
     }
 
     fn mul(&mut self, a: CellId, b: CellId) -> CellId {
-        let v = self.val(a).zip(self.val(b)).map(|(a, b)| a * b);
-        let out = self.cell(v);
+        let v = self.values[a].zip(self.values[b]).map(|(a, b)| a * b);
+        let out = self.field_cell(v);
         self.push(Step::Mul {
             items: vec![(a, b, out)],
         });
@@ -811,7 +829,7 @@ impl Builder<'_> {
                 let x = self.value_cells(n.inputs[0])?;
                 let mut out = vec![];
                 for c in x {
-                    let v = match self.val(c) {
+                    let v = match self.val(c)? {
                         Some(v) if v < *lo as i128 || v > *hi as i128 => {
                             return Err(self.table_range_error(v, *lo, *hi, *in_scale, *func));
                         }
@@ -856,12 +874,13 @@ impl Builder<'_> {
                 let (ia, ib) = (self.table_id(spec(false)), self.table_id(spec(true)));
                 let x = self.value_cells(n.inputs[0])?;
                 let mut out = vec![];
+                let (dlo, dhi) = interp_domain(*lo, *hi, b);
                 for c in x {
-                    let v = self.val(c);
+                    let v = self.val(c)?;
                     if let Some(v) = v
-                        && (v < *lo as i128 || v > *hi as i128)
+                        && (v < dlo as i128 || v > dhi as i128)
                     {
-                        return Err(self.table_range_error(v, *lo, *hi, *in_scale, *func));
+                        return Err(self.table_range_error(v, dlo, dhi, *in_scale, *func));
                     }
                     let qv = v.map(|v| v.div_euclid(step as i128));
                     let q = self.cell(qv);
@@ -980,7 +999,7 @@ impl Builder<'_> {
         // The circuit's values must equal the integer evaluator's, element for element.
         if let Some(w) = self.expected {
             for (i, &c) in cells.iter().enumerate() {
-                if let Some(v) = self.val(c)
+                if let Some(v) = self.val(c)?
                     && v != w[n.output].data[i] as i128
                 {
                     return Err(self.err(format!(
@@ -1063,7 +1082,7 @@ impl Builder<'_> {
         let mv = if self.witness {
             w.iter()
                 .map(|&c| self.val(c))
-                .collect::<Option<Vec<_>>>()
+                .collect::<PResult<Option<Vec<_>>>>()?
                 .and_then(|v| {
                     if min {
                         v.into_iter().min()
@@ -1224,7 +1243,7 @@ fn validate(qm: &QuantizedModel) -> PResult<()> {
                 Some(format!("an interpolation step of 2^{step_bits}"))
             }
             QOp::Table { lo, hi, .. } | QOp::Interp { lo, hi, .. }
-                if lo > hi || hi - lo > 1 << 24 =>
+                if lo > hi || *hi as i128 - *lo as i128 > 1 << 24 =>
             {
                 Some(format!("a table range [{lo}, {hi}]"))
             }
@@ -1303,7 +1322,10 @@ pub fn plan(
         // quantized values; hashed inputs are also packed and hashed into instance row 0.
         Visibility::Hashed | Visibility::Private => {
             let hashed = vis == Visibility::Hashed;
-            let salt_cell = hashed.then(|| b.cell(witness.map(|_| salt)));
+            let salt_cell = match salt {
+                Some(s) if hashed => Some(b.cell(witness.map(|_| s))),
+                _ => None,
+            };
             let mut cells = all_inputs.clone();
             cells.extend(salt_cell);
             b.push(Step::Witness { cells });
@@ -1312,11 +1334,13 @@ pub fn plan(
             }
             if hashed {
                 let bits = b.bits;
-                let mut msg = vec![b.constant_i128(commit::tag()), salt_cell.expect("hashed")];
+                // Unsalted, the salt is the fixed zero cell.
+                let salt_cell = salt_cell.unwrap_or_else(|| b.zero());
+                let mut msg = vec![b.constant_i128(commit::tag()), salt_cell];
                 msg.extend(b.pack(&all_inputs, bits));
                 msg.push(b.constant_i128(all_inputs.len() as i128));
                 if let Some(inst) = instance.as_mut() {
-                    inst.push(commit::input_digest(&input_values, bits, salt));
+                    inst.push(commit::input_digest(&input_values, bits, salt.unwrap_or(0)));
                 }
                 b.hash(msg, 0, "input digest");
                 row = 1;
@@ -1389,6 +1413,7 @@ pub fn plan(
         groups,
         input: vis,
         params: dis.params,
+        salted: vis == Visibility::Hashed && salt.is_some(),
         param_tensors,
         max_chains,
         node_names: qm.nodes.iter().map(|n| n.name.clone()).collect(),

@@ -69,7 +69,7 @@ fn graph(
 }
 
 /// Inputs of visibility `vis` (with `salt`), weights fixed.
-fn input(vis: Visibility, salt: i128) -> Disclosure {
+fn input(vis: Visibility, salt: Option<i128>) -> Disclosure {
     Disclosure {
         input: vis,
         salt,
@@ -213,9 +213,9 @@ fn rescale_remainder_must_be_below_divisor() {
     let set_bits = |plan: &mut plan::Plan, (terms, nb, out): &DigitDot, raw: i128, c: i128| {
         for (j, &(cell, w)) in terms.iter().enumerate() {
             let mask = if j < *nb as usize { 1 } else { 3 };
-            plan.values[cell] = Some((raw / w) & mask);
+            plan.values[cell] = Some(fe((raw / w) & mask));
         }
-        plan.values[*out] = Some(raw + c);
+        plan.values[*out] = Some(fe(raw + c));
     };
     let half = 1i128 << (qm.config.activation_bits - 1);
     set_bits(&mut plan, &bit_dots[0], 3, 0); // r = 3
@@ -513,7 +513,7 @@ fn hashed_input_digest_matches_the_native_poseidon_hash() {
         &qm,
         std::slice::from_ref(&x),
         4,
-        input(Visibility::Hashed, salt),
+        input(Visibility::Hashed, Some(salt)),
     );
     let inst = c.circuit.instance().unwrap();
     assert_eq!(c.info.public_inputs, 1);
@@ -533,19 +533,37 @@ fn hashed_input_digest_matches_the_native_poseidon_hash() {
     }
     // The inputs are not public: the instance is the digest, then the outputs.
     assert_eq!(inst.len(), 1 + 2);
+    // Unsalted, the circuit fixes the salt to 0: the digest of a salted input has no witness,
+    // so a receipt cannot claim `salted: false` for a salted digest.
+    let plain = assert_sound_as(
+        &qm,
+        std::slice::from_ref(&x),
+        4,
+        input(Visibility::Hashed, None),
+    );
+    assert!(!plain.info.layout.salted && c.info.layout.salted);
+    let mut inst = plain.circuit.instance().unwrap();
+    assert_eq!(inst[0], commit::input_digest(&x, 12, 0));
+    inst[0] = commit::input_digest(&x, 12, salt);
+    assert!(mock(&plain.circuit, plain.info.k, inst).is_err());
 }
 
 #[test]
 fn private_inputs_are_range_checked_and_bound_to_nothing_public() {
     let qm = small_mlp();
-    let c = assert_sound_as(&qm, &[vec![20, -7, 13]], 4, input(Visibility::Private, 0));
+    let c = assert_sound_as(
+        &qm,
+        &[vec![20, -7, 13]],
+        4,
+        input(Visibility::Private, None),
+    );
     let inst = c.circuit.instance().unwrap();
     assert_eq!(c.info.public_inputs, 0);
     assert_eq!(inst.len(), 2, "only the outputs are public");
     // A private input outside the activation range cannot be proved.
     let ins = vec![Tensor::new(vec![1, 3], vec![5000, 0, 0])];
     if let Ok(vals) = qm.evaluate(&ins) {
-        assert!(compile_layout(&qm, 4, 1, input(Visibility::Private, 0), Some(&vals)).is_err());
+        assert!(compile_layout(&qm, 4, 1, input(Visibility::Private, None), Some(&vals)).is_err());
     }
 }
 
@@ -553,7 +571,7 @@ fn private_inputs_are_range_checked_and_bound_to_nothing_public() {
 fn hashed_and_public_layouts_give_different_verifier_structures() {
     let qm = small_mlp();
     let a = compile_layout(&qm, 4, 1, Disclosure::default(), None).unwrap();
-    let b = compile_layout(&qm, 4, 1, input(Visibility::Hashed, 0), None).unwrap();
+    let b = compile_layout(&qm, 4, 1, input(Visibility::Hashed, None), None).unwrap();
     assert_ne!(a.info, b.info);
     assert!(b.info.gates.iter().any(|g| g.starts_with("poseidon")));
 }
@@ -672,7 +690,7 @@ fn hashed_input_and_hashed_weights_together() {
     let dis = Disclosure {
         input: Visibility::Hashed,
         params: ParamVisibility::Hashed,
-        salt: 5,
+        salt: Some(5),
     };
     let c = compiled_as(&qm, std::slice::from_ref(&x), 4, dis);
     let inst = c.circuit.instance().unwrap();
@@ -709,10 +727,10 @@ fn a_bit_digit_cannot_hold_two() {
     assert_eq!((sign.1, odd.1), (1 << 11, 1 << 10));
     assert_eq!(
         (plan.values[sign.0], plan.values[odd.0]),
-        (Some(1), Some(0))
+        (Some(fe(1)), Some(fe(0)))
     );
-    plan.values[sign.0] = Some(0);
-    plan.values[odd.0] = Some(2);
+    plan.values[sign.0] = Some(fe(0));
+    plan.values[odd.0] = Some(fe(2));
     let failures = mock(
         &ModelCircuit::new(plan),
         c.info.k,
@@ -839,6 +857,67 @@ fn reduce_max_and_min() {
     // A claimed maximum that is not the maximum has no valid witness: the circuit refuses it.
     let wrong = inst_with_output(&c, 0, 5);
     assert!(mock(&c.circuit, c.info.k, wrong).is_err());
+}
+
+/// Max and min over windows of 9 to 64 elements, extremes first and last, values at the edges
+/// of the activation range: the running product of differences leaves i128 after a few factors
+/// (it is a field element), and the honest witness still satisfies the circuit.
+#[test]
+fn max_and_min_over_long_windows() {
+    let reduce = |min| QOp::ReduceMax {
+        axes: vec![1],
+        keepdims: false,
+        min,
+    };
+    for n in [9usize, 16, 25, 64] {
+        let qm = graph(
+            &[vec![1, n]],
+            vec![
+                (reduce(false), vec![0], vec![1]),
+                (reduce(true), vec![0], vec![1]),
+            ],
+            &[1, 2],
+        );
+        for at in [0, n - 1] {
+            let mut x: Vec<i64> = (0..n as i64)
+                .map(|i| if i % 2 == 0 { 2000 - i } else { i - 2000 })
+                .collect();
+            x[at] = 2047;
+            x[n - 1 - at] = -2048;
+            let c = if n == 9 {
+                assert_sound(&qm, &[x], 8)
+            } else {
+                let c = compiled(&qm, &[x], 8);
+                let inst = c.circuit.instance().unwrap();
+                assert_eq!(mock(&c.circuit, c.info.k, inst), Ok(()), "n={n} at={at}");
+                c
+            };
+            let inst = c.circuit.instance().unwrap();
+            let n_in = c.info.public_inputs;
+            assert_eq!(inst[n_in..], [chips::fe(2047), chips::fe(-2048)]);
+            let wrong = inst_with_output(&c, 0, 2000);
+            assert!(mock(&c.circuit, c.info.k, wrong).is_err(), "n={n} at={at}");
+        }
+    }
+    // MaxPool with a 5×5 window over 1..=25, the max last.
+    let qm = graph(
+        &[vec![1, 1, 5, 5]],
+        vec![(
+            QOp::MaxPool {
+                kernel: vec![5, 5],
+                strides: vec![1, 1],
+                pads_begin: vec![0, 0],
+                dilations: vec![1, 1],
+            },
+            vec![0],
+            vec![1, 1, 1, 1],
+        )],
+        &[1],
+    );
+    let c = compiled(&qm, &[(1..=25).map(|i| i * 80).collect()], 8);
+    let inst = c.circuit.instance().unwrap();
+    assert_eq!(inst[c.info.public_inputs], chips::fe(2000));
+    assert_eq!(mock(&c.circuit, c.info.k, inst), Ok(()));
 }
 
 #[test]
@@ -1066,11 +1145,11 @@ fn plan_rows_are_the_layout_rows() {
     let both = Disclosure {
         input: Visibility::Hashed,
         params: ParamVisibility::Hashed,
-        salt: 1,
+        salt: Some(1),
     };
     for dis in [
         Disclosure::default(),
-        input(Visibility::Hashed, 1),
+        input(Visibility::Hashed, Some(1)),
         hashed_weights(),
         both,
     ] {

@@ -19,6 +19,7 @@ use crate::error::{Error, Result, Unsupported};
 use crate::tensor::{Tensor, numel};
 
 pub mod input;
+pub mod types;
 
 /// A graph input or output as declared in the file.
 #[derive(Clone, Debug, Serialize)]
@@ -1146,6 +1147,21 @@ impl Model {
         self.constants.contains_key(name)
     }
 
+    /// Names of the tensors whose element type is an integer type (see [`types`]).
+    pub fn integer_tensors(&self) -> HashSet<String> {
+        self.proto
+            .graph
+            .as_ref()
+            .map(|g| {
+                types::element_types(g)
+                    .into_iter()
+                    .filter(|&(_, t)| types::is_integer(t))
+                    .map(|(n, _)| n)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Every node the chain cannot handle, with the reason. Checks op kinds and the structure
     /// that needs no shapes (which operands are constants); the quantizer re-checks the rest.
     pub fn preflight(&self) -> Vec<Unsupported> {
@@ -1175,9 +1191,25 @@ impl Model {
                     .any(|m| m.inputs.iter().any(|i| i == name))
                     || self.outputs.iter().any(|o| o.name == name))
         };
+        let integer = self.integer_tensors();
         for n in &self.nodes {
             let reason = match &n.op {
                 Op::Unsupported { reason } => Some(reason.clone()),
+                // ONNX divides integers with truncation (7 / 2 = 3); the fixed-point chain
+                // divides the real numbers. Folded on static tensors, refused at run time.
+                Op::Div
+                    if n.inputs
+                        .iter()
+                        .chain(&n.outputs)
+                        .any(|t| integer.contains(t))
+                        && n.inputs.iter().any(|i| runtime(i)) =>
+                {
+                    Some(
+                        "integer division (ONNX truncates toward zero) of runtime tensors is not \
+                         supported: the chain divides real numbers"
+                            .into(),
+                    )
+                }
                 Op::Gemm { .. } if n.inputs.len() < 2 => Some("Gemm needs two inputs".into()),
                 Op::Gemm { .. } if runtime(&n.inputs[1]) => Some(
                     "Gemm with a runtime B operand (two runtime matrices) is not supported yet"

@@ -476,6 +476,10 @@ pub fn eval_op(
                 QOp::Interp { step_bits, .. } => *step_bits,
                 _ => 0,
             };
+            let (lo, hi) = &match op {
+                QOp::Interp { step_bits, .. } => interp_domain(*lo, *hi, *step_bits),
+                _ => (*lo, *hi),
+            };
             let x = x.ok_or("table needs an input")?;
             let mut data = Vec::with_capacity(x.len());
             for &v in &x.data {
@@ -613,6 +617,46 @@ pub fn eval_op(
 /// Bits finer than the output at which an interpolated table keeps its points.
 pub const INTERP_FINE_BITS: i32 = 4;
 
+/// The largest kernel size, stride, padding or dilation a quantized.json may give a window op:
+/// far beyond any model, and small enough that window arithmetic never overflows.
+const MAX_WINDOW_PARAM: usize = 1 << 20;
+
+/// The window parameter lists of a window op (none for other ops).
+fn window_params(op: &QOp) -> Vec<&Vec<usize>> {
+    match op {
+        QOp::Conv {
+            kernel,
+            strides,
+            pads_begin,
+            dilations,
+            ..
+        }
+        | QOp::MaxPool {
+            kernel,
+            strides,
+            pads_begin,
+            dilations,
+        } => vec![kernel, strides, pads_begin, dilations],
+        QOp::SumPool {
+            kernel,
+            strides,
+            pads_begin,
+        } => vec![kernel, strides, pads_begin],
+        _ => vec![],
+    }
+}
+
+/// The inputs [`QOp::Interp`] accepts: every `x` whose table point `q = floor(x / 2^b)` lies
+/// in the table, `floor(lo / 2^b) ≤ q ≤ floor(hi / 2^b)`; the circuit's two lookups of `q` and
+/// `q + 1` bound exactly this (the evaluator and the circuit share one domain).
+pub fn interp_domain(lo: i64, hi: i64, b: u32) -> (i64, i64) {
+    let step = 1i64 << b;
+    (
+        lo.div_euclid(step) * step,
+        hi.div_euclid(step) * step + step - 1,
+    )
+}
+
 /// The interpolated table value of [`QOp::Interp`] at `x`.
 pub fn interp_entry(func: TableFn, x: i64, in_scale: i32, out_scale: i32, b: u32) -> i64 {
     let step = 1i64 << b;
@@ -700,7 +744,7 @@ impl QuantizedModel {
             let mut data = Vec::with_capacity(t.len());
             for (j, &x) in t.data.iter().enumerate() {
                 match round_to_i64(x * f) {
-                    Some(q) if q.abs() < limit => data.push(q),
+                    Some(q) if q.unsigned_abs() < limit.unsigned_abs() => data.push(q),
                     _ => {
                         return Err(Error::invalid(
                             format!(
@@ -725,7 +769,6 @@ impl QuantizedModel {
     /// Run the integer evaluator: the value of every tensor, by value id.
     pub fn evaluate(&self, inputs: &[Tensor<i64>]) -> Result<Vec<Tensor<i64>>> {
         let mut vals: Vec<Option<Tensor<i64>>> = vec![None; self.values.len()];
-        let limit = 1i64 << (self.config.activation_bits - 1);
         for node in &self.nodes {
             let out_info = &self.values[node.output];
             let t = if let QOp::Input { index } = node.op {
@@ -749,10 +792,29 @@ impl QuantizedModel {
                 eval_op(&node.op, &args, &out_info.shape)
                     .map_err(|e| Error::invalid(format!("node `{}`", node.origin), e))?
             };
-            // The budget binds the tensors between ONNX nodes (what the circuit range-checks);
-            // sums and products inside a node only need to fit 64 bits, checked by eval_op.
+            vals[node.output] = Some(t);
+        }
+        vals.into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                v.ok_or_else(|| Error::invalid(&self.values[i].name, "value is never computed"))
+            })
+            .collect()
+    }
+
+    /// The calibration budget: every tensor between ONNX nodes fits the activation bits. This
+    /// is the prover's guidance for choosing a scale, not part of the specification: the
+    /// evaluator computes past it exactly as the circuit does, and refuses only what the
+    /// circuit's own range checks and tables refuse.
+    pub fn check_activation_budget(&self, vals: &[Tensor<i64>]) -> Result<()> {
+        let limit = 1i64 << (self.config.activation_bits - 1);
+        for node in &self.nodes {
+            let out_info = &self.values[node.output];
             if out_info.onnx.is_some()
-                && let Some(bad) = t.data.iter().find(|v| v.abs() >= limit)
+                && let Some(bad) = vals[node.output]
+                    .data
+                    .iter()
+                    .find(|v| v.unsigned_abs() >= limit.unsigned_abs())
             {
                 return Err(Error::invalid(
                     format!("node `{}`", node.origin),
@@ -764,14 +826,8 @@ impl QuantizedModel {
                     ),
                 ));
             }
-            vals[node.output] = Some(t);
         }
-        vals.into_iter()
-            .enumerate()
-            .map(|(i, v)| {
-                v.ok_or_else(|| Error::invalid(&self.values[i].name, "value is never computed"))
-            })
-            .collect()
+        Ok(())
     }
 
     /// Check the structure a quantized.json read from disk must have before the evaluator or
@@ -788,14 +844,49 @@ impl QuantizedModel {
         {
             return Err(format!("value id {v} in inputs/outputs is out of range"));
         }
+        // The planner and the evaluator must read one graph: each value has one producer,
+        // graph input i is the value of the one `Input { index: i }` node, operands come first.
+        let mut seen_input = vec![false; nv];
+        if let Some(v) = self
+            .inputs
+            .iter()
+            .find(|&&v| std::mem::replace(&mut seen_input[v], true))
+        {
+            return Err(format!("value {v} is listed twice in inputs"));
+        }
+        let mut input_nodes = vec![false; self.inputs.len()];
         let mut ready = vec![false; nv];
         for n in &self.nodes {
             let bad = |msg: String| Err(format!("node `{}`: {msg}", n.name));
             if !in_range(n.output) || n.inputs.iter().any(|&i| !in_range(i)) {
                 return bad("a value id is out of range".into());
             }
+            if ready[n.output] {
+                return bad(format!("value {} has a second producer", n.output));
+            }
             if let Some(&i) = n.inputs.iter().find(|&&i| !ready[i]) {
                 return bad(format!("value {i} is used before it is computed"));
+            }
+            if let QOp::Input { index } = n.op {
+                match input_nodes.get_mut(index) {
+                    Some(seen) if !*seen && self.inputs[index] == n.output => *seen = true,
+                    _ => {
+                        return bad(format!(
+                            "input index {index} does not name graph input {index} (value {}) exactly once",
+                            n.output
+                        ));
+                    }
+                }
+            }
+            if MAX_WINDOW_PARAM
+                < window_params(&n.op)
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .max()
+                    .unwrap_or(0)
+            {
+                return bad(format!("a window parameter exceeds {MAX_WINDOW_PARAM}"));
             }
             let shape = |v: usize| self.values[v].shape.as_slice();
             let out = shape(n.output);
@@ -853,7 +944,12 @@ impl QuantizedModel {
                     strides,
                     pads_begin,
                     dilations,
-                } => windowed(&[kernel, strides, pads_begin, dilations]) && out[..2] == x[..2],
+                } => {
+                    windowed(&[kernel, strides, pads_begin, dilations])
+                        && out[..2] == x[..2]
+                        && Window::new(x, strides, pads_begin, Some(dilations))
+                            .every_window_reads(&out[2..], kernel)
+                }
                 QOp::Add | QOp::Sub | QOp::Mul => n
                     .inputs
                     .iter()
@@ -867,9 +963,9 @@ impl QuantizedModel {
                 QOp::Rescale { divisor } => {
                     x == out && (divisor.len() == 1 || divisor.len() == numel(out))
                 }
-                QOp::ReduceSum { axes, .. } | QOp::ReduceMax { axes, .. } => {
-                    axes.iter().all(|&a| a < x.len())
-                }
+                QOp::ReduceSum { axes, .. } => axes.iter().all(|&a| a < x.len()),
+                // A max over nothing has no value.
+                QOp::ReduceMax { axes, .. } => axes.iter().all(|&a| a < x.len() && x[a] > 0),
                 QOp::Reshape => numel(x) == numel(out),
                 QOp::Transpose { perm } => {
                     let mut p = perm.clone();
@@ -911,6 +1007,9 @@ impl QuantizedModel {
         }
         if let Some(v) = self.outputs.iter().find(|&&v| !ready[v]) {
             return Err(format!("output value {v} is never computed"));
+        }
+        if let Some(i) = input_nodes.iter().position(|&seen| !seen) {
+            return Err(format!("graph input {i} has no input node"));
         }
         Ok(())
     }
@@ -2361,6 +2460,31 @@ impl<'a> Lowering<'a> {
             }
             Op::Div => {
                 let b_name = inp(1).ok_or_else(|| self.fail("needs two inputs"))?;
+                let integer = self.model.integer_tensors();
+                if node
+                    .inputs
+                    .iter()
+                    .chain(&node.outputs)
+                    .any(|t| integer.contains(t))
+                {
+                    // Integer division truncates toward zero (the preflight refuses it on
+                    // runtime tensors, so both operands are static here).
+                    let (Operand::Const(a), Operand::Const(b)) =
+                        (self.operand(&arg0)?, self.operand(&b_name)?)
+                    else {
+                        return Err(self.fail("integer division of runtime tensors"));
+                    };
+                    if b.data.contains(&0.0) {
+                        return Err(self.fail("integer division by 0"));
+                    }
+                    let q = zip_broadcast(&a, &b, |p, q| (*p / *q).trunc()).ok_or_else(|| {
+                        self.fail(format!(
+                            "shapes {:?} and {:?} do not broadcast",
+                            a.shape, b.shape
+                        ))
+                    })?;
+                    return Ok(Operand::Const(q));
+                }
                 match self.operand(&b_name)? {
                     // Division by a constant: a product with its reciprocal.
                     Operand::Const(t) => {
@@ -3240,7 +3364,8 @@ impl<'a> Lowering<'a> {
         let step_bits = (1..=10u32)
             .rev()
             .find(|&b| {
-                (-bound..=bound).all(|v| {
+                let (lo, hi) = interp_domain(-bound, bound, b);
+                (lo..=hi).all(|v| {
                     let e = table_entry(func, v, t, s);
                     (interp_entry(func, v, t, s, b) - e).abs() <= 1
                 })

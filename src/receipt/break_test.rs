@@ -8,7 +8,9 @@
 
 use serde::Serialize;
 
-use super::{Folder, KeyCache, Verdict, canonical_sha256, input_sha256, verify_folder_with};
+use super::{
+    Folder, KeyCache, Unbound, Verdict, canonical_sha256, input_sha256, verify_folder_with,
+};
 use crate::circuit::{ParamVisibility, Visibility, commit};
 use crate::error::{Error, Result};
 use crate::model::sha256_hex;
@@ -254,27 +256,51 @@ pub fn cases(f: &Folder) -> Vec<(String, bool, Tamper)> {
             Box::new(|f| f.receipt.output[0].name.push('x')),
         ));
     }
-    // Fields the proof does not bind: changing them must not change the verdict.
-    let unbound: [(&str, Tamper); 4] = [
+    // Labels and versions: rebuilt by the verifier and compared.
+    let labels: [(&str, Tamper); 6] = [
         (
-            "proof.prove_s (timing)",
-            Box::new(|f| f.receipt.proof.prove_s += 1.0),
+            "proof.system",
+            Box::new(|f| f.receipt.proof.system.push_str(" (edited)")),
         ),
         (
-            "proof.file (file name label)",
+            "proof.file",
             Box::new(|f| f.receipt.proof.file = "renamed.bin".into()),
         ),
         (
-            "verifier.file (file name label)",
+            "verifier.file",
             Box::new(|f| f.receipt.verifier.file = "renamed.txt".into()),
         ),
         (
-            "quantization.max_abs_error (reported figure; audit re-derives it)",
-            Box::new(|f| f.receipt.quantization.max_abs_error += 1.0),
+            "verifier.zkreceipt_version",
+            Box::new(|f| f.receipt.verifier.zkreceipt_version.push_str("-edited")),
+        ),
+        (
+            "input_commitment.scheme",
+            Box::new(|f| f.receipt.input_commitment.scheme.push_str(" (edited)")),
+        ),
+        (
+            "input_commitment.salted",
+            Box::new(|f| {
+                let c = &mut f.receipt.input_commitment;
+                c.salted = !c.salted;
+            }),
         ),
     ];
-    for (item, t) in unbound {
-        out.push((item.to_string(), false, t));
+    for (item, t) in labels {
+        out.push((item.to_string(), true, t));
+    }
+    // Fields nothing binds: changing them must not change the verdict.
+    for u in Unbound::ALL {
+        let t: Tamper = match u {
+            Unbound::ProveSeconds => Box::new(|f| f.receipt.proof.prove_s += 1.0),
+            Unbound::MaxAbsError => Box::new(|f| f.receipt.quantization.max_abs_error += 1.0),
+            Unbound::MaxRelError => Box::new(|f| f.receipt.quantization.max_rel_error += 1.0),
+            Unbound::ArgmaxAgree => Box::new(|f| {
+                let q = &mut f.receipt.quantization;
+                q.argmax_agree = Some(!q.argmax_agree.unwrap_or(false));
+            }),
+        };
+        out.push((format!("{} ({})", u.field(), u.why()), false, t));
     }
     out
 }

@@ -253,6 +253,73 @@ fn not_claimed(vis: Visibility, params: ParamVisibility) -> Vec<String> {
     .collect()
 }
 
+/// `input_commitment.scheme` and `.covers` for an input of `count` integers at `bits` bits.
+fn input_words(vis: Visibility, bits: u32, count: usize) -> (String, String) {
+    match vis {
+        Visibility::Public => (
+            "sha256 of the canonical input integers (compact JSON of name, shape, scale, integers)"
+                .into(),
+            "the quantized input integers, which are public instance values of the proof".into(),
+        ),
+        Visibility::Hashed => (
+            format!(
+                "Poseidon P128Pow5T3 chain over Pasta Fp: the message [salt, words…, count], each word packing {} input integers (each + 2^{} in {} bits), zero-padded to blocks of 16; h = tag = \"zkreceipt/in/v1\", then h = H(h, block) for each block (ConstantLength<17> sponge)",
+                commit::per_word(bits),
+                bits - 1,
+                bits
+            ),
+            format!(
+                "all {count} quantized input integers, in graph order; computed inside the circuit and public as its first instance value"
+            ),
+        ),
+        Visibility::Private => (
+            "none".into(),
+            "nothing: the input is a private witness, range-checked but bound to nothing public"
+                .into(),
+        ),
+    }
+}
+
+/// The receipt fields that no check binds: figures the prover reports. `verify` accepts any
+/// value there, `break-test` changes each and expects the verdict to stand, and the inspector
+/// lists them. Every other field of `receipt.json` is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unbound {
+    ProveSeconds,
+    MaxAbsError,
+    MaxRelError,
+    ArgmaxAgree,
+}
+
+impl Unbound {
+    pub const ALL: [Unbound; 4] = [
+        Unbound::ProveSeconds,
+        Unbound::MaxAbsError,
+        Unbound::MaxRelError,
+        Unbound::ArgmaxAgree,
+    ];
+
+    /// The field's path in receipt.json.
+    pub fn field(self) -> &'static str {
+        match self {
+            Unbound::ProveSeconds => "proof.prove_s",
+            Unbound::MaxAbsError => "quantization.max_abs_error",
+            Unbound::MaxRelError => "quantization.max_rel_error",
+            Unbound::ArgmaxAgree => "quantization.argmax_agree",
+        }
+    }
+
+    /// Why nothing binds it.
+    pub fn why(self) -> &'static str {
+        match self {
+            Unbound::ProveSeconds => "a timing the prover reports",
+            Unbound::MaxAbsError | Unbound::MaxRelError | Unbound::ArgmaxAgree => {
+                "the prover's float comparison; audit re-derives it from model.onnx and the input"
+            }
+        }
+    }
+}
+
 /// The first `n` characters (the whole string when shorter): receipts are untrusted input.
 fn prefix(s: &str, n: usize) -> &str {
     s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
@@ -329,6 +396,7 @@ pub fn build_chain_as(
     let names: Vec<String> = model.inputs.iter().map(|i| i.name.clone()).collect();
     let inputs = qm.quantize_inputs(&floats, &names)?;
     let values = qm.evaluate(&inputs)?;
+    qm.check_activation_budget(&values)?;
     let compiled = circuit::compile_as(&qm, dis, Some(&values))
         .map_err(|e| Error::invalid(model.file(), e.to_string()))?;
     let outputs = qm.outputs.iter().map(|&v| values[v].clone()).collect();
@@ -375,6 +443,24 @@ pub struct ProveOptions {
     pub params: ParamVisibility,
     pub salt: Option<i128>,
     pub rng: ProofRng,
+    /// Refuse circuits of more than 2^max_k rows.
+    pub max_k: u32,
+    /// Prove even when the forecast peak memory exceeds what the machine has available.
+    pub over_memory: bool,
+}
+
+impl Default for ProveOptions {
+    /// Public input, fixed weights, OS randomness, up to the largest k, within memory.
+    fn default() -> Self {
+        ProveOptions {
+            input: Visibility::Public,
+            params: ParamVisibility::Fixed,
+            salt: None,
+            rng: ProofRng::Os,
+            max_k: circuit::MAX_K,
+            over_memory: false,
+        }
+    }
 }
 
 /// How the receipt says the weights are bound (`model_commitment.weights`).
@@ -434,7 +520,7 @@ pub fn prove_folder(
     let dis = Disclosure {
         input: vis,
         params: opts.params,
-        salt,
+        salt: opts.salt,
     };
     let chain = build_chain_as(model_path, input, cfg, dis)?;
     t.quantize_s = clock.elapsed().as_secs_f64();
@@ -444,6 +530,7 @@ pub fn prove_folder(
         "circuit: k={} · {} rows · {} advice columns",
         info.k, info.rows, info.advice_columns
     ));
+    check_resources(&info, opts, model_path, progress)?;
     let (params, params_s) = proof::params(info.k, progress)?;
     t.params_s = params_s;
     progress("keygen");
@@ -466,47 +553,32 @@ pub fn prove_folder(
         .map(|(&v, t)| TensorClaim::new(&tensor_name(&chain.qm, v), t, chain.qm.values[v].scale))
         .collect();
     let values: Vec<i64> = chain.inputs.iter().flat_map(|t| t.data.clone()).collect();
-    let input_commitment = match vis {
-        Visibility::Public => InputCommitment {
-            visibility: vis,
-            scheme: "sha256 of the canonical input integers (compact JSON of name, shape, scale, integers)".into(),
-            value: input_sha256(&input_claims),
-            salted: false,
-            covers: "the quantized input integers, which are public instance values of the proof".into(),
-            tensors: input_claims,
+    let (scheme, covers) = input_words(vis, chain.qm.config.activation_bits, values.len());
+    let input_commitment = InputCommitment {
+        visibility: vis,
+        scheme,
+        value: match vis {
+            Visibility::Public => input_sha256(&input_claims),
+            Visibility::Hashed => commit::fp_hex(commit::input_digest(
+                &values,
+                chain.qm.config.activation_bits,
+                salt,
+            )),
+            Visibility::Private => String::new(),
         },
-        Visibility::Hashed => InputCommitment {
-            visibility: vis,
-            scheme: format!(
-                "Poseidon P128Pow5T3 chain over Pasta Fp: the message [salt, words…, count], each word packing {} input integers (each + 2^{} in {} bits), zero-padded to blocks of 16; h = tag = \"zkreceipt/in/v1\", then h = H(h, block) for each block (ConstantLength<17> sponge)",
-                commit::per_word(chain.qm.config.activation_bits),
-                chain.qm.config.activation_bits - 1,
-                chain.qm.config.activation_bits
-            ),
-            value: commit::fp_hex(commit::input_digest(&values, chain.qm.config.activation_bits, salt)),
-            salted: opts.salt.is_some(),
-            covers: format!(
-                "all {} quantized input integers, in graph order; computed inside the circuit and public as its first instance value",
-                values.len()
-            ),
-            tensors: vec![],
-        },
-        Visibility::Private => InputCommitment {
-            visibility: vis,
-            scheme: "none".into(),
-            value: String::new(),
-            salted: false,
-            covers: "nothing: the input is a private witness, range-checked but bound to nothing public".into(),
-            tensors: vec![],
+        salted: opts.salt.is_some(),
+        covers,
+        tensors: match vis {
+            Visibility::Public => input_claims,
+            Visibility::Hashed | Visibility::Private => vec![],
         },
     };
     let model_commitment = model_commitment(&chain.qm, &info);
     let inst = instance(&input_commitment, &model_commitment, &output_claims)
         .expect("our own digests parse");
     if chain.compiled.circuit.instance().as_deref() != Some(&inst[..]) {
-        return Err(Error::invalid(
-            "circuit",
-            "the circuit's public values differ from the integer evaluator's",
+        return Err(Error::Internal(
+            "the circuit's public values differ from the integer evaluator's".into(),
         ));
     }
 
@@ -523,7 +595,7 @@ pub fn prove_folder(
     progress("verify");
     let c = Instant::now();
     proof::verify(&params, &vk.vk, &inst, &proof_bytes)
-        .map_err(|e| Error::invalid("proof", format!("the fresh proof does not verify: {e}")))?;
+        .map_err(|e| Error::Internal(format!("the proof just made does not verify: {e}")))?;
     t.verify_s = c.elapsed().as_secs_f64();
 
     let onnx_bytes =
@@ -603,6 +675,43 @@ pub fn prove_folder(
     })
 }
 
+/// Say what making the parameters, keys and proof will cost, and refuse (before any of it starts)
+/// a circuit above `--max-k` or one whose forecast peak memory exceeds what is available.
+fn check_resources(
+    info: &CircuitInfo,
+    opts: &ProveOptions,
+    model_path: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<()> {
+    if info.k > opts.max_k {
+        return Err(Error::invalid(
+            model_path.display(),
+            format!(
+                "the circuit needs k={} ({} rows), above --max-k {}; raise --max-k to prove it",
+                info.k, info.rows, opts.max_k
+            ),
+        ));
+    }
+    let fc = proof::forecast(info.layout, info.k);
+    let avail = proof::available_mib();
+    progress(&fc.describe(avail));
+    if let Some(a) = avail
+        && fc.peak_mib > a
+        && !opts.over_memory
+    {
+        return Err(Error::invalid(
+            model_path.display(),
+            format!(
+                "proving at k={} needs about {:.0} MiB of memory, and {a:.0} MiB is available: \
+                 it would run out of memory (pass --ignore-memory-forecast to try anyway, or \
+                 lower --scale / the model's size)",
+                info.k, fc.peak_mib
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Only a receipt with hashed weights has a copy without them: fixed weights are in the key.
 pub fn redactable(f: &Folder) -> Result<()> {
     if f.receipt.model_commitment.param_visibility != ParamVisibility::Hashed {
@@ -675,6 +784,10 @@ fn write_folder(out: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
     }
     let io = |e: std::io::Error| Error::invalid(out.display(), e);
     std::fs::create_dir_all(&parent).map_err(io)?;
+    // What a killed run left of this folder goes first.
+    for stage in ["tmp", "old"] {
+        proof::remove_stale_temps(&parent, &format!(".{name}.{stage}-"));
+    }
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir(&tmp).map_err(io)?;
@@ -715,10 +828,73 @@ fn read_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
     std::fs::read(&p).map_err(|e| Error::invalid(p.display(), format!("cannot read: {e}")))
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(dir: &Path, name: &str) -> Result<T> {
+/// Read an artifact of the folder strictly: it must be exactly what its parsed form writes back
+/// (as JSON values: key order and spacing aside). A key the format does not have, or a number
+/// written in another type, is refused by name, so no field is accepted with a value nothing
+/// checks.
+fn read_json<T: Serialize + for<'de> Deserialize<'de>>(dir: &Path, name: &str) -> Result<T> {
+    read_json_as(dir, name, true)
+}
+
+/// [`read_json`]; not `strict`: any JSON that parses into `T` (to tell an older format by its
+/// fields before refusing it as a whole).
+fn read_json_as<T: Serialize + for<'de> Deserialize<'de>>(
+    dir: &Path,
+    name: &str,
+    strict: bool,
+) -> Result<T> {
     let bytes = read_file(dir, name)?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Error::invalid(dir.join(name).display(), format!("not a valid {name}: {e}")))
+    let file = || dir.join(name).display().to_string();
+    let raw: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::invalid(file(), format!("not a valid {name}: {e}")))?;
+    let parsed: T = serde_json::from_value(raw.clone())
+        .map_err(|e| Error::invalid(file(), format!("not a valid {name}: {e}")))?;
+    let canon = serde_json::to_value(&parsed)
+        .map_err(|e| Error::invalid(file(), format!("not a valid {name}: {e}")))?;
+    match json_difference(&raw, &canon).filter(|_| strict) {
+        None => Ok(parsed),
+        Some((path, what)) => Err(Error::invalid(file(), format!("field `{path}` {what}"))),
+    }
+}
+
+/// The first place where `file` differs from `canon`: its path and what is wrong there.
+fn json_difference(
+    file: &serde_json::Value,
+    canon: &serde_json::Value,
+) -> Option<(String, &'static str)> {
+    use serde_json::Value;
+    let nest = |key: String, (path, what): (String, &'static str)| {
+        let sep = if path.is_empty() || path.starts_with('[') {
+            ""
+        } else {
+            "."
+        };
+        (format!("{key}{sep}{path}"), what)
+    };
+    match (file, canon) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in a {
+                match b.get(k) {
+                    None => return Some((k.clone(), "is not part of the format")),
+                    Some(w) => {
+                        if let Some(d) = json_difference(v, w) {
+                            return Some(nest(k.clone(), d));
+                        }
+                    }
+                }
+            }
+            b.keys()
+                .find(|k| !a.contains_key(*k))
+                .map(|k| (k.clone(), "is missing"))
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .find_map(|(i, (v, w))| json_difference(v, w).map(|d| nest(format!("[{i}]"), d))),
+        _ if file == canon => None,
+        _ => Some((String::new(), "is not in the form this format writes")),
+    }
 }
 
 impl Folder {
@@ -734,7 +910,7 @@ impl Folder {
                 "not a receipt folder or a receipt.json",
             ));
         };
-        let receipt: Receipt = read_json(&dir, RECEIPT_FILE)?;
+        let receipt: Receipt = read_json_as(&dir, RECEIPT_FILE, false)?;
         if receipt.schema != SCHEMA {
             return Err(Error::invalid(
                 dir.join(RECEIPT_FILE).display(),
@@ -756,6 +932,7 @@ impl Folder {
                 ),
             ));
         }
+        let receipt: Receipt = read_json(&dir, RECEIPT_FILE)?;
         let qm: QuantizedModel = read_json(&dir, QUANTIZED_FILE)?;
         qm.validate()
             .map_err(|e| Error::invalid(dir.join(QUANTIZED_FILE).display(), e))?;
@@ -899,7 +1076,11 @@ pub fn verify_folder_with(
                         c.name,
                         tensor_name(&f.qm, vid)
                     ))
-                } else if let Some(x) = c.integers.iter().find(|x| x.abs() >= limit) {
+                } else if let Some(x) = c
+                    .integers
+                    .iter()
+                    .find(|x| x.unsigned_abs() >= limit.unsigned_abs())
+                {
                     Some(format!(
                         "`{}` holds {x}, outside the {}-bit activation range",
                         c.name, f.qm.config.activation_bits
@@ -926,11 +1107,34 @@ pub fn verify_folder_with(
         };
         ok &= check(&format!("{what} floats match integers"), mismatch);
     }
+    let count: usize =
+        f.qm.inputs
+            .iter()
+            .map(|&v| crate::tensor::numel(&f.qm.values[v].shape))
+            .sum();
+    let (scheme, covers) = input_words(ic.visibility, f.qm.config.activation_bits, count);
     let commitment_problem = if ic.visibility != f.circuit.layout.input {
         Some(format!(
             "the receipt says the input is {}, the circuit takes it {}",
             ic.visibility.name(),
             f.circuit.layout.input.name()
+        ))
+    } else if ic.salted != f.circuit.layout.salted {
+        Some(format!(
+            "input_commitment.salted is {}, but the circuit {}",
+            ic.salted,
+            if f.circuit.layout.salted {
+                "takes a private salt"
+            } else {
+                "has none (it fixes the salt to 0)"
+            }
+        ))
+    } else if ic.scheme != scheme || ic.covers != covers {
+        Some("input_commitment.scheme or .covers is not what these artifacts make".into())
+    } else if ic.visibility != Visibility::Public && !ic.tensors.is_empty() {
+        Some(format!(
+            "a {} input lists no tensors in input_commitment.tensors",
+            ic.visibility.name()
         ))
     } else {
         match ic.visibility {
@@ -940,14 +1144,11 @@ pub fn verify_folder_with(
             Visibility::Hashed => commit::parse_fp_hex(&ic.value).is_none().then(|| {
                 "input_commitment.value is not a field element (0x + 64 hex digits)".into()
             }),
-            Visibility::Private => (!ic.tensors.is_empty() || !ic.value.is_empty())
-                .then(|| "a private input's commitment must be empty".into()),
+            Visibility::Private => {
+                (!ic.value.is_empty()).then(|| "a private input's commitment must be empty".into())
+            }
         }
     };
-    let commitment_problem = commitment_problem.or_else(|| {
-        (ic.salted && ic.visibility != Visibility::Hashed)
-            .then(|| "only a hashed input can be salted".into())
-    });
     ok &= check("input commitment", commitment_problem);
     let mc = &r.model_commitment;
     let redacted = f.qm.redacted.is_some();
@@ -962,6 +1163,17 @@ pub fn verify_folder_with(
             ParamVisibility::Fixed => (!mc.weights_commitment.is_empty()
                 || !mc.architecture_sha256.is_empty())
             .then(|| "fixed weights have no weights_commitment or architecture_sha256".into()),
+            ParamVisibility::Hashed if commit::parse_fp_hex(&mc.weights_commitment).is_none() => {
+                Some(format!(
+                    "model_commitment.weights_commitment {} is not a field element (0x + 64 hex digits)",
+                    prefix(&mc.weights_commitment, 80)
+                ))
+            }
+            // A redacted copy is only what its name says: weights, biases and constants zero.
+            ParamVisibility::Hashed if redacted && commit::redact(&f.qm) != f.qm => Some(
+                "quantized.json says it is redacted but carries non-zero weights or other widths"
+                    .into(),
+            ),
             ParamVisibility::Hashed => {
                 let arch = if redacted {
                     canonical_sha256(&f.qm)
@@ -1055,6 +1267,7 @@ pub fn verify_folder_with(
     // statement names the re-derived key).
     let vk_sha = vk.sha256.clone();
     let q = &r.quantization;
+    let (p, vi) = (&r.proof, &r.verifier);
     let words = if r.model_commitment.onnx_sha256 != f.qm.source_sha256 {
         Some("model_commitment.onnx_sha256 differs from quantized.json's source_sha256".into())
     } else if q.activation_bits != f.qm.config.activation_bits
@@ -1072,6 +1285,18 @@ pub fn verify_folder_with(
         )
     } else if r.not_claimed != not_claimed(f.circuit.layout.input, f.circuit.layout.params) {
         Some("not_claimed is not the list these artifacts make".into())
+    } else if p.system != PROOF_SYSTEM || p.transcript != TRANSCRIPT || p.file != PROOF_FILE {
+        Some(format!(
+            "proof.system, .transcript or .file is not this verifier's ({PROOF_SYSTEM}; {TRANSCRIPT}; {PROOF_FILE})"
+        ))
+    } else if vi.file != VK_FILE
+        || vi.zkreceipt_version != env!("CARGO_PKG_VERSION")
+        || vi.halo2_proofs_version != HALO2_VERSION
+    {
+        Some(format!(
+            "verifier.file or a version differs from this verifier's ({VK_FILE}, zkreceipt {}, halo2_proofs {HALO2_VERSION}): verify with the version that made it, or prove again",
+            env!("CARGO_PKG_VERSION")
+        ))
     } else {
         None
     };

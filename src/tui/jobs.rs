@@ -10,9 +10,7 @@ use crate::model::Model;
 use crate::quantize::QuantConfig;
 use crate::quantize::report::{RunReport, analyze};
 use crate::receipt::audit::{AuditReport, audit};
-use crate::receipt::{
-    Folder, INPUT_FILE, MODEL_FILE, ProofRng, ProveOptions, prove_folder, verify_folder,
-};
+use crate::receipt::{Folder, INPUT_FILE, MODEL_FILE, ProveOptions, prove_folder, verify_folder};
 
 /// What the worker does.
 #[derive(Clone)]
@@ -170,12 +168,7 @@ pub fn run(cmd: Command, send: &dyn Fn(Event)) {
                     .unwrap_or(0);
                 progress(stage, i as f64 / BUILD_STAGES.len() as f64);
             };
-            let opts = ProveOptions {
-                input: crate::circuit::Visibility::Public,
-                params: crate::circuit::ParamVisibility::Fixed,
-                salt: None,
-                rng: ProofRng::Os,
-            };
+            let opts = ProveOptions::default();
             prove_folder(
                 &model,
                 &input,

@@ -394,6 +394,11 @@ fn details(app: &App, f: &mut Frame, area: Rect) {
                 lines.push(Line::from(format!("• {n}")));
             }
             lines.push(Line::from(""));
+            lines.push(Line::from("not bound (verify accepts any value)").bold());
+            for u in crate::receipt::Unbound::ALL {
+                lines.push(Line::from(format!("• {}: {}", u.field(), u.why())));
+            }
+            lines.push(Line::from(""));
             lines.extend(checklist(app));
             // The receipt itself, its six bound fields highlighted (↑/↓ scrolls).
             lines.push(Line::from(""));

@@ -1,8 +1,12 @@
 //! Shared test helpers: where the corpus and samples are, and running the real binary.
 #![allow(dead_code)]
 
+pub mod onnx;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use serde_json::Value;
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -88,4 +92,72 @@ pub fn f64s(v: &serde_json::Value) -> Vec<f64> {
         .iter()
         .map(|x| x.as_f64().unwrap())
         .collect()
+}
+
+// ------------------------------------------------------------------------------------------------
+// Receipt folders: proving into the test's own folders, verifying and editing them.
+
+pub fn work_dir(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("prove-tests")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub fn cache() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("params-cache")
+}
+
+pub fn zk(args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_zkreceipt"))
+        .args(args)
+        .env("ZKRECEIPT_CACHE", cache())
+        .output()
+        .expect("run zkreceipt")
+}
+
+pub fn verify(dir: &Path) -> (i32, Value) {
+    let o = zk(&["verify", dir.to_str().unwrap(), "--json"]);
+    let code = o.status.code().unwrap();
+    let v = if code == 3 {
+        Value::Null
+    } else {
+        stdout_json(&o)
+    };
+    (code, v)
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+pub fn edit_receipt(dir: &Path, f: impl FnOnce(&mut Value)) {
+    let p = dir.join("receipt.json");
+    let mut r: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    f(&mut r);
+    std::fs::write(&p, serde_json::to_vec_pretty(&r).unwrap()).unwrap();
+}
+
+/// A tampered copy of `honest`, verified: must exit 1 with a reason.
+pub fn expect_rejected(honest: &Path, name: &str, tamper: impl FnOnce(&Path)) -> String {
+    let d = honest.parent().unwrap().join(name);
+    copy_dir(honest, &d);
+    tamper(&d);
+    let (code, v) = verify(&d);
+    assert_eq!(code, 1, "{name}: tampered folder must be rejected, got {v}");
+    assert_eq!(v["verified"], false);
+    v["reason"].as_str().unwrap().to_string()
+}
+
+pub fn edit_json(path: &Path, f: impl FnOnce(&mut Value)) {
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
 }

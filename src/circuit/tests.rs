@@ -920,6 +920,103 @@ fn max_and_min_over_long_windows() {
     assert_eq!(mock(&c.circuit, c.info.k, inst), Ok(()));
 }
 
+/// Every value by running each op with no range check at all (what a prover could witness).
+fn unchecked_values(qm: &QuantizedModel, inputs: &[Vec<i64>]) -> Vec<Tensor<i64>> {
+    let mut vals: Vec<Tensor<i64>> = vec![];
+    for n in &qm.nodes {
+        let shape = qm.values[n.output].shape.clone();
+        vals.push(match n.op {
+            QOp::Input { index } => Tensor::new(shape, inputs[index].clone()),
+            _ => {
+                let args: Vec<&Tensor<i64>> = n.inputs.iter().map(|&i| &vals[i]).collect();
+                crate::quantize::eval_op(&n.op, &args, &shape).unwrap()
+            }
+        });
+    }
+    vals
+}
+
+/// The evaluator and the circuit accept the same inputs at the edges of the activation range
+/// (12 bits: [-2048, 2048)): where the evaluator refuses, the circuit has no witness (planning
+/// with the unchecked values fails); where it accepts, MockProver is satisfied.
+#[test]
+fn evaluator_and_circuit_agree_at_the_edges() {
+    let add = (QOp::Add, vec![0, 1], vec![1, 2]);
+    let after_add = |op: QOp, shape: Vec<usize>| {
+        graph(
+            &[vec![1, 2], vec![1, 2]],
+            vec![add.clone(), (op, vec![2], shape)],
+            &[3],
+        )
+    };
+    let cases = [
+        (after_add(QOp::Relu, vec![1, 2]), "relu"),
+        (
+            after_add(QOp::Step { offset: 5, one: 16 }, vec![1, 2]),
+            "step",
+        ),
+        (
+            after_add(QOp::Rescale { divisor: vec![1] }, vec![1, 2]),
+            "rescale by 1",
+        ),
+        (
+            after_add(
+                QOp::ReduceMax {
+                    axes: vec![1],
+                    keepdims: false,
+                    min: false,
+                },
+                vec![1],
+            ),
+            "max",
+        ),
+    ];
+    let edges: [(i64, i64); 6] = [
+        (1024, 1023),   // 2047: the top of the range
+        (1024, 1024),   // 2048: just past it
+        (-1024, -1024), // -2048: the bottom
+        (-1024, -1025), // -2049: just below
+        (2047, -2048),  // a spread of 4095
+        (2047, 2047),   // 4094
+    ];
+    let (mut accepted_n, mut refused_n) = (0, 0);
+    for (qm, what) in &cases {
+        for &(a, b) in &edges {
+            // The sums are a + b and a − 2043.
+            let inputs = vec![vec![a, a], vec![b, -2043]];
+            let ins: Vec<Tensor<i64>> = inputs
+                .iter()
+                .map(|d| Tensor::new(vec![1, 2], d.clone()))
+                .collect();
+            let accepted = qm.evaluate(&ins).is_ok();
+            if accepted {
+                accepted_n += 1;
+            } else {
+                refused_n += 1;
+            }
+            let raw = unchecked_values(qm, &inputs);
+            match compile_layout(qm, 4, 1, Disclosure::default(), Some(&raw)) {
+                Ok(c) => {
+                    assert!(
+                        accepted,
+                        "{what} {a}+{b}: the circuit plans what the evaluator refuses"
+                    );
+                    let inst = c.circuit.instance().unwrap();
+                    assert_eq!(mock(&c.circuit, c.info.k, inst), Ok(()), "{what} {a}+{b}");
+                }
+                Err(e) => assert!(
+                    !accepted,
+                    "{what} {a}+{b}: the evaluator accepts, the circuit refuses: {e}"
+                ),
+            }
+        }
+    }
+    assert!(
+        accepted_n >= 8 && refused_n >= 8,
+        "{accepted_n} accepted, {refused_n} refused"
+    );
+}
+
 #[test]
 fn gather_rewires_and_fills_with_one_constant() {
     // Pad-like gather: [a, b, c] → [7, a, c, c, 7, b] with fill 7; then a sum so the rewired

@@ -790,6 +790,10 @@ impl QuantizedModel {
                     })
                     .collect::<Result<_>>()?;
                 eval_op(&node.op, &args, &out_info.shape)
+                    .and_then(|t| {
+                        self.check_circuit_ranges(&node.op, &args, &t)?;
+                        Ok(t)
+                    })
                     .map_err(|e| Error::invalid(format!("node `{}`", node.origin), e))?
             };
             vals[node.output] = Some(t);
@@ -800,6 +804,98 @@ impl QuantizedModel {
                 v.ok_or_else(|| Error::invalid(&self.values[i].name, "value is never computed"))
             })
             .collect()
+    }
+
+    /// The range checks the circuit makes (`circuit::plan`), made here alike, so that the
+    /// evaluator refuses exactly the inputs for which the circuit has no witness: rescale and
+    /// interpolation outputs, ReLU and comparison inputs are signed `activation_bits` values,
+    /// and a max or min lies within `2^activation_bits` of every element it is taken over.
+    fn check_circuit_ranges(
+        &self,
+        op: &QOp,
+        args: &[&Tensor<i64>],
+        out: &Tensor<i64>,
+    ) -> std::result::Result<(), String> {
+        let bits = self.config.activation_bits;
+        let half = 1i128 << (bits - 1);
+        let signed = |what: &str, t: &Tensor<i64>, offset: i64| match t
+            .data
+            .iter()
+            .map(|&v| v as i128 + offset as i128)
+            .find(|v| *v < -half || *v >= half)
+        {
+            Some(v) => Err(format!(
+                "{what} {v} is outside the {bits}-bit activation range the circuit checks: \
+                 choose a smaller --scale"
+            )),
+            None => Ok(()),
+        };
+        let spread = |spreads: Vec<i128>| match spreads.into_iter().find(|&s| s >= 2 * half) {
+            Some(s) => Err(format!(
+                "a max or min is {s} away from an element it is taken over, more than the \
+                 {bits}-bit range the circuit checks: choose a smaller --scale"
+            )),
+            None => Ok(()),
+        };
+        let x = args.first().copied();
+        match op {
+            QOp::Rescale { .. } | QOp::Interp { .. } => signed("output", out, 0),
+            QOp::Relu | QOp::LeakyRelu { .. } => signed("input", x.ok_or("no input")?, 0),
+            QOp::Step { offset, .. } => signed("input", x.ok_or("no input")?, *offset),
+            QOp::ReduceMax { axes, .. } => {
+                let x = x.ok_or("no input")?;
+                let (map, outs) = reduction_map(&x.shape, axes);
+                let mut lo = vec![i128::MAX; outs];
+                let mut hi = vec![i128::MIN; outs];
+                for (i, &v) in x.data.iter().enumerate() {
+                    lo[map[i]] = lo[map[i]].min(v as i128);
+                    hi[map[i]] = hi[map[i]].max(v as i128);
+                }
+                spread(hi.iter().zip(&lo).map(|(h, l)| h - l).collect())
+            }
+            QOp::MaxPool {
+                kernel,
+                strides,
+                pads_begin,
+                dilations,
+            } => {
+                let x = x.ok_or("no input")?;
+                let lo = pool(
+                    x,
+                    &out.shape,
+                    kernel,
+                    strides,
+                    pads_begin,
+                    Some(dilations),
+                    i128::MAX,
+                    |a, v| a.min(v as i128),
+                )?;
+                spread(
+                    out.data
+                        .iter()
+                        .zip(&lo.data)
+                        .map(|(&m, &l)| m as i128 - l as i128)
+                        .collect(),
+                )
+            }
+            // No range check in the circuit: the evaluator's 64-bit arithmetic is the same.
+            QOp::Input { .. }
+            | QOp::Const { .. }
+            | QOp::Linear { .. }
+            | QOp::Conv { .. }
+            | QOp::Add
+            | QOp::Sub
+            | QOp::Mul
+            | QOp::ShiftLeft { .. }
+            | QOp::Table { .. }
+            | QOp::SumPool { .. }
+            | QOp::ReduceSum { .. }
+            | QOp::Reshape
+            | QOp::Transpose { .. }
+            | QOp::Concat { .. }
+            | QOp::Gather { .. }
+            | QOp::MatMul { .. } => Ok(()),
+        }
     }
 
     /// The calibration budget: every tensor between ONNX nodes fits the activation bits. This

@@ -104,6 +104,13 @@ pub fn bench_model(model: &Path, input: &Path, runs: usize, dis: Disclosure) -> 
     progress(&format!("{}: quantize and compile", model.display()));
     let chain = build_chain_as(model, input, &QuantConfig::default(), dis)?;
     let info = &chain.compiled.info;
+    proof::check_fits(
+        info.layout,
+        info.k,
+        false,
+        &model.display().to_string(),
+        &mut progress,
+    )?;
     let t = Instant::now();
     let (params, made_s) = proof::params(info.k, &mut progress)?;
     let params_cached = made_s == 0.0;
@@ -349,6 +356,7 @@ fn corpus_model(dir: &Path, e: &serde_json::Value, max_k: u32) -> CorpusRow {
         return row;
     }
     let result = (|| -> Result<(f64, bool)> {
+        proof::check_fits(info.layout, info.k, false, &row.name, &mut |_| {})?;
         let (params, _) = proof::params(info.k, &mut |_| {})?;
         let (vk, pk) = proof::keygen(&params, &chain.compiled.circuit)?;
         let instance = chain

@@ -188,9 +188,9 @@ fn process_runs(pid: u32) -> bool {
 /// What making the parameters, the keys and one proof of a circuit will cost on this machine
 /// kind (2 cores), estimated from k and the committed polynomials per row before any of it
 /// starts. Calibrated on measured runs (README, Benchmarks; release build): proving and keygen
-/// take about 11 µs and peak memory about 1.3 KiB per polynomial-row (digits, MLP, CNN, Sigmoid,
-/// fixed and hashed weights, k = 7 to 16, all within 25%); making parameters about 0.7 ms per
-/// row.
+/// take about 0.1 s plus 11 µs, and peak memory 15 MiB plus 1.4 KB, per polynomial-row
+/// (digits, MLP, CNN, Sigmoid, fixed and hashed weights, k = 7 to 16: within a factor 1.5,
+/// memory erring high); making parameters about 0.7 ms per row.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Forecast {
     pub k: u32,
@@ -205,7 +205,9 @@ pub struct Forecast {
 /// polynomial-row (see [`Forecast`]).
 const SECONDS_PER_POLY_ROW: f64 = 11e-6;
 const BYTES_PER_POLY_ROW: f64 = 1_400.0;
-const BASE_MIB: f64 = 40.0;
+const BASE_MIB: f64 = 15.0;
+/// What keygen and proving take at any size (measured at k = 7).
+const BASE_SECONDS: f64 = 0.1;
 const PARAMS_SECONDS_PER_ROW: f64 = 0.7e-3;
 
 /// The forecast for a circuit of 2^k rows with `layout`.
@@ -215,8 +217,8 @@ pub fn forecast(layout: Layout, k: u32) -> Forecast {
     Forecast {
         k,
         params_s: (!cached).then(|| PARAMS_SECONDS_PER_ROW * (1u64 << k) as f64),
-        keygen_s: SECONDS_PER_POLY_ROW * units,
-        prove_s: SECONDS_PER_POLY_ROW * units,
+        keygen_s: BASE_SECONDS + SECONDS_PER_POLY_ROW * units,
+        prove_s: BASE_SECONDS + SECONDS_PER_POLY_ROW * units,
         peak_mib: BASE_MIB + BYTES_PER_POLY_ROW * units / (1u64 << 20) as f64,
     }
 }
@@ -247,6 +249,36 @@ fn seconds(s: f64) -> String {
     } else {
         format!("{:.1} min", s / 60.0)
     }
+}
+
+/// Say what making the parameters, keys and a proof at 2^k rows will cost (before any of it
+/// starts), and refuse, naming `what`, when the forecast peak memory exceeds what the machine
+/// has available, unless `over_memory`.
+pub fn check_fits(
+    layout: Layout,
+    k: u32,
+    over_memory: bool,
+    what: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Forecast> {
+    let fc = forecast(layout, k);
+    let avail = available_mib();
+    progress(&fc.describe(avail));
+    if let Some(a) = avail
+        && fc.peak_mib > a
+        && !over_memory
+    {
+        return Err(Error::invalid(
+            what,
+            format!(
+                "proving at k={k} needs about {:.0} MiB of memory, and {a:.0} MiB is available: \
+                 it would run out of memory (pass --ignore-memory-forecast to try anyway, or \
+                 lower --scale / the model's size)",
+                fc.peak_mib
+            ),
+        ));
+    }
+    Ok(fc)
 }
 
 /// Memory this machine can give a new process (MemAvailable of /proc/meminfo, in MiB); None
@@ -387,6 +419,51 @@ mod tests {
         }
         assert_eq!(pinned_params_sha256(MIN_K - 1), None);
         assert_eq!(pinned_params_sha256(MAX_K + 1), None);
+    }
+
+    fn layout(lanes: usize, groups: usize, chips: usize) -> Layout {
+        Layout {
+            lanes,
+            groups,
+            lookups: false,
+            input: crate::circuit::Visibility::Public,
+            params: crate::circuit::ParamVisibility::Fixed,
+            chips,
+            salted: false,
+        }
+    }
+
+    /// The forecast against runs measured on this machine kind (README, Benchmarks), and the
+    /// refusal of a Gemm 4096×4096 (k=20), which would need far more than this machine has.
+    #[test]
+    fn forecasts_follow_measured_runs_and_refuse_what_cannot_fit() {
+        // (layout, k, measured prove s, measured peak MiB): digits, CNN fixed; digits, MLP
+        // with hashed weights (4 Poseidon chips).
+        for (l, k, prove_s, peak) in [
+            (layout(32, 4, 0), 7, 0.20, 24.0),
+            (layout(24, 2, 0), 13, 3.61, 294.0),
+            (layout(32, 4, 4), 12, 3.89, 450.0),
+            (layout(32, 4, 4), 16, 68.7, 6937.0),
+        ] {
+            let f = forecast(l, k);
+            assert!((0.5..2.0).contains(&(f.prove_s / prove_s)), "k={k}: {f:?}");
+            assert!((0.5..2.0).contains(&(f.peak_mib / peak)), "k={k}: {f:?}");
+        }
+        let big = forecast(layout(32, 1, 0), 20);
+        assert!(big.peak_mib > 48.0 * 1024.0, "{big:?}");
+        let mut heard = vec![];
+        let r = check_fits(layout(32, 1, 0), 20, false, "gemm.onnx", &mut |m: &str| {
+            heard.push(m.to_string())
+        });
+        if available_mib().is_some_and(|a| a < big.peak_mib) {
+            let e = r.unwrap_err().to_string();
+            assert!(
+                e.contains("gemm.onnx") && e.contains("--ignore-memory-forecast"),
+                "{e}"
+            );
+        }
+        assert!(heard[0].starts_with("forecast for k=20"), "{heard:?}");
+        assert!(check_fits(layout(32, 1, 0), 20, true, "gemm.onnx", &mut |_| {}).is_ok());
     }
 
     #[test]

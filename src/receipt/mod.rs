@@ -692,23 +692,13 @@ fn check_resources(
             ),
         ));
     }
-    let fc = proof::forecast(info.layout, info.k);
-    let avail = proof::available_mib();
-    progress(&fc.describe(avail));
-    if let Some(a) = avail
-        && fc.peak_mib > a
-        && !opts.over_memory
-    {
-        return Err(Error::invalid(
-            model_path.display(),
-            format!(
-                "proving at k={} needs about {:.0} MiB of memory, and {a:.0} MiB is available: \
-                 it would run out of memory (pass --ignore-memory-forecast to try anyway, or \
-                 lower --scale / the model's size)",
-                info.k, fc.peak_mib
-            ),
-        ));
-    }
+    proof::check_fits(
+        info.layout,
+        info.k,
+        opts.over_memory,
+        &model_path.display().to_string(),
+        progress,
+    )?;
     Ok(())
 }
 

@@ -35,7 +35,8 @@ use crate::quantize::QuantizedModel;
 use crate::tensor::Tensor;
 
 /// Version of the circuit format (`circuit.json`) and of the gate layout.
-pub const CIRCUIT_FORMAT: u32 = 3;
+/// 4: `layout.salted` (an unsalted hashed input fixes its salt to 0 in the circuit).
+pub const CIRCUIT_FORMAT: u32 = 4;
 /// The halo2_proofs version the circuit is built with (pinned in Cargo.toml).
 pub const HALO2_VERSION: &str = "0.4.1";
 /// Default number of lanes (multiply-adds per row).

@@ -371,6 +371,18 @@ pub fn prove(
     Ok(transcript.finalize())
 }
 
+/// Check a proof this tool has just made: one that does not verify is a bug in the tool (exit
+/// 4), never a verdict on the user's input.
+pub fn check_fresh(
+    params: &Params<EqAffine>,
+    vk: &VerifyingKey<EqAffine>,
+    instance: &[Fp],
+    proof: &[u8],
+) -> Result<()> {
+    verify(params, vk, instance, proof)
+        .map_err(|e| Error::Internal(format!("the proof just made does not verify: {e}")))
+}
+
 /// Check `proof` against the verifier key and the public instance. Err carries halo2's reason.
 /// The transcript must be the whole of `proof`: bytes after it would let one proof have many
 /// hashes, so they are rejected.

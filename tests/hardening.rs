@@ -353,3 +353,27 @@ fn prove_forecasts_refuses_above_max_k_and_cleans_up() {
     assert!(stderr(&o).contains("forecast for k="), "{}", stderr(&o));
     assert!(!stale.exists());
 }
+
+/// A proof the tool just made that does not verify is its own bug: exit 4, said as such.
+#[test]
+fn a_fresh_proof_that_fails_is_an_internal_error() {
+    use rand::SeedableRng;
+    let (m, i, _) = sample("sigmoid");
+    let chain = zkreceipt::receipt::build_chain(&m, &i, &Default::default()).unwrap();
+    let c = &chain.compiled;
+    // Made here, not read from the user's cache.
+    let params = halo2_proofs::poly::commitment::Params::new(c.info.k);
+    let (vk, pk) = zkreceipt::proof::keygen(&params, &c.circuit).unwrap();
+    let inst = c.circuit.instance().unwrap();
+    // A witness off by one in its first assignment: what a planner bug would produce.
+    let mut bad = c.circuit.clone();
+    bad.tamper = Some((0, 1));
+    let rng = rand::rngs::StdRng::seed_from_u64(5);
+    let proof = zkreceipt::proof::prove(&params, &pk, &bad, &inst, rng).unwrap();
+    let e = zkreceipt::proof::check_fresh(&params, &vk.vk, &inst, &proof).unwrap_err();
+    assert_eq!(e.exit_code(), 4);
+    assert!(e.to_string().contains("a bug in zkreceipt"), "{e}");
+    let rng = rand::rngs::StdRng::seed_from_u64(5);
+    let good = zkreceipt::proof::prove(&params, &pk, &c.circuit, &inst, rng).unwrap();
+    assert!(zkreceipt::proof::check_fresh(&params, &vk.vk, &inst, &good).is_ok());
+}

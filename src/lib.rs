@@ -9,6 +9,7 @@ pub mod bench;
 pub mod circuit;
 pub mod cli;
 pub mod error;
+pub mod files;
 pub mod model;
 pub mod proof;
 pub mod quantize;

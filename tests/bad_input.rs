@@ -151,3 +151,83 @@ fn a_value_too_large_for_the_chosen_scale() {
         &["too large", "activation bits"],
     );
 }
+
+/// A named pipe at `dir/name`, fed by a thread that writes `chunk` `times` times (endless when
+/// None) once a reader opens it; the writer stops when the reader goes away.
+#[cfg(unix)]
+fn fifo(dir: &Path, name: &str, chunk: Vec<u8>, times: Option<usize>) -> String {
+    let p = dir.join(name);
+    let made = std::process::Command::new("mkfifo").arg(&p).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", p.display());
+    let path = p.clone();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut w = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        for _ in 0..times.unwrap_or(usize::MAX) {
+            if w.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+    });
+    p.to_str().unwrap().to_string()
+}
+
+#[cfg(unix)]
+#[test]
+fn endless_and_huge_files_are_refused_quickly() {
+    let start = std::time::Instant::now();
+    let (m, _) = digits();
+    expect_error(&["model", "/dev/zero"], &["/dev/zero", "a device"]);
+    expect_error(
+        &["run", &m, "--input", "/dev/zero"],
+        &["/dev/zero", "the input", "a device"],
+    );
+    // A regular file over the cap is refused by its size, before a byte is read.
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.onnx");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len((2 << 30) + 1)
+        .unwrap();
+    expect_error(
+        &["model", big.to_str().unwrap()],
+        &["big.onnx", "2147483649 bytes", "2 GiB cap"],
+    );
+    assert!(start.elapsed().as_secs() < 20, "{:?}", start.elapsed());
+}
+
+#[cfg(unix)]
+#[test]
+fn inputs_may_come_through_pipes_within_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, i) = digits();
+    // A pipe (as from `--input <(…)`) is read once, like a file.
+    let good = fifo(dir.path(), "good", std::fs::read(&i).unwrap(), Some(1));
+    let out = zkreceipt(&["run", &m, "--input", &good]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // `prove` too: the receipt keeps the input as read (it used to read the file twice and
+    // wait forever on the emptied pipe).
+    let input_bytes = std::fs::read(&i).unwrap();
+    let good = fifo(dir.path(), "again", input_bytes.clone(), Some(1));
+    let receipt = dir.path().join("receipt");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zkreceipt"))
+        .args(["prove", &m, "--input", &good, "--seed", "1", "--out"])
+        .arg(&receipt)
+        .env(
+            "ZKRECEIPT_CACHE",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("params-cache"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(receipt.join("input.json")).unwrap(),
+        input_bytes
+    );
+    // An endless one stops at the input cap.
+    let endless = fifo(dir.path(), "endless", vec![b' '; 1 << 16], None);
+    expect_error(
+        &["run", &m, "--input", &endless],
+        &["endless", "more than 256 MiB (the cap)"],
+    );
+}

@@ -16,6 +16,7 @@ use tract_onnx::tract_hir::infer::Factoid;
 use tract_onnx::tract_hir::internal::DimLike;
 
 use crate::error::{Error, Result, Unsupported};
+use crate::files::{MODEL_CAP, read_capped};
 use crate::tensor::{Tensor, numel};
 
 pub mod input;
@@ -995,9 +996,13 @@ fn parse_op(op_type: &str, domain: &str, attrs: &BTreeMap<String, Attr>, opset: 
 impl Model {
     /// Load an ONNX file: parse it, hash it, read constants and build the typed graph.
     pub fn load(path: &Path) -> Result<Model> {
+        Model::from_bytes(path, &read_capped(path, MODEL_CAP, "the model")?)
+    }
+
+    /// [`Model::load`] of bytes already read from `path` (which names the model in messages and
+    /// locates external data): a caller that keeps the bytes reads the file once.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Model> {
         let file = path.display().to_string();
-        let bytes = std::fs::read(path)
-            .map_err(|e| Error::invalid(&file, format!("cannot read the model: {e}")))?;
         if bytes.is_empty() {
             return Err(Error::invalid(
                 &file,
@@ -1107,7 +1112,7 @@ impl Model {
             .to_string();
         Ok(Model {
             path: path.to_path_buf(),
-            sha256: sha256_hex(&bytes),
+            sha256: sha256_hex(bytes),
             bytes: bytes.len(),
             ir_version: proto.ir_version,
             opset,

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use ratatui::crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
 
 use crate::error::{Error, Result};
+use crate::files::{FILE_CAP, MODEL_CAP, read_capped};
 use app::{Action, App};
 use jobs::{Command, Worker};
 
@@ -79,14 +80,20 @@ pub fn inspect_source(target: &Path, input: Option<&Path>) -> Result<Command> {
             "not a receipt folder; to build a chain from a model, also give --input IN.json",
         ));
     };
-    let read = |p: &Path| std::fs::read(p).map_err(|e| Error::invalid(p.display(), e));
-    let mut key = read(target)?;
-    key.extend(read(input)?);
+    let mut key = read_capped(target, MODEL_CAP, "the model")?;
+    let input_bytes = read_capped(input, FILE_CAP, "the input")?;
+    key.extend(&input_bytes);
     let id = &crate::model::sha256_hex(&key)[..16];
+    // The build reads the input as read here: it may be a pipe (`--input <(…)`), read once.
+    let dir = crate::proof::cache_dir().join("inspect");
+    let copy = dir.join(format!("{id}.input.json"));
+    let io = |e: std::io::Error| Error::invalid(dir.display(), e);
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    crate::proof::write_atomic(&copy, &input_bytes).map_err(io)?;
     Ok(Command::Build {
         model: target.to_path_buf(),
-        input: input.to_path_buf(),
-        out: crate::proof::cache_dir().join("inspect").join(id),
+        input: copy,
+        out: dir.join(id),
     })
 }
 

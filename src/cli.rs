@@ -626,7 +626,7 @@ fn short(h: &str) -> &str {
 fn cmd_model(path: &std::path::Path, json: bool) -> Result<i32> {
     let m = Model::load(path)?;
     let unsupported = m.preflight();
-    let shapes = m.output_shapes(&m.input_shapes(None)?);
+    let shapes = m.output_shapes(&m.input_shapes(None)?)?;
     let code = if unsupported.is_empty() { 0 } else { 3 };
     if json {
         let nodes: Vec<_> = m

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod error;
 pub mod files;
 pub mod model;
+pub mod panics;
 pub mod proof;
 pub mod quantize;
 pub mod receipt;

@@ -3,7 +3,9 @@
 mod common;
 
 use common::*;
+use prost::Message;
 use std::path::Path;
+use tract_onnx::pb;
 
 fn expect_error(args: &[&str], must_contain: &[&str]) {
     let out = zkreceipt(args);
@@ -150,6 +152,98 @@ fn a_value_too_large_for_the_chosen_scale() {
         &["run", &m, "--input", &p],
         &["too large", "activation bits"],
     );
+}
+
+/// No panic report reaches the user, whatever went wrong.
+fn assert_no_panic_report(err: &str) {
+    let lower = err.to_lowercase();
+    for bad in ["panicked", "backtrace", "crashed"] {
+        assert!(!lower.contains(bad), "`{bad}` in stderr: {err}");
+    }
+}
+
+/// The protobuf of the model `src`, changed by `edit`, written to `dir/name`.
+fn mutated(src: &Path, dir: &Path, name: &str, edit: impl FnOnce(&mut pb::GraphProto)) -> String {
+    let mut proto = pb::ModelProto::decode(&std::fs::read(src).unwrap()[..]).unwrap();
+    edit(proto.graph.as_mut().unwrap());
+    let p = dir.join(name);
+    std::fs::write(&p, proto.encode_to_vec()).unwrap();
+    p.to_str().unwrap().into()
+}
+
+type Edit = Box<dyn FnOnce(&mut pb::GraphProto)>;
+
+#[test]
+fn malformed_onnx_is_refused_without_a_panic_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (digits_model, input, _) = sample("digits");
+    let i = input.to_str().unwrap();
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "ghost_output.onnx",
+            Box::new(|g| g.output[0].name = "ghost".into()),
+            "graph output `ghost`",
+        ),
+        (
+            "huge_dims.onnx",
+            Box::new(|g| g.initializer[0].dims = vec![1 << 24, 1 << 24]),
+            "initializer `",
+        ),
+        (
+            "overflowing_dims.onnx",
+            Box::new(|g| g.initializer[0].dims = vec![1 << 40, 1 << 40]),
+            "initializer `",
+        ),
+        (
+            "negative_dim.onnx",
+            Box::new(|g| g.initializer[0].dims[0] = -32),
+            "negative",
+        ),
+        (
+            "short_data.onnx",
+            Box::new(|g| g.initializer[0].dims[0] += 1),
+            "initializer `",
+        ),
+        (
+            "typed_data.onnx",
+            Box::new(|g| {
+                let t = &mut g.initializer[0];
+                t.float_data = vec![0.5; 3];
+                t.raw_data.clear();
+            }),
+            "need 2048 values, the tensor carries 3",
+        ),
+        (
+            "dangling_input.onnx",
+            Box::new(|g| g.node[1].input[0] = "nowhere".into()),
+            "reads `nowhere`",
+        ),
+    ];
+    for (name, edit, what) in cases {
+        let m = mutated(&digits_model, dir.path(), name, edit);
+        expect_error(&["model", &m], &[name, what]);
+        assert_no_panic_report(&stderr(&zkreceipt(&["model", &m])));
+        let out = zkreceipt(&["model", &m, "--json"]);
+        assert_eq!(out.status.code(), Some(3), "{name}: {}", stderr(&out));
+        assert_no_panic_report(&stderr(&out));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("\"supported\": true"), "{name}: {text}");
+        let out = zkreceipt(&["run", &m, "--input", i]);
+        assert_eq!(out.status.code(), Some(3), "{name}: {}", stderr(&out));
+        assert_no_panic_report(&stderr(&out));
+    }
+    // tract panics analysing a ReduceSum over axis 2^46: `model` says so, not "supported".
+    let (multi_io, _, _) = test_data("multi_io");
+    let m = mutated(&multi_io, dir.path(), "far_axis.onnx", |g| {
+        let axes = g.initializer.iter_mut().find(|t| t.name == "axes").unwrap();
+        axes.raw_data = (1i64 << 46).to_le_bytes().to_vec();
+    });
+    let out = zkreceipt(&["model", &m, "--json"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("far_axis.onnx"), "{err}");
+    assert_no_panic_report(&err);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("\"supported\": true"));
 }
 
 /// A named pipe at `dir/name`, fed by a thread that writes `chunk` `times` times (endless when

@@ -106,6 +106,9 @@ pub fn run(source: Command, title: Option<String>) -> Result<i32> {
     let mut app = App::new(source);
     app.title = title;
     let mut terminal = ratatui::init();
+    // ratatui's panic hook restores the terminal; a panic the worker catches quietly (tract on
+    // a malformed model) must not, so the quiet hook goes outside it.
+    crate::panics::install_hook();
     let r = event_loop(&mut terminal, app);
     ratatui::restore();
     r.map_err(|e| Error::invalid("terminal", e))?;

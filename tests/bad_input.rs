@@ -246,6 +246,18 @@ fn malformed_onnx_is_refused_without_a_panic_report() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains("\"supported\": true"));
 }
 
+/// Run the binary with the tests' parameter cache (proving needs IPA parameters).
+fn zk_cached(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_zkreceipt"))
+        .args(args)
+        .env(
+            "ZKRECEIPT_CACHE",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("params-cache"),
+        )
+        .output()
+        .unwrap()
+}
+
 /// A named pipe at `dir/name`, fed by a thread that writes `chunk` `times` times (endless when
 /// None) once a reader opens it; the writer stops when the reader goes away.
 #[cfg(unix)]
@@ -304,15 +316,8 @@ fn inputs_may_come_through_pipes_within_the_cap() {
     let input_bytes = std::fs::read(&i).unwrap();
     let good = fifo(dir.path(), "again", input_bytes.clone(), Some(1));
     let receipt = dir.path().join("receipt");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zkreceipt"))
-        .args(["prove", &m, "--input", &good, "--seed", "1", "--out"])
-        .arg(&receipt)
-        .env(
-            "ZKRECEIPT_CACHE",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("params-cache"),
-        )
-        .output()
-        .unwrap();
+    let r = receipt.to_str().unwrap();
+    let out = zk_cached(&["prove", &m, "--input", &good, "--seed", "1", "--out", r]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         std::fs::read(receipt.join("input.json")).unwrap(),
@@ -324,4 +329,36 @@ fn inputs_may_come_through_pipes_within_the_cap() {
         &["run", &m, "--input", &endless],
         &["endless", "more than 256 MiB (the cap)"],
     );
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, i) = digits();
+    let receipt = dir.path().join("receipt");
+    let r = receipt.to_str().unwrap();
+    let out = zk_cached(&["prove", &m, "--input", &i, "--seed", "1", "--out", r]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for args in [
+        vec!["model", &m],
+        vec!["model", &m, "--json"],
+        vec!["verify", r],
+    ] {
+        // `| head -1` at its harshest: the reader is gone before the first line is written.
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zkreceipt"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert_ne!(out.status.code(), Some(101), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            !err.to_lowercase().contains("broken pipe"),
+            "{args:?}: {err}"
+        );
+    }
 }

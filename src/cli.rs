@@ -232,6 +232,7 @@ pub fn print_json<T: Serialize>(v: &T) {
 /// Run a parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     let Some(command) = cli.command else {
+        crate::tui::need_terminal()?;
         return crate::tui::run(
             crate::tui::default_source()?,
             Some(crate::tui::DEFAULT_TITLE.into()),
@@ -239,7 +240,10 @@ pub fn run(cli: Cli) -> Result<i32> {
     };
     match command {
         Command::Inspect { target, input } => {
-            crate::tui::run(crate::tui::inspect_source(&target, input.as_deref())?, None)
+            // The arguments first (a bad folder is exit 3 anywhere), then the terminal.
+            let source = crate::tui::inspect_source(&target, input.as_deref())?;
+            crate::tui::need_terminal()?;
+            crate::tui::run(source, None)
         }
         Command::Model { model, json } => cmd_model(&model, json),
         Command::Run {

@@ -362,3 +362,46 @@ fn output_into_a_closed_pipe_ends_quietly() {
         );
     }
 }
+
+#[test]
+fn the_inspector_without_a_terminal_says_what_to_use_instead() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, i) = digits();
+    let receipt = dir.path().join("receipt");
+    let r = receipt.to_str().unwrap();
+    let out = zk_cached(&["prove", &m, "--input", &i, "--seed", "1", "--out", r]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Output captures stdout and gives stdin no terminal: neither is one.
+    for args in [
+        vec![],
+        vec!["inspect", r],
+        vec!["inspect", &m, "--input", &i],
+    ] {
+        let out = zk_cached(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        for want in [
+            "needs a terminal",
+            "zkreceipt verify DIR",
+            "zkreceipt audit DIR",
+            "zkreceipt break-test DIR",
+            "zkreceipt --help",
+        ] {
+            assert!(err.contains(want), "{args:?}: `{want}` not in {err}");
+        }
+        assert_no_panic_report(&err);
+    }
+    // A folder that cannot be opened is an error before the terminal matters.
+    let cases = [
+        ("no/such/folder", "not a receipt folder"),
+        ("no/such/folder/receipt.json", "cannot read"),
+        (dir.path().to_str().unwrap(), "receipt.json: cannot read"),
+    ];
+    for (target, want) in cases {
+        let out = zk_cached(&["inspect", target]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(3), "{target}: {err}");
+        assert!(err.contains(want), "{target}: `{want}` not in {err}");
+        assert_no_panic_report(&err);
+    }
+}

@@ -388,9 +388,8 @@ fn corpus_model(dir: &Path, e: &serde_json::Value, max_k: u32) -> CorpusRow {
 /// `bench --corpus DIR`: every model of the corpus, in census order, with a summary per tier.
 pub fn cmd_corpus(dir: &Path, max_k: u32, json: bool) -> Result<i32> {
     let census_path = dir.join("census.json");
-    let text = std::fs::read_to_string(&census_path)
-        .map_err(|e| Error::invalid(census_path.display(), format!("cannot read: {e}")))?;
-    let census: serde_json::Value = serde_json::from_str(&text)
+    let text = crate::files::read_capped(&census_path, crate::files::FILE_CAP, "the census")?;
+    let census: serde_json::Value = serde_json::from_slice(&text)
         .map_err(|e| Error::invalid(census_path.display(), format!("not JSON: {e}")))?;
     let examples = census["examples"]
         .as_array()

@@ -240,6 +240,7 @@ pub fn print_json<T: Serialize>(v: &T) {
 /// Run a parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     let Some(command) = cli.command else {
+        crate::tui::need_terminal()?;
         return crate::tui::run(
             crate::tui::default_source()?,
             Some(crate::tui::DEFAULT_TITLE.into()),
@@ -247,7 +248,10 @@ pub fn run(cli: Cli) -> Result<i32> {
     };
     match command {
         Command::Inspect { target, input } => {
-            crate::tui::run(crate::tui::inspect_source(&target, input.as_deref())?, None)
+            // The arguments first (a bad folder is exit 3 anywhere), then the terminal.
+            let source = crate::tui::inspect_source(&target, input.as_deref())?;
+            crate::tui::need_terminal()?;
+            crate::tui::run(source, None)
         }
         Command::Model { model, json } => cmd_model(&model, json),
         Command::Run {
@@ -636,7 +640,7 @@ fn short(h: &str) -> &str {
 fn cmd_model(path: &std::path::Path, json: bool) -> Result<i32> {
     let m = Model::load(path)?;
     let unsupported = m.preflight();
-    let shapes = m.output_shapes(&m.input_shapes(None)?);
+    let shapes = m.output_shapes(&m.input_shapes(None)?)?;
     let code = if unsupported.is_empty() { 0 } else { 3 };
     if json {
         let nodes: Vec<_> = m

@@ -26,6 +26,10 @@ pub enum Error {
     /// An input file or artifact that cannot be read or is not valid: exit 3.
     #[error("{file}: {msg}")]
     Invalid { file: String, msg: String },
+    /// A command that cannot run as asked (the inspector without a terminal): exit 2, like a
+    /// usage error, with what to do instead.
+    #[error("{0}")]
+    Usage(String),
     /// A model with nodes the chain cannot handle: exit 3, every such node named.
     #[error("{file}: {} unsupported node(s):\n{}", nodes.len(), list(nodes))]
     Unsupported {
@@ -57,6 +61,7 @@ impl Error {
     /// The process exit code for this error (design.md §2).
     pub fn exit_code(&self) -> i32 {
         match self {
+            Error::Usage(_) => 2,
             Error::Invalid { .. } | Error::Unsupported { .. } => 3,
             Error::Internal(_) => 4,
         }

@@ -244,9 +244,12 @@ fn a_missing_folder_is_an_error_on_screen_not_a_panic() {
     init();
     let mut app = App::new(Command::Open(PathBuf::from("/nonexistent/receipt")));
     let cmds = app.start();
+    assert_eq!(app.failed_start(), None, "still opening");
     exec(&mut app, cmds);
     assert!(app.error.as_ref().unwrap().contains("receipt.json"));
     assert!(screen(&app, 100, 30).contains("error: "));
+    // Quitting now exits non-zero with this error (tui::run).
+    assert!(app.failed_start().unwrap().contains("receipt.json"));
 }
 
 #[test]

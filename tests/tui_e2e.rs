@@ -1,5 +1,6 @@
 //! The real binary in a real terminal (tmux): open a receipt folder, verify, watch a tampered
-//! output be rejected in the break test, quit with exit 0.
+//! output be rejected in the break test, quit with exit 0; a folder that fails to open quits
+//! with exit 3 and its error.
 
 mod common;
 
@@ -26,46 +27,64 @@ fn wait_for(session: &str, needle: &str) -> String {
     panic!("`{needle}` never showed; the screen:\n{screen}");
 }
 
-#[test]
-fn inspect_verify_break_and_quit_in_tmux() {
+/// Whether tmux is here to run these tests (required under CI).
+fn have_tmux() -> bool {
     if Command::new("tmux").arg("-V").output().is_err() {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("tmux is required under CI (.ci/run installs it)");
         }
         eprintln!("SKIPPED: tmux not installed");
-        return;
+        return false;
     }
-    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let cache = tmp.join("params-cache");
-    let dir = tmp.join("tui-e2e-receipt");
-    let (m, i, _) = sample("digits");
-    let o = Command::new(env!("CARGO_BIN_EXE_zkreceipt"))
-        .args(["prove", m.to_str().unwrap(), "--input", i.to_str().unwrap()])
-        .args(["--out", dir.to_str().unwrap(), "--seed", "5"])
-        .env("ZKRECEIPT_CACHE", &cache)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    true
+}
 
-    let session = format!("zkreceipt-e2e-{}", std::process::id());
+/// Start `zkreceipt inspect DIR` in a detached tmux session; the shell then prints EXIT:<code>.
+fn start_inspect(session: &str, cache: &std::path::Path, dir: &std::path::Path) {
     let cmd = format!(
         "ZKRECEIPT_CACHE='{}' '{}' inspect '{}'; echo EXIT:$?; sleep 30",
         cache.display(),
         env!("CARGO_BIN_EXE_zkreceipt"),
         dir.display()
     );
-    tmux(&["kill-session", "-t", &session]);
+    tmux(&["kill-session", "-t", session]);
     tmux(&[
         "new-session",
         "-d",
         "-s",
-        &session,
+        session,
         "-x",
         "100",
         "-y",
         "30",
         &cmd,
     ]);
+}
+
+/// Prove the digits sample into `dir` (seeded).
+fn prove_digits(cache: &std::path::Path, dir: &std::path::Path) {
+    let (m, i, _) = sample("digits");
+    let o = Command::new(env!("CARGO_BIN_EXE_zkreceipt"))
+        .args(["prove", m.to_str().unwrap(), "--input", i.to_str().unwrap()])
+        .args(["--out", dir.to_str().unwrap(), "--seed", "5"])
+        .env("ZKRECEIPT_CACHE", cache)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn inspect_verify_break_and_quit_in_tmux() {
+    if !have_tmux() {
+        return;
+    }
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let cache = tmp.join("params-cache");
+    let dir = tmp.join("tui-e2e-receipt");
+    prove_digits(&cache, &dir);
+
+    let session = format!("zkreceipt-e2e-{}", std::process::id());
+    start_inspect(&session, &cache, &dir);
     let screen = wait_for(&session, "unverified");
     assert!(screen.contains("Float ONNX") && screen.contains("Quantization gap"));
 
@@ -81,5 +100,26 @@ fn inspect_verify_break_and_quit_in_tmux() {
     tmux(&["send-keys", "-t", &session, "Escape"]);
     tmux(&["send-keys", "-t", &session, "q"]);
     wait_for(&session, "EXIT:0");
+    tmux(&["kill-session", "-t", &session]);
+}
+
+#[test]
+fn a_folder_that_fails_to_open_quits_with_its_error_in_tmux() {
+    if !have_tmux() {
+        return;
+    }
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let cache = tmp.join("params-cache");
+    let dir = tmp.join("tui-e2e-broken-receipt");
+    prove_digits(&cache, &dir);
+    // The folder reads (receipt, circuit, proof), but its model does not load.
+    std::fs::write(dir.join("model.onnx"), b"not a model").unwrap();
+
+    let session = format!("zkreceipt-e2e-broken-{}", std::process::id());
+    start_inspect(&session, &cache, &dir);
+    wait_for(&session, "error: ");
+    tmux(&["send-keys", "-t", &session, "q"]);
+    let screen = wait_for(&session, "EXIT:3");
+    assert!(screen.contains("not a valid ONNX model"), "{screen}");
     tmux(&["kill-session", "-t", &session]);
 }

@@ -7,15 +7,19 @@ use serde_json::Value;
 
 use super::Model;
 use crate::error::{Error, Result};
+use crate::files::{FILE_CAP, read_capped};
 use crate::tensor::{Tensor, numel};
 
 /// Read and validate an input file against `model`: one array per graph input, every element a
 /// finite number, lengths that fit the declared shapes.
 pub fn load_input(path: &Path, model: &Model) -> Result<Vec<Tensor<f64>>> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::invalid(&file, format!("cannot read the input: {e}")))?;
-    parse_input(&text, &file, model)
+    parse_input(&read_input(path)?, &path.display().to_string(), model)
+}
+
+/// An input file's text, read once (it may be a pipe) and capped.
+pub fn read_input(path: &Path) -> Result<String> {
+    String::from_utf8(read_capped(path, FILE_CAP, "the input")?)
+        .map_err(|_| Error::invalid(path.display(), "cannot read the input: not UTF-8 text"))
 }
 
 pub fn parse_input(text: &str, file: &str, model: &Model) -> Result<Vec<Tensor<f64>>> {

@@ -5,7 +5,6 @@
 //! of our own, and use tract for what it is good at: shape inference and float inference.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -16,8 +15,10 @@ use tract_onnx::tract_hir::infer::Factoid;
 use tract_onnx::tract_hir::internal::DimLike;
 
 use crate::error::{Error, Result, Unsupported};
+use crate::files::{MODEL_CAP, read_capped};
 use crate::tensor::{Tensor, numel};
 
+mod check;
 pub mod input;
 pub mod types;
 
@@ -426,22 +427,16 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Runs a tract call, turning both its errors and any panic inside it into our error type.
+/// Runs a tract call, turning both its errors and any panic inside it into our error type. The
+/// panic is caught quietly: the user sees the error, not a panic report.
 fn guarded<T>(file: &str, what: &str, f: impl FnOnce() -> TractResult<T>) -> Result<T> {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    match crate::panics::catch_quietly(f) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(Error::invalid(file, format!("{what}: {e:#}"))),
-        Err(p) => {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(Error::invalid(
-                file,
-                format!("{what}: tract failed internally: {msg}"),
-            ))
-        }
+        Err(msg) => Err(Error::invalid(
+            file,
+            format!("{what}: tract failed internally: {msg}"),
+        )),
     }
 }
 
@@ -996,9 +991,13 @@ fn parse_op(op_type: &str, domain: &str, attrs: &BTreeMap<String, Attr>, opset: 
 impl Model {
     /// Load an ONNX file: parse it, hash it, read constants and build the typed graph.
     pub fn load(path: &Path) -> Result<Model> {
+        Model::from_bytes(path, &read_capped(path, MODEL_CAP, "the model")?)
+    }
+
+    /// [`Model::load`] of bytes already read from `path` (which names the model in messages and
+    /// locates external data): a caller that keeps the bytes reads the file once.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Model> {
         let file = path.display().to_string();
-        let bytes = std::fs::read(path)
-            .map_err(|e| Error::invalid(&file, format!("cannot read the model: {e}")))?;
         if bytes.is_empty() {
             return Err(Error::invalid(
                 &file,
@@ -1012,6 +1011,7 @@ impl Model {
             .graph
             .as_ref()
             .ok_or_else(|| Error::invalid(&file, "not an ONNX model: it has no graph"))?;
+        check::check_graph(graph).map_err(|e| Error::invalid(&file, e))?;
         if graph.node.is_empty() && graph.output.is_empty() {
             return Err(Error::invalid(
                 &file,
@@ -1108,7 +1108,7 @@ impl Model {
             .to_string();
         Ok(Model {
             path: path.to_path_buf(),
-            sha256: sha256_hex(&bytes),
+            sha256: sha256_hex(bytes),
             bytes: bytes.len(),
             ir_version: proto.ir_version,
             opset,
@@ -1361,13 +1361,21 @@ impl Model {
         Ok(m)
     }
 
-    /// Shapes of every node output, by tensor name, as far as tract's analysis gets.
-    pub fn output_shapes(&self, input_shapes: &[Vec<usize>]) -> HashMap<String, Vec<usize>> {
+    /// Shapes of every node output, by tensor name, as far as tract's analysis gets. A model
+    /// tract cannot load, or whose analysis panics, is an error: it could not be run either.
+    pub fn output_shapes(
+        &self,
+        input_shapes: &[Vec<usize>],
+    ) -> Result<HashMap<String, Vec<usize>>> {
         let mut out = HashMap::new();
-        let Ok(mut m) = self.inference_model(input_shapes) else {
-            return out;
-        };
-        let _ = guarded(&self.file(), "shape analysis", || m.analyse(true));
+        let mut m = self.inference_model(input_shapes)?;
+        // An analysis error leaves the shapes found so far; a panic leaves nothing to trust.
+        if let Err(msg) = crate::panics::catch_quietly(|| m.analyse(true)) {
+            return Err(Error::invalid(
+                self.file(),
+                format!("shape analysis: tract failed internally: {msg}"),
+            ));
+        }
         for node in m.nodes() {
             for ix in 0..node.outputs.len() {
                 let outlet = OutletId::new(node.id, ix);
@@ -1382,7 +1390,7 @@ impl Model {
                 }
             }
         }
-        out
+        Ok(out)
     }
 
     /// Float inference through tract. Returns every node output (not only the graph outputs), so

@@ -85,7 +85,7 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
 
     // 1. model.onnx is the file the receipt and the quantized model name.
     progress("model.onnx");
-    let onnx = std::fs::read(&model_path);
+    let onnx = crate::files::read_capped(&model_path, crate::files::MODEL_CAP, "the model");
     let onnx_sha = onnx.as_ref().map(|b| sha256_hex(b)).unwrap_or_default();
     if let Some(why) = &redacted {
         skip(&mut links, "model.onnx → sha256", why);
@@ -98,7 +98,7 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
                 && onnx_sha == f.qm.source_sha256,
             format!("sha256 {onnx_sha}"),
             match &onnx {
-                Err(e) => format!("cannot read {}: {e}", model_path.display()),
+                Err(e) => e.to_string(),
                 Ok(_) => format!(
                     "sha256 {onnx_sha}; receipt says {}, quantized.json says {}",
                     r.model_commitment.onnx_sha256, f.qm.source_sha256

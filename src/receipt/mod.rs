@@ -24,7 +24,9 @@ use crate::circuit::{
     chips::fe, commit,
 };
 use crate::error::{Error, Result};
-use crate::model::{Model, input::load_input, sha256_hex};
+use crate::files::{FILE_CAP, MODEL_CAP, read_capped};
+use crate::model::input::{parse_input, read_input};
+use crate::model::{Model, sha256_hex};
 use crate::proof;
 use crate::quantize::report::{RunReport, analyze};
 use crate::quantize::{QuantConfig, QuantizedModel, quantize};
@@ -373,6 +375,10 @@ pub struct Chain {
     pub compiled: circuit::Compiled,
     pub inputs: Vec<Tensor<i64>>,
     pub outputs: Vec<Tensor<i64>>,
+    /// The model and input files as read, once: a pipe cannot be read again, and a file changed
+    /// since would not be what was proved.
+    pub onnx_bytes: Vec<u8>,
+    pub input_bytes: Vec<u8>,
 }
 
 /// Load, quantize, evaluate in integers, and compile with the witness.
@@ -387,9 +393,11 @@ pub fn build_chain_as(
     cfg: &QuantConfig,
     dis: Disclosure,
 ) -> Result<Chain> {
-    let model = Model::load(model_path)?;
+    let onnx_bytes = read_capped(model_path, MODEL_CAP, "the model")?;
+    let model = Model::from_bytes(model_path, &onnx_bytes)?;
     model.check_supported()?;
-    let floats = load_input(input, &model)?;
+    let input_text = read_input(input)?;
+    let floats = parse_input(&input_text, &input.display().to_string(), &model)?;
     let float = model.run_float(&floats)?;
     let qm = quantize(&model, &floats, &float, cfg)?;
     let report = analyze(&model, &qm, &floats, &float)?;
@@ -407,6 +415,8 @@ pub fn build_chain_as(
         compiled,
         inputs,
         outputs,
+        onnx_bytes,
+        input_bytes: input_text.into_bytes(),
     })
 }
 
@@ -522,7 +532,7 @@ pub fn prove_folder(
         params: opts.params,
         salt: opts.salt,
     };
-    let chain = build_chain_as(model_path, input, cfg, dis)?;
+    let mut chain = build_chain_as(model_path, input, cfg, dis)?;
     t.quantize_s = clock.elapsed().as_secs_f64();
     let info = chain.compiled.info.clone();
     t.compile_s = clock.elapsed().as_secs_f64() - t.quantize_s;
@@ -597,9 +607,6 @@ pub fn prove_folder(
     proof::check_fresh(&params, &vk.vk, &inst, &proof_bytes)?;
     t.verify_s = c.elapsed().as_secs_f64();
 
-    let onnx_bytes =
-        std::fs::read(model_path).map_err(|e| Error::invalid(model_path.display(), e))?;
-    let input_bytes = std::fs::read(input).map_err(|e| Error::invalid(input.display(), e))?;
     let report = &chain.report;
     let agree: Vec<bool> = report
         .outputs
@@ -609,7 +616,7 @@ pub fn prove_folder(
     let receipt = Receipt {
         schema: SCHEMA.into(),
         model_commitment: ModelCommitment {
-            onnx_sha256: sha256_hex(&onnx_bytes),
+            onnx_sha256: chain.model.sha256.clone(),
             vk_sha256: vk.sha256.clone(),
             ..model_commitment
         },
@@ -631,7 +638,7 @@ pub fn prove_folder(
             halo2_proofs_version: HALO2_VERSION.into(),
             circuit_format: CIRCUIT_FORMAT,
         },
-        statement: statement(&chain.qm, &info, &sha256_hex(&onnx_bytes), &vk.sha256),
+        statement: statement(&chain.qm, &info, &chain.model.sha256, &vk.sha256),
         quantization: QuantizationInfo {
             activation_scale: chain.qm.scale,
             activation_bits: chain.qm.config.activation_bits,
@@ -653,9 +660,9 @@ pub fn prove_folder(
 
     progress("write receipt folder");
     // A hashed or private input stays with its owner: it is not written into the folder.
-    let mut files: Vec<(&str, Vec<u8>)> = vec![(MODEL_FILE, onnx_bytes)];
+    let mut files: Vec<(&str, Vec<u8>)> = vec![(MODEL_FILE, std::mem::take(&mut chain.onnx_bytes))];
     if vis == Visibility::Public {
-        files.push((INPUT_FILE, input_bytes));
+        files.push((INPUT_FILE, std::mem::take(&mut chain.input_bytes)));
     }
     files.extend([
         (QUANTIZED_FILE, json_pretty(&chain.qm)),
@@ -813,8 +820,13 @@ pub struct Folder {
 }
 
 fn read_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
-    let p = dir.join(name);
-    std::fs::read(&p).map_err(|e| Error::invalid(p.display(), format!("cannot read: {e}")))
+    // quantized.json carries the model's weights: it gets the model's cap.
+    let cap = if name == QUANTIZED_FILE {
+        MODEL_CAP
+    } else {
+        FILE_CAP
+    };
+    read_capped(&dir.join(name), cap, "the file")
 }
 
 /// Read an artifact of the folder strictly: it must be exactly what its parsed form writes back

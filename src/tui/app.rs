@@ -127,6 +127,14 @@ impl App {
         self.job.is_some()
     }
 
+    /// Why the chain never opened, if its first job failed and nothing has opened since.
+    pub fn failed_start(&self) -> Option<&str> {
+        match (&self.loaded, &self.error) {
+            (None, Some(msg)) if !self.busy() => Some(msg),
+            _ => None,
+        }
+    }
+
     /// Handle a user action; returns the commands the worker should run.
     pub fn handle(&mut self, a: Action) -> Vec<Command> {
         if a == Action::Quit {

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use ratatui::crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
 
 use crate::error::{Error, Result};
+use crate::files::{FILE_CAP, MODEL_CAP, read_capped};
 use app::{Action, App};
 use jobs::{Command, Worker};
 
@@ -63,13 +64,16 @@ pub fn default_source() -> Result<Command> {
 }
 
 /// What `inspect` opens: a receipt folder, or a model and input whose chain is built live into
-/// the cache (a folder per model and input file contents).
+/// the cache (a folder per model and input file contents). A folder that cannot be read is an
+/// error here, before any screen.
 pub fn inspect_source(target: &Path, input: Option<&Path>) -> Result<Command> {
     if target.is_dir() || target.file_name().is_some_and(|n| n == "receipt.json") {
-        let dir = if target.is_dir() {
-            target.to_path_buf()
+        let dir = crate::receipt::Folder::load(target)?.dir;
+        // `inspect receipt.json` inside the folder: its parent is the empty path.
+        let dir = if dir.as_os_str().is_empty() {
+            ".".into()
         } else {
-            target.parent().map(Path::to_path_buf).unwrap_or_default()
+            dir
         };
         return Ok(Command::Open(dir));
     }
@@ -79,33 +83,67 @@ pub fn inspect_source(target: &Path, input: Option<&Path>) -> Result<Command> {
             "not a receipt folder; to build a chain from a model, also give --input IN.json",
         ));
     };
-    let read = |p: &Path| std::fs::read(p).map_err(|e| Error::invalid(p.display(), e));
-    let mut key = read(target)?;
-    key.extend(read(input)?);
+    let mut key = read_capped(target, MODEL_CAP, "the model")?;
+    let input_bytes = read_capped(input, FILE_CAP, "the input")?;
+    key.extend(&input_bytes);
     let id = &crate::model::sha256_hex(&key)[..16];
+    // The build reads the input as read here: it may be a pipe (`--input <(…)`), read once.
+    let dir = crate::proof::cache_dir().join("inspect");
+    let copy = dir.join(format!("{id}.input.json"));
+    let io = |e: std::io::Error| Error::invalid(dir.display(), e);
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    crate::proof::write_atomic(&copy, &input_bytes).map_err(io)?;
     Ok(Command::Build {
         model: target.to_path_buf(),
-        input: input.to_path_buf(),
-        out: crate::proof::cache_dir().join("inspect").join(id),
+        input: copy,
+        out: dir.join(id),
     })
 }
 
 /// The title of the bundled sample.
 pub const DEFAULT_TITLE: &str = "samples/digits (bundled)";
 
+/// What to use instead of the inspector, where there is no terminal.
+const WITHOUT_A_TERMINAL: &str = "without one, use the command line: `zkreceipt verify DIR`, \
+     `zkreceipt audit DIR`, `zkreceipt break-test DIR`; `zkreceipt --help` lists every command";
+
+/// The inspector draws on stdout and reads keys from stdin: both must be a terminal. Checked
+/// before anything is built, so a script or a pipe gets a usage error, not a panic.
+pub fn need_terminal() -> Result<()> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "the inspector needs a terminal (stdin and stdout are not both one); {WITHOUT_A_TERMINAL}"
+    )))
+}
+
 /// Run the inspector on `source` until the user quits. The terminal is restored on quit, on
-/// error and on panic (ratatui's init installs the panic hook).
+/// error and on panic (ratatui's init installs the panic hook). When the chain never opened
+/// (its folder or build failed), the error is returned once the screen is gone: exit 3.
 pub fn run(source: Command, title: Option<String>) -> Result<i32> {
     let mut app = App::new(source);
     app.title = title;
-    let mut terminal = ratatui::init();
-    let r = event_loop(&mut terminal, app);
+    let mut terminal = ratatui::try_init().map_err(|e| {
+        let _ = ratatui::try_restore();
+        Error::Usage(format!(
+            "the inspector cannot use this terminal: {e}; {WITHOUT_A_TERMINAL}"
+        ))
+    })?;
+    // ratatui's panic hook restores the terminal; a panic the worker catches quietly (tract on
+    // a malformed model) must not, so the quiet hook goes outside it.
+    crate::panics::install_hook();
+    let r = event_loop(&mut terminal, &mut app);
     ratatui::restore();
     r.map_err(|e| Error::invalid("terminal", e))?;
-    Ok(0)
+    match app.failed_start() {
+        Some(msg) => Err(Error::invalid(app.source.describe(), msg)),
+        None => Ok(0),
+    }
 }
 
-fn event_loop(terminal: &mut ratatui::DefaultTerminal, mut app: App) -> std::io::Result<()> {
+fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App) -> std::io::Result<()> {
     let worker = Worker::spawn();
     let send = |cmds: Vec<Command>| {
         for c in cmds {
@@ -124,7 +162,7 @@ fn event_loop(terminal: &mut ratatui::DefaultTerminal, mut app: App) -> std::io:
             (Some(_), None) => job_started = Some(Instant::now()),
             (None, _) => job_started = None,
         }
-        terminal.draw(|f| ui::render(&app, f))?;
+        terminal.draw(|f| ui::render(app, f))?;
         if event::poll(Duration::from_millis(100))?
             && let TermEvent::Key(k) = event::read()?
             && k.kind == KeyEventKind::Press

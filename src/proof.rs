@@ -105,7 +105,8 @@ fn params_in(
     let name = params_file_name(k);
     remove_stale_temps(dir, &format!(".{name}.tmp"));
     let path = dir.join(&name);
-    if let Ok(bytes) = std::fs::read(&path) {
+    // A parameter file at k=20 is 64 MiB: anything beyond the cap is not one.
+    if let Ok(bytes) = crate::files::read_capped(&path, crate::files::FILE_CAP, "parameters") {
         if sha256_hex(&bytes) == pin
             && let Ok(p) = Params::<EqAffine>::read(&mut &bytes[..])
         {

@@ -698,6 +698,24 @@ fn hash_chain<L: Layouter<Fp>>(
     block(&chips[0], tag, &h, format!("{label}: join"))
 }
 
+impl ModelCircuit {
+    /// The names of the regions synthesis lays out, in order: each node's region, and for a
+    /// digest the label of the Poseidon regions the gadget lays out itself.
+    pub fn region_names(&self) -> Vec<String> {
+        let plan = &*self.plan;
+        plan.regions()
+            .into_iter()
+            .map(|rp| {
+                let steps = &plan.steps[rp.steps.clone()];
+                match steps.first() {
+                    Some((_, Step::Hash { label, .. })) => format!("digest: {label}"),
+                    _ => node_region_name(plan, rp.node, steps),
+                }
+            })
+            .collect()
+    }
+}
+
 /// A region is named after the quantized node it lays out (e.g. `fc0/linear#1`), so a
 /// MockProver failure points at the model.
 fn node_region_name(plan: &Plan, node: usize, steps: &[(usize, Step)]) -> String {

@@ -174,18 +174,15 @@ pub fn cmd_bench(
 ) -> Result<i32> {
     let pairs: Vec<(PathBuf, PathBuf)> = if models.is_empty() {
         if !inputs.is_empty() {
-            return Err(Error::invalid("--input", "given without a model"));
+            return Err(Error::Usage("--input: given without a model".into()));
         }
         default_models()
     } else if models.len() != inputs.len() {
-        return Err(Error::invalid(
-            "bench",
-            format!(
-                "{} models but {} --input files: give one --input per model, in order",
-                models.len(),
-                inputs.len()
-            ),
-        ));
+        return Err(Error::Usage(format!(
+            "bench: {} models but {} --input files: give one --input per model, in order",
+            models.len(),
+            inputs.len()
+        )));
     } else {
         models.iter().cloned().zip(inputs.iter().cloned()).collect()
     };

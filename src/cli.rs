@@ -632,9 +632,9 @@ fn cmd_verify(path: &std::path::Path, json: bool) -> Result<i32> {
     Ok(code)
 }
 
-/// A hash's first characters (char-safe: the text comes from an untrusted folder).
+/// A hash as the reports show it: its first 12 characters.
 fn short(h: &str) -> &str {
-    h.char_indices().nth(12).map_or(h, |(i, _)| &h[..i])
+    crate::model::short_hash(h, 12)
 }
 
 fn cmd_model(path: &std::path::Path, json: bool) -> Result<i32> {

@@ -422,6 +422,12 @@ pub struct FloatRun {
     pub values: HashMap<String, Tensor<f64>>,
 }
 
+/// The first `n` characters of `s` (all of it when shorter): a short form of a hash, safe on
+/// any text, since hashes in a folder are untrusted input.
+pub fn short_hash(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     digest.iter().map(|b| format!("{b:02x}")).collect()

@@ -9,7 +9,8 @@ use std::sync::{Once, OnceLock};
 use common::*;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use zkreceipt::tui::app::{Action, App, Status};
+use zkreceipt::receipt::ChainLink;
+use zkreceipt::tui::app::{Action, App, Status, Statuses};
 use zkreceipt::tui::jobs::Command;
 use zkreceipt::tui::ui::render;
 use zkreceipt::tui::{act_sync, exec_sync};
@@ -105,21 +106,21 @@ fn snap(name: &str, text: String) {
 fn state_machine_follows_the_chain() {
     let mut app = opened();
     assert!(app.loaded.is_some() && app.job.is_none());
-    assert_eq!(app.status, [Status::Unchecked; 6]);
+    assert_eq!(app.status, Statuses::all(Status::Unchecked));
     for i in 1..=6 {
         act(&mut app, Action::Right);
-        assert_eq!(app.selected, i % 6);
+        assert_eq!(app.selected, ChainLink::ALL[i % 6]);
     }
     act(&mut app, Action::Left);
-    assert_eq!(app.selected, 5);
+    assert_eq!(app.selected, ChainLink::Receipt);
     act(&mut app, Action::Tab);
     assert_eq!(app.pane, zkreceipt::tui::app::Pane::Gap);
 
     // v verifies now.
     act(&mut app, Action::Verify);
     assert_eq!(app.verdict.as_ref().map(|v| v.0), Some(true));
-    assert_eq!(app.status[3], Status::Holds);
-    assert_eq!(app.status[4], Status::Holds);
+    assert_eq!(app.status[ChainLink::VerifierKey], Status::Holds);
+    assert_eq!(app.status[ChainLink::Proof], Status::Holds);
 
     // b opens on the first output value; Enter changes it and the proof rejects it.
     act(&mut app, Action::BreakTest);
@@ -151,7 +152,7 @@ fn state_machine_follows_the_chain() {
 
     // a audits every link.
     act(&mut app, Action::Audit);
-    assert_eq!(app.status, [Status::Holds; 6]);
+    assert_eq!(app.status, Statuses::all(Status::Holds));
     assert!(app.audit.as_ref().unwrap().holds);
 
     act(&mut app, Action::Help);
@@ -186,11 +187,11 @@ fn a_broken_folder_shows_broken_links() {
     exec(&mut app, cmds);
     act(&mut app, Action::Verify);
     assert_eq!(app.verdict.as_ref().map(|v| v.0), Some(false));
-    assert_eq!(app.status[4], Status::Broken);
+    assert_eq!(app.status[ChainLink::Proof], Status::Broken);
     act(&mut app, Action::Audit);
-    assert_eq!(app.status[0], Status::Holds);
-    assert_eq!(app.status[4], Status::Broken);
-    assert_eq!(app.status[5], Status::Broken);
+    assert_eq!(app.status[ChainLink::FloatOnnx], Status::Holds);
+    assert_eq!(app.status[ChainLink::Proof], Status::Broken);
+    assert_eq!(app.status[ChainLink::Receipt], Status::Broken);
 }
 
 #[test]
@@ -237,6 +238,33 @@ fn a_redacted_folder_opens_verifies_and_says_what_it_lacks() {
     let s = screen(&app, 120, 40);
     assert!(s.contains("Redacted folder"), "{s}");
     assert!(s.contains("The folder is redacted (no model.onnx)"), "{s}");
+
+    // The audit's checks land on the links they derive, whatever their number: hashed weights
+    // add one (the weights commitment, on Quantized), and a changed vk.txt shows on the key.
+    let bad = base.join("tui-hashed-bad-key");
+    let _ = std::fs::remove_dir_all(&bad);
+    std::fs::create_dir_all(&bad).unwrap();
+    for e in std::fs::read_dir(&full).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), bad.join(e.file_name())).unwrap();
+    }
+    let vk = std::fs::read_to_string(bad.join("vk.txt")).unwrap();
+    std::fs::write(bad.join("vk.txt"), vk.replacen("0x", "0y", 1)).unwrap();
+    let mut app = App::new(Command::Open(bad));
+    let cmds = app.start();
+    exec(&mut app, cmds);
+    act(&mut app, Action::Audit);
+    let audit = app.audit.as_ref().unwrap();
+    assert!(
+        audit
+            .links
+            .iter()
+            .any(|l| l.link.contains("weights commitment"))
+    );
+    assert_eq!(app.status[ChainLink::Quantized], Status::Holds);
+    assert_eq!(app.status[ChainLink::Circuit], Status::Holds);
+    assert_eq!(app.status[ChainLink::VerifierKey], Status::Broken);
+    assert_eq!(app.status[ChainLink::Receipt], Status::Broken);
 }
 
 #[test]
@@ -290,17 +318,17 @@ fn snapshots_of_every_screen() {
     .iter()
     .enumerate()
     {
-        app.selected = i;
+        app.selected = ChainLink::ALL[i];
         snap(&format!("link_{name}_120x40"), screen(&app, 120, 40));
     }
-    app.selected = 0;
+    app.selected = ChainLink::FloatOnnx;
     snap("overview_80x24", screen(&app, 80, 24));
     snap("too_small_60x20", screen(&app, 60, 20));
     act(&mut app, Action::Verify);
-    app.selected = 4;
+    app.selected = ChainLink::Proof;
     snap("verified_proof_100x30", screen(&app, 100, 30));
     act(&mut app, Action::Audit);
-    app.selected = 5;
+    app.selected = ChainLink::Receipt;
     snap("audited_receipt_120x40", screen(&app, 120, 40));
     // Scrolled down to the receipt's JSON, its six bound fields highlighted.
     app.scroll = 44;

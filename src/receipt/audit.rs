@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use super::{
-    Folder, INPUT_FILE, KeyCache, MODEL_FILE, QUANTIZED_FILE, TensorClaim, canonical_sha256,
-    input_sha256, verify_folder_with,
+    ChainLink, Folder, INPUT_FILE, KeyCache, MODEL_FILE, QUANTIZED_FILE, TensorClaim,
+    canonical_sha256, input_sha256, verify_folder_with,
 };
 use crate::circuit::{self, ParamVisibility, Visibility, commit};
 use crate::error::Result;
@@ -15,6 +15,8 @@ use crate::quantize::{QuantizedModel, quantize, report::analyze};
 #[derive(Clone, Debug, Serialize)]
 pub struct Link {
     pub link: String,
+    /// The link of the chain this check derives.
+    pub stage: ChainLink,
     pub holds: bool,
     /// Not checkable from the folder (the input of a hashed or private receipt is not in it);
     /// a skipped link does not count against the audit.
@@ -29,18 +31,36 @@ pub struct AuditReport {
     pub holds: bool,
 }
 
-fn link(links: &mut Vec<Link>, name: &str, holds: bool, ok: String, broken: String) {
+impl AuditReport {
+    /// Whether every check of `stage` holds (or was skipped); None when the audit has none.
+    pub fn holds_at(&self, stage: ChainLink) -> Option<bool> {
+        let mut of = self.links.iter().filter(|l| l.stage == stage).peekable();
+        of.peek()?;
+        Some(of.all(|l| l.holds || l.skipped))
+    }
+}
+
+fn link(
+    links: &mut Vec<Link>,
+    stage: ChainLink,
+    name: &str,
+    holds: bool,
+    ok: String,
+    broken: String,
+) {
     links.push(Link {
         link: name.into(),
+        stage,
         holds,
         skipped: false,
         detail: if holds { ok } else { broken },
     });
 }
 
-fn skip(links: &mut Vec<Link>, name: &str, why: &str) {
+fn skip(links: &mut Vec<Link>, stage: ChainLink, name: &str, why: &str) {
     links.push(Link {
         link: name.into(),
+        stage,
         holds: false,
         skipped: true,
         detail: why.into(),
@@ -88,10 +108,11 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
     let onnx = crate::files::read_capped(&model_path, crate::files::MODEL_CAP, "the model");
     let onnx_sha = onnx.as_ref().map(|b| sha256_hex(b)).unwrap_or_default();
     if let Some(why) = &redacted {
-        skip(&mut links, "model.onnx → sha256", why);
+        skip(&mut links, ChainLink::FloatOnnx, "model.onnx → sha256", why);
     } else {
         link(
             &mut links,
+            ChainLink::FloatOnnx,
             "model.onnx → sha256",
             onnx.is_ok()
                 && onnx_sha == r.model_commitment.onnx_sha256
@@ -133,6 +154,7 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
     match &rerun {
         _ if absent.is_some() => skip(
             &mut links,
+            ChainLink::Quantized,
             "model.onnx + input.json → quantized.json",
             absent.as_deref().unwrap_or_default(),
         ),
@@ -149,6 +171,7 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
             };
             link(
                 &mut links,
+                ChainLink::Quantized,
                 "model.onnx + input.json → quantized.json",
                 same,
                 format!("identical (sha256 {})", canonical_sha256(&f.qm)),
@@ -157,6 +180,7 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
         }
         Err(e) => link(
             &mut links,
+            ChainLink::Quantized,
             "model.onnx + input.json → quantized.json",
             false,
             String::new(),
@@ -176,6 +200,7 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
     match &compiled {
         Ok(c) => link(
             &mut links,
+            ChainLink::Circuit,
             "quantized.json → circuit.json",
             c.info == f.circuit
                 && canonical_sha256(&f.circuit) == r.model_commitment.circuit_sha256,
@@ -196,6 +221,7 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
         ),
         Err(e) => link(
             &mut links,
+            ChainLink::Circuit,
             "quantized.json → circuit.json",
             false,
             String::new(),
@@ -207,11 +233,17 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
     // weights commitment the proof is checked against.
     let mc = &r.model_commitment;
     if let (ParamVisibility::Hashed, Some(why)) = (mc.param_visibility, &redacted) {
-        skip(&mut links, "quantized.json → weights commitment", why);
+        skip(
+            &mut links,
+            ChainLink::Quantized,
+            "quantized.json → weights commitment",
+            why,
+        );
     } else if mc.param_visibility == ParamVisibility::Hashed {
         let ours = commit::fp_hex(commit::params_digest(&f.qm));
         link(
             &mut links,
+            ChainLink::Quantized,
             "quantized.json → weights commitment",
             ours == mc.weights_commitment,
             format!("Poseidon digest {ours}"),
@@ -232,6 +264,7 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
                 vk.sha256 == r.verifier.vk_sha256 && vk.sha256 == r.model_commitment.vk_sha256;
             link(
                 &mut links,
+                ChainLink::VerifierKey,
                 "circuit → verifier key (vk.txt)",
                 file_ok && hash_ok,
                 format!("identical (sha256 {})", vk.sha256),
@@ -250,6 +283,7 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
         }
         Err(_) => link(
             &mut links,
+            ChainLink::VerifierKey,
             "circuit → verifier key (vk.txt)",
             false,
             String::new(),
@@ -261,6 +295,7 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
     let v = verify_folder_with(f, &mut keys, progress)?;
     link(
         &mut links,
+        ChainLink::Proof,
         "verifier key + public input/output → proof",
         v.verified,
         format!("verified in {:.3}s", v.verify_s),
@@ -269,8 +304,18 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
 
     // 6. The input: input.json, quantized, is the receipt's public input and commitment.
     if let Some(why) = &absent {
-        skip(&mut links, "input.json → input commitment", why);
-        skip(&mut links, "inference → output and error figures", why);
+        skip(
+            &mut links,
+            ChainLink::Receipt,
+            "input.json → input commitment",
+            why,
+        );
+        skip(
+            &mut links,
+            ChainLink::Receipt,
+            "inference → output and error figures",
+            why,
+        );
     } else if let Ok((qm, report, ints)) = &rerun {
         let claims: Vec<TensorClaim> = qm
             .inputs
@@ -281,6 +326,7 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
         let c = &r.input_commitment;
         link(
             &mut links,
+            ChainLink::Receipt,
             "input.json → input commitment",
             claims == c.tensors && input_sha256(&claims) == c.value,
             format!("sha256 {}", c.value),
@@ -305,6 +351,7 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
         let err_same = (max_abs - r.quantization.max_abs_error).abs() <= 1e-12 * max_abs.max(1.0);
         link(
             &mut links,
+            ChainLink::Receipt,
             "inference → output and error figures",
             outs_same && err_same,
             format!("output re-computed; max abs error {max_abs:.3e}"),

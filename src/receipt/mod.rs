@@ -26,7 +26,7 @@ use crate::circuit::{
 use crate::error::{Error, Result};
 use crate::files::{FILE_CAP, MODEL_CAP, read_capped};
 use crate::model::input::{parse_input, read_input};
-use crate::model::{Model, sha256_hex};
+use crate::model::{Model, sha256_hex, short_hash};
 use crate::proof;
 use crate::quantize::report::{RunReport, analyze};
 use crate::quantize::{QuantConfig, QuantizedModel, quantize};
@@ -45,6 +45,52 @@ pub const CIRCUIT_FILE: &str = "circuit.json";
 pub const VK_FILE: &str = "vk.txt";
 pub const PROOF_FILE: &str = "proof.bin";
 pub const RECEIPT_FILE: &str = "receipt.json";
+
+/// The links of the chain, in order (design.md §1): what the inspector shows and what each
+/// audit check derives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChainLink {
+    FloatOnnx,
+    Quantized,
+    Circuit,
+    VerifierKey,
+    Proof,
+    Receipt,
+}
+
+impl ChainLink {
+    pub const ALL: [ChainLink; 6] = [
+        ChainLink::FloatOnnx,
+        ChainLink::Quantized,
+        ChainLink::Circuit,
+        ChainLink::VerifierKey,
+        ChainLink::Proof,
+        ChainLink::Receipt,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ChainLink::FloatOnnx => "Float ONNX",
+            ChainLink::Quantized => "Quantized",
+            ChainLink::Circuit => "Circuit",
+            ChainLink::VerifierKey => "Verifier key",
+            ChainLink::Proof => "Proof",
+            ChainLink::Receipt => "Receipt",
+        }
+    }
+
+    /// Its place in the chain, from 0.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The next link to the right (`step` 1) or left (`step` −1), wrapping around.
+    pub fn step(self, step: isize) -> ChainLink {
+        let n = Self::ALL.len() as isize;
+        Self::ALL[(self.index() as isize + step).rem_euclid(n) as usize]
+    }
+}
 
 /// `receipt.json`. The top-level keys are stable (design.md §5).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -322,11 +368,6 @@ impl Unbound {
     }
 }
 
-/// The first `n` characters (the whole string when shorter): receipts are untrusted input.
-fn prefix(s: &str, n: usize) -> &str {
-    s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
-}
-
 fn statement(qm: &QuantizedModel, info: &CircuitInfo, onnx_sha: &str, vk_sha: &str) -> String {
     let input = match info.layout.input {
         Visibility::Public => "the public input shown".to_string(),
@@ -341,9 +382,9 @@ fn statement(qm: &QuantizedModel, info: &CircuitInfo, onnx_sha: &str, vk_sha: &s
     };
     format!(
         "The quantized model derived from ONNX file sha256 {}… (activation scale 2^{}), {weights} whose verifier key has sha256 {}…, maps {input} to the public output shown, exactly in integer arithmetic (halo2, k={}).",
-        prefix(onnx_sha, 12),
+        short_hash(onnx_sha, 12),
         qm.scale,
-        prefix(vk_sha, 12),
+        short_hash(vk_sha, 12),
         info.k
     )
 }
@@ -521,9 +562,9 @@ pub fn prove_folder(
     progress("quantize");
     let vis = opts.input;
     if opts.salt.is_some() && vis != Visibility::Hashed {
-        return Err(Error::invalid(
-            "--salt",
-            "a salt only goes into a hashed input commitment (--input-visibility hashed)",
+        return Err(Error::Usage(
+            "--salt: a salt only goes into a hashed input commitment (--input-visibility hashed)"
+                .into(),
         ));
     }
     let salt = opts.salt.unwrap_or(0);
@@ -1167,7 +1208,7 @@ pub fn verify_folder_with(
             ParamVisibility::Hashed if commit::parse_fp_hex(&mc.weights_commitment).is_none() => {
                 Some(format!(
                     "model_commitment.weights_commitment {} is not a field element (0x + 64 hex digits)",
-                    prefix(&mc.weights_commitment, 80)
+                    short_hash(&mc.weights_commitment, 80)
                 ))
             }
             // A redacted copy is only what its name says: weights, biases and constants zero.
@@ -1190,7 +1231,7 @@ pub fn verify_folder_with(
                     (ours != mc.weights_commitment).then(|| {
                         format!(
                             "the weights in quantized.json hash to {ours}; model_commitment.weights_commitment is {}",
-                            prefix(&mc.weights_commitment, 80)
+                            short_hash(&mc.weights_commitment, 80)
                         )
                     })
                 }

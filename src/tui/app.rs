@@ -2,18 +2,32 @@
 //! No terminal and no threads here, so tests drive it headless.
 
 use super::jobs::{Command, Event, Loaded};
+use crate::receipt::ChainLink;
 use crate::receipt::audit::AuditReport;
 use crate::receipt::break_test::{Tamper, cases};
 
-/// The links of the chain, left to right.
-pub const LINKS: [&str; 6] = [
-    "Float ONNX",
-    "Quantized",
-    "Circuit",
-    "Verifier key",
-    "Proof",
-    "Receipt",
-];
+/// The status of each link of the chain bar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Statuses([Status; 6]);
+
+impl Statuses {
+    pub fn all(s: Status) -> Self {
+        Statuses([s; 6])
+    }
+}
+
+impl std::ops::Index<ChainLink> for Statuses {
+    type Output = Status;
+    fn index(&self, l: ChainLink) -> &Status {
+        &self.0[l.index()]
+    }
+}
+
+impl std::ops::IndexMut<ChainLink> for Statuses {
+    fn index_mut(&mut self, l: ChainLink) -> &mut Status {
+        &mut self.0[l.index()]
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -70,9 +84,9 @@ pub struct App {
     pub loaded: Option<Box<Loaded>>,
     /// What to (re)build or open: the source of the chain.
     pub source: Command,
-    pub selected: usize,
+    pub selected: ChainLink,
     pub pane: Pane,
-    pub status: [Status; 6],
+    pub status: Statuses,
     pub job: Option<Running>,
     pub verdict: Option<(bool, Option<String>, f64)>,
     pub audit: Option<AuditReport>,
@@ -92,9 +106,9 @@ impl App {
         App {
             loaded: None,
             source,
-            selected: 0,
+            selected: ChainLink::FloatOnnx,
             pane: Pane::Details,
-            status: [Status::Unchecked; 6],
+            status: Statuses::all(Status::Unchecked),
             job: None,
             verdict: None,
             audit: None,
@@ -152,11 +166,11 @@ impl App {
         }
         match a {
             Action::Left => {
-                self.selected = (self.selected + LINKS.len() - 1) % LINKS.len();
+                self.selected = self.selected.step(-1);
                 self.scroll = 0;
             }
             Action::Right => {
-                self.selected = (self.selected + 1) % LINKS.len();
+                self.selected = self.selected.step(1);
                 self.scroll = 0;
             }
             Action::Tab => {
@@ -171,22 +185,22 @@ impl App {
             Action::Verify if !self.busy() => {
                 if let Some(folder) = self.loaded.as_ref().map(|l| l.folder.clone()) {
                     self.begin("verify");
-                    self.status[3] = Status::Running;
-                    self.status[4] = Status::Running;
+                    self.status[ChainLink::VerifierKey] = Status::Running;
+                    self.status[ChainLink::Proof] = Status::Running;
                     return vec![Command::Verify(Box::new(folder))];
                 }
             }
             Action::Audit if !self.busy() => {
                 if let Some(folder) = self.loaded.as_ref().map(|l| l.folder.clone()) {
                     self.begin("audit");
-                    self.status = [Status::Running; 6];
+                    self.status = Statuses::all(Status::Running);
                     return vec![Command::Audit(Box::new(folder))];
                 }
             }
             Action::Rebuild if !self.busy() => {
                 self.verdict = None;
                 self.audit = None;
-                self.status = [Status::Unchecked; 6];
+                self.status = Statuses::all(Status::Unchecked);
                 return self.start();
             }
             Action::BreakTest if !self.busy() => {
@@ -253,7 +267,7 @@ impl App {
             Event::Loaded(l) => {
                 self.job = None;
                 self.loaded = Some(l);
-                self.status = [Status::Unchecked; 6];
+                self.status = Statuses::all(Status::Unchecked);
             }
             Event::Verified {
                 verified,
@@ -266,29 +280,20 @@ impl App {
                 } else {
                     Status::Broken
                 };
-                self.status[3] = s;
-                self.status[4] = s;
+                self.status[ChainLink::VerifierKey] = s;
+                self.status[ChainLink::Proof] = s;
                 self.verdict = Some((verified, reason, seconds));
             }
             Event::Audited(report) => {
                 self.job = None;
-                // Links of the audit, in order, onto the chain bar.
-                let holds = |i: usize| {
-                    report
-                        .links
-                        .get(i)
-                        .map(|l| l.holds || l.skipped)
-                        .unwrap_or(false)
-                };
+                // Each audit check onto the link it derives; the receipt holds when all do.
                 let st = |ok: bool| if ok { Status::Holds } else { Status::Broken };
-                self.status = [
-                    st(holds(0)),
-                    st(holds(1)),
-                    st(holds(2)),
-                    st(holds(3)),
-                    st(holds(4)),
-                    st(report.holds),
-                ];
+                for l in ChainLink::ALL {
+                    self.status[l] = match l {
+                        ChainLink::Receipt => st(report.holds),
+                        _ => report.holds_at(l).map_or(Status::Unchecked, st),
+                    };
+                }
                 self.audit = Some(report);
             }
             Event::BreakResult {
@@ -307,7 +312,7 @@ impl App {
                 if let Some(b) = self.breaking.as_mut() {
                     b.running = false;
                 }
-                for s in self.status.iter_mut() {
+                for s in self.status.0.iter_mut() {
                     if *s == Status::Running {
                         *s = Status::Unchecked;
                     }

@@ -13,6 +13,7 @@ use super::app::{Action, App};
 use super::jobs::Command;
 use super::{act_sync, exec_sync, ui};
 use crate::error::{Error, Result};
+use crate::receipt::ChainLink;
 
 const BG: &str = "#1d1f21";
 const FG: &str = "#d0d0d0";
@@ -135,14 +136,14 @@ pub fn write_screenshots(receipt: &Path, title: &str, out: &Path) -> Result<Vec<
         .iter()
         .enumerate()
     {
-        app.selected = i;
+        app.selected = ChainLink::ALL[i];
         shots.push((format!("{}-{name}", i + 1), render(&app, w, h)));
     }
     act_sync(&mut app, Action::Verify);
-    app.selected = 4;
+    app.selected = ChainLink::Proof;
     shots.push(("5-proof-verified".into(), render(&app, w, h)));
     act_sync(&mut app, Action::Audit);
-    app.selected = 5;
+    app.selected = ChainLink::Receipt;
     shots.push(("6-receipt-audited".into(), render(&app, w, h)));
     act_sync(&mut app, Action::BreakTest);
     act_sync(&mut app, Action::Enter);
@@ -151,7 +152,7 @@ pub fn write_screenshots(receipt: &Path, title: &str, out: &Path) -> Result<Vec<
     act_sync(&mut app, Action::Help);
     shots.push(("8-help".into(), render(&app, w, h)));
     act_sync(&mut app, Action::Esc);
-    app.selected = 0;
+    app.selected = ChainLink::FloatOnnx;
     shots.push(("9-small-80x24".into(), render(&app, 80, 24)));
 
     std::fs::create_dir_all(out).map_err(|e| Error::invalid(out.display(), e))?;

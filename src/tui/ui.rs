@@ -6,15 +6,16 @@ use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Gauge, Paragraph, Wrap};
 
-use super::app::{App, LINKS, Pane, Status};
+use super::app::{App, Pane, Status};
 use crate::circuit::{ParamVisibility, Visibility};
+use crate::receipt::ChainLink;
 
 pub const MIN_W: u16 = 80;
 pub const MIN_H: u16 = 24;
 
-/// A hash's first characters (char-safe: the text comes from an untrusted folder).
+/// A hash as the inspector shows it: its first 8 characters.
 fn short(h: &str) -> &str {
-    h.char_indices().nth(8).map_or(h, |(i, _)| &h[..i])
+    crate::model::short_hash(h, 8)
 }
 
 fn status_span(s: Status) -> Span<'static> {
@@ -89,8 +90,9 @@ fn chain_bar(app: &App, f: &mut Frame, area: Rect) {
     let inner = block.inner(area);
     f.render_widget(block, area);
     let cells = Layout::horizontal([Constraint::Ratio(1, 6); 6]).split(inner);
-    for (i, name) in LINKS.iter().enumerate() {
-        let sel = i == app.selected;
+    for link in ChainLink::ALL {
+        let (i, name) = (link.index(), link.name());
+        let sel = link == app.selected;
         let name_style = if sel {
             Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
         } else {
@@ -98,18 +100,18 @@ fn chain_bar(app: &App, f: &mut Frame, area: Rect) {
         };
         // The arrow that fits the cell: " ─▶", " ▶" or "▶".
         let room = cells[i].width as usize - name.chars().count().min(cells[i].width as usize);
-        let arrow = match (i + 1 < LINKS.len(), room) {
+        let arrow = match (link != ChainLink::Receipt, room) {
             (false, _) => "",
             (true, r) if r >= 3 => " ─▶",
             (true, 2) => " ▶",
             _ => "▶",
         };
-        let id = link_id(app, i);
+        let id = link_id(app, link);
         let lines = vec![
-            Line::from(vec![Span::styled(*name, name_style), Span::raw(arrow)]),
+            Line::from(vec![Span::styled(name, name_style), Span::raw(arrow)]),
             Line::from(vec![
                 Span::raw(format!("{id} ")),
-                status_span(app.status[i]),
+                status_span(app.status[link]),
             ]),
         ];
         f.render_widget(Paragraph::new(lines), cells[i]);
@@ -117,18 +119,18 @@ fn chain_bar(app: &App, f: &mut Frame, area: Rect) {
 }
 
 /// The short identity shown under each link.
-fn link_id(app: &App, i: usize) -> String {
+fn link_id(app: &App, link: ChainLink) -> String {
     let Some(l) = &app.loaded else {
         return "—".into();
     };
     let r = &l.folder.receipt;
-    match i {
-        0 => short(&r.model_commitment.onnx_sha256).into(),
-        1 => short(&r.model_commitment.quantized_sha256).into(),
-        2 => format!("k={}", l.folder.circuit.k),
-        3 => short(&r.verifier.vk_sha256).into(),
-        4 => format!("{:.1} KiB", r.proof.bytes as f64 / 1024.0),
-        _ => match &app.verdict {
+    match link {
+        ChainLink::FloatOnnx => short(&r.model_commitment.onnx_sha256).into(),
+        ChainLink::Quantized => short(&r.model_commitment.quantized_sha256).into(),
+        ChainLink::Circuit => format!("k={}", l.folder.circuit.k),
+        ChainLink::VerifierKey => short(&r.verifier.vk_sha256).into(),
+        ChainLink::Proof => format!("{:.1} KiB", r.proof.bytes as f64 / 1024.0),
+        ChainLink::Receipt => match &app.verdict {
             Some((true, _, _)) => "verified".into(),
             Some((false, _, _)) => "rejected".into(),
             None => "unverified".into(),
@@ -158,7 +160,7 @@ fn bar(frac: f64, width: usize) -> String {
 }
 
 fn details(app: &App, f: &mut Frame, area: Rect) {
-    let title = format!(" {} ", LINKS[app.selected]);
+    let title = format!(" {} ", app.selected.name());
     let block = pane_block(title, app.pane == Pane::Details);
     let Some(l) = &app.loaded else {
         f.render_widget(
@@ -178,14 +180,14 @@ fn details(app: &App, f: &mut Frame, area: Rect) {
     let w = area.width.saturating_sub(4) as usize;
     let mut lines: Vec<Line> = vec![];
     match app.selected {
-        0 if qm.redacted.is_some() => {
+        ChainLink::FloatOnnx if qm.redacted.is_some() => {
             lines.push(kv("sha256", r.model_commitment.onnx_sha256.clone()));
             lines.push(Line::from(""));
             lines.push(Line::from(
                 "Redacted folder: model.onnx and the weights stay with their owner. The proof binds the weights to the weights commitment; quantized.json keeps the architecture and each parameter tensor's width.",
             ));
         }
-        0 => {
+        ChainLink::FloatOnnx => {
             lines.push(kv("sha256", r.model_commitment.onnx_sha256.clone()));
             lines.push(kv(
                 "file",
@@ -204,7 +206,7 @@ fn details(app: &App, f: &mut Frame, area: Rect) {
                 lines.push(Line::from(format!("  {:<12} {}", op.op_type, op.name)));
             }
         }
-        1 => {
+        ChainLink::Quantized => {
             lines.push(kv("sha256", r.model_commitment.quantized_sha256.clone()));
             lines.push(kv(
                 "scale",
@@ -250,7 +252,7 @@ fn details(app: &App, f: &mut Frame, area: Rect) {
                 }
             }
         }
-        2 => {
+        ChainLink::Circuit => {
             let total = 1u64 << c.k;
             lines.push(kv(
                 "k",
@@ -297,7 +299,7 @@ fn details(app: &App, f: &mut Frame, area: Rect) {
                 )));
             }
         }
-        3 => {
+        ChainLink::VerifierKey => {
             lines.push(kv("sha256", r.verifier.vk_sha256.clone()));
             lines.push(kv(
                 "pinned form",
@@ -318,7 +320,7 @@ fn details(app: &App, f: &mut Frame, area: Rect) {
                 "halo2_proofs 0.4.1 cannot serialize keys: verify re-derives the key from quantized.json and circuit.json and checks it against this hash.",
             ));
         }
-        4 => {
+        ChainLink::Proof => {
             lines.push(kv("system", r.proof.system.clone()));
             lines.push(kv("transcript", r.proof.transcript.clone()));
             lines.push(kv("size", format!("{} bytes", r.proof.bytes)));
@@ -335,7 +337,7 @@ fn details(app: &App, f: &mut Frame, area: Rect) {
                 });
             }
         }
-        _ => {
+        ChainLink::Receipt => {
             lines.push(Line::from("statement").bold());
             lines.push(Line::from(r.statement.clone()));
             lines.push(Line::from(""));
@@ -447,18 +449,23 @@ fn checklist(app: &App) -> Vec<Line<'static>> {
             Span::raw(text),
         ])
     };
-    let audited = |i: usize| {
-        app.audit
-            .as_ref()
-            .and_then(|a| a.links.get(i))
-            .map(|x| x.holds || x.skipped)
-    };
+    let audited = |l: ChainLink| app.audit.as_ref().and_then(|a| a.holds_at(l));
     let verified = app.verdict.as_ref().map(|v| v.0);
     let q = &r.quantization;
     vec![
         Line::from("reviewer checklist").bold(),
         tick(
-            audited(2).zip(audited(3)).map(|(a, b)| a && b),
+            // The model commitment: the quantized model (and a weights digest), the circuit
+            // and the key derived from it.
+            [
+                ChainLink::Quantized,
+                ChainLink::Circuit,
+                ChainLink::VerifierKey,
+            ]
+            .into_iter()
+            .map(audited)
+            .collect::<Option<Vec<bool>>>()
+            .map(|v| v.iter().all(|&x| x)),
             match r.model_commitment.param_visibility {
                 ParamVisibility::Fixed => format!(
                     "model and circuit commitment: weights fixed in the circuit, vk {}… (a: audit)",
@@ -487,7 +494,7 @@ fn checklist(app: &App) -> Vec<Line<'static>> {
             ),
         ),
         tick(
-            audited(3),
+            audited(ChainLink::VerifierKey),
             "verifier key re-derived from the circuit (a: audit)".into(),
         ),
         tick(

@@ -6,7 +6,6 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::circuit::Disclosure;
-use crate::cli::{print_json, print_table, stderr_progress};
 use crate::error::{Error, Result};
 use crate::proof;
 use crate::quantize::QuantConfig;
@@ -98,9 +97,14 @@ fn name_of(model: &Path) -> String {
 }
 
 /// Measure one model.
-pub fn bench_model(model: &Path, input: &Path, runs: usize, dis: Disclosure) -> Result<BenchRow> {
+pub fn bench_model(
+    model: &Path,
+    input: &Path,
+    runs: usize,
+    dis: Disclosure,
+    progress: &mut dyn FnMut(&str),
+) -> Result<BenchRow> {
     reset_peak_rss();
-    let mut progress = stderr_progress();
     progress(&format!("{}: quantize and compile", model.display()));
     let chain = build_chain_as(model, input, &QuantConfig::default(), dis)?;
     let info = &chain.compiled.info;
@@ -109,10 +113,10 @@ pub fn bench_model(model: &Path, input: &Path, runs: usize, dis: Disclosure) -> 
         info.k,
         false,
         &model.display().to_string(),
-        &mut progress,
+        progress,
     )?;
     let t = Instant::now();
-    let (params, made_s) = proof::params(info.k, &mut progress)?;
+    let (params, made_s) = proof::params(info.k, progress)?;
     let params_cached = made_s == 0.0;
     let params_s = if params_cached {
         t.elapsed().as_secs_f64()
@@ -165,13 +169,14 @@ pub fn bench_model(model: &Path, input: &Path, runs: usize, dis: Disclosure) -> 
     })
 }
 
-pub fn cmd_bench(
+/// Measure `models` (each with its input, in order; the bundled samples when none is named).
+pub fn bench_rows(
     models: &[PathBuf],
     inputs: &[PathBuf],
     runs: usize,
     dis: Disclosure,
-    json: bool,
-) -> Result<i32> {
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<BenchRow>> {
     let pairs: Vec<(PathBuf, PathBuf)> = if models.is_empty() {
         if !inputs.is_empty() {
             return Err(Error::Usage("--input: given without a model".into()));
@@ -186,61 +191,10 @@ pub fn cmd_bench(
     } else {
         models.iter().cloned().zip(inputs.iter().cloned()).collect()
     };
-    let mut rows = vec![];
-    for (m, i) in &pairs {
-        rows.push(bench_model(m, i, runs, dis)?);
-    }
-    if json {
-        print_json(&serde_json::json!({ "models": rows }));
-        return Ok(0);
-    }
-    let table: Vec<Vec<String>> = rows
+    pairs
         .iter()
-        .map(|r| {
-            vec![
-                r.name.clone(),
-                r.k.to_string(),
-                r.rows.to_string(),
-                format!(
-                    "{} ({})",
-                    r.advice_columns,
-                    crate::circuit::lanes_text(r.lanes, r.lane_groups)
-                ),
-                format!(
-                    "{:.2}{}",
-                    r.params_s,
-                    if r.params_cached { " (cached)" } else { "" }
-                ),
-                format!("{:.2}", r.keygen_s),
-                format!("{:.2}", r.prove_s),
-                format!("{:.3}", r.verify_s),
-                r.proof_bytes.to_string(),
-                format!("{:.0}", r.peak_rss_mib),
-                format!("{:.1e}", r.max_abs_error),
-            ]
-        })
-        .collect();
-    print_table(
-        &[
-            "model",
-            "k",
-            "rows",
-            "advice",
-            "params s",
-            "keygen s",
-            "prove s",
-            "verify s",
-            "proof B",
-            "peak MiB",
-            "max abs err",
-        ],
-        &table,
-    );
-    println!(
-        "  prove and verify: median of {} run(s); verify is the proof check with the key in memory",
-        runs.max(1)
-    );
-    Ok(0)
+        .map(|(m, i)| bench_model(m, i, runs, dis, progress))
+        .collect()
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -382,8 +336,12 @@ fn corpus_model(dir: &Path, e: &serde_json::Value, max_k: u32) -> CorpusRow {
     row
 }
 
-/// `bench --corpus DIR`: every model of the corpus, in census order, with a summary per tier.
-pub fn cmd_corpus(dir: &Path, max_k: u32, json: bool) -> Result<i32> {
+/// `bench --corpus DIR`: every model of the corpus, in census order.
+pub fn corpus_rows(
+    dir: &Path,
+    max_k: u32,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<CorpusRow>> {
     let census_path = dir.join("census.json");
     let text = crate::files::read_capped(&census_path, crate::files::FILE_CAP, "the census")?;
     let census: serde_json::Value = serde_json::from_slice(&text)
@@ -391,63 +349,10 @@ pub fn cmd_corpus(dir: &Path, max_k: u32, json: bool) -> Result<i32> {
     let examples = census["examples"]
         .as_array()
         .ok_or_else(|| Error::invalid(census_path.display(), "field `examples` missing"))?;
-    let mut progress = stderr_progress();
     let mut rows = vec![];
     for e in examples {
         progress(e["name"].as_str().unwrap_or("?"));
         rows.push(corpus_model(dir, e, max_k));
     }
-    if json {
-        print_json(&serde_json::json!({ "models": rows }));
-        return Ok(0);
-    }
-    let opt =
-        |v: Option<f64>, p: usize| v.map(|x| format!("{x:.p$e}")).unwrap_or_else(|| "-".into());
-    let table: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            vec![
-                r.name.clone(),
-                r.tier.to_string(),
-                if r.supported {
-                    "yes".into()
-                } else {
-                    r.unsupported.join(", ")
-                },
-                r.k.map(|k| k.to_string()).unwrap_or_else(|| "-".into()),
-                r.rows.map(|k| k.to_string()).unwrap_or_else(|| "-".into()),
-                r.prove_s
-                    .map(|s| format!("{s:.2}"))
-                    .unwrap_or_else(|| "-".into()),
-                opt(r.float_max_diff, 1),
-                opt(r.max_abs_error, 1),
-                match (r.verified, &r.stopped) {
-                    (Some(true), _) => "✓".into(),
-                    (Some(false), _) => "✗ REJECTED".into(),
-                    (None, Some(s)) if r.supported => s.clone(),
-                    _ => "-".into(),
-                },
-            ]
-        })
-        .collect();
-    print_table(
-        &[
-            "model",
-            "tier",
-            "supported",
-            "k",
-            "rows",
-            "prove s",
-            "float vs ort",
-            "circuit vs ort",
-            "verified",
-        ],
-        &table,
-    );
-    for tier in 1..=3 {
-        let of: Vec<&CorpusRow> = rows.iter().filter(|r| r.tier == tier).collect();
-        let proved = of.iter().filter(|r| r.verified == Some(true)).count();
-        println!("  tier {tier}: {proved}/{} proved and verified", of.len());
-    }
-    Ok(0)
+    Ok(rows)
 }

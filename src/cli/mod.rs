@@ -1,6 +1,8 @@
 //! The command line (design.md §2, stable). Every command prints a human report, or exactly one
 //! JSON document on stdout with `--json`; progress and logs go to stderr.
 
+mod bench;
+
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -305,8 +307,8 @@ pub fn run(cli: Cli) -> Result<i32> {
                 salt: None,
             };
             match corpus {
-                Some(dir) => crate::bench::cmd_corpus(&dir, max_k, json),
-                None => crate::bench::cmd_bench(&models, &input, runs, dis, json),
+                Some(dir) => bench::cmd_corpus(&dir, max_k, json),
+                None => bench::cmd_bench(&models, &input, runs, dis, json),
             }
         }
     }

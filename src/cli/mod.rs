@@ -12,9 +12,9 @@ use serde_json::json;
 
 use crate::circuit::{ParamVisibility, Visibility, commit::parse_salt};
 use crate::error::Result;
-use crate::model::{Model, dims_str, input::load_input};
-use crate::quantize::report::{RunReport, analyze};
-use crate::quantize::{QuantConfig, quantize};
+use crate::model::{Model, dims_str};
+use crate::quantize::QuantConfig;
+use crate::quantize::report::RunReport;
 use crate::receipt::audit::audit;
 use crate::receipt::break_test::break_test;
 use crate::receipt::{Folder, ProofRng, ProveOptions, prove_folder, verify_folder};
@@ -766,13 +766,8 @@ pub fn quantize_and_compare(
     input: &std::path::Path,
     cfg: &QuantConfig,
 ) -> Result<(Model, crate::quantize::QuantizedModel, RunReport)> {
-    let m = Model::load(model_path)?;
-    m.check_supported()?;
-    let inputs = load_input(input, &m)?;
-    let float = m.run_float(&inputs)?;
-    let qm = quantize(&m, &inputs, &float, cfg)?;
-    let report = analyze(&m, &qm, &inputs, &float)?;
-    Ok((m, qm, report))
+    let run = crate::quantize::pipeline::quantize_files(model_path, input, cfg)?;
+    Ok((run.model, run.qm, run.report))
 }
 
 fn cmd_run(

@@ -22,6 +22,7 @@ use crate::tensor::{
     strides, zip_broadcast,
 };
 
+pub mod pipeline;
 pub mod report;
 
 /// Version of the quantized-model format (`quantized.json`).

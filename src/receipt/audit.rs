@@ -9,8 +9,9 @@ use super::{
 };
 use crate::circuit::{self, ParamVisibility, Visibility, commit};
 use crate::error::Result;
-use crate::model::{Model, input::load_input, sha256_hex};
-use crate::quantize::{QuantizedModel, quantize, report::analyze};
+use crate::model::sha256_hex;
+use crate::quantize::QuantizedModel;
+use crate::quantize::pipeline::quantize_files;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Link {
@@ -140,17 +141,8 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
             v.name()
         )),
     };
-    let rerun = (|| -> Result<_> {
-        let m = Model::load(&model_path)?;
-        m.check_supported()?;
-        let floats = load_input(&input_path, &m)?;
-        let float = m.run_float(&floats)?;
-        let qm = quantize(&m, &floats, &float, &f.qm.config)?;
-        let report = analyze(&m, &qm, &floats, &float)?;
-        let names: Vec<String> = m.inputs.iter().map(|i| i.name.clone()).collect();
-        let ints = qm.quantize_inputs(&floats, &names)?;
-        Ok((qm, report, ints))
-    })();
+    let rerun = quantize_files(&model_path, &input_path, &f.qm.config)
+        .map(|run| (run.qm, run.report, run.inputs));
     match &rerun {
         _ if absent.is_some() => skip(
             &mut links,

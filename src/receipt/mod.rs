@@ -25,11 +25,11 @@ use crate::circuit::{
 };
 use crate::error::{Error, Result};
 use crate::files::{FILE_CAP, MODEL_CAP, read_capped};
-use crate::model::input::{parse_input, read_input};
 use crate::model::{Model, sha256_hex, short_hash};
 use crate::proof;
-use crate::quantize::report::{RunReport, analyze};
-use crate::quantize::{QuantConfig, QuantizedModel, quantize};
+use crate::quantize::pipeline::{QuantizedRun, quantize_files};
+use crate::quantize::report::RunReport;
+use crate::quantize::{QuantConfig, QuantizedModel};
 use crate::tensor::Tensor;
 
 /// The receipt format.
@@ -434,16 +434,15 @@ pub fn build_chain_as(
     cfg: &QuantConfig,
     dis: Disclosure,
 ) -> Result<Chain> {
-    let onnx_bytes = read_capped(model_path, MODEL_CAP, "the model")?;
-    let model = Model::from_bytes(model_path, &onnx_bytes)?;
-    model.check_supported()?;
-    let input_text = read_input(input)?;
-    let floats = parse_input(&input_text, &input.display().to_string(), &model)?;
-    let float = model.run_float(&floats)?;
-    let qm = quantize(&model, &floats, &float, cfg)?;
-    let report = analyze(&model, &qm, &floats, &float)?;
-    let names: Vec<String> = model.inputs.iter().map(|i| i.name.clone()).collect();
-    let inputs = qm.quantize_inputs(&floats, &names)?;
+    let QuantizedRun {
+        model,
+        onnx_bytes,
+        input_text,
+        qm,
+        report,
+        inputs,
+        ..
+    } = quantize_files(model_path, input, cfg)?;
     let values = qm.evaluate(&inputs)?;
     qm.check_activation_budget(&values)?;
     let compiled = circuit::compile_as(&qm, dis, Some(&values))

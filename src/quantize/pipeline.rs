@@ -1,0 +1,53 @@
+//! The chain up to the quantized model, from a model file and an input file: read both once
+//! (through the caps), load and preflight the model, parse the input, run it in floats through
+//! tract, quantize calibrated on that run, and compare the integer evaluator with it. `run`,
+//! `prove` (and so `bench`) and `audit` all start here.
+
+use std::path::Path;
+
+use super::report::{RunReport, analyze};
+use super::{QuantConfig, QuantizedModel, quantize};
+use crate::error::Result;
+use crate::files::{MODEL_CAP, read_capped};
+use crate::model::input::{parse_input, read_input};
+use crate::model::{FloatRun, Model};
+use crate::tensor::Tensor;
+
+/// Everything [`quantize_files`] derives.
+pub struct QuantizedRun {
+    pub model: Model,
+    /// The model and input files as read, once: a pipe cannot be read again, and a file
+    /// changed since would not be what was quantized.
+    pub onnx_bytes: Vec<u8>,
+    pub input_text: String,
+    pub floats: Vec<Tensor<f64>>,
+    pub float: FloatRun,
+    pub qm: QuantizedModel,
+    pub report: RunReport,
+    /// The input at the input values' scales.
+    pub inputs: Vec<Tensor<i64>>,
+}
+
+/// Load, preflight, read the input, run floats, quantize and compare (see the module doc).
+pub fn quantize_files(model_path: &Path, input: &Path, cfg: &QuantConfig) -> Result<QuantizedRun> {
+    let onnx_bytes = read_capped(model_path, MODEL_CAP, "the model")?;
+    let model = Model::from_bytes(model_path, &onnx_bytes)?;
+    model.check_supported()?;
+    let input_text = read_input(input)?;
+    let floats = parse_input(&input_text, &input.display().to_string(), &model)?;
+    let float = model.run_float(&floats)?;
+    let qm = quantize(&model, &floats, &float, cfg)?;
+    let report = analyze(&model, &qm, &floats, &float)?;
+    let names: Vec<String> = model.inputs.iter().map(|i| i.name.clone()).collect();
+    let inputs = qm.quantize_inputs(&floats, &names)?;
+    Ok(QuantizedRun {
+        model,
+        onnx_bytes,
+        input_text,
+        floats,
+        float,
+        qm,
+        report,
+        inputs,
+    })
+}

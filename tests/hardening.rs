@@ -21,23 +21,8 @@ fn write_model(dir: &Path, name: &str, bytes: Vec<u8>, data: &[&[f64]]) -> (Path
     (m, i)
 }
 
-fn prove_model(m: &Path, i: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "prove",
-        m.to_str().unwrap(),
-        "--input",
-        i.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--seed",
-        "3",
-    ];
-    args.extend_from_slice(extra);
-    zk(&args)
-}
-
 fn proves_verifies_and_breaks(m: &Path, i: &Path, out: &Path) {
-    let o = prove_model(m, i, out, &[]);
+    let o = prove_seeded(m, i, out, "3", &[]);
     assert_eq!(o.status.code(), Some(0), "prove: {}", stderr(&o));
     assert_eq!(verify(out).0, 0);
     let o = zk(&["break-test", out.to_str().unwrap()]);
@@ -128,7 +113,7 @@ fn integer_division_is_refused_at_run_time_and_truncates_when_folded() {
         text.contains("div_q") && text.contains("integer division"),
         "{text}"
     );
-    let o = prove_model(&m, &i, &w.join("r"), &[]);
+    let o = prove_seeded(&m, &i, &w.join("r"), "3", &[]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("integer division"), "{}", stderr(&o));
     assert!(!w.join("r").exists());
@@ -173,7 +158,7 @@ fn sub_model(w: &Path) -> PathBuf {
     );
     let (m, i) = write_model(w, "sub", sub, &[&[0.5, 1.0, -2.0], &[0.25, -1.0, 1.0]]);
     let out = w.join("sub-receipt");
-    let o = prove_model(&m, &i, &out, &[]);
+    let o = prove_seeded(&m, &i, &out, "3", &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(verify(&out).0, 0);
     out
@@ -296,7 +281,7 @@ fn hashed_weight_forgeries_are_refused() {
     let w = work_dir("hardening-hashed");
     let (m, i, _) = sample("sigmoid");
     let out = w.join("r");
-    let o = prove_model(&m, &i, &out, &["--param-visibility", "hashed"]);
+    let o = prove_seeded(&m, &i, &out, "3", &["--param-visibility", "hashed"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let why = expect_rejected(&out, "not-a-field-element", |d| {
         edit_receipt(d, |r| {
@@ -340,7 +325,7 @@ fn prove_forecasts_refuses_above_max_k_and_cleans_up() {
     let w = work_dir("hardening-resources");
     let (m, i, _) = sample("digits");
     let out = w.join("r");
-    let o = prove_model(&m, &i, &out, &["--max-k", "4"]);
+    let o = prove_seeded(&m, &i, &out, "3", &["--max-k", "4"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("--max-k 4"), "{}", stderr(&o));
     assert!(!out.exists());
@@ -348,7 +333,7 @@ fn prove_forecasts_refuses_above_max_k_and_cleans_up() {
     let stale = w.join(".r.tmp-4999999");
     std::fs::create_dir_all(&stale).unwrap();
     std::fs::write(stale.join("receipt.json"), "{").unwrap();
-    let o = prove_model(&m, &i, &out, &[]);
+    let o = prove_seeded(&m, &i, &out, "3", &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).contains("forecast for k="), "{}", stderr(&o));
     assert!(!stale.exists());

@@ -376,19 +376,9 @@ fn digits_audit_and_break_test() {
 
 fn prove_with(sample_name: &str, out: &Path, extra: &[&str]) -> Value {
     let (m, i, _) = sample(sample_name);
-    let mut args = vec![
-        "prove",
-        m.to_str().unwrap(),
-        "--input",
-        i.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--seed",
-        "11",
-        "--json",
-    ];
+    let mut args = vec!["--json"];
     args.extend_from_slice(extra);
-    let o = zk(&args);
+    let o = prove_seeded(&m, &i, out, "11", &args);
     assert_eq!(o.status.code(), Some(0), "prove failed: {}", stderr(&o));
     stdout_json(&o)
 }

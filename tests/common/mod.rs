@@ -161,3 +161,19 @@ pub fn edit_json(path: &Path, f: impl FnOnce(&mut Value)) {
     f(&mut v);
     std::fs::write(path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
 }
+
+/// `prove MODEL --input IN --out OUT --seed SEED` and `extra`, into the test's parameter cache.
+pub fn prove_seeded(m: &Path, i: &Path, out: &Path, seed: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "prove",
+        m.to_str().unwrap(),
+        "--input",
+        i.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--seed",
+        seed,
+    ];
+    args.extend_from_slice(extra);
+    zk(&args)
+}

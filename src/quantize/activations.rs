@@ -1,0 +1,164 @@
+//! Lowering of ReLU, LeakyReLU, PRelu, Sigmoid, Tanh, the table functions (`TableFn`) and Softmax into integer ops (`QOp`); `Lowering::lower_op` dispatches here.
+
+use super::*;
+
+impl Lowering<'_> {
+    pub(super) fn lower_relu(&mut self, arg0: String) -> Result<Operand> {
+        let x = self.value(&arg0)?;
+        let sh = self.shape(x);
+        let sc = self.scale_of(x);
+        Ok(Operand::Value(self.push(QOp::Relu, vec![x], sh, sc)?))
+    }
+
+    pub(super) fn lower_leaky_relu(&mut self, arg0: String, alpha: &f64) -> Result<Operand> {
+        let x = self.value(&arg0)?;
+        let a = Tensor::new(vec![], vec![*alpha]);
+        let sa = self.param_scale(&a);
+        let q = self.quant(&a, sa)?[0];
+        let sh = self.shape(x);
+        let sc = self.scale_of(x);
+        Ok(Operand::Value(self.push(
+            QOp::LeakyRelu {
+                alpha: q,
+                shift: sa as u32,
+            },
+            vec![x],
+            sh,
+            sc + sa,
+        )?))
+    }
+
+    pub(super) fn lower_sigmoid_tanh(&mut self, node: &Node, arg0: String) -> Result<Operand> {
+        let func = if node.op == Op::Sigmoid {
+            TableFn::Sigmoid
+        } else {
+            TableFn::Tanh
+        };
+        let x = self.value(&arg0)?;
+        self.table(x, func)
+    }
+
+    pub(super) fn lower_unary(&mut self, arg0: String, func: &TableFn) -> Result<Operand> {
+        let x = self.value(&arg0)?;
+        self.table(x, *func)
+    }
+
+    pub(super) fn lower_prelu(&mut self, node: &Node, arg0: String) -> Result<Operand> {
+        // max(x, 0) + slope·min(x, 0), with min(x, 0) = x − max(x, 0).
+        let slope = self.constant(&input(node, 1).ok_or_else(|| self.fail("no slope"))?)?;
+        let x = self.value(&arg0)?;
+        let (sh, sc) = (self.shape(x), self.scale_of(x));
+        let r = self.push(QOp::Relu, vec![x], sh, sc)?;
+        let neg = self.binary(&Op::Sub, Operand::Value(x), Operand::Value(r))?;
+        let scaled = match self.binary(&Op::Mul, neg, Operand::Const(slope))? {
+            Operand::Value(v) => Operand::Value(self.rescale_to(v, sc)?),
+            c => c,
+        };
+        self.binary(&Op::Add, Operand::Value(r), scaled)
+    }
+
+    pub(super) fn lower_softmax(
+        &mut self,
+        arg0: String,
+        axis: &i64,
+        flatten: &bool,
+    ) -> Result<Operand> {
+        // exp(x − max) / Σ exp(x − max): max and sum over the axes, exp and the
+        // reciprocal of the sum through tables, one product.
+        let x = self.value(&arg0)?;
+        let xs = self.shape(x);
+        let a = axis_index(*axis, xs.len()).map_err(|e| self.fail(e))?;
+        let axes: Vec<usize> = if *flatten {
+            (a..xs.len()).collect()
+        } else {
+            vec![a]
+        };
+        let sc = self.scale_of(x);
+        let m = self.push(
+            QOp::ReduceMax {
+                axes: axes.clone(),
+                keepdims: true,
+                min: false,
+            },
+            vec![x],
+            reduced_shape(&xs, &axes, true),
+            sc,
+        )?;
+        let d = self.binary(&Op::Sub, Operand::Value(x), Operand::Value(m))?;
+        let d = self.runtime_value(d, "softmax")?;
+        let e = self.table(d, TableFn::Exp)?;
+        let e = self.runtime_value(e, "softmax")?;
+        let (sum, _) = self.reduce_sum(e, &axes, true)?;
+        let r = self.table(sum, TableFn::Reciprocal)?;
+        self.binary(&Op::Mul, Operand::Value(e), r)
+    }
+
+    /// A table function of a value, at the activation scale.
+    pub(super) fn apply(&mut self, x: usize, func: TableFn) -> Result<usize> {
+        let y = self.table(x, func)?;
+        let y = self.runtime_value(y, "a recurrent layer's activation")?;
+        self.rescale_to(y, self.s)
+    }
+
+    /// A lookup table over the calibrated input range (twice the largest magnitude seen, at least
+    /// ±1.0). The table's input scale is the largest that keeps it within `table_bits`; the table
+    /// is interpolated (see [`QOp::Interp`]) with the widest step that stays within one output
+    /// unit of the exact table over the whole range.
+    pub(super) fn table(&mut self, x: usize, func: TableFn) -> Result<Operand> {
+        let sx = self.scale_of(x);
+        let (mn, mx) = self.values[x].range;
+        let max_abs = (mn.unsigned_abs().max(mx.unsigned_abs()) as f64) / 2f64.powi(sx);
+        // rsqrt reads variances, often tiny and steep there: its table spans what calibration
+        // saw (twice over) rather than at least ±1, for resolution where it matters.
+        let reach = match func {
+            TableFn::Rsqrt => (2.0 * max_abs).max(2f64.powi(-sx)),
+            _ => (2.0 * max_abs).max(1.0),
+        };
+        let mut t = sx;
+        while t > 0 && 2.0 * reach * 2f64.powi(t) + 1.0 > 2f64.powi(self.cfg.table_bits as i32) {
+            t -= 1;
+        }
+        let bound = (reach * 2f64.powi(t)).ceil() as i64;
+        if 2 * bound + 1 > 1i64 << self.cfg.table_bits {
+            return Err(self.fail(format!(
+                "inputs reach ±{max_abs:.3}, too wide for a {} table of 2^{} entries",
+                func.name(),
+                self.cfg.table_bits
+            )));
+        }
+        let xin = self.rescale_to(x, t)?;
+        let sh = self.shape(xin);
+        let s = self.s;
+        // Interpolate between points 2^b apart when that stays within one output unit of the
+        // exact table everywhere in range: the table shrinks 2^b-fold, and with it k.
+        let step_bits = (1..=10u32)
+            .rev()
+            .find(|&b| {
+                let (lo, hi) = interp_domain(-bound, bound, b);
+                (lo..=hi).all(|v| {
+                    let e = table_entry(func, v, t, s);
+                    (interp_entry(func, v, t, s, b) - e).abs() <= 1
+                })
+            })
+            .unwrap_or(0);
+        let op = if step_bits >= 2 {
+            QOp::Interp {
+                func,
+                in_scale: t,
+                out_scale: s,
+                lo: -bound,
+                hi: bound,
+                step_bits,
+            }
+        } else {
+            QOp::Table {
+                func,
+                in_scale: t,
+                out_scale: s,
+                lo: -bound,
+                hi: bound,
+            }
+        };
+        Ok(Operand::Value(self.push(op, vec![xin], sh, s)?))
+    }
+}

@@ -1,0 +1,479 @@
+//! Lowering of Gemm, MatMul, Conv, ConvTranspose, and BatchNormalization when it is not folded into the layer before it into integer ops (`QOp`); `Lowering::lower_op` dispatches here.
+
+use super::*;
+use crate::model::Pads;
+
+impl Lowering<'_> {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn lower_gemm(
+        &mut self,
+        node: &Node,
+        fold_bn: Option<&Node>,
+        arg0: String,
+        alpha: &f64,
+        beta: &f64,
+        trans_a: &bool,
+        trans_b: &bool,
+    ) -> Result<Operand> {
+        let s = self.s;
+        let mut x = self.value(&arg0)?;
+        if self.shape(x).len() != 2 {
+            return Err(self.fail(format!("Gemm input A must be 2-D, got {:?}", self.shape(x))));
+        }
+        if *trans_a {
+            let sh = self.shape(x);
+            x = self.push(
+                QOp::Transpose { perm: vec![1, 0] },
+                vec![x],
+                vec![sh[1], sh[0]],
+                s,
+            )?;
+        }
+        let mut w = self.constant(&input(node, 1).unwrap())?;
+        if w.rank() != 2 {
+            return Err(self.fail(format!("Gemm input B must be 2-D, got {:?}", w.shape)));
+        }
+        if *trans_b {
+            w = w.transpose(&[1, 0]);
+        }
+        let w = w.map(|v| v * alpha);
+        let c = input(node, 2)
+            .map(|n| self.constant(&n))
+            .transpose()?
+            .map(|c| c.map(|v| v * beta));
+        self.linear(x, w, c, fold_bn)
+    }
+
+    pub(super) fn lower_matmul(
+        &mut self,
+        node: &Node,
+        fold_bn: Option<&Node>,
+        arg0: String,
+    ) -> Result<Operand> {
+        let b_name = input(node, 1).ok_or_else(|| self.fail("MatMul needs two inputs"))?;
+        match (self.operand(&arg0)?, self.operand(&b_name)?) {
+            (Operand::Value(x), Operand::Const(w)) => {
+                let w = squeeze_leading(w);
+                if w.rank() != 2 {
+                    return Err(self.fail(format!(
+                        "MatMul with a constant of shape {:?} is not supported (2-D only)",
+                        w.shape
+                    )));
+                }
+                self.linear(x, w, None, fold_bn)
+            }
+            (Operand::Const(a), Operand::Value(x)) => {
+                // y = A·x = (xᵀ·Aᵀ)ᵀ over the last two axes.
+                let a = squeeze_leading(a);
+                let sh = self.shape(x);
+                if a.rank() != 2 || sh.len() < 2 {
+                    return Err(self.fail("MatMul with a constant left operand needs a 2-D constant and a runtime operand of rank ≥ 2"));
+                }
+                let r = sh.len();
+                let mut perm: Vec<usize> = (0..r).collect();
+                perm.swap(r - 1, r - 2);
+                let mut tsh = sh.clone();
+                tsh.swap(r - 1, r - 2);
+                let xt = self.push(
+                    QOp::Transpose { perm: perm.clone() },
+                    vec![x],
+                    tsh,
+                    self.scale_of(x),
+                )?;
+                let y = match self.linear(xt, a.transpose(&[1, 0]), None, fold_bn)? {
+                    Operand::Value(y) => y,
+                    c => return Ok(c),
+                };
+                let mut ysh = self.shape(y);
+                ysh.swap(r - 1, r - 2);
+                let sc = self.scale_of(y);
+                Ok(Operand::Value(self.push(
+                    QOp::Transpose { perm },
+                    vec![y],
+                    ysh,
+                    sc,
+                )?))
+            }
+            (Operand::Const(a), Operand::Const(b)) => {
+                let (a, b) = (squeeze_leading(a), squeeze_leading(b));
+                if a.rank() != 2 || b.rank() != 2 {
+                    return Err(self.fail("MatMul of constants is folded only for 2-D operands"));
+                }
+                Ok(Operand::Const(float_matmul(&a, &b)))
+            }
+            (Operand::Value(a), Operand::Value(b)) => {
+                let (sa, sb) = (self.shape(a), self.shape(b));
+                if sa.len() < 2 || sb.len() < 2 {
+                    return Err(self.fail(format!(
+                        "MatMul of runtime tensors {sa:?} × {sb:?} needs rank ≥ 2"
+                    )));
+                }
+                let (m, k) = (sa[sa.len() - 2], sa[sa.len() - 1]);
+                let (k2, n) = (sb[sb.len() - 2], sb[sb.len() - 1]);
+                let (ba, bb) = (&sa[..sa.len() - 2], &sb[..sb.len() - 2]);
+                // Leading axes: equal, or one side a single matrix.
+                let lead = if numel(ba) == 1 && ba.len() <= bb.len() {
+                    bb.to_vec()
+                } else if (numel(bb) == 1 && bb.len() <= ba.len()) || ba == bb {
+                    ba.to_vec()
+                } else {
+                    return Err(self.fail(format!(
+                        "MatMul of runtime tensors {sa:?} × {sb:?}: leading axes must match"
+                    )));
+                };
+                if k != k2 {
+                    return Err(self.fail(format!("MatMul shapes {sa:?} × {sb:?} do not match")));
+                }
+                let mut out = lead.clone();
+                out.extend([m, n]);
+                let sc = self.scale_of(a) + self.scale_of(b);
+                let op = QOp::MatMul {
+                    batch: numel(&lead),
+                    m,
+                    k,
+                    n,
+                };
+                Ok(Operand::Value(self.push(op, vec![a, b], out, sc)?))
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn lower_conv(
+        &mut self,
+        node: &Node,
+        fold_bn: Option<&Node>,
+        arg0: String,
+        kernel_shape: &Option<Vec<usize>>,
+        st: &[usize],
+        pads: &Pads,
+        dilations: &[usize],
+    ) -> Result<Operand> {
+        let x = self.value(&arg0)?;
+        let xs = self.shape(x);
+        let w = self.constant(&input(node, 1).unwrap())?;
+        if xs.len() < 3 || w.rank() != xs.len() || w.shape[1] != xs[1] {
+            return Err(self.fail(format!(
+                "Conv input {:?} and weight {:?} do not match",
+                xs, w.shape
+            )));
+        }
+        let nsp = xs.len() - 2;
+        let kernel = w.shape[2..].to_vec();
+        if kernel_shape.as_ref().is_some_and(|k| *k != kernel) {
+            return Err(self.fail("kernel_shape does not match the weight"));
+        }
+        let st = or_ones(st, nsp);
+        let dil = or_ones(dilations, nsp);
+        let (pb, pe) = pads.resolve(&xs[2..], &kernel, &st, &dil);
+        let mut out_shape = vec![xs[0], w.shape[0]];
+        for d in 0..nsp {
+            out_shape.push(
+                window_out(
+                    xs[d + 2],
+                    pb[d] + pe[d],
+                    (kernel[d] - 1) * dil[d] + 1,
+                    st[d],
+                    false,
+                )
+                .map_err(|e| self.fail(e))?,
+            );
+        }
+        let mut bias = input(node, 2).map(|n| self.constant(&n)).transpose()?;
+        let mut w = w;
+        if let Some(bn) = fold_bn {
+            let (a, b) = self.bn_affine(bn)?;
+            let per = w.len() / w.shape[0];
+            for (i, v) in w.data.iter_mut().enumerate() {
+                *v *= a[i / per];
+            }
+            let b0 = bias.map(|t| t.data).unwrap_or_else(|| vec![0.0; a.len()]);
+            bias = Some(Tensor::new(
+                vec![a.len()],
+                b0.iter()
+                    .zip(&a)
+                    .zip(&b)
+                    .map(|((b0, a), b)| b0 * a + b)
+                    .collect(),
+            ));
+        }
+        self.conv_node(x, &w, bias, kernel, st, pb, dil, out_shape)
+    }
+
+    pub(super) fn lower_conv_transpose(
+        &mut self,
+        node: &Node,
+        arg0: String,
+        st: &[usize],
+        pads: &[usize],
+        dilations: &[usize],
+        output_padding: &[usize],
+    ) -> Result<Operand> {
+        // A transposed convolution is a convolution (stride 1, flipped kernel, channels
+        // swapped) over the input spread `stride` apart and padded by d·(K−1) − pad:
+        // the spreading and padding are rewiring, the convolution is the usual chip.
+        let xs = self.shape_of(&arg0)?;
+        let w = self.constant(&input(node, 1).ok_or_else(|| self.fail("no weight"))?)?;
+        if xs.len() < 3 || w.rank() != xs.len() || w.shape[0] != xs[1] {
+            return Err(self.fail(format!(
+                "ConvTranspose input {:?} and weight {:?} do not match",
+                xs, w.shape
+            )));
+        }
+        let nsp = xs.len() - 2;
+        let kernel = w.shape[2..].to_vec();
+        let (st, dil) = (or_ones(st, nsp), or_ones(dilations, nsp));
+        let pads = if pads.is_empty() {
+            vec![0; 2 * nsp]
+        } else {
+            pads.to_vec()
+        };
+        let opad = if output_padding.is_empty() {
+            vec![0; nsp]
+        } else {
+            output_padding.to_vec()
+        };
+        if st.len() != nsp || dil.len() != nsp || pads.len() != 2 * nsp || opad.len() != nsp {
+            return Err(
+                self.fail("strides, dilations, pads or output_padding do not match the rank")
+            );
+        }
+        let mut spread = xs[..2].to_vec();
+        let mut begin = vec![0i64; xs.len()];
+        for d in 0..nsp {
+            let reach = (dil[d] * (kernel[d] - 1)) as i64;
+            let b = reach - pads[d] as i64;
+            let e = reach - pads[nsp + d] as i64 + opad[d] as i64;
+            let n = (xs[d + 2] as i64 - 1) * st[d] as i64 + 1 + b + e;
+            if n < (dil[d] * (kernel[d] - 1) + 1) as i64 {
+                return Err(self.fail("the padding leaves no output"));
+            }
+            spread.push(n as usize);
+            begin[d + 2] = b;
+        }
+        let index = index_map(&xs, &spread, |d, o| {
+            if d < 2 {
+                return Some(o);
+            }
+            let v = o as i64 - begin[d];
+            let s = st[d - 2] as i64;
+            (v >= 0 && v % s == 0).then_some((v / s) as usize)
+        });
+        let spread_op = self.rewire(&arg0, spread.clone(), index, 0.0)?;
+        let x = match spread_op {
+            Operand::Value(v) => v,
+            Operand::Const(t) => {
+                let s = self.s;
+                self.const_value(&t, s)?
+            }
+        };
+        // weight [C_in, C_out/g, *K] → [C_out, C_in, *K], kernel flipped.
+        let (cin, cout) = (w.shape[0], w.shape[1]);
+        let kn = numel(&kernel);
+        let ks = strides(&kernel);
+        let mut flipped = vec![0.0; w.len()];
+        for c in 0..cin {
+            for o in 0..cout {
+                for k in 0..kn {
+                    let mut kf = 0;
+                    for (d, &kd) in kernel.iter().enumerate() {
+                        let i = (k / ks[d]) % kd;
+                        kf += (kd - 1 - i) * ks[d];
+                    }
+                    flipped[(o * cin + c) * kn + kf] = w.data[(c * cout + o) * kn + k];
+                }
+            }
+        }
+        let mut wshape = vec![cout, cin];
+        wshape.extend(&kernel);
+        let w = Tensor::new(wshape, flipped);
+        let bias = input(node, 2).map(|n| self.constant(&n)).transpose()?;
+        let mut out_shape = vec![xs[0], cout];
+        for d in 0..nsp {
+            out_shape.push(spread[d + 2] - dil[d] * (kernel[d] - 1));
+        }
+        self.conv_node(
+            x,
+            &w,
+            bias,
+            kernel,
+            vec![1; nsp],
+            vec![0; nsp],
+            dil,
+            out_shape,
+        )
+    }
+
+    pub(super) fn lower_batch_normalization(
+        &mut self,
+        node: &Node,
+        arg0: String,
+    ) -> Result<Operand> {
+        let s = self.s;
+        // Not folded: y = x·a + b per channel (axis 1).
+        let x = self.value(&arg0)?;
+        let xs = self.shape(x);
+        let (a, b) = self.bn_affine(node)?;
+        let mut cshape = vec![1; xs.len().max(2)];
+        cshape[1] = a.len();
+        let at = Tensor::new(cshape.clone(), a);
+        let bt = Tensor::new(cshape, b);
+        let ax = self.binary(&Op::Mul, Operand::Value(x), Operand::Const(at))?;
+        let ax = match ax {
+            Operand::Value(v) => self.rescale_to(v, s)?,
+            c => return Ok(c),
+        };
+        self.binary(&Op::Add, Operand::Value(ax), Operand::Const(bt))
+    }
+
+    /// `x·w + c` at the activation scale, `x` a runtime `[B, K]`, `w` `[K, N]`.
+    pub(super) fn dense(
+        &mut self,
+        x: usize,
+        w: Tensor<f64>,
+        c: Option<Tensor<f64>>,
+    ) -> Result<usize> {
+        let y = self.linear(x, w, c, None)?;
+        let y = self.runtime_value(y, "a recurrent layer's product")?;
+        self.rescale_to(y, self.s)
+    }
+
+    /// A convolution node of `x` with float weight `w` (`[O, C, *K]`) and bias, quantized.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn conv_node(
+        &mut self,
+        x: usize,
+        w: &Tensor<f64>,
+        bias: Option<Tensor<f64>>,
+        kernel: Vec<usize>,
+        strides: Vec<usize>,
+        pads_begin: Vec<usize>,
+        dilations: Vec<usize>,
+        out_shape: Vec<usize>,
+    ) -> Result<Operand> {
+        let sw = self.param_scale(w);
+        let sx = self.scale_of(x);
+        let weight = self.quant(w, sw)?;
+        let bias = bias.map(|b| self.quant(&b, sx + sw)).transpose()?;
+        let op = QOp::Conv {
+            out_channels: w.shape[0],
+            kernel,
+            strides,
+            pads_begin,
+            dilations,
+            weight,
+            bias,
+        };
+        Ok(Operand::Value(self.push(
+            op,
+            vec![x],
+            out_shape,
+            sx + sw,
+        )?))
+    }
+
+    /// `y = x·w + c` over the last axis of `x`; `c` is folded into the op's bias when it is one
+    /// value per output column, otherwise added afterwards.
+    pub(super) fn linear(
+        &mut self,
+        x: usize,
+        mut w: Tensor<f64>,
+        c: Option<Tensor<f64>>,
+        fold_bn: Option<&Node>,
+    ) -> Result<Operand> {
+        let xs = self.shape(x);
+        let (k, n) = (w.shape[0], w.shape[1]);
+        if xs.last() != Some(&k) {
+            return Err(self.fail(format!(
+                "input {:?} does not match weight {:?}",
+                xs, w.shape
+            )));
+        }
+        let mut out = xs.clone();
+        *out.last_mut().unwrap() = n;
+        let (mut bias, mut extra) = match c {
+            Some(c) if c.len() == n && c.shape.iter().rev().skip(1).all(|&d| d == 1) => {
+                (Some(c.data), None)
+            }
+            Some(c) if c.len() == 1 => (Some(vec![c.data[0]; n]), None),
+            Some(c) => {
+                if broadcast_shape(&out, &c.shape).as_deref() != Some(&out[..]) {
+                    return Err(self.fail(format!(
+                        "bias {:?} does not broadcast to {:?}",
+                        c.shape, out
+                    )));
+                }
+                (None, Some(c))
+            }
+            None => (None, None),
+        };
+        if let Some(bn) = fold_bn {
+            if extra.is_some() || out.len() != 2 {
+                return Err(self.fail("BatchNormalization can only be folded into a 2-D linear layer with a vector bias"));
+            }
+            let (a, b) = self.bn_affine(bn)?;
+            if a.len() != n {
+                return Err(self.fail("BatchNormalization channels do not match the linear layer"));
+            }
+            for (i, v) in w.data.iter_mut().enumerate() {
+                *v *= a[i % n];
+            }
+            let b0 = bias.unwrap_or_else(|| vec![0.0; n]);
+            bias = Some(
+                b0.iter()
+                    .zip(&a)
+                    .zip(&b)
+                    .map(|((b0, a), b)| b0 * a + b)
+                    .collect(),
+            );
+        }
+        let sw = self.param_scale(&w);
+        let sx = self.scale_of(x);
+        let weight = self.quant(&w, sw)?;
+        let bias = bias
+            .map(|b| self.quant(&Tensor::new(vec![n], b), sx + sw))
+            .transpose()?;
+        let y = self.push(QOp::Linear { k, n, weight, bias }, vec![x], out, sx + sw)?;
+        match extra.take() {
+            None => Ok(Operand::Value(y)),
+            Some(c) => {
+                let y = self.rescale_to(y, self.s)?;
+                self.binary(&Op::Add, Operand::Value(y), Operand::Const(c))
+            }
+        }
+    }
+
+    /// BatchNormalization as a per-channel affine map `y = a·x + b`.
+    pub(super) fn bn_affine(&self, bn: &Node) -> Result<(Vec<f64>, Vec<f64>)> {
+        let eps = match bn.op {
+            Op::BatchNormalization { epsilon } => epsilon,
+            _ => unreachable!(),
+        };
+        let get = |i: usize| -> Result<Vec<f64>> {
+            let n = bn
+                .inputs
+                .get(i)
+                .ok_or_else(|| self.fail("BatchNormalization needs 5 inputs"))?;
+            Ok(self
+                .model
+                .constants
+                .get(n)
+                .ok_or_else(|| self.fail(format!("`{n}` must be a constant")))?
+                .data
+                .clone())
+        };
+        let (g, beta, mean, var) = (get(1)?, get(2)?, get(3)?, get(4)?);
+        let a: Vec<f64> = g
+            .iter()
+            .zip(&var)
+            .map(|(g, v)| g / (v + eps).sqrt())
+            .collect();
+        let b: Vec<f64> = a
+            .iter()
+            .zip(&mean)
+            .zip(&beta)
+            .map(|((a, m), b)| b - a * m)
+            .collect();
+        Ok((a, b))
+    }
+}

@@ -1,0 +1,89 @@
+//! Lowering of LayerNormalization and InstanceNormalization into integer ops (`QOp`); `Lowering::lower_op` dispatches here.
+
+use super::*;
+
+impl Lowering<'_> {
+    pub(super) fn lower_normalization(
+        &mut self,
+        node: &Node,
+        arg0: String,
+        axis: &i64,
+        epsilon: &f64,
+        instance: &bool,
+    ) -> Result<Operand> {
+        // (x − mean) · rsqrt(var + ε) · scale + bias: means by sums and rescales, the
+        // square and the normalizing product by the mul gate, rsqrt from a table.
+        let x = self.value(&arg0)?;
+        let xs = self.shape(x);
+        let r = xs.len();
+        let a = axis_index(*axis, r).map_err(|e| self.fail(e))?;
+        let axes: Vec<usize> = (a..r).collect();
+        let sc = self.scale_of(x);
+        const WHAT: &str = "normalization";
+        let as_value = |this: &mut Self, o: Operand| -> Result<usize> {
+            let v = this.runtime_value(o, WHAT)?;
+            this.rescale_to(v, sc)
+        };
+        let mean = self.mean(x, axes.clone(), true)?;
+        let d = self.binary(&Op::Sub, Operand::Value(x), mean)?;
+        let d = as_value(self, d)?;
+        // The variance is kept finer than the activations, so the table can read it
+        // finely (rsqrt is steep for small variances): the sum of squares (scale 2·S) is
+        // divided by the count and brought to that scale in one rescale.
+        let sq = self.binary(&Op::Mul, Operand::Value(d), Operand::Value(d))?;
+        let sq = self.runtime_value(sq, WHAT)?;
+        let (sum, count) = self.reduce_sum(sq, &axes, true)?;
+        let sq_scale = self.scale_of(sum);
+        // The finest scale at which the calibrated variance (plus ε, with a bit of
+        // headroom) still fits the activation range, but no coarser than S + 4.
+        let var_max =
+            self.values[sum].range.1.max(0) as f64 / count.max(1) as f64 / 2f64.powi(sq_scale)
+                + epsilon;
+        let limit = 2f64.powi(self.cfg.activation_bits as i32 - 3);
+        let mut fine = sq_scale;
+        while fine > sc + 4 && var_max * 2f64.powi(fine) >= limit {
+            fine -= 1;
+        }
+        let fine = fine.min(sq_scale);
+        let divisor = count.max(1) << (sq_scale - fine);
+        let var_shape = self.shape(sum);
+        let var = Operand::Value(self.push(
+            QOp::Rescale {
+                divisor: vec![divisor],
+            },
+            vec![sum],
+            var_shape,
+            fine,
+        )?);
+        let eps = Operand::Const(Tensor::new(vec![], vec![*epsilon]));
+        let ve = self.binary(&Op::Add, var, eps)?;
+        let ve = self.runtime_value(ve, WHAT)?;
+        let inv = self.table(ve, TableFn::Rsqrt)?;
+        let y = self.binary(&Op::Mul, Operand::Value(d), inv)?;
+        let mut y = as_value(self, y)?;
+        // Scale and bias: over the normalized axes, or per channel (instance).
+        let shape_for = |t: &Tensor<f64>| -> Vec<usize> {
+            if *instance {
+                let mut sh = vec![t.len()];
+                sh.extend(std::iter::repeat_n(1, r - 2));
+                sh
+            } else {
+                t.shape.clone()
+            }
+        };
+        if let Some(n) = input(node, 1) {
+            let g = self.constant(&n)?;
+            let g = g.reshaped(shape_for(&g));
+            let o = self.binary(&Op::Mul, Operand::Value(y), Operand::Const(g))?;
+            y = as_value(self, o)?;
+        }
+        match input(node, 2) {
+            Some(n) => {
+                let b = self.constant(&n)?;
+                let b = b.reshaped(shape_for(&b));
+                self.binary(&Op::Add, Operand::Value(y), Operand::Const(b))
+            }
+            None => Ok(Operand::Value(y)),
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Lowering of AveragePool, MaxPool, GlobalAveragePool and the reductions ReduceMean, ReduceSum, ReduceMax and ReduceMin into integer ops (`QOp`); `Lowering::lower_op` dispatches here.
+
+use super::*;
+use crate::model::Pads;
+
+impl Lowering<'_> {
+    pub(super) fn lower_average_pool(
+        &mut self,
+        arg0: String,
+        kernel_shape: &[usize],
+        st: &[usize],
+        pads: &Pads,
+        count_include_pad: &bool,
+    ) -> Result<Operand> {
+        let (x, xs) = self.pool_input(&arg0, kernel_shape)?;
+        let nsp = kernel_shape.len();
+        let st = or_ones(st, nsp);
+        let ones = vec![1; nsp];
+        let (pb, pe) = pads.resolve(&xs[2..], kernel_shape, &st, &ones);
+        let mut out_shape = xs[..2].to_vec();
+        for d in 0..nsp {
+            out_shape.push(
+                window_out(xs[d + 2], pb[d] + pe[d], kernel_shape[d], st[d], false)
+                    .map_err(|e| self.fail(e))?,
+            );
+        }
+        // Divisor per output position: the window size, or only its in-bounds part.
+        let mut divisor = vec![];
+        for_each_index(&out_shape[2..], |p| {
+            let mut n = 1u64;
+            for d in 0..nsp {
+                let start = (p[d] * st[d]) as isize - pb[d] as isize;
+                let end = start + kernel_shape[d] as isize;
+                let (lo, hi) = if *count_include_pad {
+                    (
+                        start.max(-(pb[d] as isize)),
+                        end.min((xs[d + 2] + pe[d]) as isize),
+                    )
+                } else {
+                    (start.max(0), end.min(xs[d + 2] as isize))
+                };
+                n *= (hi - lo).max(1) as u64;
+            }
+            divisor.push(n);
+        });
+        let per_pos = divisor.len();
+        let divisor = if divisor.iter().all(|&d| d == divisor[0]) {
+            vec![divisor[0]]
+        } else {
+            divisor
+                .iter()
+                .cycle()
+                .take(per_pos * xs[0] * xs[1])
+                .copied()
+                .collect()
+        };
+        let sc = self.scale_of(x);
+        let sum = self.push(
+            QOp::SumPool {
+                kernel: kernel_shape.to_vec(),
+                strides: st,
+                pads_begin: pb,
+            },
+            vec![x],
+            out_shape.clone(),
+            sc,
+        )?;
+        Ok(Operand::Value(self.push(
+            QOp::Rescale { divisor },
+            vec![sum],
+            out_shape,
+            sc,
+        )?))
+    }
+
+    pub(super) fn lower_max_pool(
+        &mut self,
+        arg0: String,
+        kernel_shape: &[usize],
+        st: &[usize],
+        pads: &Pads,
+        dilations: &[usize],
+        ceil_mode: &bool,
+    ) -> Result<Operand> {
+        let (x, xs) = self.pool_input(&arg0, kernel_shape)?;
+        let nsp = kernel_shape.len();
+        let st = or_ones(st, nsp);
+        let dil = or_ones(dilations, nsp);
+        let (pb, pe) = pads.resolve(&xs[2..], kernel_shape, &st, &dil);
+        let mut out_shape = xs[..2].to_vec();
+        for d in 0..nsp {
+            let eff = (kernel_shape[d] - 1) * dil[d] + 1;
+            let mut o = window_out(xs[d + 2], pb[d] + pe[d], eff, st[d], *ceil_mode)
+                .map_err(|e| self.fail(e))?;
+            // With ceil_mode the last window must still start inside the input or its
+            // leading padding (ONNX's rule).
+            if *ceil_mode && (o - 1) * st[d] >= xs[d + 2] + pb[d] {
+                o -= 1;
+            }
+            out_shape.push(o);
+        }
+        let sc = self.scale_of(x);
+        let op = QOp::MaxPool {
+            kernel: kernel_shape.to_vec(),
+            strides: st,
+            pads_begin: pb,
+            dilations: dil,
+        };
+        Ok(Operand::Value(self.push(op, vec![x], out_shape, sc)?))
+    }
+
+    pub(super) fn lower_global_average_pool(&mut self, arg0: String) -> Result<Operand> {
+        let x = self.value(&arg0)?;
+        let xs = self.shape(x);
+        if xs.len() < 3 {
+            return Err(self.fail("GlobalAveragePool needs a spatial input"));
+        }
+        let axes: Vec<usize> = (2..xs.len()).collect();
+        self.mean(x, axes, true)
+    }
+
+    pub(super) fn lower_reduce(
+        &mut self,
+        node: &Node,
+        arg0: String,
+        axes: &Option<Vec<i64>>,
+        keepdims: &bool,
+        noop_with_empty_axes: &bool,
+    ) -> Result<Operand> {
+        let rank = self.shape_of(&arg0)?.len();
+        let axes = match (axes, input(node, 1)) {
+            (Some(a), _) => a.clone(),
+            (None, Some(n)) => self.constant(&n)?.data.iter().map(|&v| v as i64).collect(),
+            (None, None) => vec![],
+        };
+        let mut axes: Vec<usize> = axes
+            .iter()
+            .map(|&a| axis_index(a, rank))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| self.fail(e))?;
+        if axes.is_empty() {
+            if *noop_with_empty_axes {
+                return self.operand(&arg0);
+            }
+            axes = (0..rank).collect();
+        }
+        axes.sort();
+        axes.dedup();
+        let x = self.value(&arg0)?;
+        if let Op::ReduceMax { min, .. } = node.op {
+            let out = reduced_shape(&self.shape(x), &axes, *keepdims);
+            let sc = self.scale_of(x);
+            let op = QOp::ReduceMax {
+                axes,
+                keepdims: *keepdims,
+                min,
+            };
+            Ok(Operand::Value(self.push(op, vec![x], out, sc)?))
+        } else if matches!(node.op, Op::ReduceMean { .. }) {
+            self.mean(x, axes, *keepdims)
+        } else {
+            let (sum, _) = self.reduce_sum(x, &axes, *keepdims)?;
+            Ok(Operand::Value(sum))
+        }
+    }
+
+    pub(super) fn reduce_sum(
+        &mut self,
+        x: usize,
+        axes: &[usize],
+        keepdims: bool,
+    ) -> Result<(usize, u64)> {
+        let xs = self.shape(x);
+        let count: usize = axes.iter().map(|&a| xs[a]).product();
+        let out = reduced_shape(&xs, axes, keepdims);
+        let sc = self.scale_of(x);
+        let v = self.push(
+            QOp::ReduceSum {
+                axes: axes.to_vec(),
+                keepdims,
+            },
+            vec![x],
+            out,
+            sc,
+        )?;
+        Ok((v, count as u64))
+    }
+
+    pub(super) fn mean(&mut self, x: usize, axes: Vec<usize>, keepdims: bool) -> Result<Operand> {
+        let (sum, count) = self.reduce_sum(x, &axes, keepdims)?;
+        let sh = self.shape(sum);
+        let sc = self.scale_of(sum);
+        Ok(Operand::Value(self.push(
+            QOp::Rescale {
+                divisor: vec![count.max(1)],
+            },
+            vec![sum],
+            sh,
+            sc,
+        )?))
+    }
+
+    /// A pool's input and its shape, `[N, C, *spatial]` with one spatial axis per kernel axis.
+    fn pool_input(&mut self, name: &str, kernel_shape: &[usize]) -> Result<(usize, Vec<usize>)> {
+        let x = self.value(name)?;
+        let xs = self.shape(x);
+        if xs.len() != kernel_shape.len() + 2 {
+            return Err(self.fail(format!(
+                "kernel {:?} does not match input {:?}",
+                kernel_shape, xs
+            )));
+        }
+        Ok((x, xs))
+    }
+}

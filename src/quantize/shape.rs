@@ -1,0 +1,234 @@
+//! Lowering of Shape, Squeeze, Unsqueeze, Flatten, Reshape, Transpose, Concat, Tile, Expand and ConstantOfShape into integer ops (`QOp`); `Lowering::lower_op` dispatches here.
+
+use super::*;
+
+impl Lowering<'_> {
+    pub(super) fn lower_constant_of_shape(&mut self, arg0: String, value: &f64) -> Result<Operand> {
+        // The shape is static (shape arithmetic on fixed shapes), so the fill is a
+        // constant.
+        let dims: Vec<usize> = self
+            .constant(&arg0)?
+            .data
+            .iter()
+            .map(|&d| d.max(0.0) as usize)
+            .collect();
+        if numel(&dims) > 1 << 24 {
+            return Err(self.fail(format!("a constant of shape {dims:?} is too large")));
+        }
+        Ok(Operand::Const(Tensor::filled(dims, *value)))
+    }
+
+    pub(super) fn lower_shape(&mut self, arg0: String) -> Result<Operand> {
+        let sh = self.shape_of(&arg0)?;
+        Ok(Operand::Const(Tensor::new(
+            vec![sh.len()],
+            sh.iter().map(|&d| d as f64).collect(),
+        )))
+    }
+
+    pub(super) fn lower_squeeze(
+        &mut self,
+        node: &Node,
+        arg0: String,
+        axes: &Option<Vec<i64>>,
+        unsqueeze: &bool,
+    ) -> Result<Operand> {
+        let sh = self.shape_of(&arg0)?;
+        let axes: Option<Vec<i64>> = match (axes, input(node, 1)) {
+            (Some(a), _) => Some(a.clone()),
+            (None, Some(n)) => Some(self.constant_ints(&n)?),
+            (None, None) => None,
+        };
+        let target = if *unsqueeze {
+            let axes = axes.ok_or_else(|| self.fail("Unsqueeze needs axes"))?;
+            let r = sh.len() + axes.len();
+            let mut at: Vec<usize> = axes
+                .iter()
+                .map(|&a| axis_index(a, r))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| self.fail(e))?;
+            at.sort_unstable();
+            let mut out = sh.clone();
+            for a in at {
+                out.insert(a, 1);
+            }
+            out
+        } else {
+            let r = sh.len();
+            let drop: Vec<usize> = match axes {
+                Some(a) => a
+                    .iter()
+                    .map(|&a| axis_index(a, r))
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|e| self.fail(e))?,
+                None => (0..r).filter(|&d| sh[d] == 1).collect(),
+            };
+            if drop.iter().any(|&d| sh[d] != 1) {
+                return Err(self.fail(format!("cannot squeeze axes {drop:?} of {sh:?}")));
+            }
+            sh.iter()
+                .enumerate()
+                .filter(|(d, _)| !drop.contains(d))
+                .map(|(_, &n)| n)
+                .collect()
+        };
+        self.reshape(&arg0, target)
+    }
+
+    pub(super) fn lower_tile(&mut self, node: &Node, arg0: String) -> Result<Operand> {
+        let xs = self.shape_of(&arg0)?;
+        let reps = self.constant_ints(&input(node, 1).ok_or_else(|| self.fail("no repeats"))?)?;
+        if reps.len() != xs.len() || reps.iter().any(|&v| v < 0) {
+            return Err(self.fail(format!("repeats {reps:?} for shape {xs:?}")));
+        }
+        let out: Vec<usize> = xs
+            .iter()
+            .zip(&reps)
+            .map(|(&n, &k)| n * k as usize)
+            .collect();
+        let index = index_map(&xs, &out, |d, o| Some(o % xs[d].max(1)));
+        self.rewire(&arg0, out, index, 0.0)
+    }
+
+    pub(super) fn lower_expand(&mut self, node: &Node, arg0: String) -> Result<Operand> {
+        let xs = self.shape_of(&arg0)?;
+        let shape = self.constant_ints(&input(node, 1).ok_or_else(|| self.fail("no shape"))?)?;
+        let want: Vec<usize> = shape.iter().map(|&v| v.max(0) as usize).collect();
+        let out = broadcast_shape(&xs, &want)
+            .ok_or_else(|| self.fail(format!("shape {xs:?} does not broadcast to {want:?}")))?;
+        let index = broadcast_index_map(&xs, &out)
+            .into_iter()
+            .map(|i| i as i64)
+            .collect();
+        self.rewire(&arg0, out, index, 0.0)
+    }
+
+    pub(super) fn lower_flatten(&mut self, arg0: String, axis: &i64) -> Result<Operand> {
+        let sh = self.shape_of(&arg0)?;
+        let a = if *axis < 0 {
+            *axis + sh.len() as i64
+        } else {
+            *axis
+        };
+        if a < 0 || a as usize > sh.len() {
+            return Err(self.fail(format!("axis {axis} is out of range for rank {}", sh.len())));
+        }
+        let a = a as usize;
+        self.reshape(
+            &arg0,
+            vec![sh[..a].iter().product(), sh[a..].iter().product()],
+        )
+    }
+
+    pub(super) fn lower_reshape(
+        &mut self,
+        node: &Node,
+        arg0: String,
+        allowzero: &bool,
+    ) -> Result<Operand> {
+        let sh = self.shape_of(&arg0)?;
+        let spec =
+            self.constant(&input(node, 1).ok_or_else(|| self.fail("Reshape needs a shape"))?)?;
+        let target = reshape_target(&sh, &spec.data, *allowzero).map_err(|e| self.fail(e))?;
+        self.reshape(&arg0, target)
+    }
+
+    pub(super) fn lower_transpose(
+        &mut self,
+        arg0: String,
+        perm: &Option<Vec<usize>>,
+    ) -> Result<Operand> {
+        let sh = self.shape_of(&arg0)?;
+        let perm = perm
+            .clone()
+            .unwrap_or_else(|| (0..sh.len()).rev().collect());
+        let mut check = perm.clone();
+        check.sort();
+        if check != (0..sh.len()).collect::<Vec<_>>() {
+            return Err(self.fail(format!(
+                "perm {perm:?} is not a permutation of rank {}",
+                sh.len()
+            )));
+        }
+        match self.operand(&arg0)? {
+            Operand::Const(t) => Ok(Operand::Const(t.transpose(&perm))),
+            Operand::Value(x) => {
+                let out: Vec<usize> = perm.iter().map(|&p| sh[p]).collect();
+                let sc = self.scale_of(x);
+                Ok(Operand::Value(self.push(
+                    QOp::Transpose { perm },
+                    vec![x],
+                    out,
+                    sc,
+                )?))
+            }
+        }
+    }
+
+    pub(super) fn lower_concat(&mut self, node: &Node, axis: &i64) -> Result<Operand> {
+        let s = self.s;
+        let names: Vec<String> = node
+            .inputs
+            .iter()
+            .filter(|n| !n.is_empty())
+            .cloned()
+            .collect();
+        let ops: Vec<Operand> = names
+            .iter()
+            .map(|n| self.operand(n))
+            .collect::<Result<_>>()?;
+        let shapes: Vec<Vec<usize>> = names
+            .iter()
+            .map(|n| self.shape_of(n))
+            .collect::<Result<_>>()?;
+        let rank = shapes[0].len();
+        let ax = axis_index(*axis, rank).map_err(|e| self.fail(e))?;
+        for sh in &shapes {
+            if sh.len() != rank || (0..rank).any(|d| d != ax && sh[d] != shapes[0][d]) {
+                return Err(self.fail(format!(
+                    "Concat inputs {shapes:?} do not match off axis {ax}"
+                )));
+            }
+        }
+        if ops.iter().all(|o| matches!(o, Operand::Const(_))) {
+            let ts: Vec<Tensor<f64>> = ops
+                .into_iter()
+                .map(|o| {
+                    if let Operand::Const(t) = o {
+                        t
+                    } else {
+                        unreachable!()
+                    }
+                })
+                .collect();
+            return Ok(Operand::Const(concat(&ts.iter().collect::<Vec<_>>(), ax)));
+        }
+        let target = ops
+            .iter()
+            .map(|o| {
+                if let Operand::Value(v) = o {
+                    self.scale_of(*v)
+                } else {
+                    s
+                }
+            })
+            .max()
+            .unwrap_or(s);
+        let mut ids = vec![];
+        for o in ops {
+            let v = match o {
+                Operand::Value(v) => v,
+                Operand::Const(t) => self.const_value(&t, target)?,
+            };
+            ids.push(self.rescale_to(v, target)?);
+        }
+        let mut out = shapes[0].clone();
+        out[ax] = shapes.iter().map(|sh| sh[ax]).sum();
+        Ok(Operand::Value(self.push(
+            QOp::Concat { axis: ax },
+            ids,
+            out,
+            target,
+        )?))
+    }
+}

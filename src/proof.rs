@@ -64,7 +64,7 @@ const PARAMS_SHA256: [&str; (MAX_K - MIN_K + 1) as usize] = [
     "174780f80c577d968d10bc3f0a8f819e55a96b9e882ffe73c15d55e9f94053e2",
     "7c65b8e3d12f2c1054f07c2721da8670d97f0f14c846df6bcf4d390dd62cbceb",
     "50645fa7a51508a3fe9e34b5b34ee31bfe6a19891364b682d801b3ca265afe33",
-    "",
+    "99e0ead628c6dd379468845cdbb9379f839856d502f122edae91059cd2a78ab5",
     "",
 ];
 

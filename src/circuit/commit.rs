@@ -25,7 +25,7 @@ use halo2_gadgets::poseidon::primitives::{ConstantLength, Hash, P128Pow5T3};
 use halo2_proofs::pasta::Fp;
 use halo2_proofs::pasta::group::ff::PrimeField;
 
-use crate::quantize::{QOp, QuantizedModel};
+use crate::quantize::QuantizedModel;
 
 /// Domain tag: the bytes of `zkreceipt/in/v1`, little-endian, as an integer (< 2^120).
 pub fn tag() -> i128 {
@@ -55,35 +55,21 @@ pub struct ParamRef<'a> {
 /// before its bias. Other numbers of the model (scales, slopes, table ranges, padding values)
 /// are its architecture and stay in the circuit.
 pub fn param_tensors(qm: &QuantizedModel) -> Vec<ParamRef<'_>> {
-    let mut out = vec![];
-    for (node, n) in qm.nodes.iter().enumerate() {
-        match &n.op {
-            QOp::Linear { weight, bias, .. } | QOp::Conv { weight, bias, .. } => {
-                out.push(ParamRef {
+    qm.nodes
+        .iter()
+        .enumerate()
+        .flat_map(|(node, n)| {
+            n.op.params()
+                .into_iter()
+                .enumerate()
+                .map(move |(index, (kind, data))| ParamRef {
                     node,
-                    index: 0,
-                    kind: "weight",
-                    data: weight,
-                });
-                if let Some(b) = bias {
-                    out.push(ParamRef {
-                        node,
-                        index: 1,
-                        kind: "bias",
-                        data: b,
-                    });
-                }
-            }
-            QOp::Const { data } => out.push(ParamRef {
-                node,
-                index: 0,
-                kind: "constant",
-                data,
-            }),
-            _ => {}
-        }
-    }
-    out
+                    index,
+                    kind,
+                    data,
+                })
+        })
+        .collect()
 }
 
 /// Signed bits a parameter tensor is range-checked to (so packing is injective): at least
@@ -116,12 +102,7 @@ pub fn param_widths(qm: &QuantizedModel) -> Vec<u32> {
 
 /// The integers of parameter tensor `index` of `node` (see [`ParamRef`]).
 pub fn param_data_mut(qm: &mut QuantizedModel, node: usize, index: usize) -> Option<&mut Vec<i64>> {
-    match (&mut qm.nodes.get_mut(node)?.op, index) {
-        (QOp::Linear { weight, .. } | QOp::Conv { weight, .. }, 0) => Some(weight),
-        (QOp::Linear { bias, .. } | QOp::Conv { bias, .. }, 1) => bias.as_mut(),
-        (QOp::Const { data }, 0) => Some(data),
-        _ => None,
-    }
+    qm.nodes.get_mut(node)?.op.params_mut().into_iter().nth(index)
 }
 
 /// The model without its parameters: every weight, bias and constant set to zero, and their

@@ -201,6 +201,72 @@ pub enum QOp {
 }
 
 impl QOp {
+    /// The parameter tensors the op carries (weights, biases, constants), in the weights
+    /// digest's order, each with its kind. Slopes, scales, table ranges and padding values are
+    /// the architecture and stay out. The match is exhaustive on purpose: a new op that carries
+    /// integers the proof must hide has to be named here, or hashed weights would leave them in
+    /// the circuit and `redact` would ship them.
+    pub fn params(&self) -> Vec<(&'static str, &Vec<i64>)> {
+        match self {
+            QOp::Linear { weight, bias, .. } | QOp::Conv { weight, bias, .. } => {
+                std::iter::once(("weight", weight))
+                    .chain(bias.as_ref().map(|b| ("bias", b)))
+                    .collect()
+            }
+            QOp::Const { data } => vec![("constant", data)],
+            QOp::Input { .. }
+            | QOp::Add
+            | QOp::Sub
+            | QOp::Mul
+            | QOp::ShiftLeft { .. }
+            | QOp::Rescale { .. }
+            | QOp::Relu
+            | QOp::LeakyRelu { .. }
+            | QOp::Table { .. }
+            | QOp::Interp { .. }
+            | QOp::SumPool { .. }
+            | QOp::MaxPool { .. }
+            | QOp::ReduceSum { .. }
+            | QOp::ReduceMax { .. }
+            | QOp::Reshape
+            | QOp::Transpose { .. }
+            | QOp::Concat { .. }
+            | QOp::Step { .. }
+            | QOp::MatMul { .. }
+            | QOp::Gather { .. } => vec![],
+        }
+    }
+
+    /// [`QOp::params`], to change (redaction, tests).
+    pub fn params_mut(&mut self) -> Vec<&mut Vec<i64>> {
+        match self {
+            QOp::Linear { weight, bias, .. } | QOp::Conv { weight, bias, .. } => {
+                std::iter::once(weight).chain(bias.as_mut()).collect()
+            }
+            QOp::Const { data } => vec![data],
+            QOp::Input { .. }
+            | QOp::Add
+            | QOp::Sub
+            | QOp::Mul
+            | QOp::ShiftLeft { .. }
+            | QOp::Rescale { .. }
+            | QOp::Relu
+            | QOp::LeakyRelu { .. }
+            | QOp::Table { .. }
+            | QOp::Interp { .. }
+            | QOp::SumPool { .. }
+            | QOp::MaxPool { .. }
+            | QOp::ReduceSum { .. }
+            | QOp::ReduceMax { .. }
+            | QOp::Reshape
+            | QOp::Transpose { .. }
+            | QOp::Concat { .. }
+            | QOp::Step { .. }
+            | QOp::MatMul { .. }
+            | QOp::Gather { .. } => vec![],
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             QOp::Input { .. } => "input",
@@ -623,7 +689,6 @@ pub fn eval_op(
     Ok(out)
 }
 
-/// One table entry: `round(f(x / 2^in_scale) · 2^out_scale)`, half away from zero.
 /// Bits finer than the output at which an interpolated table keeps its points.
 pub const INTERP_FINE_BITS: i32 = 4;
 
@@ -679,6 +744,7 @@ pub fn interp_entry(func: TableFn, x: i64, in_scale: i32, out_scale: i32, b: u32
     (v + d as i128 / 2).div_euclid(d as i128) as i64
 }
 
+/// One table entry: `round(f(x / 2^in_scale) · 2^out_scale)`, half away from zero.
 pub fn table_entry(func: TableFn, x: i64, in_scale: i32, out_scale: i32) -> i64 {
     (func.apply(x as f64 / 2f64.powi(in_scale)) * 2f64.powi(out_scale)).round() as i64
 }

@@ -102,7 +102,12 @@ pub fn param_widths(qm: &QuantizedModel) -> Vec<u32> {
 
 /// The integers of parameter tensor `index` of `node` (see [`ParamRef`]).
 pub fn param_data_mut(qm: &mut QuantizedModel, node: usize, index: usize) -> Option<&mut Vec<i64>> {
-    qm.nodes.get_mut(node)?.op.params_mut().into_iter().nth(index)
+    qm.nodes
+        .get_mut(node)?
+        .op
+        .params_mut()
+        .into_iter()
+        .nth(index)
 }
 
 /// The model without its parameters: every weight, bias and constant set to zero, and their

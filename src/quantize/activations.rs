@@ -162,3 +162,72 @@ impl Lowering<'_> {
         Ok(Operand::Value(self.push(op, vec![xin], sh, s)?))
     }
 }
+
+// Evaluation of the integer ops this family introduces: the specification the circuit matches.
+
+/// LeakyRelu: see [`QOp::LeakyRelu`].
+pub(super) fn eval_leaky_relu(
+    x: Option<&Tensor<i64>>,
+    alpha: &i64,
+    shift: &u32,
+) -> std::result::Result<Tensor<i64>, String> {
+    Ok({
+        let x = x.ok_or("leaky relu needs an input")?;
+        let data = x
+            .data
+            .iter()
+            .map(|&v| {
+                to_i64(
+                    if v >= 0 {
+                        (v as i128) << shift
+                    } else {
+                        v as i128 * *alpha as i128
+                    },
+                    "a leaky relu",
+                )
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        Tensor::new(x.shape.clone(), data)
+    })
+}
+
+/// Table / Interp: see [`QOp::Table`].
+pub(super) fn eval_table_interp(
+    op: &QOp,
+    x: Option<&Tensor<i64>>,
+    func: &TableFn,
+    in_scale: &i32,
+    out_scale: &i32,
+    lo: &i64,
+    hi: &i64,
+) -> std::result::Result<Tensor<i64>, String> {
+    Ok({
+        let step_bits = match op {
+            QOp::Interp { step_bits, .. } => *step_bits,
+            _ => 0,
+        };
+        let (lo, hi) = &match op {
+            QOp::Interp { step_bits, .. } => interp_domain(*lo, *hi, *step_bits),
+            _ => (*lo, *hi),
+        };
+        let x = x.ok_or("table needs an input")?;
+        let mut data = Vec::with_capacity(x.len());
+        for &v in &x.data {
+            if v < *lo || v > *hi {
+                return Err(format!(
+                    "input {v} (= {:.6}) is outside the {} table range [{lo}, {hi}] (= [{:.4}, {:.4}])",
+                    v as f64 / 2f64.powi(*in_scale),
+                    func.name(),
+                    *lo as f64 / 2f64.powi(*in_scale),
+                    *hi as f64 / 2f64.powi(*in_scale)
+                ));
+            }
+            data.push(if step_bits > 0 {
+                interp_entry(*func, v, *in_scale, *out_scale, step_bits)
+            } else {
+                table_entry(*func, v, *in_scale, *out_scale)
+            });
+        }
+        Tensor::new(x.shape.clone(), data)
+    })
+}

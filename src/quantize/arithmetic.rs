@@ -171,3 +171,95 @@ impl Lowering<'_> {
         self.push(QOp::Sub, vec![qs2, q], sh, 0)
     }
 }
+
+// Evaluation of the integer ops this family introduces: the specification the circuit matches.
+
+/// Add / Sub / Mul: see [`QOp::Add`].
+pub(super) fn eval_add_sub_mul(
+    op: &QOp,
+    inputs: &[&Tensor<i64>],
+) -> std::result::Result<Tensor<i64>, String> {
+    Ok({
+        let (a, b) = (inputs[0], inputs[1]);
+        let mut err = None;
+        let t = zip_broadcast(a, b, |&p, &q| {
+            let r = match op {
+                QOp::Add => p.checked_add(q),
+                QOp::Sub => p.checked_sub(q),
+                _ => p.checked_mul(q),
+            };
+            r.unwrap_or_else(|| {
+                err = Some(format!(
+                    "{} of {p} and {q} overflows 64-bit integers: lower the scale",
+                    op.name()
+                ));
+                0
+            })
+        })
+        .ok_or_else(|| format!("shapes {:?} and {:?} do not broadcast", a.shape, b.shape))?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+        t
+    })
+}
+
+/// ShiftLeft: see [`QOp::ShiftLeft`].
+pub(super) fn eval_shift_left(
+    x: Option<&Tensor<i64>>,
+    bits: &u32,
+) -> std::result::Result<Tensor<i64>, String> {
+    Ok({
+        let x = x.ok_or("shift needs an input")?;
+        let f = 1i128 << bits;
+        let data = x
+            .data
+            .iter()
+            .map(|&v| to_i64(v as i128 * f, "a scale alignment"))
+            .collect::<std::result::Result<_, _>>()?;
+        Tensor::new(x.shape.clone(), data)
+    })
+}
+
+/// Rescale: see [`QOp::Rescale`].
+pub(super) fn eval_rescale(
+    x: Option<&Tensor<i64>>,
+    divisor: &[u64],
+) -> std::result::Result<Tensor<i64>, String> {
+    Ok({
+        let x = x.ok_or("rescale needs an input")?;
+        let data = x
+            .data
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                rescale(
+                    v,
+                    if divisor.len() == 1 {
+                        divisor[0]
+                    } else {
+                        divisor[i]
+                    },
+                )
+            })
+            .collect();
+        Tensor::new(x.shape.clone(), data)
+    })
+}
+
+/// Step: see [`QOp::Step`].
+pub(super) fn eval_step(
+    x: Option<&Tensor<i64>>,
+    offset: &i64,
+    one: &i64,
+) -> std::result::Result<Tensor<i64>, String> {
+    Ok({
+        x.ok_or("step needs an input")?.map(|&v| {
+            if v as i128 + *offset as i128 >= 0 {
+                *one
+            } else {
+                0
+            }
+        })
+    })
+}

@@ -477,3 +477,107 @@ impl Lowering<'_> {
         Ok((a, b))
     }
 }
+
+// Evaluation of the integer ops this family introduces: the specification the circuit matches.
+
+/// Linear: see [`QOp::Linear`].
+pub(super) fn eval_linear(
+    x: Option<&Tensor<i64>>,
+    out_shape: &[usize],
+    k: &usize,
+    n: &usize,
+    weight: &[i64],
+    bias: &Option<Vec<i64>>,
+) -> std::result::Result<Tensor<i64>, String> {
+    Ok({
+        let x = x.ok_or("linear needs an input")?;
+        let rows = x.len() / k;
+        let mut data = Vec::with_capacity(rows * n);
+        for r in 0..rows {
+            let xr = &x.data[r * k..(r + 1) * k];
+            for j in 0..*n {
+                let mut acc: i128 = bias.as_ref().map(|b| b[j] as i128).unwrap_or(0);
+                for (i, &xv) in xr.iter().enumerate() {
+                    acc += xv as i128 * weight[i * n + j] as i128;
+                }
+                data.push(to_i64(acc, "a dot product")?);
+            }
+        }
+        Tensor::new(out_shape.to_vec(), data)
+    })
+}
+
+/// Conv: see [`QOp::Conv`].
+#[allow(clippy::too_many_arguments)]
+pub(super) fn eval_conv(
+    x: Option<&Tensor<i64>>,
+    out_shape: &[usize],
+    out_channels: &usize,
+    kernel: &[usize],
+    st: &[usize],
+    pads_begin: &[usize],
+    dilations: &[usize],
+    weight: &[i64],
+    bias: &Option<Vec<i64>>,
+) -> std::result::Result<Tensor<i64>, String> {
+    Ok({
+        let x = x.ok_or("conv needs an input")?;
+        let (batch, cin) = (x.shape[0], x.shape[1]);
+        let win = Window::new(&x.shape, st, pads_begin, Some(dilations));
+        let kn = numel(kernel);
+        let mut data = Vec::with_capacity(numel(out_shape));
+        for b in 0..batch {
+            for o in 0..*out_channels {
+                for_each_index(&out_shape[2..], |p| {
+                    let mut acc: i128 = bias.as_ref().map(|bv| bv[o] as i128).unwrap_or(0);
+                    for c in 0..cin {
+                        let wbase = (o * cin + c) * kn;
+                        let mut ki = 0;
+                        for_each_index(kernel, |kk| {
+                            if let Some(off) = win.tap(b, c, p, kk) {
+                                acc += x.data[off] as i128 * weight[wbase + ki] as i128;
+                            }
+                            ki += 1;
+                        });
+                    }
+                    data.push(acc);
+                });
+            }
+        }
+        let data = data
+            .into_iter()
+            .map(|v| to_i64(v, "a convolution"))
+            .collect::<std::result::Result<_, _>>()?;
+        Tensor::new(out_shape.to_vec(), data)
+    })
+}
+
+/// MatMul: see [`QOp::MatMul`].
+pub(super) fn eval_matmul(
+    inputs: &[&Tensor<i64>],
+    out_shape: &[usize],
+    batch: &usize,
+    m: &usize,
+    k: &usize,
+    n: &usize,
+) -> std::result::Result<Tensor<i64>, String> {
+    Ok({
+        let (a, b) = match inputs {
+            [a, b] => (a, b),
+            _ => return Err("matmul needs two inputs".into()),
+        };
+        let mut data = Vec::with_capacity(batch * m * n);
+        for t in 0..*batch {
+            let (ao, bo) = matmul_offsets(t, a.len(), b.len(), *m, *k, *n);
+            for i in 0..*m {
+                for j in 0..*n {
+                    let acc: i128 = (0..*k)
+                        .map(|l| a.data[ao + i * k + l] as i128 * b.data[bo + l * n + j] as i128)
+                        .sum();
+                    data.push(to_i64(acc, "a matrix product")?);
+                }
+            }
+        }
+        Tensor::new(out_shape.to_vec(), data)
+    })
+}

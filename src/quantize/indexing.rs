@@ -448,3 +448,22 @@ impl Lowering<'_> {
         Ok((xs, a, ind_name))
     }
 }
+
+// Evaluation of the integer ops this family introduces: the specification the circuit matches.
+
+/// Gather: see [`QOp::Gather`].
+pub(super) fn eval_gather(
+    x: Option<&Tensor<i64>>,
+    out_shape: &[usize],
+    index: &[i64],
+    fill: &i64,
+) -> std::result::Result<Tensor<i64>, String> {
+    Ok({
+        let x = x.ok_or("gather needs an input")?;
+        let data = index
+            .iter()
+            .map(|&i| if i < 0 { *fill } else { x.data[i as usize] })
+            .collect();
+        Tensor::new(out_shape.to_vec(), data)
+    })
+}

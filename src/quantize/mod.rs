@@ -408,22 +408,7 @@ pub fn eval_op(
     let out = match op {
         QOp::Input { .. } => return Err("an input is not evaluated by eval_op".into()),
         QOp::Const { data } => Tensor::new(out_shape.to_vec(), data.clone()),
-        QOp::Linear { k, n, weight, bias } => {
-            let x = x.ok_or("linear needs an input")?;
-            let rows = x.len() / k;
-            let mut data = Vec::with_capacity(rows * n);
-            for r in 0..rows {
-                let xr = &x.data[r * k..(r + 1) * k];
-                for j in 0..*n {
-                    let mut acc: i128 = bias.as_ref().map(|b| b[j] as i128).unwrap_or(0);
-                    for (i, &xv) in xr.iter().enumerate() {
-                        acc += xv as i128 * weight[i * n + j] as i128;
-                    }
-                    data.push(to_i64(acc, "a dot product")?);
-                }
-            }
-            Tensor::new(out_shape.to_vec(), data)
-        }
+        QOp::Linear { k, n, weight, bias } => dense::eval_linear(x, out_shape, k, n, weight, bias)?,
         QOp::Conv {
             out_channels,
             kernel,
@@ -432,107 +417,22 @@ pub fn eval_op(
             dilations,
             weight,
             bias,
-        } => {
-            let x = x.ok_or("conv needs an input")?;
-            let (batch, cin) = (x.shape[0], x.shape[1]);
-            let win = Window::new(&x.shape, st, pads_begin, Some(dilations));
-            let kn = numel(kernel);
-            let mut data = Vec::with_capacity(numel(out_shape));
-            for b in 0..batch {
-                for o in 0..*out_channels {
-                    for_each_index(&out_shape[2..], |p| {
-                        let mut acc: i128 = bias.as_ref().map(|bv| bv[o] as i128).unwrap_or(0);
-                        for c in 0..cin {
-                            let wbase = (o * cin + c) * kn;
-                            let mut ki = 0;
-                            for_each_index(kernel, |kk| {
-                                if let Some(off) = win.tap(b, c, p, kk) {
-                                    acc += x.data[off] as i128 * weight[wbase + ki] as i128;
-                                }
-                                ki += 1;
-                            });
-                        }
-                        data.push(acc);
-                    });
-                }
-            }
-            let data = data
-                .into_iter()
-                .map(|v| to_i64(v, "a convolution"))
-                .collect::<std::result::Result<_, _>>()?;
-            Tensor::new(out_shape.to_vec(), data)
-        }
-        QOp::Add | QOp::Sub | QOp::Mul => {
-            let (a, b) = (inputs[0], inputs[1]);
-            let mut err = None;
-            let t = zip_broadcast(a, b, |&p, &q| {
-                let r = match op {
-                    QOp::Add => p.checked_add(q),
-                    QOp::Sub => p.checked_sub(q),
-                    _ => p.checked_mul(q),
-                };
-                r.unwrap_or_else(|| {
-                    err = Some(format!(
-                        "{} of {p} and {q} overflows 64-bit integers: lower the scale",
-                        op.name()
-                    ));
-                    0
-                })
-            })
-            .ok_or_else(|| format!("shapes {:?} and {:?} do not broadcast", a.shape, b.shape))?;
-            if let Some(e) = err {
-                return Err(e);
-            }
-            t
-        }
-        QOp::ShiftLeft { bits } => {
-            let x = x.ok_or("shift needs an input")?;
-            let f = 1i128 << bits;
-            let data = x
-                .data
-                .iter()
-                .map(|&v| to_i64(v as i128 * f, "a scale alignment"))
-                .collect::<std::result::Result<_, _>>()?;
-            Tensor::new(x.shape.clone(), data)
-        }
-        QOp::Rescale { divisor } => {
-            let x = x.ok_or("rescale needs an input")?;
-            let data = x
-                .data
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| {
-                    rescale(
-                        v,
-                        if divisor.len() == 1 {
-                            divisor[0]
-                        } else {
-                            divisor[i]
-                        },
-                    )
-                })
-                .collect();
-            Tensor::new(x.shape.clone(), data)
-        }
+        } => dense::eval_conv(
+            x,
+            out_shape,
+            out_channels,
+            kernel,
+            st,
+            pads_begin,
+            dilations,
+            weight,
+            bias,
+        )?,
+        QOp::Add | QOp::Sub | QOp::Mul => arithmetic::eval_add_sub_mul(op, inputs)?,
+        QOp::ShiftLeft { bits } => arithmetic::eval_shift_left(x, bits)?,
+        QOp::Rescale { divisor } => arithmetic::eval_rescale(x, divisor)?,
         QOp::Relu => x.ok_or("relu needs an input")?.map(|&v| v.max(0)),
-        QOp::LeakyRelu { alpha, shift } => {
-            let x = x.ok_or("leaky relu needs an input")?;
-            let data = x
-                .data
-                .iter()
-                .map(|&v| {
-                    to_i64(
-                        if v >= 0 {
-                            (v as i128) << shift
-                        } else {
-                            v as i128 * *alpha as i128
-                        },
-                        "a leaky relu",
-                    )
-                })
-                .collect::<std::result::Result<_, _>>()?;
-            Tensor::new(x.shape.clone(), data)
-        }
+        QOp::LeakyRelu { alpha, shift } => activations::eval_leaky_relu(x, alpha, shift)?,
         QOp::Table {
             func,
             in_scale,
@@ -547,136 +447,26 @@ pub fn eval_op(
             lo,
             hi,
             ..
-        } => {
-            let step_bits = match op {
-                QOp::Interp { step_bits, .. } => *step_bits,
-                _ => 0,
-            };
-            let (lo, hi) = &match op {
-                QOp::Interp { step_bits, .. } => interp_domain(*lo, *hi, *step_bits),
-                _ => (*lo, *hi),
-            };
-            let x = x.ok_or("table needs an input")?;
-            let mut data = Vec::with_capacity(x.len());
-            for &v in &x.data {
-                if v < *lo || v > *hi {
-                    return Err(format!(
-                        "input {v} (= {:.6}) is outside the {} table range [{lo}, {hi}] (= [{:.4}, {:.4}])",
-                        v as f64 / 2f64.powi(*in_scale),
-                        func.name(),
-                        *lo as f64 / 2f64.powi(*in_scale),
-                        *hi as f64 / 2f64.powi(*in_scale)
-                    ));
-                }
-                data.push(if step_bits > 0 {
-                    interp_entry(*func, v, *in_scale, *out_scale, step_bits)
-                } else {
-                    table_entry(*func, v, *in_scale, *out_scale)
-                });
-            }
-            Tensor::new(x.shape.clone(), data)
-        }
+        } => activations::eval_table_interp(op, x, func, in_scale, out_scale, lo, hi)?,
         QOp::SumPool {
             kernel,
             strides: st,
             pads_begin,
-        } => pool(
-            x.ok_or("pool needs an input")?,
-            out_shape,
-            kernel,
-            st,
-            pads_begin,
-            None,
-            0,
-            |a, v| a + v as i128,
-        )?,
+        } => pooling::eval_sum_pool(x, out_shape, kernel, st, pads_begin)?,
         QOp::MaxPool {
             kernel,
             strides: st,
             pads_begin,
             dilations,
-        } => pool(
-            x.ok_or("pool needs an input")?,
-            out_shape,
-            kernel,
-            st,
-            pads_begin,
-            Some(dilations),
-            i128::MIN,
-            |a, v| a.max(v as i128),
-        )?,
-        QOp::ReduceMax { axes, min, .. } => {
-            let x = x.ok_or("reduce needs an input")?;
-            let (map, outs) = reduction_map(&x.shape, axes);
-            let mut acc: Vec<Option<i64>> = vec![None; outs];
-            for (i, &v) in x.data.iter().enumerate() {
-                let a = &mut acc[map[i]];
-                *a = Some(match *a {
-                    None => v,
-                    Some(m) if *min => m.min(v),
-                    Some(m) => m.max(v),
-                });
-            }
-            let data = acc
-                .into_iter()
-                .map(|v| v.ok_or("reduction over an empty axis"))
-                .collect::<std::result::Result<_, _>>()?;
-            Tensor::new(out_shape.to_vec(), data)
-        }
-        QOp::ReduceSum { axes, .. } => {
-            let x = x.ok_or("reduce needs an input")?;
-            let (map, outs) = reduction_map(&x.shape, axes);
-            let mut acc = vec![0i128; outs];
-            for (i, &v) in x.data.iter().enumerate() {
-                acc[map[i]] += v as i128;
-            }
-            let data = acc
-                .into_iter()
-                .map(|v| to_i64(v, "a sum"))
-                .collect::<std::result::Result<_, _>>()?;
-            Tensor::new(out_shape.to_vec(), data)
-        }
-        QOp::Reshape => x
-            .ok_or("reshape needs an input")?
-            .reshaped(out_shape.to_vec()),
+        } => pooling::eval_max_pool(x, out_shape, kernel, st, pads_begin, dilations)?,
+        QOp::ReduceMax { axes, min, .. } => pooling::eval_reduce_max(x, out_shape, axes, min)?,
+        QOp::ReduceSum { axes, .. } => pooling::eval_reduce_sum(x, out_shape, axes)?,
+        QOp::Reshape => shape::eval_reshape(x, out_shape)?,
         QOp::Transpose { perm } => x.ok_or("transpose needs an input")?.transpose(perm),
         QOp::Concat { axis } => concat(inputs, *axis),
-        QOp::MatMul { batch, m, k, n } => {
-            let (a, b) = match inputs {
-                [a, b] => (a, b),
-                _ => return Err("matmul needs two inputs".into()),
-            };
-            let mut data = Vec::with_capacity(batch * m * n);
-            for t in 0..*batch {
-                let (ao, bo) = matmul_offsets(t, a.len(), b.len(), *m, *k, *n);
-                for i in 0..*m {
-                    for j in 0..*n {
-                        let acc: i128 = (0..*k)
-                            .map(|l| {
-                                a.data[ao + i * k + l] as i128 * b.data[bo + l * n + j] as i128
-                            })
-                            .sum();
-                        data.push(to_i64(acc, "a matrix product")?);
-                    }
-                }
-            }
-            Tensor::new(out_shape.to_vec(), data)
-        }
-        QOp::Step { offset, one } => x.ok_or("step needs an input")?.map(|&v| {
-            if v as i128 + *offset as i128 >= 0 {
-                *one
-            } else {
-                0
-            }
-        }),
-        QOp::Gather { index, fill } => {
-            let x = x.ok_or("gather needs an input")?;
-            let data = index
-                .iter()
-                .map(|&i| if i < 0 { *fill } else { x.data[i as usize] })
-                .collect();
-            Tensor::new(out_shape.to_vec(), data)
-        }
+        QOp::MatMul { batch, m, k, n } => dense::eval_matmul(inputs, out_shape, batch, m, k, n)?,
+        QOp::Step { offset, one } => arithmetic::eval_step(x, offset, one)?,
+        QOp::Gather { index, fill } => indexing::eval_gather(x, out_shape, index, fill)?,
     };
     if out.shape != out_shape {
         return Err(format!(
@@ -756,12 +546,12 @@ fn pool(
     kernel: &[usize],
     st: &[usize],
     pads_begin: &[usize],
-    dilations: Option<&Vec<usize>>,
+    dilations: Option<&[usize]>,
     init: i128,
     f: impl Fn(i128, i64) -> i128,
 ) -> std::result::Result<Tensor<i64>, String> {
     let (batch, ch) = (x.shape[0], x.shape[1]);
-    let win = Window::new(&x.shape, st, pads_begin, dilations.map(|d| d.as_slice()));
+    let win = Window::new(&x.shape, st, pads_begin, dilations);
     let mut data = Vec::with_capacity(numel(out_shape));
     for b in 0..batch {
         for c in 0..ch {

@@ -213,3 +213,98 @@ impl Lowering<'_> {
         Ok((x, xs))
     }
 }
+
+// Evaluation of the integer ops this family introduces: the specification the circuit matches.
+
+/// SumPool: see [`QOp::SumPool`].
+pub(super) fn eval_sum_pool(
+    x: Option<&Tensor<i64>>,
+    out_shape: &[usize],
+    kernel: &[usize],
+    st: &[usize],
+    pads_begin: &[usize],
+) -> std::result::Result<Tensor<i64>, String> {
+    Ok({
+        pool(
+            x.ok_or("pool needs an input")?,
+            out_shape,
+            kernel,
+            st,
+            pads_begin,
+            None,
+            0,
+            |a, v| a + v as i128,
+        )?
+    })
+}
+
+/// MaxPool: see [`QOp::MaxPool`].
+pub(super) fn eval_max_pool(
+    x: Option<&Tensor<i64>>,
+    out_shape: &[usize],
+    kernel: &[usize],
+    st: &[usize],
+    pads_begin: &[usize],
+    dilations: &[usize],
+) -> std::result::Result<Tensor<i64>, String> {
+    Ok({
+        pool(
+            x.ok_or("pool needs an input")?,
+            out_shape,
+            kernel,
+            st,
+            pads_begin,
+            Some(dilations),
+            i128::MIN,
+            |a, v| a.max(v as i128),
+        )?
+    })
+}
+
+/// ReduceMax: see [`QOp::ReduceMax`].
+pub(super) fn eval_reduce_max(
+    x: Option<&Tensor<i64>>,
+    out_shape: &[usize],
+    axes: &[usize],
+    min: &bool,
+) -> std::result::Result<Tensor<i64>, String> {
+    Ok({
+        let x = x.ok_or("reduce needs an input")?;
+        let (map, outs) = reduction_map(&x.shape, axes);
+        let mut acc: Vec<Option<i64>> = vec![None; outs];
+        for (i, &v) in x.data.iter().enumerate() {
+            let a = &mut acc[map[i]];
+            *a = Some(match *a {
+                None => v,
+                Some(m) if *min => m.min(v),
+                Some(m) => m.max(v),
+            });
+        }
+        let data = acc
+            .into_iter()
+            .map(|v| v.ok_or("reduction over an empty axis"))
+            .collect::<std::result::Result<_, _>>()?;
+        Tensor::new(out_shape.to_vec(), data)
+    })
+}
+
+/// ReduceSum: see [`QOp::ReduceSum`].
+pub(super) fn eval_reduce_sum(
+    x: Option<&Tensor<i64>>,
+    out_shape: &[usize],
+    axes: &[usize],
+) -> std::result::Result<Tensor<i64>, String> {
+    Ok({
+        let x = x.ok_or("reduce needs an input")?;
+        let (map, outs) = reduction_map(&x.shape, axes);
+        let mut acc = vec![0i128; outs];
+        for (i, &v) in x.data.iter().enumerate() {
+            acc[map[i]] += v as i128;
+        }
+        let data = acc
+            .into_iter()
+            .map(|v| to_i64(v, "a sum"))
+            .collect::<std::result::Result<_, _>>()?;
+        Tensor::new(out_shape.to_vec(), data)
+    })
+}

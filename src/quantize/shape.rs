@@ -232,3 +232,16 @@ impl Lowering<'_> {
         )?))
     }
 }
+
+// Evaluation of the integer ops this family introduces: the specification the circuit matches.
+
+/// Reshape: see [`QOp::Reshape`].
+pub(super) fn eval_reshape(
+    x: Option<&Tensor<i64>>,
+    out_shape: &[usize],
+) -> std::result::Result<Tensor<i64>, String> {
+    Ok({
+        x.ok_or("reshape needs an input")?
+            .reshaped(out_shape.to_vec())
+    })
+}

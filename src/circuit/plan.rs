@@ -312,6 +312,13 @@ pub struct PlanError {
 
 type PResult<T> = Result<T, PlanError>;
 
+mod activations;
+mod arithmetic;
+mod dense;
+mod indexing;
+mod pooling;
+mod shape;
+
 struct Builder<'a> {
     qm: &'a QuantizedModel,
     bits: u32,
@@ -653,26 +660,7 @@ impl Builder<'_> {
                 n: nout,
                 weight,
                 bias,
-            } => {
-                let x = self.value_cells(n.inputs[0])?;
-                let rows = x.len() / k;
-                let mut out = vec![];
-                for r in 0..rows {
-                    for j in 0..*nout {
-                        let mut terms = vec![];
-                        for i in 0..*k {
-                            let w = self.weight(0, i * nout + j, weight[i * nout + j]);
-                            terms.push(self.term(x[r * k + i], w));
-                        }
-                        let c = match bias {
-                            Some(b) => self.weight(1, j, b[j]),
-                            None => Param::Fixed(0),
-                        };
-                        out.push(self.affine(terms, c));
-                    }
-                }
-                out
-            }
+            } => self.plan_linear(n, k, nout, weight, bias)?,
             QOp::Conv {
                 out_channels,
                 kernel,
@@ -681,173 +669,42 @@ impl Builder<'_> {
                 dilations,
                 weight,
                 bias,
-            } => {
-                let x = self.value_cells(n.inputs[0])?;
-                let xs = self.shape(n.inputs[0]).to_vec();
-                let (batch, cin) = (xs[0], xs[1]);
-                let win = Window::new(&xs, st, pads_begin, Some(dilations));
-                let kn = numel(kernel);
-                let mut out = vec![];
-                for b in 0..batch {
-                    for o in 0..*out_channels {
-                        let mut positions = vec![];
-                        for_each_index(&out_shape[2..], |p| positions.push(p.to_vec()));
-                        for p in positions {
-                            let mut taps = vec![];
-                            for c in 0..cin {
-                                let mut ki = 0;
-                                for_each_index(kernel, |kk| {
-                                    if let Some(off) = win.tap(b, c, &p, kk) {
-                                        taps.push((off, (o * cin + c) * kn + ki));
-                                    }
-                                    ki += 1;
-                                });
-                            }
-                            let mut terms = vec![];
-                            for (off, wi) in taps {
-                                let w = self.weight(0, wi, weight[wi]);
-                                terms.push(self.term(x[off], w));
-                            }
-                            let c = match bias {
-                                Some(bv) => self.weight(1, o, bv[o]),
-                                None => Param::Fixed(0),
-                            };
-                            out.push(self.affine(terms, c));
-                        }
-                    }
-                }
-                out
-            }
+            } => self.plan_conv(
+                n,
+                &out_shape,
+                out_channels,
+                kernel,
+                st,
+                pads_begin,
+                dilations,
+                weight,
+                bias,
+            )?,
             QOp::SumPool {
                 kernel,
                 strides: st,
                 pads_begin,
-            } => {
-                let windows =
-                    self.windows(n.inputs[0], &out_shape, kernel, st, pads_begin, None)?;
-                windows
-                    .into_iter()
-                    .map(|w| self.dot(w.into_iter().map(|c| (c, 1)).collect(), 0))
-                    .collect()
-            }
+            } => self.plan_sum_pool(n, &out_shape, kernel, st, pads_begin)?,
             QOp::MaxPool {
                 kernel,
                 strides: st,
                 pads_begin,
                 dilations,
-            } => {
-                let windows = self.windows(
-                    n.inputs[0],
-                    &out_shape,
-                    kernel,
-                    st,
-                    pads_begin,
-                    Some(dilations),
-                )?;
-                let mut out = vec![];
-                for w in windows {
-                    out.push(self.max(&w)?);
-                }
-                out
-            }
-            QOp::ReduceSum { axes, .. } => self
-                .reduction_groups(n.inputs[0], axes)?
-                .into_iter()
-                .map(|g| self.dot(g.into_iter().map(|c| (c, 1)).collect(), 0))
-                .collect(),
-            QOp::ReduceMax { axes, min, .. } => {
-                let groups = self.reduction_groups(n.inputs[0], axes)?;
-                let min = *min;
-                groups
-                    .iter()
-                    .map(|g| self.extreme(g, min))
-                    .collect::<PResult<Vec<_>>>()?
-            }
+            } => self.plan_max_pool(n, &out_shape, kernel, st, pads_begin, dilations)?,
+            QOp::ReduceSum { axes, .. } => self.plan_reduce_sum(n, axes)?,
+            QOp::ReduceMax { axes, min, .. } => self.plan_reduce_max(n, axes, min)?,
             QOp::Add | QOp::Sub | QOp::Mul => self.elementwise(idx)?,
-            QOp::ShiftLeft { bits } => {
-                let x = self.value_cells(n.inputs[0])?;
-                x.into_iter()
-                    .map(|c| self.dot(vec![(c, 1i128 << bits)], 0))
-                    .collect()
-            }
-            QOp::Rescale { divisor } => {
-                let x = self.value_cells(n.inputs[0])?;
-                let mut out = vec![];
-                let mut signs = vec![];
-                for (i, c) in x.into_iter().enumerate() {
-                    let d = if divisor.len() == 1 {
-                        divisor[0]
-                    } else {
-                        divisor[i]
-                    };
-                    if d == 1 {
-                        out.push(c);
-                        let s = self.signed_range(c)?;
-                        signs.push(s);
-                        continue;
-                    }
-                    let (y, s) = self.rescale(c, d)?;
-                    out.push(y);
-                    signs.push(s);
-                }
-                self.signs.insert(n.output, signs);
-                out
-            }
-            QOp::Relu => {
-                let x = self.value_cells(n.inputs[0])?;
-                let signs = self.signs_of(n.inputs[0], &x)?;
-                x.iter().zip(signs).map(|(&c, s)| self.mul(c, s)).collect()
-            }
-            QOp::LeakyRelu { alpha, shift } => {
-                let x = self.value_cells(n.inputs[0])?;
-                let signs = self.signs_of(n.inputs[0], &x)?;
-                let (a, p) = (*alpha as i128, 1i128 << shift);
-                let mut out = vec![];
-                for (&c, s) in x.iter().zip(signs) {
-                    let t = self.mul(c, s);
-                    out.push(self.dot(vec![(c, a), (t, p - a)], 0));
-                }
-                out
-            }
+            QOp::ShiftLeft { bits } => self.plan_shift_left(n, bits)?,
+            QOp::Rescale { divisor } => self.plan_rescale(n, divisor)?,
+            QOp::Relu => self.plan_relu(n)?,
+            QOp::LeakyRelu { alpha, shift } => self.plan_leaky_relu(n, alpha, shift)?,
             QOp::Table {
                 func,
                 in_scale,
                 out_scale,
                 lo,
                 hi,
-            } => {
-                let id = self.table_id(TableSpec {
-                    id: 0,
-                    func: *func,
-                    in_scale: *in_scale,
-                    out_scale: *out_scale,
-                    lo: *lo,
-                    hi: *hi,
-                    step_bits: 0,
-                    next: false,
-                });
-                let x = self.value_cells(n.inputs[0])?;
-                let mut out = vec![];
-                for c in x {
-                    let v = match self.val(c)? {
-                        Some(v) if v < *lo as i128 || v > *hi as i128 => {
-                            return Err(self.table_range_error(v, *lo, *hi, *in_scale, *func));
-                        }
-                        Some(v) => {
-                            Some(table_entry(*func, v as i64, *in_scale, *out_scale) as i128)
-                        }
-                        None => None,
-                    };
-                    let o = self.cell(v);
-                    self.push(Step::Lookup {
-                        table: id,
-                        x: c,
-                        out: o,
-                    });
-                    out.push(o);
-                }
-                out
-            }
+            } => self.plan_table(n, func, in_scale, out_scale, lo, hi)?,
             QOp::Interp {
                 func,
                 in_scale,
@@ -855,139 +712,18 @@ impl Builder<'_> {
                 lo,
                 hi,
                 step_bits,
-            } => {
-                // x = q·2^b + r; A, B = the (finer) table at q and q + 1 (two lookups, which also
-                // bound q); y = rescale(A·2^b + (B − A)·r, 2^(b+e)).
-                let b = *step_bits;
-                let step = 1i64 << b;
-                let fine = *out_scale + INTERP_FINE_BITS;
-                let spec = |next| TableSpec {
-                    id: 0,
-                    func: *func,
-                    in_scale: *in_scale,
-                    out_scale: fine,
-                    lo: lo.div_euclid(step),
-                    hi: hi.div_euclid(step),
-                    step_bits: b,
-                    next,
-                };
-                let (ia, ib) = (self.table_id(spec(false)), self.table_id(spec(true)));
-                let x = self.value_cells(n.inputs[0])?;
-                let mut out = vec![];
-                let (dlo, dhi) = interp_domain(*lo, *hi, b);
-                for c in x {
-                    let v = self.val(c)?;
-                    if let Some(v) = v
-                        && (v < dlo as i128 || v > dhi as i128)
-                    {
-                        return Err(self.table_range_error(v, dlo, dhi, *in_scale, *func));
-                    }
-                    let qv = v.map(|v| v.div_euclid(step as i128));
-                    let q = self.cell(qv);
-                    let (r, _) = self.digits(v.map(|v| v.rem_euclid(step as i128)), b, 0, false)?;
-                    let chk = self.dot(vec![(q, step as i128), (r, 1)], 0);
-                    self.equal(chk, c);
-                    let entry = |next: i128| {
-                        qv.map(|q| {
-                            table_entry(*func, ((q + next) * step as i128) as i64, *in_scale, fine)
-                                as i128
-                        })
-                    };
-                    let (av, bv) = (entry(0), entry(1));
-                    let a = self.cell(av);
-                    self.push(Step::Lookup {
-                        table: ia,
-                        x: q,
-                        out: a,
-                    });
-                    let bc = self.cell(bv);
-                    self.push(Step::Lookup {
-                        table: ib,
-                        x: q,
-                        out: bc,
-                    });
-                    let diff = self.dot(vec![(bc, 1), (a, -1)], 0);
-                    let p = self.mul(diff, r);
-                    let v = self.dot(vec![(a, step as i128), (p, 1)], 0);
-                    let (y, _) = self.rescale(v, (step as u64) << INTERP_FINE_BITS)?;
-                    out.push(y);
-                }
-                out
-            }
+            } => self.plan_interp(n, func, in_scale, out_scale, lo, hi, step_bits)?,
             QOp::Reshape => self.value_cells(n.inputs[0])?,
             QOp::MatMul {
                 batch,
                 m,
                 k,
                 n: cols,
-            } => {
-                let a = self.value_cells(n.inputs[0])?;
-                let b = self.value_cells(n.inputs[1])?;
-                let mut out = Vec::with_capacity(batch * m * cols);
-                for t in 0..*batch {
-                    let (ao, bo) = matmul_offsets(t, a.len(), b.len(), *m, *k, *cols);
-                    for i in 0..*m {
-                        for j in 0..*cols {
-                            let terms = (0..*k)
-                                .map(|l| (self.mul(a[ao + i * k + l], b[bo + l * cols + j]), 1))
-                                .collect();
-                            out.push(self.dot(terms, 0));
-                        }
-                    }
-                }
-                out
-            }
-            QOp::Step { offset, one } => {
-                let x = self.value_cells(n.inputs[0])?;
-                let mut out = vec![];
-                for c in x {
-                    let v = if *offset == 0 {
-                        c
-                    } else {
-                        self.dot(vec![(c, 1)], *offset as i128)
-                    };
-                    let s = self.signed_range(v)?;
-                    out.push(self.dot(vec![(s, *one as i128)], 0));
-                }
-                out
-            }
-            QOp::Gather { index, fill } => {
-                let x = self.value_cells(n.inputs[0])?;
-                let mut fill_cell = None;
-                let mut out = Vec::with_capacity(index.len());
-                for &i in index {
-                    out.push(if i >= 0 {
-                        x[i as usize]
-                    } else if let Some(c) = fill_cell {
-                        c
-                    } else {
-                        // One constant cell for all the fill positions of this node.
-                        let c = if *fill == 0 {
-                            self.zero()
-                        } else {
-                            self.constant(*fill)
-                        };
-                        fill_cell = Some(c);
-                        c
-                    });
-                }
-                out
-            }
-            QOp::Transpose { perm } => {
-                let x = self.value_cells(n.inputs[0])?;
-                Tensor::new(self.shape(n.inputs[0]).to_vec(), x)
-                    .transpose(perm)
-                    .data
-            }
-            QOp::Concat { axis } => {
-                let parts: Vec<Tensor<CellId>> = n
-                    .inputs
-                    .iter()
-                    .map(|&i| Ok(Tensor::new(self.shape(i).to_vec(), self.value_cells(i)?)))
-                    .collect::<PResult<_>>()?;
-                let refs: Vec<&Tensor<CellId>> = parts.iter().collect();
-                concat_cells(&refs, *axis)
-            }
+            } => self.plan_mat_mul(n, batch, m, k, cols)?,
+            QOp::Step { offset, one } => self.plan_step(n, offset, one)?,
+            QOp::Gather { index, fill } => self.plan_gather(n, index, fill)?,
+            QOp::Transpose { perm } => self.plan_transpose(n, perm)?,
+            QOp::Concat { axis } => self.plan_concat(n, axis)?,
         };
         if cells.len() != numel(&out_shape) {
             return Err(self.err(format!(
@@ -1056,139 +792,6 @@ impl Builder<'_> {
                 id
             }
         }
-    }
-
-    /// The cells of value `v`, grouped by the output element of a reduction over `axes`.
-    fn reduction_groups(&mut self, v: usize, axes: &[usize]) -> PResult<Vec<Vec<CellId>>> {
-        let x = self.value_cells(v)?;
-        let (map, outs) = reduction_map(self.shape(v), axes);
-        let mut groups = vec![vec![]; outs];
-        for (i, c) in x.into_iter().enumerate() {
-            groups[map[i]].push(c);
-        }
-        Ok(groups)
-    }
-
-    fn max(&mut self, w: &[CellId]) -> PResult<CellId> {
-        self.extreme(w, false)
-    }
-
-    /// The maximum (or with `min`, the minimum) m of `w`: every `±(m − v_i) ≥ 0` (range
-    /// checked) and `Π (m − v_i) = 0`, so m is one of them.
-    fn extreme(&mut self, w: &[CellId], min: bool) -> PResult<CellId> {
-        if w.len() == 1 {
-            return Ok(w[0]);
-        }
-        let mv = if self.witness {
-            w.iter()
-                .map(|&c| self.val(c))
-                .collect::<PResult<Option<Vec<_>>>>()?
-                .and_then(|v| {
-                    if min {
-                        v.into_iter().min()
-                    } else {
-                        v.into_iter().max()
-                    }
-                })
-        } else {
-            None
-        };
-        let m = self.cell(mv);
-        let sign = if min { -1 } else { 1 };
-        let mut prod: Option<CellId> = None;
-        for &v in w {
-            let d = self.dot(vec![(m, sign), (v, -sign)], 0);
-            self.unsigned_range(d)?;
-            prod = Some(match prod {
-                None => d,
-                Some(p) => self.mul(p, d),
-            });
-        }
-        let z = self.zero();
-        self.equal(prod.unwrap(), z);
-        Ok(m)
-    }
-
-    fn windows(
-        &mut self,
-        input: usize,
-        out_shape: &[usize],
-        kernel: &[usize],
-        st: &[usize],
-        pads_begin: &[usize],
-        dilations: Option<&Vec<usize>>,
-    ) -> PResult<Vec<Vec<CellId>>> {
-        let x = self.value_cells(input)?;
-        let xs = self.shape(input).to_vec();
-        let window = Window::new(&xs, st, pads_begin, dilations.map(|d| d.as_slice()));
-        let mut out = vec![];
-        for b in 0..xs[0] {
-            for c in 0..xs[1] {
-                for_each_index(&out_shape[2..], |p| {
-                    let mut win = vec![];
-                    for_each_index(kernel, |kk| {
-                        let Some(off) = window.tap(b, c, p, kk) else {
-                            return;
-                        };
-                        win.push(x[off]);
-                    });
-                    out.push(win);
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    /// Add, Sub, Mul with broadcasting. A constant operand is folded into the dot product's
-    /// constant or weight, so it costs no cells.
-    fn elementwise(&mut self, idx: usize) -> PResult<Vec<CellId>> {
-        let n = &self.qm.nodes[idx];
-        let (a, b) = (n.inputs[0], n.inputs[1]);
-        let out_shape = self.qm.values[n.output].shape.clone();
-        let ia = broadcast_index_map(self.shape(a), &out_shape);
-        let ib = broadcast_index_map(self.shape(b), &out_shape);
-        let ca = self.const_data(a).cloned();
-        let cb = self.const_data(b).cloned();
-        let op = n.op.clone();
-        let xa = if ca.is_none() {
-            Some(self.value_cells(a)?)
-        } else {
-            None
-        };
-        let xb = if cb.is_none() {
-            Some(self.value_cells(b)?)
-        } else {
-            None
-        };
-        let sign: i128 = if op == QOp::Sub { -1 } else { 1 };
-        let mut out = vec![];
-        for i in 0..numel(&out_shape) {
-            let cell = match (&xa, &xb, &ca, &cb) {
-                (Some(xa), Some(xb), _, _) => match op {
-                    QOp::Mul => self.mul(xa[ia[i]], xb[ib[i]]),
-                    _ => self.dot(vec![(xa[ia[i]], 1), (xb[ib[i]], sign)], 0),
-                },
-                (Some(xa), None, _, Some(cb)) => match op {
-                    QOp::Mul => self.dot(vec![(xa[ia[i]], cb[ib[i]] as i128)], 0),
-                    _ => self.dot(vec![(xa[ia[i]], 1)], sign * cb[ib[i]] as i128),
-                },
-                (None, Some(xb), Some(ca), _) => match op {
-                    QOp::Mul => self.dot(vec![(xb[ib[i]], ca[ia[i]] as i128)], 0),
-                    _ => self.dot(vec![(xb[ib[i]], sign)], ca[ia[i]] as i128),
-                },
-                (None, None, Some(ca), Some(cb)) => {
-                    let v = match op {
-                        QOp::Add => ca[ia[i]] + cb[ib[i]],
-                        QOp::Sub => ca[ia[i]] - cb[ib[i]],
-                        _ => ca[ia[i]] * cb[ib[i]],
-                    };
-                    self.constant(v)
-                }
-                _ => unreachable!(),
-            };
-            out.push(cell);
-        }
-        Ok(out)
     }
 }
 

@@ -1,0 +1,113 @@
+//! Circuit planning of Add, Sub, Mul with broadcasting (constants folded into dot weights),
+//! ShiftLeft, Rescale (a range-checked quotient and remainder) and Step (the sign bit).
+//! `Builder::node` dispatches here; the family's lowering and evaluation are in
+//! `quantize/arithmetic.rs`.
+
+use super::*;
+use crate::quantize::QNode;
+
+impl Builder<'_> {
+    pub(super) fn plan_shift_left(&mut self, n: &QNode, bits: &u32) -> PResult<Vec<CellId>> {
+        Ok({
+            let x = self.value_cells(n.inputs[0])?;
+            x.into_iter()
+                .map(|c| self.dot(vec![(c, 1i128 << bits)], 0))
+                .collect()
+        })
+    }
+
+    pub(super) fn plan_rescale(&mut self, n: &QNode, divisor: &[u64]) -> PResult<Vec<CellId>> {
+        Ok({
+            let x = self.value_cells(n.inputs[0])?;
+            let mut out = vec![];
+            let mut signs = vec![];
+            for (i, c) in x.into_iter().enumerate() {
+                let d = if divisor.len() == 1 {
+                    divisor[0]
+                } else {
+                    divisor[i]
+                };
+                if d == 1 {
+                    out.push(c);
+                    let s = self.signed_range(c)?;
+                    signs.push(s);
+                    continue;
+                }
+                let (y, s) = self.rescale(c, d)?;
+                out.push(y);
+                signs.push(s);
+            }
+            self.signs.insert(n.output, signs);
+            out
+        })
+    }
+
+    pub(super) fn plan_step(&mut self, n: &QNode, offset: &i64, one: &i64) -> PResult<Vec<CellId>> {
+        Ok({
+            let x = self.value_cells(n.inputs[0])?;
+            let mut out = vec![];
+            for c in x {
+                let v = if *offset == 0 {
+                    c
+                } else {
+                    self.dot(vec![(c, 1)], *offset as i128)
+                };
+                let s = self.signed_range(v)?;
+                out.push(self.dot(vec![(s, *one as i128)], 0));
+            }
+            out
+        })
+    }
+
+    /// Add, Sub, Mul with broadcasting. A constant operand is folded into the dot product's
+    /// constant or weight, so it costs no cells.
+    pub(super) fn elementwise(&mut self, idx: usize) -> PResult<Vec<CellId>> {
+        let n = &self.qm.nodes[idx];
+        let (a, b) = (n.inputs[0], n.inputs[1]);
+        let out_shape = self.qm.values[n.output].shape.clone();
+        let ia = broadcast_index_map(self.shape(a), &out_shape);
+        let ib = broadcast_index_map(self.shape(b), &out_shape);
+        let ca = self.const_data(a).cloned();
+        let cb = self.const_data(b).cloned();
+        let op = n.op.clone();
+        let xa = if ca.is_none() {
+            Some(self.value_cells(a)?)
+        } else {
+            None
+        };
+        let xb = if cb.is_none() {
+            Some(self.value_cells(b)?)
+        } else {
+            None
+        };
+        let sign: i128 = if op == QOp::Sub { -1 } else { 1 };
+        let mut out = vec![];
+        for i in 0..numel(&out_shape) {
+            let cell = match (&xa, &xb, &ca, &cb) {
+                (Some(xa), Some(xb), _, _) => match op {
+                    QOp::Mul => self.mul(xa[ia[i]], xb[ib[i]]),
+                    _ => self.dot(vec![(xa[ia[i]], 1), (xb[ib[i]], sign)], 0),
+                },
+                (Some(xa), None, _, Some(cb)) => match op {
+                    QOp::Mul => self.dot(vec![(xa[ia[i]], cb[ib[i]] as i128)], 0),
+                    _ => self.dot(vec![(xa[ia[i]], 1)], sign * cb[ib[i]] as i128),
+                },
+                (None, Some(xb), Some(ca), _) => match op {
+                    QOp::Mul => self.dot(vec![(xb[ib[i]], ca[ia[i]] as i128)], 0),
+                    _ => self.dot(vec![(xb[ib[i]], sign)], ca[ia[i]] as i128),
+                },
+                (None, None, Some(ca), Some(cb)) => {
+                    let v = match op {
+                        QOp::Add => ca[ia[i]] + cb[ib[i]],
+                        QOp::Sub => ca[ia[i]] - cb[ib[i]],
+                        _ => ca[ia[i]] * cb[ib[i]],
+                    };
+                    self.constant(v)
+                }
+                _ => unreachable!(),
+            };
+            out.push(cell);
+        }
+        Ok(out)
+    }
+}

@@ -1,4 +1,5 @@
-//! Lowering of ReLU, LeakyReLU, PRelu, Sigmoid, Tanh, the table functions (`TableFn`) and Softmax into integer ops (`QOp`); `Lowering::lower_op` dispatches here.
+//! Lowering of ReLU, LeakyReLU, PRelu, Sigmoid, Tanh, the table functions (`TableFn`) and Softmax
+//! into integer ops (`QOp`); `Lowering::lower_op` dispatches here.
 
 use super::*;
 

@@ -1,4 +1,6 @@
-//! Lowering of Add, Sub, Mul, Div (integer division folded with truncation), Pow, Neg, the comparisons, Not, Where and Cast to an integer (Truncate) into integer ops (`QOp`); `Lowering::lower_op` dispatches here.
+//! Lowering of Add, Sub, Mul, Div (integer division folded with truncation), Pow, Neg, the
+//! comparisons, Not, Where and Cast to an integer (Truncate) into integer ops (`QOp`);
+//! `Lowering::lower_op` dispatches here.
 
 use super::*;
 

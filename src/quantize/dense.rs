@@ -1,4 +1,5 @@
-//! Lowering of Gemm, MatMul, Conv, ConvTranspose, and BatchNormalization when it is not folded into the layer before it into integer ops (`QOp`); `Lowering::lower_op` dispatches here.
+//! Lowering of Gemm, MatMul, Conv, ConvTranspose, and BatchNormalization when it is not folded into
+//! the layer before it into integer ops (`QOp`); `Lowering::lower_op` dispatches here.
 
 use super::*;
 use crate::model::Pads;

@@ -1,4 +1,5 @@
-//! Lowering of Pad, Slice, Gather, GatherElements, OneHot and Resize: rewiring by index maps, or selections by runtime indices into integer ops (`QOp`); `Lowering::lower_op` dispatches here.
+//! Lowering of Pad, Slice, Gather, GatherElements, OneHot and Resize: rewiring by index maps, or
+//! selections by runtime indices into integer ops (`QOp`); `Lowering::lower_op` dispatches here.
 
 use super::*;
 

@@ -507,7 +507,26 @@ fn window_params(op: &QOp) -> Vec<&Vec<usize>> {
             strides,
             pads_begin,
         } => vec![kernel, strides, pads_begin],
-        _ => vec![],
+        QOp::Input { .. }
+        | QOp::Const { .. }
+        | QOp::Linear { .. }
+        | QOp::Add
+        | QOp::Sub
+        | QOp::Mul
+        | QOp::ShiftLeft { .. }
+        | QOp::Rescale { .. }
+        | QOp::Relu
+        | QOp::LeakyRelu { .. }
+        | QOp::Table { .. }
+        | QOp::Interp { .. }
+        | QOp::ReduceSum { .. }
+        | QOp::ReduceMax { .. }
+        | QOp::Reshape
+        | QOp::Transpose { .. }
+        | QOp::Concat { .. }
+        | QOp::Step { .. }
+        | QOp::MatMul { .. }
+        | QOp::Gather { .. } => vec![],
     }
 }
 
@@ -856,7 +875,22 @@ impl QuantizedModel {
                 QOp::Input { .. } | QOp::Const { .. } => 0,
                 QOp::Add | QOp::Sub | QOp::Mul | QOp::MatMul { .. } => 2,
                 QOp::Concat { .. } => n.inputs.len().max(1),
-                _ => 1,
+                QOp::Linear { .. }
+                | QOp::Conv { .. }
+                | QOp::ShiftLeft { .. }
+                | QOp::Rescale { .. }
+                | QOp::Relu
+                | QOp::LeakyRelu { .. }
+                | QOp::Table { .. }
+                | QOp::Interp { .. }
+                | QOp::SumPool { .. }
+                | QOp::MaxPool { .. }
+                | QOp::ReduceSum { .. }
+                | QOp::ReduceMax { .. }
+                | QOp::Reshape
+                | QOp::Transpose { .. }
+                | QOp::Step { .. }
+                | QOp::Gather { .. } => 1,
             };
             if n.inputs.len() != arity {
                 return bad(format!("{} inputs, expected {arity}", n.inputs.len()));

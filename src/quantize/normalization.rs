@@ -1,4 +1,5 @@
-//! Lowering of LayerNormalization and InstanceNormalization into integer ops (`QOp`); `Lowering::lower_op` dispatches here.
+//! Lowering of LayerNormalization and InstanceNormalization into integer ops (`QOp`);
+//! `Lowering::lower_op` dispatches here.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! Lowering of AveragePool, MaxPool, GlobalAveragePool and the reductions ReduceMean, ReduceSum, ReduceMax and ReduceMin into integer ops (`QOp`); `Lowering::lower_op` dispatches here.
+//! Lowering of AveragePool, MaxPool, GlobalAveragePool and the reductions ReduceMean, ReduceSum,
+//! ReduceMax and ReduceMin into integer ops (`QOp`); `Lowering::lower_op` dispatches here.
 
 use super::*;
 use crate::model::Pads;

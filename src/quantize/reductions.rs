@@ -1,4 +1,5 @@
-//! Lowering of ArgMax, ArgMin and TopK into integer ops (`QOp`); `Lowering::lower_op` dispatches here.
+//! Lowering of ArgMax, ArgMin and TopK into integer ops (`QOp`); `Lowering::lower_op` dispatches
+//! here.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! Lowering of Shape, Squeeze, Unsqueeze, Flatten, Reshape, Transpose, Concat, Tile, Expand and ConstantOfShape into integer ops (`QOp`); `Lowering::lower_op` dispatches here.
+//! Lowering of Shape, Squeeze, Unsqueeze, Flatten, Reshape, Transpose, Concat, Tile, Expand and
+//! ConstantOfShape into integer ops (`QOp`); `Lowering::lower_op` dispatches here.
 
 use super::*;
 

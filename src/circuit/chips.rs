@@ -16,6 +16,12 @@ use halo2_proofs::poly::Rotation;
 
 pub type ACell = AssignedCell<Fp, Fp>;
 
+/// Names of the custom gates, as halo2 reports them and circuit.json lists them.
+pub const GATE_DOT_START: &str = "dot start";
+pub const GATE_DOT_CHAIN: &str = "dot chain";
+pub const GATE_DIGITS: &str = "digits";
+pub const GATE_MUL: &str = "mul";
+
 /// A signed integer as a field element.
 pub fn fe(v: i128) -> Fp {
     if v >= 0 {
@@ -175,18 +181,18 @@ impl DotChip {
             }
             s
         };
-        meta.create_gate("dot start", |meta| {
+        meta.create_gate(GATE_DOT_START, |meta| {
             let q = meta.query_selector(q_start);
             let acc = meta.query_advice(acc_col, Rotation::cur());
             vec![q * (acc - sum(meta))]
         });
-        meta.create_gate("dot chain", |meta| {
+        meta.create_gate(GATE_DOT_CHAIN, |meta| {
             let q = meta.query_selector(q_chain);
             let acc = meta.query_advice(acc_col, Rotation::cur());
             let prev = meta.query_advice(acc_col, Rotation::prev());
             vec![q * (acc - prev - sum(meta))]
         });
-        meta.create_gate("digits", |meta| {
+        meta.create_gate(GATE_DIGITS, |meta| {
             let q = meta.query_selector(q_dig);
             let k = |n: u64| Expression::Constant(Fp::from(n));
             lanes
@@ -279,7 +285,7 @@ impl MulChip {
     /// Unused triples of a row hold 0·0 = 0.
     pub fn configure(meta: &mut ConstraintSystem<Fp>, cols: &Columns) -> MulConfig {
         let q_mul = meta.selector();
-        meta.create_gate("mul", |meta| {
+        meta.create_gate(GATE_MUL, |meta| {
             let q = meta.query_selector(q_mul);
             MulConfig::triples(cols)
                 .into_iter()

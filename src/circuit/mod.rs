@@ -814,7 +814,7 @@ pub struct Compiled {
     pub circuit: ModelCircuit,
 }
 
-/// Why a model does not compile.
+/// Why a model does not compile (planning or layout), naming the node.
 #[derive(Debug, Clone)]
 pub struct CompileError {
     pub node: String,
@@ -882,10 +882,7 @@ pub fn compile_as(
     dis: Disclosure,
     witness: Option<&[Tensor<i64>]>,
 ) -> Result<Compiled, CompileError> {
-    let mut p = plan::plan(qm, DEFAULT_LANES, 1, dis, None).map_err(|e| CompileError {
-        node: e.node,
-        msg: e.msg,
-    })?;
+    let mut p = plan::plan(qm, DEFAULT_LANES, 1, dis, None)?;
     let lookups = !p.tables.is_empty();
     let table_rows = if lookups { p.table_rows() } else { 0 };
     let best = LANE_CHOICES
@@ -947,10 +944,7 @@ pub fn compile_layout(
             ),
         });
     }
-    let plan = plan::plan(qm, lanes, groups, dis, witness).map_err(|e| CompileError {
-        node: e.node,
-        msg: e.msg,
-    })?;
+    let plan = plan::plan(qm, lanes, groups, dis, witness)?;
     let circuit = ModelCircuit::new(plan);
     let layout = circuit.layout();
     let plan = &circuit.plan;
@@ -983,12 +977,14 @@ pub fn compile_layout(
         });
     }
     let gates = {
-        let mut g = vec![
-            "dot start".to_string(),
-            "dot chain".into(),
-            "digits".into(),
-            "mul".into(),
-        ];
+        let mut g: Vec<String> = [
+            chips::GATE_DOT_START,
+            chips::GATE_DOT_CHAIN,
+            chips::GATE_DIGITS,
+            chips::GATE_MUL,
+        ]
+        .map(String::from)
+        .to_vec();
         if layout.lookups {
             g.push("table lookup".into());
         }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::chips::{fe, fe_to_i128};
 use super::commit;
-use super::{Disclosure, ParamVisibility, Visibility};
+use super::{CompileError, Disclosure, ParamVisibility, Visibility};
 
 use crate::quantize::{
     INTERP_FINE_BITS, QOp, QuantizedModel, TableFn, interp_domain, matmul_offsets, rescale,
@@ -303,14 +303,7 @@ impl Plan {
     }
 }
 
-/// Why a model cannot be compiled.
-#[derive(Debug, Clone)]
-pub struct PlanError {
-    pub node: String,
-    pub msg: String,
-}
-
-type PResult<T> = Result<T, PlanError>;
+type PResult<T> = Result<T, CompileError>;
 
 mod activations;
 mod arithmetic;
@@ -346,14 +339,14 @@ enum Param {
 }
 
 impl Builder<'_> {
-    fn err(&self, msg: impl Into<String>) -> PlanError {
+    fn err(&self, msg: impl Into<String>) -> CompileError {
         let name = self
             .qm
             .nodes
             .get(self.node)
             .map(|n| n.origin.clone())
             .unwrap_or_else(|| "io".into());
-        PlanError {
+        CompileError {
             node: name,
             msg: msg.into(),
         }
@@ -772,7 +765,7 @@ impl Builder<'_> {
         hi: i64,
         in_scale: i32,
         func: TableFn,
-    ) -> PlanError {
+    ) -> CompileError {
         let reach = v.unsigned_abs() as f64 / 2f64.powi(in_scale);
         self.err(format!(
             "input {v} is outside the table range [{lo}, {hi}] ({} table at scale 2^{in_scale}: \
@@ -811,7 +804,7 @@ fn concat_cells(inputs: &[&Tensor<CellId>], axis: usize) -> Vec<CellId> {
 /// Reject parameters under which the gates' integer weights would overflow i128 or wrap in
 /// the field: a quantized model comes from a file the verifier does not trust.
 fn validate(qm: &QuantizedModel) -> PResult<()> {
-    let bad = |node: &str, msg: String| PlanError {
+    let bad = |node: &str, msg: String| CompileError {
         node: node.into(),
         msg,
     };
@@ -871,7 +864,7 @@ pub fn plan(
     let (vis, salt) = (dis.input, dis.salt);
     validate(qm)?;
     if qm.redacted.is_some() && (dis.params == ParamVisibility::Fixed || witness.is_some()) {
-        return Err(PlanError {
+        return Err(CompileError {
             node: "redacted".into(),
             msg: "a redacted model has no weights: it only re-derives the circuit of a receipt \
                   with hashed weights"

@@ -75,12 +75,13 @@ fn check_tensors(graph: &pb::GraphProto) -> Result<(), String> {
 
 /// Bytes per element of the fixed-size ONNX element types.
 fn element_bytes(data_type: i32) -> Option<u64> {
+    use super::types::code::*;
     Some(match data_type {
-        2 | 3 | 9 => 1,        // uint8, int8, bool
-        4 | 5 | 10 | 16 => 2,  // uint16, int16, float16, bfloat16
-        1 | 6 | 12 => 4,       // float, int32, uint32
-        7 | 11 | 13 | 14 => 8, // int64, double, uint64, complex64
-        15 => 16,              // complex128
+        UINT8 | INT8 | BOOL => 1,
+        UINT16 | INT16 | FLOAT16 | BFLOAT16 => 2,
+        FLOAT | INT32 | UINT32 => 4,
+        INT64 | DOUBLE | UINT64 | COMPLEX64 => 8,
+        COMPLEX128 => 16,
         _ => return None,
     })
 }
@@ -112,12 +113,14 @@ fn check_tensor(t: &pb::TensorProto) -> Result<(), String> {
                 t.raw_data.len()
             )),
             // Strings have no raw form (tract would panic on one).
-            None if t.data_type == 8 => Err("a string tensor with raw_data".into()),
+            None if t.data_type == super::types::code::STRING => {
+                Err("a string tensor with raw_data".into())
+            }
             _ => Ok(()),
         };
     }
     let external = t.data_location == Some(pb::tensor_proto::DataLocation::External as i32);
-    if external || (size.is_none() && t.data_type != 8) {
+    if external || (size.is_none() && t.data_type != super::types::code::STRING) {
         return Ok(());
     }
     // A tensor keeps its values in one typed field; complex numbers take two values each.

@@ -447,16 +447,17 @@ fn guarded<T>(file: &str, what: &str, f: impl FnOnce() -> TractResult<T>) -> Res
 }
 
 fn dtype_name(elem_type: i32) -> &'static str {
+    use types::code;
     match elem_type {
-        1 => "float",
-        2 => "uint8",
-        3 => "int8",
-        5 => "int16",
-        6 => "int32",
-        7 => "int64",
-        9 => "bool",
-        10 => "float16",
-        11 => "double",
+        code::FLOAT => "float",
+        code::UINT8 => "uint8",
+        code::INT8 => "int8",
+        code::INT16 => "int16",
+        code::INT32 => "int32",
+        code::INT64 => "int64",
+        code::BOOL => "bool",
+        code::FLOAT16 => "float16",
+        code::DOUBLE => "double",
         _ => "other",
     }
 }

@@ -7,15 +7,40 @@ use std::collections::HashMap;
 
 use tract_onnx::pb;
 
-/// ONNX element type codes (TensorProto.DataType).
-const FLOAT: i32 = 1;
-const BOOL: i32 = 9;
-const INT64: i32 = 7;
+/// ONNX element type codes (`TensorProto.DataType`), named once for the whole crate.
+pub mod code {
+    pub const FLOAT: i32 = 1;
+    pub const UINT8: i32 = 2;
+    pub const INT8: i32 = 3;
+    pub const UINT16: i32 = 4;
+    pub const INT16: i32 = 5;
+    pub const INT32: i32 = 6;
+    pub const INT64: i32 = 7;
+    pub const STRING: i32 = 8;
+    pub const BOOL: i32 = 9;
+    pub const FLOAT16: i32 = 10;
+    pub const DOUBLE: i32 = 11;
+    pub const UINT32: i32 = 12;
+    pub const UINT64: i32 = 13;
+    pub const COMPLEX64: i32 = 14;
+    pub const COMPLEX128: i32 = 15;
+    pub const BFLOAT16: i32 = 16;
+}
+use code::{BOOL, FLOAT, INT64};
 
 /// Whether an ONNX element type code is an integer type (signed or unsigned, 8 to 64 bits).
-pub fn is_integer(code: i32) -> bool {
-    // uint8, int8, uint16, int16, int32, int64, uint32, uint64
-    matches!(code, 2..=7 | 12 | 13)
+pub fn is_integer(c: i32) -> bool {
+    matches!(
+        c,
+        code::UINT8
+            | code::INT8
+            | code::UINT16
+            | code::INT16
+            | code::INT32
+            | code::INT64
+            | code::UINT32
+            | code::UINT64
+    )
 }
 
 fn declared(v: &pb::ValueInfoProto) -> Option<i32> {

@@ -23,25 +23,125 @@ use jobs::{Command, Worker};
 const DEFAULT_MODEL: &[u8] = include_bytes!("../../samples/digits/model.onnx");
 const DEFAULT_INPUT: &[u8] = include_bytes!("../../samples/digits/input.json");
 
-/// A key's action (stable bindings, design.md §6 and issue 5).
+/// A key binding: the keys, their action, and how the footer and the help name them.
+pub struct Binding {
+    pub codes: &'static [KeyCode],
+    pub action: Action,
+    /// The keys as the help writes them.
+    pub keys: &'static str,
+    /// (keys, word) in the footer, for the bindings it shows.
+    pub footer: Option<(&'static str, &'static str)>,
+    /// The help line, for the bindings it explains.
+    pub help: Option<&'static str>,
+}
+
+const fn bind(codes: &'static [KeyCode], action: Action) -> Binding {
+    Binding {
+        codes,
+        action,
+        keys: "",
+        footer: None,
+        help: None,
+    }
+}
+
+const fn shown(
+    codes: &'static [KeyCode],
+    action: Action,
+    keys: &'static str,
+    footer: Option<(&'static str, &'static str)>,
+    help: &'static str,
+) -> Binding {
+    Binding {
+        codes,
+        action,
+        keys,
+        footer,
+        help: Some(help),
+    }
+}
+
+/// The stable key bindings (design.md §6), written once: the keys map to actions through this
+/// table, and the footer and the help are rendered from it.
+pub const BINDINGS: &[Binding] = &[
+    shown(
+        &[KeyCode::Left, KeyCode::Char('h')],
+        Action::Left,
+        "←/→ or h/l",
+        Some(("←/→", "select")),
+        "select a link of the chain",
+    ),
+    bind(&[KeyCode::Right, KeyCode::Char('l')], Action::Right),
+    shown(
+        &[KeyCode::Tab, KeyCode::BackTab],
+        Action::Tab,
+        "Tab",
+        Some(("Tab", "pane")),
+        "switch pane (details / quantization gap)",
+    ),
+    shown(
+        &[KeyCode::Up, KeyCode::Char('k')],
+        Action::Up,
+        "↑/↓ or k/j",
+        None,
+        "scroll the details",
+    ),
+    bind(&[KeyCode::Down, KeyCode::Char('j')], Action::Down),
+    bind(&[KeyCode::Enter], Action::Enter),
+    bind(&[KeyCode::Esc], Action::Esc),
+    shown(
+        &[KeyCode::Char('v')],
+        Action::Verify,
+        "v",
+        Some(("v", "verify")),
+        "verify now (re-derive the key, check the proof)",
+    ),
+    shown(
+        &[KeyCode::Char('b')],
+        Action::BreakTest,
+        "b",
+        Some(("b", "break")),
+        "break test: change a bound item, watch it fail",
+    ),
+    shown(
+        &[KeyCode::Char('a')],
+        Action::Audit,
+        "a",
+        Some(("a", "audit")),
+        "audit: re-derive every link",
+    ),
+    shown(
+        &[KeyCode::Char('p')],
+        Action::Rebuild,
+        "p",
+        Some(("p", "rebuild")),
+        "rebuild the chain",
+    ),
+    shown(
+        &[KeyCode::Char('?')],
+        Action::Help,
+        "?",
+        Some(("?", "help")),
+        "this help (Esc closes)",
+    ),
+    shown(
+        &[KeyCode::Char('q')],
+        Action::Quit,
+        "q",
+        Some(("q", "quit")),
+        "quit",
+    ),
+];
+
+/// A key's action (see [`BINDINGS`]); Ctrl-C quits too.
 pub fn action_for(code: KeyCode, mods: KeyModifiers) -> Option<Action> {
-    Some(match code {
-        KeyCode::Left | KeyCode::Char('h') => Action::Left,
-        KeyCode::Right | KeyCode::Char('l') => Action::Right,
-        KeyCode::Tab | KeyCode::BackTab => Action::Tab,
-        KeyCode::Up | KeyCode::Char('k') => Action::Up,
-        KeyCode::Down | KeyCode::Char('j') => Action::Down,
-        KeyCode::Enter => Action::Enter,
-        KeyCode::Esc => Action::Esc,
-        KeyCode::Char('v') => Action::Verify,
-        KeyCode::Char('b') => Action::BreakTest,
-        KeyCode::Char('a') => Action::Audit,
-        KeyCode::Char('p') => Action::Rebuild,
-        KeyCode::Char('?') => Action::Help,
-        KeyCode::Char('q') => Action::Quit,
-        KeyCode::Char('c') if mods.contains(KeyModifiers::CONTROL) => Action::Quit,
-        _ => return None,
-    })
+    if code == KeyCode::Char('c') && mods.contains(KeyModifiers::CONTROL) {
+        return Some(Action::Quit);
+    }
+    BINDINGS
+        .iter()
+        .find(|b| b.codes.contains(&code))
+        .map(|b| b.action)
 }
 
 /// What to open: the default sample's chain, built once into the cache.

@@ -51,25 +51,7 @@ pub fn render(app: &App, f: &mut Frame) {
     gap(app, f, right);
     status_line(app, f, status);
     f.render_widget(
-        Paragraph::new(Line::from(vec![
-            " ←/→ ".bold(),
-            "select  ".into(),
-            "Tab ".bold(),
-            "pane  ".into(),
-            "v ".bold(),
-            "verify  ".into(),
-            "b ".bold(),
-            "break  ".into(),
-            "a ".bold(),
-            "audit  ".into(),
-            "p ".bold(),
-            "rebuild  ".into(),
-            "? ".bold(),
-            "help  ".into(),
-            "q ".bold(),
-            "quit".into(),
-        ]))
-        .style(Style::new().fg(Color::Gray)),
+        Paragraph::new(Line::from(footer_spans())).style(Style::new().fg(Color::Gray)),
         footer,
     );
     if app.breaking.is_some() {
@@ -784,6 +766,19 @@ fn break_overlay(app: &App, f: &mut Frame, area: Rect) {
     );
 }
 
+/// The footer: each binding it shows, as "keys word", from [`super::BINDINGS`].
+fn footer_spans() -> Vec<Span<'static>> {
+    let shown: Vec<(&str, &str)> = super::BINDINGS.iter().filter_map(|b| b.footer).collect();
+    let mut spans = vec![];
+    for (i, (keys, word)) in shown.iter().enumerate() {
+        let lead = if i == 0 { " " } else { "" };
+        let gap = if i + 1 < shown.len() { "  " } else { "" };
+        spans.push(format!("{lead}{keys} ").bold());
+        spans.push(format!("{word}{gap}").into());
+    }
+    spans
+}
+
 fn help_overlay(f: &mut Frame, area: Rect) {
     let r = centered(area, 64, 16);
     f.render_widget(Clear, r);
@@ -792,16 +787,15 @@ fn help_overlay(f: &mut Frame, area: Rect) {
             "The chain: float ONNX → quantized model → circuit → verifier key → proof → receipt. A proof is a receipt for execution: it binds what the receipt shows, not whether the model is good.",
         ),
         Line::from(""),
-        Line::from("←/→ or h/l   select a link of the chain"),
-        Line::from("Tab          switch pane (details / quantization gap)"),
-        Line::from("↑/↓ or k/j   scroll the details"),
-        Line::from("v            verify now (re-derive the key, check the proof)"),
-        Line::from("b            break test: change a bound item, watch it fail"),
-        Line::from("a            audit: re-derive every link"),
-        Line::from("p            rebuild the chain"),
-        Line::from("?            this help (Esc closes)"),
-        Line::from("q            quit"),
     ];
+    let lines: Vec<Line> = lines
+        .into_iter()
+        .chain(
+            super::BINDINGS
+                .iter()
+                .filter_map(|b| b.help.map(|h| Line::from(format!("{:<13}{h}", b.keys)))),
+        )
+        .collect();
     f.render_widget(
         Paragraph::new(lines)
             .block(Block::bordered().title(" Help ".bold()))

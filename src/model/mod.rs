@@ -547,11 +547,28 @@ fn constant_of_shape(
     let shape_name = n.input.first().ok_or("ConstantOfShape has no input")?;
     let value = constant_of_shape_value(n, load)?;
     let shape = constants.get(shape_name).ok_or(ShapeLater(value))?;
-    let dims: Vec<usize> = shape.data.iter().map(|&d| d.max(0.0) as usize).collect();
-    if numel(&dims) > 1 << 24 {
-        return Err(format!("ConstantOfShape of shape {dims:?} is too large").into());
-    }
+    let dims = folded_dims(shape)?;
     Ok(Tensor::filled(dims, value))
+}
+
+/// The largest constant a ConstantOfShape may fold to (elements): far beyond any model's, and
+/// a bound on what a hostile file can make the tool allocate.
+pub const MAX_FOLDED_ELEMENTS: usize = 1 << 24;
+
+/// The dims a ConstantOfShape's shape tensor asks for (negative ones as 0), refused past
+/// [`MAX_FOLDED_ELEMENTS`] without overflowing on the way.
+pub fn folded_dims(shape: &Tensor<f64>) -> std::result::Result<Vec<usize>, String> {
+    let dims: Vec<usize> = shape.data.iter().map(|&d| d.max(0.0) as usize).collect();
+    let n = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|&n| n <= MAX_FOLDED_ELEMENTS);
+    match n {
+        Some(_) => Ok(dims),
+        None => Err(format!(
+            "a constant of shape {dims:?} is too large (more than {MAX_FOLDED_ELEMENTS} elements)"
+        )),
+    }
 }
 
 /// A ConstantOfShape whose shape is not an initializer: its fill value, for the quantizer,

@@ -7,15 +7,7 @@ impl Lowering<'_> {
     pub(super) fn lower_constant_of_shape(&mut self, arg0: String, value: &f64) -> Result<Operand> {
         // The shape is static (shape arithmetic on fixed shapes), so the fill is a
         // constant.
-        let dims: Vec<usize> = self
-            .constant(&arg0)?
-            .data
-            .iter()
-            .map(|&d| d.max(0.0) as usize)
-            .collect();
-        if numel(&dims) > 1 << 24 {
-            return Err(self.fail(format!("a constant of shape {dims:?} is too large")));
-        }
+        let dims = crate::model::folded_dims(&self.constant(&arg0)?).map_err(|e| self.fail(e))?;
         Ok(Operand::Const(Tensor::filled(dims, *value)))
     }
 

@@ -65,7 +65,7 @@ const PARAMS_SHA256: [&str; (MAX_K - MIN_K + 1) as usize] = [
     "7c65b8e3d12f2c1054f07c2721da8670d97f0f14c846df6bcf4d390dd62cbceb",
     "50645fa7a51508a3fe9e34b5b34ee31bfe6a19891364b682d801b3ca265afe33",
     "99e0ead628c6dd379468845cdbb9379f839856d502f122edae91059cd2a78ab5",
-    "",
+    "f4d375ececf32f64193b4c452a59313b92798ede9ee1f6419af82259c4f161c8",
 ];
 
 /// The pinned sha256 of the parameter file for `k`; None outside [`MIN_K`]..=[`MAX_K`].

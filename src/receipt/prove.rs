@@ -1,0 +1,448 @@
+//! Proving into a receipt folder: the chain in memory, the receipt it makes, the folder written
+//! atomically, and the redacted copy.
+
+use super::folder::read_file;
+use super::*;
+/// What `prove_folder` made, with timings.
+pub struct Proved {
+    pub dir: PathBuf,
+    pub receipt: Receipt,
+    pub circuit: CircuitInfo,
+    pub report: RunReport,
+    pub timings: Timings,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Timings {
+    pub quantize_s: f64,
+    pub compile_s: f64,
+    pub params_s: f64,
+    pub keygen_s: f64,
+    pub prove_s: f64,
+    pub verify_s: f64,
+}
+
+/// Everything up to the proof, in memory: the chain from an ONNX file and an input.
+pub struct Chain {
+    pub model: Model,
+    pub qm: QuantizedModel,
+    pub report: RunReport,
+    pub compiled: circuit::Compiled,
+    pub inputs: Vec<Tensor<i64>>,
+    pub outputs: Vec<Tensor<i64>>,
+    /// The model and input files as read, once: a pipe cannot be read again, and a file changed
+    /// since would not be what was proved.
+    pub onnx_bytes: Vec<u8>,
+    pub input_bytes: Vec<u8>,
+}
+
+/// Load, quantize, evaluate in integers, and compile with the witness.
+pub fn build_chain(model_path: &Path, input: &Path, cfg: &QuantConfig) -> Result<Chain> {
+    build_chain_as(model_path, input, cfg, Disclosure::default())
+}
+
+/// [`build_chain`] with the input's and the parameters' visibility (and the input's salt).
+pub fn build_chain_as(
+    model_path: &Path,
+    input: &Path,
+    cfg: &QuantConfig,
+    dis: Disclosure,
+) -> Result<Chain> {
+    let QuantizedRun {
+        model,
+        onnx_bytes,
+        input_text,
+        qm,
+        report,
+        inputs,
+        ..
+    } = quantize_files(model_path, input, cfg)?;
+    let values = qm.evaluate(&inputs)?;
+    qm.check_activation_budget(&values)?;
+    let compiled = circuit::compile_as(&qm, dis, Some(&values))
+        .map_err(|e| Error::invalid(model.file(), e.to_string()))?;
+    let outputs = qm.outputs.iter().map(|&v| values[v].clone()).collect();
+    Ok(Chain {
+        model,
+        qm,
+        report,
+        compiled,
+        inputs,
+        outputs,
+        onnx_bytes,
+        input_bytes: input_text.into_bytes(),
+    })
+}
+
+pub(super) fn json_pretty<T: Serialize>(v: &T) -> Vec<u8> {
+    let mut b = serde_json::to_vec_pretty(v).expect("serializable");
+    b.push(b'\n');
+    b
+}
+
+/// Where randomness for proving comes from: the OS, or a seed (tests, reproducible demos; a
+/// seeded proof is as sound, but its blinding is predictable, so it is not zero-knowledge).
+#[derive(Clone, Copy, Debug)]
+pub enum ProofRng {
+    Os,
+    Seeded(u64),
+}
+
+impl ProofRng {
+    pub fn rng(self) -> Result<StdRng> {
+        match self {
+            ProofRng::Os => {
+                StdRng::try_from_rng(&mut SysRng).map_err(|e| Error::invalid("OS random source", e))
+            }
+            ProofRng::Seeded(s) => Ok(StdRng::seed_from_u64(s)),
+        }
+    }
+}
+
+/// How to prove: the input's and the parameters' visibility, the salt of a hashed input, the
+/// randomness.
+#[derive(Clone, Copy, Debug)]
+pub struct ProveOptions {
+    pub input: Visibility,
+    pub params: ParamVisibility,
+    pub salt: Option<i128>,
+    pub rng: ProofRng,
+    /// Refuse circuits of more than 2^max_k rows.
+    pub max_k: u32,
+    /// Prove even when the forecast peak memory exceeds what the machine has available.
+    pub over_memory: bool,
+}
+
+impl Default for ProveOptions {
+    /// Public input, fixed weights, OS randomness, up to the largest k, within memory.
+    fn default() -> Self {
+        ProveOptions {
+            input: Visibility::Public,
+            params: ParamVisibility::Fixed,
+            salt: None,
+            rng: ProofRng::Os,
+            max_k: circuit::MAX_K,
+            over_memory: false,
+        }
+    }
+}
+
+/// The model commitment's hashes of the quantized model and circuit, and how the weights are
+/// bound (the ONNX and key hashes are filled in by the caller).
+pub(super) fn model_commitment(qm: &QuantizedModel, info: &CircuitInfo) -> ModelCommitment {
+    let params = info.layout.params;
+    ModelCommitment {
+        onnx_sha256: String::new(),
+        quantized_sha256: canonical_sha256(qm),
+        circuit_sha256: canonical_sha256(info),
+        vk_sha256: String::new(),
+        weights: weights_text(info),
+        param_visibility: params,
+        weights_commitment: match params {
+            ParamVisibility::Fixed => String::new(),
+            ParamVisibility::Hashed => commit::fp_hex(commit::params_digest(qm)),
+        },
+        architecture_sha256: match params {
+            ParamVisibility::Fixed => String::new(),
+            ParamVisibility::Hashed => canonical_sha256(&commit::redact(qm)),
+        },
+    }
+}
+
+/// Prove `model` on `input` and write the receipt folder `out`. `progress` hears each stage.
+pub fn prove_folder(
+    model_path: &Path,
+    input: &Path,
+    out: &Path,
+    cfg: &QuantConfig,
+    opts: &ProveOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Proved> {
+    let mut t = Timings::default();
+    let clock = Instant::now();
+    progress("quantize");
+    let vis = opts.input;
+    if opts.salt.is_some() && vis != Visibility::Hashed {
+        return Err(Error::Usage(
+            "--salt: a salt only goes into a hashed input commitment (--input-visibility hashed)"
+                .into(),
+        ));
+    }
+    let salt = opts.salt.unwrap_or(0);
+    let dis = Disclosure {
+        input: vis,
+        params: opts.params,
+        salt: opts.salt,
+    };
+    let mut chain = build_chain_as(model_path, input, cfg, dis)?;
+    t.quantize_s = clock.elapsed().as_secs_f64();
+    let info = chain.compiled.info.clone();
+    t.compile_s = clock.elapsed().as_secs_f64() - t.quantize_s;
+    progress(&format!(
+        "circuit: k={} · {} rows · {} advice columns",
+        info.k, info.rows, info.advice_columns
+    ));
+    check_resources(&info, opts, model_path, progress)?;
+    let (params, params_s) = proof::params(info.k, progress)?;
+    t.params_s = params_s;
+    progress("keygen");
+    let c = Instant::now();
+    let (vk, pk) = proof::keygen(&params, &chain.compiled.circuit)?;
+    t.keygen_s = c.elapsed().as_secs_f64();
+
+    let input_claims: Vec<TensorClaim> = chain
+        .qm
+        .inputs
+        .iter()
+        .zip(&chain.inputs)
+        .map(|(&v, t)| TensorClaim::new(&tensor_name(&chain.qm, v), t, chain.qm.values[v].scale))
+        .collect();
+    let output_claims: Vec<TensorClaim> = chain
+        .qm
+        .outputs
+        .iter()
+        .zip(&chain.outputs)
+        .map(|(&v, t)| TensorClaim::new(&tensor_name(&chain.qm, v), t, chain.qm.values[v].scale))
+        .collect();
+    let values: Vec<i64> = chain.inputs.iter().flat_map(|t| t.data.clone()).collect();
+    let (scheme, covers) = input_words(vis, chain.qm.config.activation_bits, values.len());
+    let input_commitment = InputCommitment {
+        visibility: vis,
+        scheme,
+        value: match vis {
+            Visibility::Public => input_sha256(&input_claims),
+            Visibility::Hashed => commit::fp_hex(commit::input_digest(
+                &values,
+                chain.qm.config.activation_bits,
+                salt,
+            )),
+            Visibility::Private => String::new(),
+        },
+        salted: opts.salt.is_some(),
+        covers,
+        tensors: match vis {
+            Visibility::Public => input_claims,
+            Visibility::Hashed | Visibility::Private => vec![],
+        },
+    };
+    let model_commitment = model_commitment(&chain.qm, &info);
+    let inst = instance(&input_commitment, &model_commitment, &output_claims)
+        .expect("our own digests parse");
+    if chain.compiled.circuit.instance().as_deref() != Some(&inst[..]) {
+        return Err(Error::Internal(
+            "the circuit's public values differ from the integer evaluator's".into(),
+        ));
+    }
+
+    progress("prove");
+    let c = Instant::now();
+    let proof_bytes = proof::prove(
+        &params,
+        &pk,
+        &chain.compiled.circuit,
+        &inst,
+        opts.rng.rng()?,
+    )?;
+    t.prove_s = c.elapsed().as_secs_f64();
+    progress("verify");
+    let c = Instant::now();
+    proof::check_fresh(&params, &vk.vk, &inst, &proof_bytes)?;
+    t.verify_s = c.elapsed().as_secs_f64();
+
+    let report = &chain.report;
+    let agree: Vec<bool> = report
+        .outputs
+        .iter()
+        .filter_map(|o| o.argmax.as_ref().map(|a| a.agree))
+        .collect();
+    let receipt = Receipt {
+        schema: SCHEMA.into(),
+        model_commitment: ModelCommitment {
+            onnx_sha256: chain.model.sha256.clone(),
+            vk_sha256: vk.sha256.clone(),
+            ..model_commitment
+        },
+        input_commitment,
+        output: output_claims,
+        proof: ProofInfo {
+            system: PROOF_SYSTEM.into(),
+            transcript: TRANSCRIPT.into(),
+            file: PROOF_FILE.into(),
+            sha256: sha256_hex(&proof_bytes),
+            bytes: proof_bytes.len(),
+            prove_s: t.prove_s,
+        },
+        verifier: VerifierInfo {
+            file: VK_FILE.into(),
+            vk_sha256: vk.sha256.clone(),
+            k: info.k,
+            zkreceipt_version: env!("CARGO_PKG_VERSION").into(),
+            halo2_proofs_version: HALO2_VERSION.into(),
+            circuit_format: CIRCUIT_FORMAT,
+        },
+        statement: statement(&chain.qm, &info, &chain.model.sha256, &vk.sha256),
+        quantization: QuantizationInfo {
+            activation_scale: chain.qm.scale,
+            activation_bits: chain.qm.config.activation_bits,
+            param_bits: chain.qm.config.param_bits,
+            max_abs_error: report
+                .outputs
+                .iter()
+                .map(|o| o.max_abs_error)
+                .fold(0.0, f64::max),
+            max_rel_error: report
+                .outputs
+                .iter()
+                .map(|o| o.max_rel_error)
+                .fold(0.0, f64::max),
+            argmax_agree: (!agree.is_empty()).then(|| agree.iter().all(|&a| a)),
+        },
+        not_claimed: not_claimed(vis, opts.params),
+    };
+
+    progress("write receipt folder");
+    // A hashed or private input stays with its owner: it is not written into the folder.
+    let mut files: Vec<(&str, Vec<u8>)> = vec![(MODEL_FILE, std::mem::take(&mut chain.onnx_bytes))];
+    if vis == Visibility::Public {
+        files.push((INPUT_FILE, std::mem::take(&mut chain.input_bytes)));
+    }
+    files.extend([
+        (QUANTIZED_FILE, json_pretty(&chain.qm)),
+        (CIRCUIT_FILE, json_pretty(&info)),
+        (VK_FILE, vk.pinned.clone().into_bytes()),
+        (PROOF_FILE, proof_bytes),
+        (RECEIPT_FILE, json_pretty(&receipt)),
+    ]);
+    write_folder(out, &files)?;
+    Ok(Proved {
+        dir: out.to_path_buf(),
+        receipt,
+        circuit: info,
+        report: chain.report,
+        timings: t,
+    })
+}
+
+/// Say what making the parameters, keys and proof will cost, and refuse (before any of it starts)
+/// a circuit above `--max-k` or one whose forecast peak memory exceeds what is available.
+pub(super) fn check_resources(
+    info: &CircuitInfo,
+    opts: &ProveOptions,
+    model_path: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<()> {
+    if info.k > opts.max_k {
+        return Err(Error::invalid(
+            model_path.display(),
+            format!(
+                "the circuit needs k={} ({} rows), above --max-k {}; raise --max-k to prove it",
+                info.k, info.rows, opts.max_k
+            ),
+        ));
+    }
+    proof::check_fits(
+        info.layout,
+        info.k,
+        opts.over_memory,
+        &model_path.display().to_string(),
+        progress,
+    )?;
+    Ok(())
+}
+
+/// Only a receipt with hashed weights has a copy without them: fixed weights are in the key.
+pub fn redactable(f: &Folder) -> Result<()> {
+    if f.receipt.model_commitment.param_visibility != ParamVisibility::Hashed {
+        return Err(Error::invalid(
+            f.dir.join(RECEIPT_FILE).display(),
+            "field `model_commitment.param_visibility` is fixed: the weights are in the verifier \
+             key, so a copy without them would hide nothing; prove with --param-visibility hashed",
+        ));
+    }
+    Ok(())
+}
+
+/// Write a verifier's copy of a receipt folder with hashed weights to `out`: the receipt,
+/// circuit, key, proof and public input as they are, and `quantized.json` redacted (every weight,
+/// bias and constant zero, their widths kept); `model.onnx` is left out. It verifies like the
+/// original: the key does not depend on the weights, and the proof binds them to the receipt's
+/// weights commitment. Returns the files written.
+pub fn redact_folder(f: &Folder, out: &Path) -> Result<Vec<&'static str>> {
+    redactable(f)?;
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same(&f.dir, out) {
+        return Err(Error::invalid(
+            out.display(),
+            "is the folder being redacted; choose another --out",
+        ));
+    }
+    let mut files: Vec<(&str, Vec<u8>)> = vec![];
+    for name in [RECEIPT_FILE, CIRCUIT_FILE, VK_FILE, PROOF_FILE, INPUT_FILE] {
+        if name == INPUT_FILE && !f.dir.join(name).exists() {
+            continue;
+        }
+        files.push((name, read_file(&f.dir, name)?));
+    }
+    let qm = match f.qm.redacted {
+        Some(_) => f.qm.clone(),
+        None => commit::redact(&f.qm),
+    };
+    files.push((QUANTIZED_FILE, json_pretty(&qm)));
+    write_folder(out, &files)?;
+    Ok(files.iter().map(|(n, _)| *n).collect())
+}
+
+/// Write the files into a temporary sibling folder, then rename it to `out`. An existing
+/// receipt folder at `out` is replaced; any other existing path is refused.
+pub(super) fn write_folder(out: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
+    let name = out
+        .file_name()
+        .ok_or_else(|| Error::invalid(out.display(), "not a folder name"))?
+        .to_string_lossy()
+        .into_owned();
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if out.exists() {
+        let replaceable = out.is_dir()
+            && (out.join(RECEIPT_FILE).is_file()
+                || std::fs::read_dir(out)
+                    .map(|mut d| d.next().is_none())
+                    .unwrap_or(false));
+        if !replaceable {
+            return Err(Error::invalid(
+                out.display(),
+                "exists and is not a receipt folder; choose another --out",
+            ));
+        }
+    }
+    let io = |e: std::io::Error| Error::invalid(out.display(), e);
+    std::fs::create_dir_all(&parent).map_err(io)?;
+    // What a killed run left of this folder goes first.
+    for stage in ["tmp", "old"] {
+        proof::remove_stale_temps(&parent, &format!(".{name}.{stage}-"));
+    }
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir(&tmp).map_err(io)?;
+    let written = files
+        .iter()
+        .try_for_each(|(f, bytes)| std::fs::write(tmp.join(f), bytes));
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(io(e));
+    }
+    if out.exists() {
+        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+        std::fs::rename(out, &old).map_err(io)?;
+        std::fs::rename(&tmp, out).map_err(io)?;
+        let _ = std::fs::remove_dir_all(&old);
+    } else {
+        std::fs::rename(&tmp, out).map_err(io)?;
+    }
+    Ok(())
+}

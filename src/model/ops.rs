@@ -1,0 +1,358 @@
+//! The ops the chain knows: `Op` (one variant per ONNX op or op form), the element-wise
+//! functions computed through tables (`TableFn`), padding forms and raw attributes.
+
+use super::*;
+
+/// An attribute value as stored in the file.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum Attr {
+    Int(i64),
+    Float(f32),
+    Ints(Vec<i64>),
+    Floats(Vec<f32>),
+    Str(String),
+    Strs(Vec<String>),
+    Tensor { shape: Vec<usize>, elements: usize },
+    Other(String),
+}
+
+/// An element-wise function, evaluated by the circuit through a lookup table.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableFn {
+    Sigmoid,
+    Tanh,
+    Elu {
+        alpha: f64,
+    },
+    Selu {
+        alpha: f64,
+        gamma: f64,
+    },
+    Softplus,
+    Erf,
+    /// Square root; 0 below 0 (where ONNX gives NaN).
+    Sqrt,
+    HardSigmoid {
+        alpha: f64,
+        beta: f64,
+    },
+    Sin,
+    Cos,
+    Exp,
+    Abs,
+    /// `x^p` for a constant exponent; 0 where it is not a real number.
+    Pow {
+        p: f64,
+    },
+    /// `1/x`, for division by a runtime tensor; 0 at 0.
+    Reciprocal,
+    Tan,
+    /// `1/√x` for normalizations; 0 at or below 0.
+    Rsqrt,
+    /// Acos and Asin: 0 outside [-1, 1] (where ONNX gives NaN).
+    Acos,
+    Asin,
+    Atan,
+    Sign,
+}
+
+impl TableFn {
+    pub fn apply(self, x: f64) -> f64 {
+        let y = match self {
+            TableFn::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            TableFn::Tanh => x.tanh(),
+            TableFn::Elu { alpha } => {
+                if x > 0.0 {
+                    x
+                } else {
+                    alpha * x.exp_m1()
+                }
+            }
+            TableFn::Selu { alpha, gamma } => gamma * if x > 0.0 { x } else { alpha * x.exp_m1() },
+            TableFn::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
+            TableFn::Erf => libm::erf(x),
+            TableFn::Sqrt => x.max(0.0).sqrt(),
+            TableFn::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
+            TableFn::Sin => x.sin(),
+            TableFn::Cos => x.cos(),
+            TableFn::Exp => x.exp(),
+            TableFn::Abs => x.abs(),
+            TableFn::Pow { p } => x.powf(p),
+            TableFn::Reciprocal => 1.0 / x,
+            TableFn::Rsqrt => 1.0 / x.sqrt(),
+            TableFn::Tan => x.tan(),
+            TableFn::Acos => x.acos(),
+            TableFn::Asin => x.asin(),
+            TableFn::Atan => x.atan(),
+            TableFn::Sign => {
+                if x > 0.0 {
+                    1.0
+                } else if x < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                }
+            }
+        };
+        if y.is_finite() { y } else { 0.0 }
+    }
+
+    /// The ONNX op this table stands for.
+    pub fn name(self) -> &'static str {
+        match self {
+            TableFn::Sigmoid => "Sigmoid",
+            TableFn::Tanh => "Tanh",
+            TableFn::Elu { .. } => "Elu",
+            TableFn::Selu { .. } => "Selu",
+            TableFn::Softplus => "Softplus",
+            TableFn::Erf => "Erf",
+            TableFn::Sqrt => "Sqrt",
+            TableFn::HardSigmoid { .. } => "HardSigmoid",
+            TableFn::Sin => "Sin",
+            TableFn::Cos => "Cos",
+            TableFn::Exp => "Exp",
+            TableFn::Abs => "Abs",
+            TableFn::Pow { .. } => "Pow",
+            TableFn::Reciprocal => "Reciprocal",
+            TableFn::Rsqrt => "Rsqrt",
+            TableFn::Tan => "Tan",
+            TableFn::Acos => "Acos",
+            TableFn::Asin => "Asin",
+            TableFn::Atan => "Atan",
+            TableFn::Sign => "Sign",
+        }
+    }
+}
+
+/// The ops the quantizer and circuit compiler understand, with their attributes parsed.
+/// Anything else is `Unsupported` and named by the preflight.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind")]
+pub enum Op {
+    Gemm {
+        alpha: f64,
+        beta: f64,
+        trans_a: bool,
+        trans_b: bool,
+    },
+    MatMul,
+    Add,
+    Sub,
+    Mul,
+    Relu,
+    LeakyRelu {
+        alpha: f64,
+    },
+    Sigmoid,
+    Tanh,
+    /// An element-wise function through a lookup table (Elu, Erf, Sqrt, Sin, …).
+    Unary(TableFn),
+    /// Pow with a constant exponent.
+    Pow,
+    Neg,
+    /// Less, Greater, LessOrEqual, GreaterOrEqual: 1.0 or 0.0.
+    Compare {
+        less: bool,
+        or_equal: bool,
+    },
+    Not,
+    Where,
+    /// LayerNormalization over the axes from `axis` on (`instance`: InstanceNormalization, over
+    /// the spatial axes, scale and bias per channel).
+    Normalization {
+        axis: i64,
+        epsilon: f64,
+        instance: bool,
+    },
+    /// PRelu with a constant slope.
+    PRelu,
+    /// Softmax over `axis` (before opset 13: over all axes from `axis` on, `flatten`).
+    Softmax {
+        axis: i64,
+        flatten: bool,
+    },
+    /// Div: by a constant, or by a runtime tensor (through a reciprocal table).
+    Div,
+    Conv {
+        kernel_shape: Option<Vec<usize>>,
+        strides: Vec<usize>,
+        pads: Pads,
+        dilations: Vec<usize>,
+        group: usize,
+    },
+    /// ConvTranspose with explicit pads (no auto_pad, no output_shape), group 1.
+    ConvTranspose {
+        strides: Vec<usize>,
+        pads: Vec<usize>,
+        dilations: Vec<usize>,
+        output_padding: Vec<usize>,
+    },
+    AveragePool {
+        kernel_shape: Vec<usize>,
+        strides: Vec<usize>,
+        pads: Pads,
+        count_include_pad: bool,
+    },
+    MaxPool {
+        kernel_shape: Vec<usize>,
+        strides: Vec<usize>,
+        pads: Pads,
+        dilations: Vec<usize>,
+        ceil_mode: bool,
+    },
+    GlobalAveragePool,
+    Flatten {
+        axis: i64,
+    },
+    Reshape {
+        allowzero: bool,
+    },
+    Transpose {
+        perm: Option<Vec<usize>>,
+    },
+    Concat {
+        axis: i64,
+    },
+    BatchNormalization {
+        epsilon: f64,
+    },
+    Identity,
+    Constant,
+    ReduceMean {
+        axes: Option<Vec<i64>>,
+        keepdims: bool,
+        noop_with_empty_axes: bool,
+    },
+    ReduceSum {
+        axes: Option<Vec<i64>>,
+        keepdims: bool,
+        noop_with_empty_axes: bool,
+    },
+    /// Pad (constant mode): `pads` from the attribute (opset < 11) or the second input.
+    Pad {
+        pads: Option<Vec<i64>>,
+        value: f64,
+    },
+    /// Slice: from attributes (opset < 10) or the constant inputs.
+    Slice {
+        starts: Option<Vec<i64>>,
+        ends: Option<Vec<i64>>,
+        axes: Option<Vec<i64>>,
+    },
+    /// Gather with constant indices.
+    Gather {
+        axis: i64,
+    },
+    /// Resize / Upsample, nearest mode.
+    Resize {
+        coordinate_mode: String,
+        nearest_mode: String,
+        scales: Option<Vec<f64>>,
+    },
+    Tile,
+    Expand,
+    /// The input's shape, a constant once the input's shape is known.
+    Shape,
+    /// ConstantOfShape of a shape computed from static tensors (one from initializers is folded
+    /// at load time): filled with `value`.
+    ConstantOfShape {
+        value: f64,
+    },
+    /// `out[…] = data[…, indices[…], …]` element by element along `axis`; constant indices are
+    /// rewiring, runtime ones a selection (see the quantizer's `select`).
+    GatherElements {
+        axis: i64,
+    },
+    /// Cast to an integer type: toward zero (saturation and wrapping are not modelled).
+    Truncate,
+    /// OneHot with constant depth and values: a new axis `axis` of `depth` entries, `on` where
+    /// it equals the index (negative: counted from the end), else `off`.
+    OneHot {
+        axis: i64,
+    },
+    /// ArgMax, or ArgMin with `min`: the first (or with `last`, the last) position of the
+    /// extreme along `axis`.
+    ArgMax {
+        axis: i64,
+        keepdims: bool,
+        last: bool,
+        min: bool,
+    },
+    /// The `k` largest (or smallest) along `axis`, sorted; `k` from the attribute (before opset
+    /// 10) or the constant second input. Only the Values output.
+    TopK {
+        axis: i64,
+        largest: bool,
+        k: Option<i64>,
+    },
+    /// RNN (tanh) or LSTM (sigmoid gates, tanh cell), forward, unrolled over the sequence.
+    Recurrent {
+        lstm: bool,
+        hidden: usize,
+    },
+    /// Squeeze / Unsqueeze: `axes` from the attribute (before opset 13) or the second input.
+    Squeeze {
+        axes: Option<Vec<i64>>,
+        unsqueeze: bool,
+    },
+    /// ReduceMax, or ReduceMin with `min`.
+    ReduceMax {
+        axes: Option<Vec<i64>>,
+        keepdims: bool,
+        noop_with_empty_axes: bool,
+        min: bool,
+    },
+    Unsupported {
+        reason: String,
+    },
+}
+
+/// Spatial padding: explicit begin/end pads per spatial axis, or an `auto_pad` rule resolved once
+/// the input shape is known.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Pads {
+    Explicit { begin: Vec<usize>, end: Vec<usize> },
+    SameUpper,
+    SameLower,
+}
+
+impl Pads {
+    /// Begin and end padding for each spatial axis of `input` (spatial dims only).
+    pub fn resolve(
+        &self,
+        input: &[usize],
+        kernel: &[usize],
+        strides: &[usize],
+        dilations: &[usize],
+    ) -> (Vec<usize>, Vec<usize>) {
+        match self {
+            Pads::Explicit { begin, end } => {
+                let n = input.len();
+                let pick = |v: &Vec<usize>| if v.is_empty() { vec![0; n] } else { v.clone() };
+                (pick(begin), pick(end))
+            }
+            Pads::SameUpper | Pads::SameLower => {
+                let mut b = vec![];
+                let mut e = vec![];
+                for i in 0..input.len() {
+                    let out = input[i].div_ceil(strides[i]);
+                    let eff = (kernel[i] - 1) * dilations[i] + 1;
+                    let total = ((out - 1) * strides[i] + eff).saturating_sub(input[i]);
+                    let small = total / 2;
+                    let big = total - small;
+                    if *self == Pads::SameUpper {
+                        b.push(small);
+                        e.push(big);
+                    } else {
+                        b.push(big);
+                        e.push(small);
+                    }
+                }
+                (b, e)
+            }
+        }
+    }
+}

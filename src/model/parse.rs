@@ -1,0 +1,512 @@
+//! From protobuf to `Op`: attributes, ONNX op types and their attribute forms (by opset),
+//! and the constants folded at load time (Constant, ConstantOfShape of a static shape).
+
+use super::*;
+
+pub(super) fn parse_attr(a: &pb::AttributeProto, file: &str) -> Result<Attr> {
+    use pb::attribute_proto::AttributeType as T;
+    Ok(match T::try_from(a.r#type).unwrap_or(T::Undefined) {
+        T::Int => Attr::Int(a.i),
+        T::Float => Attr::Float(a.f),
+        T::Ints => Attr::Ints(a.ints.clone()),
+        T::Floats => Attr::Floats(a.floats.clone()),
+        T::String => Attr::Str(String::from_utf8_lossy(&a.s).into_owned()),
+        T::Strings => Attr::Strs(
+            a.strings
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect(),
+        ),
+        T::Tensor => {
+            let t = a.t.as_ref().ok_or_else(|| {
+                Error::invalid(file, format!("attribute `{}` has no tensor", a.name))
+            })?;
+            let shape: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+            Attr::Tensor {
+                elements: numel(&shape),
+                shape,
+            }
+        }
+        other => Attr::Other(format!("{other:?}")),
+    })
+}
+
+/// The value of a ConstantOfShape node whose shape input is a constant: that shape, filled with
+/// the `value` attribute's single element (0.0 without one).
+pub(super) fn constant_of_shape(
+    n: &pb::NodeProto,
+    constants: &BTreeMap<String, Tensor<f64>>,
+    load: &dyn Fn(&pb::TensorProto, &str) -> Result<Tensor<f64>>,
+) -> std::result::Result<Tensor<f64>, CosError> {
+    let shape_name = n.input.first().ok_or("ConstantOfShape has no input")?;
+    let value = constant_of_shape_value(n, load)?;
+    let shape = constants.get(shape_name).ok_or(ShapeLater(value))?;
+    let dims = folded_dims(shape)?;
+    Ok(Tensor::filled(dims, value))
+}
+
+/// The largest constant a ConstantOfShape may fold to (elements): far beyond any model's, and
+/// a bound on what a hostile file can make the tool allocate.
+pub const MAX_FOLDED_ELEMENTS: usize = 1 << 24;
+
+/// The dims a ConstantOfShape's shape tensor asks for (negative ones as 0), refused past
+/// [`MAX_FOLDED_ELEMENTS`] without overflowing on the way.
+pub fn folded_dims(shape: &Tensor<f64>) -> std::result::Result<Vec<usize>, String> {
+    let dims: Vec<usize> = shape.data.iter().map(|&d| d.max(0.0) as usize).collect();
+    let n = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|&n| n <= MAX_FOLDED_ELEMENTS);
+    match n {
+        Some(_) => Ok(dims),
+        None => Err(format!(
+            "a constant of shape {dims:?} is too large (more than {MAX_FOLDED_ELEMENTS} elements)"
+        )),
+    }
+}
+
+/// A ConstantOfShape whose shape is not an initializer: its fill value, for the quantizer,
+/// which folds the shape (shape arithmetic is static) and the fill.
+pub(super) struct ShapeLater(f64);
+
+pub(super) enum CosError {
+    Later(f64),
+    Bad(String),
+}
+
+impl From<ShapeLater> for CosError {
+    fn from(l: ShapeLater) -> Self {
+        CosError::Later(l.0)
+    }
+}
+
+impl From<String> for CosError {
+    fn from(s: String) -> Self {
+        CosError::Bad(s)
+    }
+}
+
+impl From<&str> for CosError {
+    fn from(s: &str) -> Self {
+        CosError::Bad(s.into())
+    }
+}
+
+/// The `value` attribute's single element (0.0 without one).
+pub(super) fn constant_of_shape_value(
+    n: &pb::NodeProto,
+    load: &dyn Fn(&pb::TensorProto, &str) -> Result<Tensor<f64>>,
+) -> std::result::Result<f64, String> {
+    Ok(
+        match n
+            .attribute
+            .iter()
+            .find(|a| a.name == "value")
+            .and_then(|a| a.t.as_ref())
+        {
+            Some(t) => *load(t, "value")
+                .map_err(|e| e.to_string())?
+                .data
+                .first()
+                .ok_or("ConstantOfShape's value is empty")?,
+            None => 0.0,
+        },
+    )
+}
+
+/// Attribute accessors that name the node and attribute on error.
+pub(super) struct Attrs<'a> {
+    map: &'a BTreeMap<String, Attr>,
+}
+
+impl Attrs<'_> {
+    fn int(&self, k: &str, default: i64) -> i64 {
+        match self.map.get(k) {
+            Some(Attr::Int(i)) => *i,
+            _ => default,
+        }
+    }
+    fn float(&self, k: &str, default: f64) -> f64 {
+        match self.map.get(k) {
+            Some(Attr::Float(f)) => *f as f64,
+            _ => default,
+        }
+    }
+    fn ints(&self, k: &str) -> Option<Vec<i64>> {
+        match self.map.get(k) {
+            Some(Attr::Ints(v)) => Some(v.clone()),
+            _ => None,
+        }
+    }
+    fn usizes(&self, k: &str) -> std::result::Result<Option<Vec<usize>>, String> {
+        match self.ints(k) {
+            None => Ok(None),
+            Some(v) => v
+                .iter()
+                .map(|&x| {
+                    usize::try_from(x)
+                        .map_err(|_| format!("attribute `{k}` has a negative entry {x}"))
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map(Some),
+        }
+    }
+    fn attr_floats(&self, k: &str) -> Option<Vec<f32>> {
+        match self.map.get(k) {
+            Some(Attr::Floats(v)) => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    fn string(&self, k: &str) -> Option<String> {
+        match self.map.get(k) {
+            Some(Attr::Str(s)) => Some(s.clone()),
+            _ => None,
+        }
+    }
+}
+
+pub(super) fn spatial_pads(a: &Attrs) -> std::result::Result<Pads, String> {
+    match a.string("auto_pad").as_deref() {
+        None | Some("NOTSET") | Some("") => {
+            let pads = a.usizes("pads")?.unwrap_or_default();
+            if pads.len() % 2 != 0 {
+                return Err(format!("`pads` has odd length {}", pads.len()));
+            }
+            let n = pads.len() / 2;
+            Ok(Pads::Explicit {
+                begin: pads[..n].to_vec(),
+                end: pads[n..].to_vec(),
+            })
+        }
+        Some("VALID") => Ok(Pads::Explicit {
+            begin: vec![],
+            end: vec![],
+        }),
+        Some("SAME_UPPER") => Ok(Pads::SameUpper),
+        Some("SAME_LOWER") => Ok(Pads::SameLower),
+        Some(other) => Err(format!("unknown auto_pad `{other}`")),
+    }
+}
+
+/// Parse an op's attributes into our typed op (structural checks that need no shapes).
+pub(super) fn parse_op(
+    op_type: &str,
+    domain: &str,
+    attrs: &BTreeMap<String, Attr>,
+    opset: i64,
+) -> Op {
+    if !(domain.is_empty() || domain == "ai.onnx") {
+        return Op::Unsupported {
+            reason: format!("operator domain `{domain}` is not supported"),
+        };
+    }
+    let a = Attrs { map: attrs };
+    let r = (|| -> std::result::Result<Op, String> {
+        Ok(match op_type {
+            "Gemm" => Op::Gemm {
+                alpha: a.float("alpha", 1.0),
+                beta: a.float("beta", 1.0),
+                trans_a: a.int("transA", 0) != 0,
+                trans_b: a.int("transB", 0) != 0,
+            },
+            "MatMul" => Op::MatMul,
+            "Add" => Op::Add,
+            "Sub" => Op::Sub,
+            "Mul" => Op::Mul,
+            "Relu" => Op::Relu,
+            "LeakyRelu" => Op::LeakyRelu {
+                alpha: a.float("alpha", 0.01),
+            },
+            "Sigmoid" => Op::Sigmoid,
+            "Elu" => Op::Unary(TableFn::Elu {
+                alpha: a.float("alpha", 1.0),
+            }),
+            "Selu" => Op::Unary(TableFn::Selu {
+                alpha: a.float("alpha", 1.673_263_192_176_818_8),
+                gamma: a.float("gamma", 1.050_701_022_148_132_3),
+            }),
+            "Softplus" => Op::Unary(TableFn::Softplus),
+            "Erf" => Op::Unary(TableFn::Erf),
+            "Sqrt" => Op::Unary(TableFn::Sqrt),
+            "HardSigmoid" => Op::Unary(TableFn::HardSigmoid {
+                alpha: a.float("alpha", 0.2),
+                beta: a.float("beta", 0.5),
+            }),
+            "Sin" => Op::Unary(TableFn::Sin),
+            "Cos" => Op::Unary(TableFn::Cos),
+            "Exp" => Op::Unary(TableFn::Exp),
+            "Abs" => Op::Unary(TableFn::Abs),
+            "Reciprocal" => Op::Unary(TableFn::Reciprocal),
+            "Tan" => Op::Unary(TableFn::Tan),
+            "Acos" => Op::Unary(TableFn::Acos),
+            "Asin" => Op::Unary(TableFn::Asin),
+            "Atan" => Op::Unary(TableFn::Atan),
+            "Sign" => Op::Unary(TableFn::Sign),
+            "Neg" => Op::Neg,
+            "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" => Op::Compare {
+                less: op_type.starts_with("Less"),
+                or_equal: op_type.ends_with("OrEqual"),
+            },
+            "Not" => Op::Not,
+            "Where" => Op::Where,
+            "LayerNormalization" => {
+                if a.int("stash_type", 1) != 1 {
+                    return Err("LayerNormalization stash_type other than float".into());
+                }
+                Op::Normalization {
+                    axis: a.int("axis", -1),
+                    epsilon: a.float("epsilon", 1e-5),
+                    instance: false,
+                }
+            }
+            "InstanceNormalization" => Op::Normalization {
+                axis: 2,
+                epsilon: a.float("epsilon", 1e-5),
+                instance: true,
+            },
+            "PRelu" => Op::PRelu,
+            "Softmax" => Op::Softmax {
+                axis: a.int("axis", if opset < 13 { 1 } else { -1 }),
+                flatten: opset < 13,
+            },
+            "Pow" => Op::Pow,
+            "Div" => Op::Div,
+            "OneHot" => Op::OneHot {
+                axis: a.int("axis", -1),
+            },
+            "ArgMax" | "ArgMin" => Op::ArgMax {
+                axis: a.int("axis", 0),
+                keepdims: a.int("keepdims", 1) != 0,
+                last: a.int("select_last_index", 0) != 0,
+                min: op_type == "ArgMin",
+            },
+            "TopK" => Op::TopK {
+                axis: a.int("axis", -1),
+                largest: a.int("largest", 1) != 0,
+                k: (opset < 10).then(|| a.int("k", 0)),
+            },
+            "RNN" | "LSTM" => {
+                let lstm = op_type == "LSTM";
+                let hidden = a.int("hidden_size", 0);
+                if hidden <= 0 {
+                    return Err("hidden_size must be positive".into());
+                }
+                if a.string("direction").is_some_and(|d| d != "forward") {
+                    return Err("only the forward direction is supported".into());
+                }
+                let default: &[&str] = if lstm {
+                    &["Sigmoid", "Tanh", "Tanh"]
+                } else {
+                    &["Tanh"]
+                };
+                if let Some(Attr::Strs(acts)) = attrs.get("activations")
+                    && acts.iter().map(String::as_str).ne(default.iter().copied())
+                {
+                    return Err(format!("activations {acts:?} are not supported"));
+                }
+                if attrs.contains_key("clip") {
+                    return Err("cell clipping is not supported".into());
+                }
+                if a.int("layout", 0) != 0 || a.int("input_forget", 0) != 0 {
+                    return Err("layout 1 and input_forget are not supported".into());
+                }
+                Op::Recurrent {
+                    lstm,
+                    hidden: hidden as usize,
+                }
+            }
+            "Tanh" => Op::Tanh,
+            "Conv" => {
+                let kernel_shape = a.usizes("kernel_shape")?;
+                let group = a.int("group", 1);
+                if group != 1 {
+                    return Err(format!(
+                        "grouped convolution (group={group}) is not supported yet"
+                    ));
+                }
+                Op::Conv {
+                    strides: a.usizes("strides")?.unwrap_or_default(),
+                    dilations: a.usizes("dilations")?.unwrap_or_default(),
+                    pads: spatial_pads(&a)?,
+                    kernel_shape,
+                    group: 1,
+                }
+            }
+            "ConvTranspose" => {
+                if a.int("group", 1) != 1 {
+                    return Err("grouped ConvTranspose is not supported yet".into());
+                }
+                if a.string("auto_pad").is_some_and(|p| p != "NOTSET")
+                    || a.ints("output_shape").is_some()
+                {
+                    return Err(
+                        "ConvTranspose with auto_pad or output_shape is not supported".into(),
+                    );
+                }
+                Op::ConvTranspose {
+                    strides: a.usizes("strides")?.unwrap_or_default(),
+                    pads: a.usizes("pads")?.unwrap_or_default(),
+                    dilations: a.usizes("dilations")?.unwrap_or_default(),
+                    output_padding: a.usizes("output_padding")?.unwrap_or_default(),
+                }
+            }
+            "AveragePool" | "MaxPool" => {
+                let kernel_shape = a.usizes("kernel_shape")?.ok_or("missing `kernel_shape`")?;
+                let ceil_mode = a.int("ceil_mode", 0) != 0;
+                let strides = a.usizes("strides")?.unwrap_or_default();
+                let pads = spatial_pads(&a)?;
+                if op_type == "AveragePool" {
+                    if ceil_mode {
+                        return Err("AveragePool with ceil_mode=1 is not supported".into());
+                    }
+                    if a.usizes("dilations")?
+                        .is_some_and(|d| d.iter().any(|&x| x != 1))
+                    {
+                        return Err("dilated AveragePool is not supported".into());
+                    }
+                    Op::AveragePool {
+                        kernel_shape,
+                        strides,
+                        pads,
+                        count_include_pad: a.int("count_include_pad", 0) != 0,
+                    }
+                } else {
+                    if a.int("storage_order", 0) != 0 {
+                        return Err("MaxPool storage_order=1 is not supported".into());
+                    }
+                    Op::MaxPool {
+                        kernel_shape,
+                        strides,
+                        pads,
+                        dilations: a.usizes("dilations")?.unwrap_or_default(),
+                        ceil_mode,
+                    }
+                }
+            }
+            "GlobalAveragePool" => Op::GlobalAveragePool,
+            "Flatten" => Op::Flatten {
+                axis: a.int("axis", 1),
+            },
+            "Reshape" => Op::Reshape {
+                allowzero: a.int("allowzero", 0) != 0,
+            },
+            "Transpose" => Op::Transpose {
+                perm: a.usizes("perm")?,
+            },
+            "Concat" => Op::Concat {
+                axis: a.int("axis", 0),
+            },
+            "BatchNormalization" => {
+                if a.int("training_mode", 0) != 0 {
+                    return Err("BatchNormalization in training mode is not supported".into());
+                }
+                Op::BatchNormalization {
+                    epsilon: a.float("epsilon", 1e-5),
+                }
+            }
+            "Identity" | "Dropout" => Op::Identity,
+            "Constant" => Op::Constant,
+            "Pad" => {
+                let mode = a.string("mode").unwrap_or_else(|| "constant".into());
+                if mode != "constant" {
+                    return Err(format!(
+                        "Pad mode `{mode}` is not supported (only constant)"
+                    ));
+                }
+                Op::Pad {
+                    pads: a.ints("pads"),
+                    value: a.float("value", 0.0),
+                }
+            }
+            "Slice" => Op::Slice {
+                starts: a.ints("starts"),
+                ends: a.ints("ends"),
+                axes: a.ints("axes"),
+            },
+            "Gather" => Op::Gather {
+                axis: a.int("axis", 0),
+            },
+            "GatherElements" => Op::GatherElements {
+                axis: a.int("axis", 0),
+            },
+            "Resize" | "Upsample" => {
+                let mode = a.string("mode").unwrap_or_else(|| "nearest".into());
+                if mode != "nearest" {
+                    return Err(format!(
+                        "{op_type} mode `{mode}` is not supported (only nearest)"
+                    ));
+                }
+                let default_ctm = if op_type == "Upsample" || opset < 11 {
+                    "asymmetric"
+                } else {
+                    "half_pixel"
+                };
+                let default_nearest = if op_type == "Upsample" || opset < 11 {
+                    "floor"
+                } else {
+                    "round_prefer_floor"
+                };
+                Op::Resize {
+                    coordinate_mode: a
+                        .string("coordinate_transformation_mode")
+                        .unwrap_or_else(|| default_ctm.into()),
+                    nearest_mode: a
+                        .string("nearest_mode")
+                        .unwrap_or_else(|| default_nearest.into()),
+                    scales: a
+                        .attr_floats("scales")
+                        .map(|v| v.into_iter().map(f64::from).collect()),
+                }
+            }
+            "Tile" => Op::Tile,
+            "Shape" => {
+                if a.map.contains_key("start") || a.map.contains_key("end") {
+                    return Err("Shape with start or end is not supported".into());
+                }
+                Op::Shape
+            }
+            "Squeeze" | "Unsqueeze" => Op::Squeeze {
+                axes: a.ints("axes"),
+                unsqueeze: op_type == "Unsqueeze",
+            },
+            "Expand" => Op::Expand,
+            // Casting between float types changes nothing at our precision.
+            "Cast" => match a.int("to", 1) {
+                1 | 10 | 11 | 16 => Op::Identity,
+                2..=7 | 12 | 13 => Op::Truncate,
+                to => {
+                    return Err(format!(
+                        "Cast to ONNX type {to} (not a float) is not supported"
+                    ));
+                }
+            },
+            "ReduceMax" | "ReduceMin" => Op::ReduceMax {
+                axes: a.ints("axes"),
+                keepdims: a.int("keepdims", 1) != 0,
+                noop_with_empty_axes: a.int("noop_with_empty_axes", 0) != 0,
+                min: op_type == "ReduceMin",
+            },
+            "ReduceMean" | "ReduceSum" => {
+                let keepdims = a.int("keepdims", 1) != 0;
+                let noop_with_empty_axes = a.int("noop_with_empty_axes", 0) != 0;
+                let axes = a.ints("axes");
+                if op_type == "ReduceMean" {
+                    Op::ReduceMean {
+                        axes,
+                        keepdims,
+                        noop_with_empty_axes,
+                    }
+                } else {
+                    Op::ReduceSum {
+                        axes,
+                        keepdims,
+                        noop_with_empty_axes,
+                    }
+                }
+            }
+            other => return Err(format!("op `{other}` is not supported (opset {opset})")),
+        })
+    })();
+    r.unwrap_or_else(|reason| Op::Unsupported { reason })
+}

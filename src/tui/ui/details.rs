@@ -1,0 +1,426 @@
+//! The details pane: one function per link of the chain, and the reviewer's checklist.
+
+use super::*;
+use crate::tui::jobs::Loaded;
+
+pub(super) fn details(app: &App, f: &mut Frame, area: Rect) {
+    let title = format!(" {} ", app.selected.name());
+    let block = pane_block(title, app.pane == Pane::Details);
+    let Some(l) = &app.loaded else {
+        f.render_widget(
+            Paragraph::new(if app.error.is_some() {
+                "Nothing is open: see the error below. Press p to try again, q to quit."
+            } else {
+                "Opening the receipt chain: see the progress below."
+            })
+            .block(block),
+            area,
+        );
+        return;
+    };
+    let qm = &l.folder.qm;
+    let w = area.width.saturating_sub(4) as usize;
+    let lines = match app.selected {
+        ChainLink::FloatOnnx if qm.redacted.is_some() => float_onnx_redacted_lines(l),
+        ChainLink::FloatOnnx => float_onnx_lines(l),
+        ChainLink::Quantized => quantized_lines(l),
+        ChainLink::Circuit => circuit_lines(l, w),
+        ChainLink::VerifierKey => verifier_key_lines(l),
+        ChainLink::Proof => proof_lines(app, l),
+        ChainLink::Receipt => receipt_lines(app, l),
+    };
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false })
+            .scroll((app.scroll, 0)),
+        area,
+    );
+}
+
+/// The details of the float onnx link (a redacted folder).
+fn float_onnx_redacted_lines<'a>(l: &'a Loaded) -> Vec<Line<'a>> {
+    let mut lines: Vec<Line> = vec![];
+    let r = &l.folder.receipt;
+
+    lines.push(kv("sha256", r.model_commitment.onnx_sha256.clone()));
+    lines.push(Line::from(""));
+    lines.push(Line::from(
+            "Redacted folder: model.onnx and the weights stay with their owner. The proof binds the weights to the weights commitment; quantized.json keeps the architecture and each parameter tensor's width.",
+        ));
+
+    lines
+}
+
+/// The details of the float onnx link.
+fn float_onnx_lines<'a>(l: &'a Loaded) -> Vec<Line<'a>> {
+    let mut lines: Vec<Line> = vec![];
+    let r = &l.folder.receipt;
+
+    lines.push(kv("sha256", r.model_commitment.onnx_sha256.clone()));
+    lines.push(kv(
+        "file",
+        format!("{} bytes · opset {}", l.onnx_bytes, l.opset),
+    ));
+    lines.push(kv("parameters", l.params.to_string()));
+    for i in &l.inputs {
+        lines.push(kv("input", i.clone()));
+    }
+    for o in &l.outputs {
+        lines.push(kv("output", o.clone()));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(format!("{} nodes:", l.ops.len())).bold());
+    for op in &l.ops {
+        lines.push(Line::from(format!("  {:<12} {}", op.op_type, op.name)));
+    }
+
+    lines
+}
+
+/// The details of the quantized link.
+fn quantized_lines<'a>(l: &'a Loaded) -> Vec<Line<'a>> {
+    let mut lines: Vec<Line> = vec![];
+    let r = &l.folder.receipt;
+    let qm = &l.folder.qm;
+
+    lines.push(kv("sha256", r.model_commitment.quantized_sha256.clone()));
+    lines.push(kv(
+        "scale",
+        format!(
+            "activations 2^{} · ≤ {} bits · weights ≤ {} bits",
+            qm.scale, qm.config.activation_bits, qm.config.param_bits
+        ),
+    ));
+    lines.push(kv("rounding", "rescale: nearest, ties toward +∞"));
+    lines.push(Line::from(""));
+    match &l.report {
+        Some(rep) => {
+            lines
+                .push(Line::from("node          range             bits  headroom  max err").bold());
+            for layer in &rep.layers {
+                lines.push(Line::from(format!(
+                    "{:<13} [{}, {}]{}{:>2}/{:<2}  {:>5}     {:.1e}",
+                    trunc(&layer.node, 13),
+                    layer.range.0,
+                    layer.range.1,
+                    " ".repeat(
+                        16usize.saturating_sub(
+                            format!("[{}, {}]", layer.range.0, layer.range.1).len()
+                        )
+                    ),
+                    layer.bits,
+                    qm.config.activation_bits,
+                    layer.headroom_bits,
+                    layer.max_abs_error
+                )));
+            }
+        }
+        None => {
+            lines.push(Line::from("value         range (calibration)").bold());
+            for v in qm.values.iter().filter(|v| v.onnx.is_some()) {
+                lines.push(Line::from(format!(
+                    "{:<13} [{}, {}]",
+                    trunc(&v.name, 13),
+                    v.range.0,
+                    v.range.1
+                )));
+            }
+        }
+    }
+
+    lines
+}
+
+/// The details of the circuit link.
+fn circuit_lines<'a>(l: &'a Loaded, w: usize) -> Vec<Line<'a>> {
+    let mut lines: Vec<Line> = vec![];
+    let c = &l.folder.circuit;
+
+    let total = 1u64 << c.k;
+    lines.push(kv(
+        "k",
+        format!(
+            "{} · {} of {} rows used ({:.0}%)",
+            c.k,
+            c.rows,
+            total,
+            100.0 * c.rows as f64 / total as f64
+        ),
+    ));
+    lines.push(kv(
+        "columns",
+        format!(
+            "{} advice ({}) · {} fixed · {} inst",
+            c.advice_columns,
+            c.layout.lanes_text(),
+            c.fixed_columns,
+            c.instance_columns
+        ),
+    ));
+    lines.push(kv(
+        "lookups",
+        format!("{} ({} table rows)", c.lookups, c.table_rows),
+    ));
+    lines.push(kv("input", c.layout.input.name()));
+    lines.push(kv("gates", c.gates.join(", ")));
+    lines.push(Line::from(""));
+    lines.push(Line::from("rows per node").bold());
+    let max = c
+        .rows_per_node
+        .iter()
+        .map(|n| n.rows)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let bw = w.saturating_sub(30).max(5);
+    for n in &c.rows_per_node {
+        lines.push(Line::from(format!(
+            "{:<16} {:>6} {}",
+            trunc(&n.node, 16),
+            n.rows,
+            bar(n.rows as f64 / max as f64, bw)
+        )));
+    }
+
+    lines
+}
+
+/// The details of the verifier key link.
+fn verifier_key_lines<'a>(l: &'a Loaded) -> Vec<Line<'a>> {
+    let mut lines: Vec<Line> = vec![];
+    let r = &l.folder.receipt;
+
+    lines.push(kv("sha256", r.verifier.vk_sha256.clone()));
+    lines.push(kv(
+        "pinned form",
+        format!("vk.txt, {} bytes", l.folder.vk_txt.len()),
+    ));
+    lines.push(kv("k", r.verifier.k.to_string()));
+    lines.push(kv(
+        "versions",
+        format!(
+            "zkreceipt {} · halo2_proofs {} · circuit format {}",
+            r.verifier.zkreceipt_version,
+            r.verifier.halo2_proofs_version,
+            r.verifier.circuit_format
+        ),
+    ));
+    lines.push(Line::from(""));
+    lines.push(Line::from(
+            "halo2_proofs 0.4.1 cannot serialize keys: verify re-derives the key from quantized.json and circuit.json and checks it against this hash.",
+        ));
+
+    lines
+}
+
+/// The details of the proof link.
+fn proof_lines<'a>(app: &'a App, l: &'a Loaded) -> Vec<Line<'a>> {
+    let mut lines: Vec<Line> = vec![];
+    let r = &l.folder.receipt;
+
+    lines.push(kv("system", r.proof.system.clone()));
+    lines.push(kv("transcript", r.proof.transcript.clone()));
+    lines.push(kv("size", format!("{} bytes", r.proof.bytes)));
+    lines.push(kv("proving time", format!("{:.3}s", r.proof.prove_s)));
+    lines.push(kv("sha256", r.proof.sha256.clone()));
+    if let Some((ok, reason, secs)) = &app.verdict {
+        lines.push(Line::from(""));
+        lines.push(if *ok {
+            Line::from(format!("verified in {secs:.3}s")).green().bold()
+        } else {
+            Line::from(format!("REJECTED: {}", reason.clone().unwrap_or_default()))
+                .red()
+                .bold()
+        });
+    }
+
+    lines
+}
+
+/// The details of the receipt link.
+fn receipt_lines<'a>(app: &'a App, l: &'a Loaded) -> Vec<Line<'a>> {
+    let mut lines: Vec<Line> = vec![];
+    let r = &l.folder.receipt;
+
+    lines.push(Line::from("statement").bold());
+    lines.push(Line::from(r.statement.clone()));
+    lines.push(Line::from(""));
+    let ic = &r.input_commitment;
+    for (k, v) in [
+        (
+            "model_commitment",
+            match r.model_commitment.param_visibility {
+                ParamVisibility::Fixed => format!(
+                    "onnx {}…, weights fixed in the vk",
+                    short(&r.model_commitment.onnx_sha256)
+                ),
+                ParamVisibility::Hashed => format!(
+                    "onnx {}…, weights hashed {}…",
+                    short(&r.model_commitment.onnx_sha256),
+                    short(&r.model_commitment.weights_commitment)
+                ),
+            },
+        ),
+        (
+            "input_commitment",
+            match ic.visibility {
+                Visibility::Private => "private: bound to nothing public".into(),
+                v => format!("{} {}…", v.name(), short(&ic.value)),
+            },
+        ),
+        (
+            "output",
+            r.output
+                .iter()
+                .map(|o| format!("{} {:?} at 2^{}", o.name, o.shape, o.scale))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        (
+            "proof",
+            format!(
+                "{} bytes, sha256 {}…",
+                r.proof.bytes,
+                short(&r.proof.sha256)
+            ),
+        ),
+        (
+            "verifier",
+            format!("vk {}… k={}", short(&r.verifier.vk_sha256), r.verifier.k),
+        ),
+    ] {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{k:<17}"), Style::new().fg(Color::Cyan).bold()),
+            Span::raw(v),
+        ]));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from("not claimed").bold());
+    for n in &r.not_claimed {
+        lines.push(Line::from(format!("• {n}")));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from("not bound (verify accepts any value)").bold());
+    for u in crate::receipt::Unbound::ALL {
+        lines.push(Line::from(format!("• {}: {}", u.field(), u.why())));
+    }
+    lines.push(Line::from(""));
+    lines.extend(checklist(app));
+    // The receipt itself, its six bound fields highlighted (↑/↓ scrolls).
+    lines.push(Line::from(""));
+    lines.push(Line::from("receipt.json").bold());
+    let json = serde_json::to_string_pretty(r).unwrap_or_default();
+    const SIX: [&str; 6] = [
+        "\"model_commitment\"",
+        "\"input_commitment\"",
+        "\"output\"",
+        "\"proof\"",
+        "\"verifier\"",
+        "\"statement\"",
+    ];
+    for l in json.lines() {
+        let top = l.strip_prefix("  ").filter(|t| !t.starts_with(' '));
+        let key = top.is_some_and(|t| SIX.iter().any(|k| t.starts_with(k)));
+        lines.push(if key {
+            Line::from(l.to_string()).fg(Color::Cyan).bold()
+        } else {
+            Line::from(l.to_string())
+        });
+    }
+
+    lines
+}
+
+/// The reviewer's checklist, ticked or flagged from the artifacts.
+fn checklist(app: &App) -> Vec<Line<'static>> {
+    let Some(l) = &app.loaded else { return vec![] };
+    let r = &l.folder.receipt;
+    let tick = |ok: Option<bool>, text: String| -> Line<'static> {
+        let (sym, style) = match ok {
+            Some(true) => ("✓", Style::new().fg(Color::Green)),
+            Some(false) => ("✗", Style::new().fg(Color::Red)),
+            None => ("?", Style::new().fg(Color::Yellow)),
+        };
+        Line::from(vec![
+            Span::styled(format!("{sym} "), style),
+            Span::raw(text),
+        ])
+    };
+    let audited = |l: ChainLink| app.audit.as_ref().and_then(|a| a.holds_at(l));
+    let verified = app.verdict.as_ref().map(|v| v.0);
+    let q = &r.quantization;
+    vec![
+        Line::from("reviewer checklist").bold(),
+        tick(
+            // The model commitment: the quantized model (and a weights digest), the circuit
+            // and the key derived from it.
+            [
+                ChainLink::Quantized,
+                ChainLink::Circuit,
+                ChainLink::VerifierKey,
+            ]
+            .into_iter()
+            .map(audited)
+            .collect::<Option<Vec<bool>>>()
+            .map(|v| v.iter().all(|&x| x)),
+            match r.model_commitment.param_visibility {
+                ParamVisibility::Fixed => format!(
+                    "model and circuit commitment: weights fixed in the circuit, vk {}… (a: audit)",
+                    short(&r.verifier.vk_sha256)
+                ),
+                ParamVisibility::Hashed => format!(
+                    "model and circuit commitment: weights hashed to {}…, vk {}… (a: audit)",
+                    short(&r.model_commitment.weights_commitment),
+                    short(&r.verifier.vk_sha256)
+                ),
+            },
+        ),
+        tick(
+            Some(r.input_commitment.visibility != Visibility::Private),
+            format!(
+                "input commitment: {} ({})",
+                r.input_commitment.visibility.name(),
+                r.input_commitment.covers
+            ),
+        ),
+        tick(
+            verified,
+            format!(
+                "output bound: {} public output integers (v: verify)",
+                r.output.iter().map(|o| o.integers.len()).sum::<usize>()
+            ),
+        ),
+        tick(
+            audited(ChainLink::VerifierKey),
+            "verifier key re-derived from the circuit (a: audit)".into(),
+        ),
+        tick(
+            Some(true),
+            format!(
+                "proving system: halo2 IPA over Pasta, halo2_proofs {}, circuit format {}",
+                r.verifier.halo2_proofs_version, r.verifier.circuit_format
+            ),
+        ),
+        tick(
+            Some(q.argmax_agree != Some(false)),
+            format!(
+                "quantization: scale 2^{}, max abs error {:.1e} vs float{}",
+                q.activation_scale,
+                q.max_abs_error,
+                match q.argmax_agree {
+                    Some(true) => ", argmax agrees",
+                    Some(false) => ", argmax DISAGREES",
+                    None => "",
+                }
+            ),
+        ),
+        tick(
+            Some(!r.not_claimed.is_empty()),
+            format!(
+                "{} things the proof does not claim, listed above",
+                r.not_claimed.len()
+            ),
+        ),
+    ]
+}

@@ -111,142 +111,12 @@ pub fn verify_folder_with(
         shown.push(("input", &ic.tensors, &f.qm.inputs));
     }
     for (what, claims, values) in shown {
-        let mismatch = if claims.len() != values.len() {
-            Some(format!(
-                "{} tensors, the model has {}",
-                claims.len(),
-                values.len()
-            ))
-        } else {
-            claims.iter().zip(values.iter()).find_map(|(c, &vid)| {
-                let val = &f.qm.values[vid];
-                let limit = 1i64 << (f.qm.config.activation_bits.clamp(2, 62) - 1);
-                if c.name != tensor_name(&f.qm, vid) {
-                    Some(format!(
-                        "`{}` is named `{}` in the model",
-                        c.name,
-                        tensor_name(&f.qm, vid)
-                    ))
-                } else if let Some(x) = c
-                    .integers
-                    .iter()
-                    .find(|x| x.unsigned_abs() >= limit.unsigned_abs())
-                {
-                    Some(format!(
-                        "`{}` holds {x}, outside the {}-bit activation range",
-                        c.name, f.qm.config.activation_bits
-                    ))
-                } else if c.shape != val.shape
-                    || c.integers.len() != crate::tensor::numel(&val.shape)
-                {
-                    Some(format!(
-                        "`{}` has shape {:?} with {} integers; the model's is {:?}",
-                        c.name,
-                        c.shape,
-                        c.integers.len(),
-                        val.shape
-                    ))
-                } else if c.scale != val.scale {
-                    Some(format!(
-                        "`{}` has scale {}, the model's is {}",
-                        c.name, c.scale, val.scale
-                    ))
-                } else {
-                    c.float_mismatch().map(|m| format!("`{}` {m}", c.name))
-                }
-            })
-        };
+        let mismatch = shown_mismatch(f, claims, values);
         ok &= check(&format!("{what} floats match integers"), mismatch);
     }
-    let count: usize =
-        f.qm.inputs
-            .iter()
-            .map(|&v| crate::tensor::numel(&f.qm.values[v].shape))
-            .sum();
-    let (scheme, covers) = input_words(ic.visibility, f.qm.config.activation_bits, count);
-    let commitment_problem = if ic.visibility != f.circuit.layout.input {
-        Some(format!(
-            "the receipt says the input is {}, the circuit takes it {}",
-            ic.visibility.name(),
-            f.circuit.layout.input.name()
-        ))
-    } else if ic.salted != f.circuit.layout.salted {
-        Some(format!(
-            "input_commitment.salted is {}, but the circuit {}",
-            ic.salted,
-            if f.circuit.layout.salted {
-                "takes a private salt"
-            } else {
-                "has none (it fixes the salt to 0)"
-            }
-        ))
-    } else if ic.scheme != scheme || ic.covers != covers {
-        Some("input_commitment.scheme or .covers is not what these artifacts make".into())
-    } else if ic.visibility != Visibility::Public && !ic.tensors.is_empty() {
-        Some(format!(
-            "a {} input lists no tensors in input_commitment.tensors",
-            ic.visibility.name()
-        ))
-    } else {
-        match ic.visibility {
-            Visibility::Public => (input_sha256(&ic.tensors) != ic.value).then(|| {
-                "sha256 of the input integers differs from input_commitment.value".to_string()
-            }),
-            Visibility::Hashed => commit::parse_fp_hex(&ic.value).is_none().then(|| {
-                "input_commitment.value is not a field element (0x + 64 hex digits)".into()
-            }),
-            Visibility::Private => {
-                (!ic.value.is_empty()).then(|| "a private input's commitment must be empty".into())
-            }
-        }
-    };
-    ok &= check("input commitment", commitment_problem);
-    let mc = &r.model_commitment;
+    ok &= check("input commitment", input_commitment_problem(f));
     let redacted = f.qm.redacted.is_some();
-    let weights_problem = if mc.param_visibility != f.circuit.layout.params {
-        Some(format!(
-            "the receipt says the weights are {}, the circuit takes them {}",
-            mc.param_visibility.name(),
-            f.circuit.layout.params.name()
-        ))
-    } else {
-        match mc.param_visibility {
-            ParamVisibility::Fixed => (!mc.weights_commitment.is_empty()
-                || !mc.architecture_sha256.is_empty())
-            .then(|| "fixed weights have no weights_commitment or architecture_sha256".into()),
-            ParamVisibility::Hashed if commit::parse_fp_hex(&mc.weights_commitment).is_none() => {
-                Some(format!(
-                    "model_commitment.weights_commitment {} is not a field element (0x + 64 hex digits)",
-                    short_hash(&mc.weights_commitment, 80)
-                ))
-            }
-            // A redacted copy is only what its name says: weights, biases and constants zero.
-            ParamVisibility::Hashed if redacted && commit::redact(&f.qm) != f.qm => Some(
-                "quantized.json says it is redacted but carries non-zero weights or other widths"
-                    .into(),
-            ),
-            ParamVisibility::Hashed => {
-                let arch = if redacted {
-                    canonical_sha256(&f.qm)
-                } else {
-                    canonical_sha256(&commit::redact(&f.qm))
-                };
-                if arch != mc.architecture_sha256 {
-                    Some("quantized.json with its weights zeroed differs from model_commitment.architecture_sha256".into())
-                } else if redacted {
-                    None
-                } else {
-                    let ours = commit::fp_hex(commit::params_digest(&f.qm));
-                    (ours != mc.weights_commitment).then(|| {
-                        format!(
-                            "the weights in quantized.json hash to {ours}; model_commitment.weights_commitment is {}",
-                            short_hash(&mc.weights_commitment, 80)
-                        )
-                    })
-                }
-            }
-        }
-    };
+    let weights_problem = weights_problem(f);
     ok &= check(
         if redacted {
             "weights commitment (quantized.json is redacted: the proof alone binds the weights)"
@@ -317,17 +187,185 @@ pub fn verify_folder_with(
     // What the receipt says in words and settings must be what the artifacts say (the
     // statement names the re-derived key).
     let vk_sha = vk.sha256.clone();
+    let words = words_problem(f, &vk_sha);
+    let words_ok = check("statement and settings", words);
+    if !words_ok {
+        return finish(v, checks);
+    }
+
+    // 4. The proof, against the public input and output the receipt shows.
+    progress("verify proof");
+    let inst = instance(&r.input_commitment, &r.model_commitment, &r.output).unwrap_or_default();
+    let c = Instant::now();
+    let res = proof::verify(params, &vk.vk, &inst, &f.proof);
+    v.verify_s = c.elapsed().as_secs_f64();
+    check(
+        "proof",
+        res.err()
+            .map(|e| format!("halo2 rejects the proof for this input and output ({e})")),
+    );
+    finish(v, checks)
+}
+
+/// The first way the numbers shown for `values` (graph inputs or outputs) differ from the
+/// model: count, names, the activation range, shapes, scales, floats against integers.
+fn shown_mismatch(f: &Folder, claims: &[TensorClaim], values: &[usize]) -> Option<String> {
+    if claims.len() != values.len() {
+        Some(format!(
+            "{} tensors, the model has {}",
+            claims.len(),
+            values.len()
+        ))
+    } else {
+        claims.iter().zip(values.iter()).find_map(|(c, &vid)| {
+            let val = &f.qm.values[vid];
+            let limit = 1i64 << (f.qm.config.activation_bits.clamp(2, 62) - 1);
+            if c.name != tensor_name(&f.qm, vid) {
+                Some(format!(
+                    "`{}` is named `{}` in the model",
+                    c.name,
+                    tensor_name(&f.qm, vid)
+                ))
+            } else if let Some(x) = c
+                .integers
+                .iter()
+                .find(|x| x.unsigned_abs() >= limit.unsigned_abs())
+            {
+                Some(format!(
+                    "`{}` holds {x}, outside the {}-bit activation range",
+                    c.name, f.qm.config.activation_bits
+                ))
+            } else if c.shape != val.shape || c.integers.len() != crate::tensor::numel(&val.shape) {
+                Some(format!(
+                    "`{}` has shape {:?} with {} integers; the model's is {:?}",
+                    c.name,
+                    c.shape,
+                    c.integers.len(),
+                    val.shape
+                ))
+            } else if c.scale != val.scale {
+                Some(format!(
+                    "`{}` has scale {}, the model's is {}",
+                    c.name, c.scale, val.scale
+                ))
+            } else {
+                c.float_mismatch().map(|m| format!("`{}` {m}", c.name))
+            }
+        })
+    }
+}
+
+/// What is wrong with the input commitment against the circuit and the model, if anything.
+fn input_commitment_problem(f: &Folder) -> Option<String> {
+    let ic = &f.receipt.input_commitment;
+    let count: usize =
+        f.qm.inputs
+            .iter()
+            .map(|&v| crate::tensor::numel(&f.qm.values[v].shape))
+            .sum();
+    let (scheme, covers) = input_words(ic.visibility, f.qm.config.activation_bits, count);
+    if ic.visibility != f.circuit.layout.input {
+        Some(format!(
+            "the receipt says the input is {}, the circuit takes it {}",
+            ic.visibility.name(),
+            f.circuit.layout.input.name()
+        ))
+    } else if ic.salted != f.circuit.layout.salted {
+        Some(format!(
+            "input_commitment.salted is {}, but the circuit {}",
+            ic.salted,
+            if f.circuit.layout.salted {
+                "takes a private salt"
+            } else {
+                "has none (it fixes the salt to 0)"
+            }
+        ))
+    } else if ic.scheme != scheme || ic.covers != covers {
+        Some("input_commitment.scheme or .covers is not what these artifacts make".into())
+    } else if ic.visibility != Visibility::Public && !ic.tensors.is_empty() {
+        Some(format!(
+            "a {} input lists no tensors in input_commitment.tensors",
+            ic.visibility.name()
+        ))
+    } else {
+        match ic.visibility {
+            Visibility::Public => (input_sha256(&ic.tensors) != ic.value).then(|| {
+                "sha256 of the input integers differs from input_commitment.value".to_string()
+            }),
+            Visibility::Hashed => commit::parse_fp_hex(&ic.value).is_none().then(|| {
+                "input_commitment.value is not a field element (0x + 64 hex digits)".into()
+            }),
+            Visibility::Private => {
+                (!ic.value.is_empty()).then(|| "a private input's commitment must be empty".into())
+            }
+        }
+    }
+}
+
+/// What is wrong with how the receipt says the weights are bound, if anything.
+fn weights_problem(f: &Folder) -> Option<String> {
+    let mc = &f.receipt.model_commitment;
+    let redacted = f.qm.redacted.is_some();
+    if mc.param_visibility != f.circuit.layout.params {
+        Some(format!(
+            "the receipt says the weights are {}, the circuit takes them {}",
+            mc.param_visibility.name(),
+            f.circuit.layout.params.name()
+        ))
+    } else {
+        match mc.param_visibility {
+            ParamVisibility::Fixed => (!mc.weights_commitment.is_empty()
+                || !mc.architecture_sha256.is_empty())
+            .then(|| "fixed weights have no weights_commitment or architecture_sha256".into()),
+            ParamVisibility::Hashed if commit::parse_fp_hex(&mc.weights_commitment).is_none() => {
+                Some(format!(
+                    "model_commitment.weights_commitment {} is not a field element (0x + 64 hex digits)",
+                    short_hash(&mc.weights_commitment, 80)
+                ))
+            }
+            // A redacted copy is only what its name says: weights, biases and constants zero.
+            ParamVisibility::Hashed if redacted && commit::redact(&f.qm) != f.qm => Some(
+                "quantized.json says it is redacted but carries non-zero weights or other widths"
+                    .into(),
+            ),
+            ParamVisibility::Hashed => {
+                let arch = if redacted {
+                    canonical_sha256(&f.qm)
+                } else {
+                    canonical_sha256(&commit::redact(&f.qm))
+                };
+                if arch != mc.architecture_sha256 {
+                    Some("quantized.json with its weights zeroed differs from model_commitment.architecture_sha256".into())
+                } else if redacted {
+                    None
+                } else {
+                    let ours = commit::fp_hex(commit::params_digest(&f.qm));
+                    (ours != mc.weights_commitment).then(|| {
+                        format!(
+                            "the weights in quantized.json hash to {ours}; model_commitment.weights_commitment is {}",
+                            short_hash(&mc.weights_commitment, 80)
+                        )
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// Where the receipt's words, settings, labels and versions are not the ones these artifacts
+/// make (the statement names the re-derived key, `vk_sha`), if anywhere.
+fn words_problem(f: &Folder, vk_sha: &str) -> Option<String> {
+    let r = &f.receipt;
     let q = &r.quantization;
     let (p, vi) = (&r.proof, &r.verifier);
-    let words = if r.model_commitment.onnx_sha256 != f.qm.source_sha256 {
+    if r.model_commitment.onnx_sha256 != f.qm.source_sha256 {
         Some("model_commitment.onnx_sha256 differs from quantized.json's source_sha256".into())
     } else if q.activation_bits != f.qm.config.activation_bits
         || q.activation_scale != f.qm.scale
         || q.param_bits != f.qm.config.param_bits
     {
         Some("the quantization settings differ from quantized.json's".into())
-    } else if r.statement != statement(&f.qm, &f.circuit, &r.model_commitment.onnx_sha256, &vk_sha)
-    {
+    } else if r.statement != statement(&f.qm, &f.circuit, &r.model_commitment.onnx_sha256, vk_sha) {
         Some("the statement is not the one these artifacts make".into())
     } else if r.model_commitment.weights != weights_text(&f.circuit) {
         Some(
@@ -350,22 +388,5 @@ pub fn verify_folder_with(
         ))
     } else {
         None
-    };
-    let words_ok = check("statement and settings", words);
-    if !words_ok {
-        return finish(v, checks);
     }
-
-    // 4. The proof, against the public input and output the receipt shows.
-    progress("verify proof");
-    let inst = instance(&r.input_commitment, &r.model_commitment, &r.output).unwrap_or_default();
-    let c = Instant::now();
-    let res = proof::verify(params, &vk.vk, &inst, &f.proof);
-    v.verify_s = c.elapsed().as_secs_f64();
-    check(
-        "proof",
-        res.err()
-            .map(|e| format!("halo2 rejects the proof for this input and output ({e})")),
-    );
-    finish(v, checks)
 }

@@ -54,6 +54,16 @@ fn set_output(f: &mut Folder, t: usize, i: usize, delta: i64) {
 /// Every change the break test makes to `f`: (item, bound, change).
 pub fn cases(f: &Folder) -> Vec<(String, bool, Tamper)> {
     let mut out: Vec<(String, bool, Tamper)> = vec![];
+    output_and_input_cases(f, &mut out);
+    model_cases(f, &mut out);
+    key_and_proof_cases(f, &mut out);
+    word_cases(f, &mut out);
+    unbound_cases(&mut out);
+    out
+}
+
+/// The outputs and the input: every output integer and float, the first and last input integer, and the input commitment.
+fn output_and_input_cases(f: &Folder, out: &mut Vec<(String, bool, Tamper)>) {
     // Each output element: its integer (and the float shown with it, kept consistent, so the
     // proof is what rejects), then its float alone.
     for (t, o) in f.receipt.output.iter().enumerate() {
@@ -115,6 +125,10 @@ pub fn cases(f: &Folder) -> Vec<(String, bool, Tamper)> {
         )),
         Visibility::Private => {}
     }
+}
+
+/// The model: a weight, the weights commitment and architecture hash, the quantized model hash, another layout of the circuit.
+fn model_cases(f: &Folder, out: &mut Vec<(String, bool, Tamper)>) {
     // The weights: the first integer of the first parameter tensor, with the receipt's hash of
     // quantized.json (and a hashed weights digest) recomputed, so the re-derived verifier key
     // (fixed weights) or the proof (hashed weights) is what rejects it.
@@ -193,6 +207,10 @@ pub fn cases(f: &Folder) -> Vec<(String, bool, Tamper)> {
             }),
         ));
     }
+}
+
+/// The verifier key and the proof bytes.
+fn key_and_proof_cases(f: &Folder, out: &mut Vec<(String, bool, Tamper)>) {
     // The verifier key: its pinned form and its recorded hash.
     out.push((
         "vk.txt (one character)".into(),
@@ -226,6 +244,10 @@ pub fn cases(f: &Folder) -> Vec<(String, bool, Tamper)> {
         true,
         Box::new(|f| f.receipt.proof.sha256 = flip_hex(&f.receipt.proof.sha256)),
     ));
+}
+
+/// The words, settings, labels and versions shown beside the verdict.
+fn word_cases(f: &Folder, out: &mut Vec<(String, bool, Tamper)>) {
     // The words and settings shown beside the verdict are checked against the artifacts.
     out.push((
         "statement".into(),
@@ -289,6 +311,10 @@ pub fn cases(f: &Folder) -> Vec<(String, bool, Tamper)> {
     for (item, t) in labels {
         out.push((item.to_string(), true, t));
     }
+}
+
+/// The fields nothing binds.
+fn unbound_cases(out: &mut Vec<(String, bool, Tamper)>) {
     // Fields nothing binds: changing them must not change the verdict.
     for u in Unbound::ALL {
         let t: Tamper = match u {
@@ -302,7 +328,6 @@ pub fn cases(f: &Folder) -> Vec<(String, bool, Tamper)> {
         };
         out.push((format!("{} ({})", u.field(), u.why()), false, t));
     }
-    out
 }
 
 /// Change the first hex digit.

@@ -12,6 +12,8 @@ use crate::error::Result;
 use crate::model::sha256_hex;
 use crate::quantize::QuantizedModel;
 use crate::quantize::pipeline::quantize_files;
+use crate::quantize::report::RunReport;
+use crate::tensor::Tensor;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Link {
@@ -106,28 +108,7 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
 
     // 1. model.onnx is the file the receipt and the quantized model name.
     progress("model.onnx");
-    let onnx = crate::files::read_capped(&model_path, crate::files::MODEL_CAP, "the model");
-    let onnx_sha = onnx.as_ref().map(|b| sha256_hex(b)).unwrap_or_default();
-    if let Some(why) = &redacted {
-        skip(&mut links, ChainLink::FloatOnnx, "model.onnx → sha256", why);
-    } else {
-        link(
-            &mut links,
-            ChainLink::FloatOnnx,
-            "model.onnx → sha256",
-            onnx.is_ok()
-                && onnx_sha == r.model_commitment.onnx_sha256
-                && onnx_sha == f.qm.source_sha256,
-            format!("sha256 {onnx_sha}"),
-            match &onnx {
-                Err(e) => e.to_string(),
-                Ok(_) => format!(
-                    "sha256 {onnx_sha}; receipt says {}, quantized.json says {}",
-                    r.model_commitment.onnx_sha256, f.qm.source_sha256
-                ),
-            },
-        );
-    }
+    model_file_link(f, &redacted, &mut links);
 
     // 2. Re-quantize from model.onnx and input.json with the recorded settings. A hashed or
     // private input is not in the folder, so neither this nor the input and output links can
@@ -221,30 +202,8 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
         ),
     }
 
-    // 3b. Hashed weights: their Poseidon digest, recomputed from quantized.json, is the public
-    // weights commitment the proof is checked against.
-    let mc = &r.model_commitment;
-    if let (ParamVisibility::Hashed, Some(why)) = (mc.param_visibility, &redacted) {
-        skip(
-            &mut links,
-            ChainLink::Quantized,
-            "quantized.json → weights commitment",
-            why,
-        );
-    } else if mc.param_visibility == ParamVisibility::Hashed {
-        let ours = commit::fp_hex(commit::params_digest(&f.qm));
-        link(
-            &mut links,
-            ChainLink::Quantized,
-            "quantized.json → weights commitment",
-            ours == mc.weights_commitment,
-            format!("Poseidon digest {ours}"),
-            format!(
-                "the weights in quantized.json hash to {ours}; the receipt shows {}",
-                mc.weights_commitment
-            ),
-        );
-    }
+    // 3b. Hashed weights: the weights digest.
+    weights_link(f, &redacted, &mut links);
 
     // 4. The verifier key, re-derived from the circuit quantized.json compiles to.
     let mut keys = KeyCache::default();
@@ -294,16 +253,86 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
         v.reason.clone().unwrap_or_default(),
     );
 
-    // 6. The input: input.json, quantized, is the receipt's public input and commitment.
+    // 6. The input and 7. the output and error figures, re-derived.
+    input_and_output_links(f, &absent, &rerun, &mut links);
+    let holds = links.iter().all(|l| l.holds || l.skipped);
+    Ok(AuditReport { links, holds })
+}
+
+/// Link 1: model.onnx is the file the receipt and the quantized model name.
+fn model_file_link(f: &Folder, redacted: &Option<String>, links: &mut Vec<Link>) {
+    let r = &f.receipt;
+    let model_path = f.dir.join(MODEL_FILE);
+    let onnx = crate::files::read_capped(&model_path, crate::files::MODEL_CAP, "the model");
+    let onnx_sha = onnx.as_ref().map(|b| sha256_hex(b)).unwrap_or_default();
+    if let Some(why) = &redacted {
+        skip(links, ChainLink::FloatOnnx, "model.onnx → sha256", why);
+    } else {
+        link(
+            links,
+            ChainLink::FloatOnnx,
+            "model.onnx → sha256",
+            onnx.is_ok()
+                && onnx_sha == r.model_commitment.onnx_sha256
+                && onnx_sha == f.qm.source_sha256,
+            format!("sha256 {onnx_sha}"),
+            match &onnx {
+                Err(e) => e.to_string(),
+                Ok(_) => format!(
+                    "sha256 {onnx_sha}; receipt says {}, quantized.json says {}",
+                    r.model_commitment.onnx_sha256, f.qm.source_sha256
+                ),
+            },
+        );
+    }
+}
+
+/// Link 3b: hashed weights' Poseidon digest, recomputed from quantized.json, is the public
+/// weights commitment the proof is checked against.
+fn weights_link(f: &Folder, redacted: &Option<String>, links: &mut Vec<Link>) {
+    let r = &f.receipt;
+    let mc = &r.model_commitment;
+    if let (ParamVisibility::Hashed, Some(why)) = (mc.param_visibility, &redacted) {
+        skip(
+            links,
+            ChainLink::Quantized,
+            "quantized.json → weights commitment",
+            why,
+        );
+    } else if mc.param_visibility == ParamVisibility::Hashed {
+        let ours = commit::fp_hex(commit::params_digest(&f.qm));
+        link(
+            links,
+            ChainLink::Quantized,
+            "quantized.json → weights commitment",
+            ours == mc.weights_commitment,
+            format!("Poseidon digest {ours}"),
+            format!(
+                "the weights in quantized.json hash to {ours}; the receipt shows {}",
+                mc.weights_commitment
+            ),
+        );
+    }
+}
+
+/// Links 6 and 7: input.json, quantized, is the receipt's public input and commitment, and the
+/// output and error figures re-compute.
+fn input_and_output_links(
+    f: &Folder,
+    absent: &Option<String>,
+    rerun: &Result<(QuantizedModel, RunReport, Vec<Tensor<i64>>)>,
+    links: &mut Vec<Link>,
+) {
+    let r = &f.receipt;
     if let Some(why) = &absent {
         skip(
-            &mut links,
+            links,
             ChainLink::Receipt,
             "input.json → input commitment",
             why,
         );
         skip(
-            &mut links,
+            links,
             ChainLink::Receipt,
             "inference → output and error figures",
             why,
@@ -317,7 +346,7 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
             .collect();
         let c = &r.input_commitment;
         link(
-            &mut links,
+            links,
             ChainLink::Receipt,
             "input.json → input commitment",
             claims == c.tensors && input_sha256(&claims) == c.value,
@@ -342,7 +371,7 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
             .fold(0.0, f64::max);
         let err_same = (max_abs - r.quantization.max_abs_error).abs() <= 1e-12 * max_abs.max(1.0);
         link(
-            &mut links,
+            links,
             ChainLink::Receipt,
             "inference → output and error figures",
             outs_same && err_same,
@@ -358,6 +387,4 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
             },
         );
     }
-    let holds = links.iter().all(|l| l.holds || l.skipped);
-    Ok(AuditReport { links, holds })
 }

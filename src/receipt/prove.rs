@@ -168,7 +168,6 @@ pub fn prove_folder(
                 .into(),
         ));
     }
-    let salt = opts.salt.unwrap_or(0);
     let dis = Disclosure {
         input: vis,
         params: opts.params,
@@ -205,26 +204,8 @@ pub fn prove_folder(
         .map(|(&v, t)| TensorClaim::new(&tensor_name(&chain.qm, v), t, chain.qm.values[v].scale))
         .collect();
     let values: Vec<i64> = chain.inputs.iter().flat_map(|t| t.data.clone()).collect();
-    let (scheme, covers) = input_words(vis, chain.qm.config.activation_bits, values.len());
-    let input_commitment = InputCommitment {
-        visibility: vis,
-        scheme,
-        value: match vis {
-            Visibility::Public => input_sha256(&input_claims),
-            Visibility::Hashed => commit::fp_hex(commit::input_digest(
-                &values,
-                chain.qm.config.activation_bits,
-                salt,
-            )),
-            Visibility::Private => String::new(),
-        },
-        salted: opts.salt.is_some(),
-        covers,
-        tensors: match vis {
-            Visibility::Public => input_claims,
-            Visibility::Hashed | Visibility::Private => vec![],
-        },
-    };
+    let bits = chain.qm.config.activation_bits;
+    let input_commitment = input_commitment_of(vis, bits, input_claims, &values, opts.salt);
     let model_commitment = model_commitment(&chain.qm, &info);
     let inst = instance(&input_commitment, &model_commitment, &output_claims)
         .expect("our own digests parse");
@@ -250,11 +231,6 @@ pub fn prove_folder(
     t.verify_s = c.elapsed().as_secs_f64();
 
     let report = &chain.report;
-    let agree: Vec<bool> = report
-        .outputs
-        .iter()
-        .filter_map(|o| o.argmax.as_ref().map(|a| a.agree))
-        .collect();
     let receipt = Receipt {
         schema: SCHEMA.into(),
         model_commitment: ModelCommitment {
@@ -281,22 +257,7 @@ pub fn prove_folder(
             circuit_format: CIRCUIT_FORMAT,
         },
         statement: statement(&chain.qm, &info, &chain.model.sha256, &vk.sha256),
-        quantization: QuantizationInfo {
-            activation_scale: chain.qm.scale,
-            activation_bits: chain.qm.config.activation_bits,
-            param_bits: chain.qm.config.param_bits,
-            max_abs_error: report
-                .outputs
-                .iter()
-                .map(|o| o.max_abs_error)
-                .fold(0.0, f64::max),
-            max_rel_error: report
-                .outputs
-                .iter()
-                .map(|o| o.max_rel_error)
-                .fold(0.0, f64::max),
-            argmax_agree: (!agree.is_empty()).then(|| agree.iter().all(|&a| a)),
-        },
+        quantization: quantization_info(&chain.qm, report),
         not_claimed: not_claimed(vis, opts.params),
     };
 
@@ -445,4 +406,52 @@ pub(super) fn write_folder(out: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> 
         std::fs::rename(&tmp, out).map_err(io)?;
     }
     Ok(())
+}
+
+/// The input commitment of `values` (all input integers, graph order) at `bits` bits.
+fn input_commitment_of(
+    vis: Visibility,
+    bits: u32,
+    claims: Vec<TensorClaim>,
+    values: &[i64],
+    salt: Option<i128>,
+) -> InputCommitment {
+    let (scheme, covers) = input_words(vis, bits, values.len());
+    InputCommitment {
+        visibility: vis,
+        scheme,
+        value: match vis {
+            Visibility::Public => input_sha256(&claims),
+            Visibility::Hashed => {
+                commit::fp_hex(commit::input_digest(values, bits, salt.unwrap_or(0)))
+            }
+            Visibility::Private => String::new(),
+        },
+        salted: salt.is_some(),
+        covers,
+        tensors: match vis {
+            Visibility::Public => claims,
+            Visibility::Hashed | Visibility::Private => vec![],
+        },
+    }
+}
+
+/// The receipt's quantization settings and the error figures measured on this input.
+fn quantization_info(qm: &QuantizedModel, report: &RunReport) -> QuantizationInfo {
+    let agree: Vec<bool> = report
+        .outputs
+        .iter()
+        .filter_map(|o| o.argmax.as_ref().map(|a| a.agree))
+        .collect();
+    let max = |f: fn(&crate::quantize::report::OutputReport) -> f64| {
+        report.outputs.iter().map(f).fold(0.0, f64::max)
+    };
+    QuantizationInfo {
+        activation_scale: qm.scale,
+        activation_bits: qm.config.activation_bits,
+        param_bits: qm.config.param_bits,
+        max_abs_error: max(|o| o.max_abs_error),
+        max_rel_error: max(|o| o.max_rel_error),
+        argmax_agree: (!agree.is_empty()).then(|| agree.iter().all(|&a| a)),
+    }
 }

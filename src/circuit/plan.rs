@@ -470,44 +470,13 @@ pub fn plan(
             }
         }
     }
-    let mut param_tensors = vec![];
-    if dis.params == ParamVisibility::Hashed {
-        // Every parameter integer is a private cell, range-checked to its tensor's width (its
-        // digits are the range check, so the cell costs nothing more); each tensor is packed into
-        // words, and the words are hashed into the next instance row.
-        let mut cells = HashMap::new();
-        let mut msg = vec![b.constant_i128(commit::params_tag())];
-        let mut count = 0;
-        let widths = commit::param_widths(qm);
-        for (t, &bits) in commit::param_tensors(qm).into_iter().zip(&widths) {
-            b.node = t.node;
-            let cs: Vec<CellId> = t
-                .data
-                .iter()
-                .map(|&x| {
-                    let v = b.witness.then_some(x as i128);
-                    b.checked_cell(v, bits)
-                })
-                .collect::<PResult<_>>()?;
-            msg.extend(b.pack(&cs, bits));
-            count += cs.len();
-            param_tensors.push(ParamTensor {
-                node: qm.nodes[t.node].name.clone(),
-                kind: t.kind.into(),
-                len: cs.len(),
-                bits,
-            });
-            cells.insert((t.node, t.index), cs);
+    let param_tensors = match dis.params {
+        ParamVisibility::Fixed => vec![],
+        ParamVisibility::Hashed => {
+            row += 1;
+            plan_hashed_params(&mut b, qm, &mut instance, row - 1)?
         }
-        b.node = usize::MAX;
-        msg.push(b.constant_i128(count as i128));
-        if let Some(inst) = instance.as_mut() {
-            inst.push(commit::params_digest(qm));
-        }
-        b.hash(msg, row, "weights digest");
-        row += 1;
-        b.params = Some(cells);
-    }
+    };
     for i in 0..qm.nodes.len() {
         b.node(i)?;
     }
@@ -547,6 +516,50 @@ pub fn plan(
         instance,
         instance_len: row,
     })
+}
+
+/// Hashed parameters: every parameter integer a private cell, range-checked to its tensor's
+/// width (its digits are the range check, so the cell costs nothing more); each tensor packed
+/// into words, and the words hashed into instance `row`. Returns the tensors' descriptions.
+fn plan_hashed_params(
+    b: &mut Builder,
+    qm: &QuantizedModel,
+    instance: &mut Option<Vec<Fp>>,
+    row: usize,
+) -> PResult<Vec<ParamTensor>> {
+    let mut param_tensors = vec![];
+    let mut cells = HashMap::new();
+    let mut msg = vec![b.constant_i128(commit::params_tag())];
+    let mut count = 0;
+    let widths = commit::param_widths(qm);
+    for (t, &bits) in commit::param_tensors(qm).into_iter().zip(&widths) {
+        b.node = t.node;
+        let cs: Vec<CellId> = t
+            .data
+            .iter()
+            .map(|&x| {
+                let v = b.witness.then_some(x as i128);
+                b.checked_cell(v, bits)
+            })
+            .collect::<PResult<_>>()?;
+        msg.extend(b.pack(&cs, bits));
+        count += cs.len();
+        param_tensors.push(ParamTensor {
+            node: qm.nodes[t.node].name.clone(),
+            kind: t.kind.into(),
+            len: cs.len(),
+            bits,
+        });
+        cells.insert((t.node, t.index), cs);
+    }
+    b.node = usize::MAX;
+    msg.push(b.constant_i128(count as i128));
+    if let Some(inst) = instance.as_mut() {
+        inst.push(commit::params_digest(qm));
+    }
+    b.hash(msg, row, "weights digest");
+    b.params = Some(cells);
+    Ok(param_tensors)
 }
 
 /// Every cell a step reads or writes.

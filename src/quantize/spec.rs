@@ -259,135 +259,8 @@ impl QuantizedModel {
             {
                 return bad(format!("a window parameter exceeds {MAX_WINDOW_PARAM}"));
             }
-            let shape = |v: usize| self.values[v].shape.as_slice();
-            let out = shape(n.output);
-            let arity = match &n.op {
-                QOp::Input { .. } | QOp::Const { .. } => 0,
-                QOp::Add | QOp::Sub | QOp::Mul | QOp::MatMul { .. } => 2,
-                QOp::Concat { .. } => n.inputs.len().max(1),
-                QOp::Linear { .. }
-                | QOp::Conv { .. }
-                | QOp::ShiftLeft { .. }
-                | QOp::Rescale { .. }
-                | QOp::Relu
-                | QOp::LeakyRelu { .. }
-                | QOp::Table { .. }
-                | QOp::Interp { .. }
-                | QOp::SumPool { .. }
-                | QOp::MaxPool { .. }
-                | QOp::ReduceSum { .. }
-                | QOp::ReduceMax { .. }
-                | QOp::Reshape
-                | QOp::Transpose { .. }
-                | QOp::Step { .. }
-                | QOp::Gather { .. } => 1,
-            };
-            if n.inputs.len() != arity {
-                return bad(format!("{} inputs, expected {arity}", n.inputs.len()));
-            }
-            let x = n.inputs.first().map(|&i| shape(i)).unwrap_or(&[]);
-            // A window op on [N, C, *spatial]: one entry per spatial axis in each parameter list.
-            let windowed = |lists: &[&Vec<usize>]| {
-                x.len() >= 3 && out.len() == x.len() && lists.iter().all(|l| l.len() == x.len() - 2)
-            };
-            let ok = match &n.op {
-                QOp::Input { index } => *index < self.inputs.len(),
-                QOp::Const { data } => data.len() == numel(out),
-                QOp::Linear {
-                    k,
-                    n: m,
-                    weight,
-                    bias,
-                } => {
-                    *k > 0
-                        && weight.len() == k * m
-                        && bias.as_ref().is_none_or(|b| b.len() == *m)
-                        && numel(x).is_multiple_of(*k)
-                        && numel(out) == numel(x) / k * m
-                }
-                QOp::Conv {
-                    out_channels,
-                    kernel,
-                    strides,
-                    pads_begin,
-                    dilations,
-                    weight,
-                    bias,
-                } => {
-                    windowed(&[kernel, strides, pads_begin, dilations])
-                        && weight.len() == out_channels * x[1] * numel(kernel)
-                        && bias.as_ref().is_none_or(|b| b.len() == *out_channels)
-                        && out[0] == x[0]
-                        && out[1] == *out_channels
-                }
-                QOp::SumPool {
-                    kernel,
-                    strides,
-                    pads_begin,
-                } => windowed(&[kernel, strides, pads_begin]) && out[..2] == x[..2],
-                QOp::MaxPool {
-                    kernel,
-                    strides,
-                    pads_begin,
-                    dilations,
-                } => {
-                    windowed(&[kernel, strides, pads_begin, dilations])
-                        && out[..2] == x[..2]
-                        && Window::new(x, strides, pads_begin, Some(dilations))
-                            .every_window_reads(&out[2..], kernel)
-                }
-                QOp::Add | QOp::Sub | QOp::Mul => n
-                    .inputs
-                    .iter()
-                    .all(|&i| broadcast_shape(shape(i), out).as_deref() == Some(out)),
-                QOp::ShiftLeft { .. }
-                | QOp::Relu
-                | QOp::LeakyRelu { .. }
-                | QOp::Table { .. }
-                | QOp::Interp { .. }
-                | QOp::Step { .. } => x == out,
-                QOp::Rescale { divisor } => {
-                    x == out && (divisor.len() == 1 || divisor.len() == numel(out))
-                }
-                QOp::ReduceSum { axes, .. } => axes.iter().all(|&a| a < x.len()),
-                // A max over nothing has no value.
-                QOp::ReduceMax { axes, .. } => axes.iter().all(|&a| a < x.len() && x[a] > 0),
-                QOp::Reshape => numel(x) == numel(out),
-                QOp::Transpose { perm } => {
-                    let mut p = perm.clone();
-                    p.sort_unstable();
-                    p == (0..x.len()).collect::<Vec<_>>()
-                        && out.len() == x.len()
-                        && perm.iter().enumerate().all(|(i, &d)| out[i] == x[d])
-                }
-                QOp::Gather { index, .. } => {
-                    index.len() == numel(out) && index.iter().all(|&i| i < numel(x) as i64)
-                }
-                QOp::MatMul {
-                    batch,
-                    m,
-                    k,
-                    n: cols,
-                } => {
-                    let one_or = |len: usize, per: usize| len == per || len == batch * per;
-                    one_or(numel(x), m * k)
-                        && n.inputs
-                            .get(1)
-                            .is_some_and(|&b| one_or(numel(shape(b)), k * cols))
-                        && numel(out) == batch * m * cols
-                }
-                QOp::Concat { axis } => {
-                    *axis < out.len()
-                        && n.inputs.iter().all(|&i| shape(i).len() == out.len())
-                        && n.inputs.iter().map(|&i| numel(shape(i))).sum::<usize>() == numel(out)
-                }
-            };
-            if !ok {
-                return bad(format!(
-                    "parameters do not fit the shapes ({} → {:?})",
-                    n.op.name(),
-                    out
-                ));
+            if let Err(msg) = self.node_fits(n) {
+                return bad(msg);
             }
             ready[n.output] = true;
         }
@@ -396,6 +269,141 @@ impl QuantizedModel {
         }
         if let Some(i) = input_nodes.iter().position(|&seen| !seen) {
             return Err(format!("graph input {i} has no input node"));
+        }
+        Ok(())
+    }
+
+    /// A node's arity, and its parameters sized for its shapes (see [`QuantizedModel::validate`]).
+    fn node_fits(&self, n: &QNode) -> std::result::Result<(), String> {
+        let shape = |v: usize| self.values[v].shape.as_slice();
+        let out = shape(n.output);
+        let arity = match &n.op {
+            QOp::Input { .. } | QOp::Const { .. } => 0,
+            QOp::Add | QOp::Sub | QOp::Mul | QOp::MatMul { .. } => 2,
+            QOp::Concat { .. } => n.inputs.len().max(1),
+            QOp::Linear { .. }
+            | QOp::Conv { .. }
+            | QOp::ShiftLeft { .. }
+            | QOp::Rescale { .. }
+            | QOp::Relu
+            | QOp::LeakyRelu { .. }
+            | QOp::Table { .. }
+            | QOp::Interp { .. }
+            | QOp::SumPool { .. }
+            | QOp::MaxPool { .. }
+            | QOp::ReduceSum { .. }
+            | QOp::ReduceMax { .. }
+            | QOp::Reshape
+            | QOp::Transpose { .. }
+            | QOp::Step { .. }
+            | QOp::Gather { .. } => 1,
+        };
+        if n.inputs.len() != arity {
+            return Err(format!("{} inputs, expected {arity}", n.inputs.len()));
+        }
+        let x = n.inputs.first().map(|&i| shape(i)).unwrap_or(&[]);
+        // A window op on [N, C, *spatial]: one entry per spatial axis in each parameter list.
+        let windowed = |lists: &[&Vec<usize>]| {
+            x.len() >= 3 && out.len() == x.len() && lists.iter().all(|l| l.len() == x.len() - 2)
+        };
+        let ok = match &n.op {
+            QOp::Input { index } => *index < self.inputs.len(),
+            QOp::Const { data } => data.len() == numel(out),
+            QOp::Linear {
+                k,
+                n: m,
+                weight,
+                bias,
+            } => {
+                *k > 0
+                    && weight.len() == k * m
+                    && bias.as_ref().is_none_or(|b| b.len() == *m)
+                    && numel(x).is_multiple_of(*k)
+                    && numel(out) == numel(x) / k * m
+            }
+            QOp::Conv {
+                out_channels,
+                kernel,
+                strides,
+                pads_begin,
+                dilations,
+                weight,
+                bias,
+            } => {
+                windowed(&[kernel, strides, pads_begin, dilations])
+                    && weight.len() == out_channels * x[1] * numel(kernel)
+                    && bias.as_ref().is_none_or(|b| b.len() == *out_channels)
+                    && out[0] == x[0]
+                    && out[1] == *out_channels
+            }
+            QOp::SumPool {
+                kernel,
+                strides,
+                pads_begin,
+            } => windowed(&[kernel, strides, pads_begin]) && out[..2] == x[..2],
+            QOp::MaxPool {
+                kernel,
+                strides,
+                pads_begin,
+                dilations,
+            } => {
+                windowed(&[kernel, strides, pads_begin, dilations])
+                    && out[..2] == x[..2]
+                    && Window::new(x, strides, pads_begin, Some(dilations))
+                        .every_window_reads(&out[2..], kernel)
+            }
+            QOp::Add | QOp::Sub | QOp::Mul => n
+                .inputs
+                .iter()
+                .all(|&i| broadcast_shape(shape(i), out).as_deref() == Some(out)),
+            QOp::ShiftLeft { .. }
+            | QOp::Relu
+            | QOp::LeakyRelu { .. }
+            | QOp::Table { .. }
+            | QOp::Interp { .. }
+            | QOp::Step { .. } => x == out,
+            QOp::Rescale { divisor } => {
+                x == out && (divisor.len() == 1 || divisor.len() == numel(out))
+            }
+            QOp::ReduceSum { axes, .. } => axes.iter().all(|&a| a < x.len()),
+            // A max over nothing has no value.
+            QOp::ReduceMax { axes, .. } => axes.iter().all(|&a| a < x.len() && x[a] > 0),
+            QOp::Reshape => numel(x) == numel(out),
+            QOp::Transpose { perm } => {
+                let mut p = perm.clone();
+                p.sort_unstable();
+                p == (0..x.len()).collect::<Vec<_>>()
+                    && out.len() == x.len()
+                    && perm.iter().enumerate().all(|(i, &d)| out[i] == x[d])
+            }
+            QOp::Gather { index, .. } => {
+                index.len() == numel(out) && index.iter().all(|&i| i < numel(x) as i64)
+            }
+            QOp::MatMul {
+                batch,
+                m,
+                k,
+                n: cols,
+            } => {
+                let one_or = |len: usize, per: usize| len == per || len == batch * per;
+                one_or(numel(x), m * k)
+                    && n.inputs
+                        .get(1)
+                        .is_some_and(|&b| one_or(numel(shape(b)), k * cols))
+                    && numel(out) == batch * m * cols
+            }
+            QOp::Concat { axis } => {
+                *axis < out.len()
+                    && n.inputs.iter().all(|&i| shape(i).len() == out.len())
+                    && n.inputs.iter().map(|&i| numel(shape(i))).sum::<usize>() == numel(out)
+            }
+        };
+        if !ok {
+            return Err(format!(
+                "parameters do not fit the shapes ({} → {:?})",
+                n.op.name(),
+                out
+            ));
         }
         Ok(())
     }

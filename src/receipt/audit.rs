@@ -207,40 +207,7 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
 
     // 4. The verifier key, re-derived from the circuit quantized.json compiles to.
     let mut keys = KeyCache::default();
-    match &compiled {
-        Ok(c) => {
-            let (_, vk, _, _) = keys.get(&f.qm, &c.info, c, progress)?;
-            let file_ok = vk.pinned == f.vk_txt;
-            let hash_ok =
-                vk.sha256 == r.verifier.vk_sha256 && vk.sha256 == r.model_commitment.vk_sha256;
-            link(
-                &mut links,
-                ChainLink::VerifierKey,
-                "circuit → verifier key (vk.txt)",
-                file_ok && hash_ok,
-                format!("identical (sha256 {})", vk.sha256),
-                if !file_ok {
-                    format!(
-                        "vk.txt differs from the re-derived key's pinned form (sha256 {})",
-                        vk.sha256
-                    )
-                } else {
-                    format!(
-                        "the re-derived key has sha256 {}; the receipt records {}",
-                        vk.sha256, r.verifier.vk_sha256
-                    )
-                },
-            );
-        }
-        Err(_) => link(
-            &mut links,
-            ChainLink::VerifierKey,
-            "circuit → verifier key (vk.txt)",
-            false,
-            String::new(),
-            "no circuit to derive it from".into(),
-        ),
-    }
+    key_link(f, &compiled, &mut keys, &mut links, progress)?;
 
     // 5. The proof: everything `verify` checks.
     let v = verify_folder_with(f, &mut keys, progress)?;
@@ -387,4 +354,50 @@ fn input_and_output_links(
             },
         );
     }
+}
+
+/// Link 4: the verifier key, re-derived from the circuit quantized.json compiles to.
+fn key_link(
+    f: &Folder,
+    compiled: &std::result::Result<circuit::Compiled, circuit::CompileError>,
+    keys: &mut KeyCache,
+    links: &mut Vec<Link>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let r = &f.receipt;
+    match &compiled {
+        Ok(c) => {
+            let (_, vk, _, _) = keys.get(&f.qm, &c.info, c, progress)?;
+            let file_ok = vk.pinned == f.vk_txt;
+            let hash_ok =
+                vk.sha256 == r.verifier.vk_sha256 && vk.sha256 == r.model_commitment.vk_sha256;
+            link(
+                links,
+                ChainLink::VerifierKey,
+                "circuit → verifier key (vk.txt)",
+                file_ok && hash_ok,
+                format!("identical (sha256 {})", vk.sha256),
+                if !file_ok {
+                    format!(
+                        "vk.txt differs from the re-derived key's pinned form (sha256 {})",
+                        vk.sha256
+                    )
+                } else {
+                    format!(
+                        "the re-derived key has sha256 {}; the receipt records {}",
+                        vk.sha256, r.verifier.vk_sha256
+                    )
+                },
+            );
+        }
+        Err(_) => link(
+            links,
+            ChainLink::VerifierKey,
+            "circuit → verifier key (vk.txt)",
+            false,
+            String::new(),
+            "no circuit to derive it from".into(),
+        ),
+    }
+    Ok(())
 }

@@ -111,50 +111,7 @@ pub fn analyze(
     let qin = qm.quantize_inputs(inputs, &names)?;
     let vals = qm.evaluate(&qin)?;
 
-    let mut outputs = vec![];
-    for (o, &v) in model.outputs.iter().zip(&qm.outputs) {
-        let f = float.values.get(&o.name).ok_or_else(|| {
-            Error::invalid(
-                model.file(),
-                format!("tract produced no float value for output `{}`", o.name),
-            )
-        })?;
-        let q = dequant(&vals[v], qm.values[v].scale);
-        if q.len() != f.len() {
-            return Err(Error::invalid(
-                model.file(),
-                format!(
-                    "output `{}`: quantized shape {:?} differs from float shape {:?}",
-                    o.name, vals[v].shape, f.shape
-                ),
-            ));
-        }
-        let (abs, rel) = errors(&f.data, &q);
-        let argmax = if is_score_vector(&f.shape) {
-            let (a, b) = (
-                argmax(&f.data).unwrap_or(0),
-                argmax(&vals[v].data).unwrap_or(0),
-            );
-            Some(Argmax {
-                float: a,
-                quantized: b,
-                agree: a == b,
-            })
-        } else {
-            None
-        };
-        outputs.push(OutputReport {
-            name: o.name.clone(),
-            shape: f.shape.clone(),
-            float: f.data.clone(),
-            quantized: q,
-            integers: vals[v].data.clone(),
-            scale: qm.values[v].scale,
-            max_abs_error: abs,
-            max_rel_error: rel,
-            argmax,
-        });
-    }
+    let outputs = output_reports(model, qm, float, &vals)?;
 
     let op_types: HashMap<&str, &str> = model
         .nodes
@@ -263,4 +220,58 @@ pub fn analyze(
         layers,
         error_enters,
     })
+}
+
+/// Each graph output: float (tract) against the evaluator's integers, dequantized.
+fn output_reports(
+    model: &Model,
+    qm: &QuantizedModel,
+    float: &FloatRun,
+    vals: &[Tensor<i64>],
+) -> Result<Vec<OutputReport>> {
+    let mut outputs = vec![];
+    for (o, &v) in model.outputs.iter().zip(&qm.outputs) {
+        let f = float.values.get(&o.name).ok_or_else(|| {
+            Error::invalid(
+                model.file(),
+                format!("tract produced no float value for output `{}`", o.name),
+            )
+        })?;
+        let q = dequant(&vals[v], qm.values[v].scale);
+        if q.len() != f.len() {
+            return Err(Error::invalid(
+                model.file(),
+                format!(
+                    "output `{}`: quantized shape {:?} differs from float shape {:?}",
+                    o.name, vals[v].shape, f.shape
+                ),
+            ));
+        }
+        let (abs, rel) = errors(&f.data, &q);
+        let argmax = if is_score_vector(&f.shape) {
+            let (a, b) = (
+                argmax(&f.data).unwrap_or(0),
+                argmax(&vals[v].data).unwrap_or(0),
+            );
+            Some(Argmax {
+                float: a,
+                quantized: b,
+                agree: a == b,
+            })
+        } else {
+            None
+        };
+        outputs.push(OutputReport {
+            name: o.name.clone(),
+            shape: f.shape.clone(),
+            float: f.data.clone(),
+            quantized: q,
+            integers: vals[v].data.clone(),
+            scale: qm.values[v].scale,
+            max_abs_error: abs,
+            max_rel_error: rel,
+            argmax,
+        });
+    }
+    Ok(outputs)
 }

@@ -202,8 +202,23 @@ pub(super) fn parse_op(
         };
     }
     let a = Attrs { map: attrs };
-    let r = (|| -> std::result::Result<Op, String> {
-        Ok(match op_type {
+    let r = parse_dense(op_type, &a, opset)
+        .or_else(|| parse_arithmetic(op_type, &a, opset))
+        .or_else(|| parse_activations(op_type, &a, opset))
+        .or_else(|| parse_normalization(op_type, &a, opset))
+        .or_else(|| parse_indexing(op_type, &a, opset))
+        .or_else(|| parse_reductions(op_type, &a, opset))
+        .or_else(|| parse_recurrent(op_type, &a, opset))
+        .or_else(|| parse_pooling(op_type, &a, opset))
+        .or_else(|| parse_shape(op_type, &a, opset))
+        .unwrap_or_else(|| Err(format!("op `{op_type}` is not supported (opset {opset})")));
+    r.unwrap_or_else(|reason| Op::Unsupported { reason })
+}
+
+/// The dense family's ONNX ops; None for an op of another family.
+fn parse_dense(op_type: &str, a: &Attrs, _opset: i64) -> Option<std::result::Result<Op, String>> {
+    let op = (|| -> std::result::Result<Option<Op>, String> {
+        Ok(Some(match op_type {
             "Gemm" => Op::Gemm {
                 alpha: a.float("alpha", 1.0),
                 beta: a.float("beta", 1.0),
@@ -211,9 +226,97 @@ pub(super) fn parse_op(
                 trans_b: a.int("transB", 0) != 0,
             },
             "MatMul" => Op::MatMul,
+            "Conv" => {
+                let kernel_shape = a.usizes("kernel_shape")?;
+                let group = a.int("group", 1);
+                if group != 1 {
+                    return Err(format!(
+                        "grouped convolution (group={group}) is not supported yet"
+                    ));
+                }
+                Op::Conv {
+                    strides: a.usizes("strides")?.unwrap_or_default(),
+                    dilations: a.usizes("dilations")?.unwrap_or_default(),
+                    pads: spatial_pads(a)?,
+                    kernel_shape,
+                    group: 1,
+                }
+            }
+            "ConvTranspose" => {
+                if a.int("group", 1) != 1 {
+                    return Err("grouped ConvTranspose is not supported yet".into());
+                }
+                if a.string("auto_pad").is_some_and(|p| p != "NOTSET")
+                    || a.ints("output_shape").is_some()
+                {
+                    return Err(
+                        "ConvTranspose with auto_pad or output_shape is not supported".into(),
+                    );
+                }
+                Op::ConvTranspose {
+                    strides: a.usizes("strides")?.unwrap_or_default(),
+                    pads: a.usizes("pads")?.unwrap_or_default(),
+                    dilations: a.usizes("dilations")?.unwrap_or_default(),
+                    output_padding: a.usizes("output_padding")?.unwrap_or_default(),
+                }
+            }
+            "BatchNormalization" => {
+                if a.int("training_mode", 0) != 0 {
+                    return Err("BatchNormalization in training mode is not supported".into());
+                }
+                Op::BatchNormalization {
+                    epsilon: a.float("epsilon", 1e-5),
+                }
+            }
+            _ => return Ok(None),
+        }))
+    })();
+    op.transpose()
+}
+
+/// The arithmetic family's ONNX ops; None for an op of another family.
+fn parse_arithmetic(
+    op_type: &str,
+    a: &Attrs,
+    _opset: i64,
+) -> Option<std::result::Result<Op, String>> {
+    let op = (|| -> std::result::Result<Option<Op>, String> {
+        Ok(Some(match op_type {
             "Add" => Op::Add,
             "Sub" => Op::Sub,
             "Mul" => Op::Mul,
+            "Neg" => Op::Neg,
+            "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" => Op::Compare {
+                less: op_type.starts_with("Less"),
+                or_equal: op_type.ends_with("OrEqual"),
+            },
+            "Not" => Op::Not,
+            "Where" => Op::Where,
+            "Pow" => Op::Pow,
+            "Div" => Op::Div,
+            "Cast" => match a.int("to", 1) {
+                1 | 10 | 11 | 16 => Op::Identity,
+                2..=7 | 12 | 13 => Op::Truncate,
+                to => {
+                    return Err(format!(
+                        "Cast to ONNX type {to} (not a float) is not supported"
+                    ));
+                }
+            },
+            _ => return Ok(None),
+        }))
+    })();
+    op.transpose()
+}
+
+/// The activations family's ONNX ops; None for an op of another family.
+fn parse_activations(
+    op_type: &str,
+    a: &Attrs,
+    opset: i64,
+) -> Option<std::result::Result<Op, String>> {
+    let op = (|| -> std::result::Result<Option<Op>, String> {
+        Ok(Some(match op_type {
             "Relu" => Op::Relu,
             "LeakyRelu" => Op::LeakyRelu {
                 alpha: a.float("alpha", 0.01),
@@ -243,13 +346,26 @@ pub(super) fn parse_op(
             "Asin" => Op::Unary(TableFn::Asin),
             "Atan" => Op::Unary(TableFn::Atan),
             "Sign" => Op::Unary(TableFn::Sign),
-            "Neg" => Op::Neg,
-            "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" => Op::Compare {
-                less: op_type.starts_with("Less"),
-                or_equal: op_type.ends_with("OrEqual"),
+            "PRelu" => Op::PRelu,
+            "Softmax" => Op::Softmax {
+                axis: a.int("axis", if opset < 13 { 1 } else { -1 }),
+                flatten: opset < 13,
             },
-            "Not" => Op::Not,
-            "Where" => Op::Where,
+            "Tanh" => Op::Tanh,
+            _ => return Ok(None),
+        }))
+    })();
+    op.transpose()
+}
+
+/// The normalization family's ONNX ops; None for an op of another family.
+fn parse_normalization(
+    op_type: &str,
+    a: &Attrs,
+    _opset: i64,
+) -> Option<std::result::Result<Op, String>> {
+    let op = (|| -> std::result::Result<Option<Op>, String> {
+        Ok(Some(match op_type {
             "LayerNormalization" => {
                 if a.int("stash_type", 1) != 1 {
                     return Err("LayerNormalization stash_type other than float".into());
@@ -265,148 +381,19 @@ pub(super) fn parse_op(
                 epsilon: a.float("epsilon", 1e-5),
                 instance: true,
             },
-            "PRelu" => Op::PRelu,
-            "Softmax" => Op::Softmax {
-                axis: a.int("axis", if opset < 13 { 1 } else { -1 }),
-                flatten: opset < 13,
-            },
-            "Pow" => Op::Pow,
-            "Div" => Op::Div,
+            _ => return Ok(None),
+        }))
+    })();
+    op.transpose()
+}
+
+/// The indexing family's ONNX ops; None for an op of another family.
+fn parse_indexing(op_type: &str, a: &Attrs, opset: i64) -> Option<std::result::Result<Op, String>> {
+    let op = (|| -> std::result::Result<Option<Op>, String> {
+        Ok(Some(match op_type {
             "OneHot" => Op::OneHot {
                 axis: a.int("axis", -1),
             },
-            "ArgMax" | "ArgMin" => Op::ArgMax {
-                axis: a.int("axis", 0),
-                keepdims: a.int("keepdims", 1) != 0,
-                last: a.int("select_last_index", 0) != 0,
-                min: op_type == "ArgMin",
-            },
-            "TopK" => Op::TopK {
-                axis: a.int("axis", -1),
-                largest: a.int("largest", 1) != 0,
-                k: (opset < 10).then(|| a.int("k", 0)),
-            },
-            "RNN" | "LSTM" => {
-                let lstm = op_type == "LSTM";
-                let hidden = a.int("hidden_size", 0);
-                if hidden <= 0 {
-                    return Err("hidden_size must be positive".into());
-                }
-                if a.string("direction").is_some_and(|d| d != "forward") {
-                    return Err("only the forward direction is supported".into());
-                }
-                let default: &[&str] = if lstm {
-                    &["Sigmoid", "Tanh", "Tanh"]
-                } else {
-                    &["Tanh"]
-                };
-                if let Some(Attr::Strs(acts)) = attrs.get("activations")
-                    && acts.iter().map(String::as_str).ne(default.iter().copied())
-                {
-                    return Err(format!("activations {acts:?} are not supported"));
-                }
-                if attrs.contains_key("clip") {
-                    return Err("cell clipping is not supported".into());
-                }
-                if a.int("layout", 0) != 0 || a.int("input_forget", 0) != 0 {
-                    return Err("layout 1 and input_forget are not supported".into());
-                }
-                Op::Recurrent {
-                    lstm,
-                    hidden: hidden as usize,
-                }
-            }
-            "Tanh" => Op::Tanh,
-            "Conv" => {
-                let kernel_shape = a.usizes("kernel_shape")?;
-                let group = a.int("group", 1);
-                if group != 1 {
-                    return Err(format!(
-                        "grouped convolution (group={group}) is not supported yet"
-                    ));
-                }
-                Op::Conv {
-                    strides: a.usizes("strides")?.unwrap_or_default(),
-                    dilations: a.usizes("dilations")?.unwrap_or_default(),
-                    pads: spatial_pads(&a)?,
-                    kernel_shape,
-                    group: 1,
-                }
-            }
-            "ConvTranspose" => {
-                if a.int("group", 1) != 1 {
-                    return Err("grouped ConvTranspose is not supported yet".into());
-                }
-                if a.string("auto_pad").is_some_and(|p| p != "NOTSET")
-                    || a.ints("output_shape").is_some()
-                {
-                    return Err(
-                        "ConvTranspose with auto_pad or output_shape is not supported".into(),
-                    );
-                }
-                Op::ConvTranspose {
-                    strides: a.usizes("strides")?.unwrap_or_default(),
-                    pads: a.usizes("pads")?.unwrap_or_default(),
-                    dilations: a.usizes("dilations")?.unwrap_or_default(),
-                    output_padding: a.usizes("output_padding")?.unwrap_or_default(),
-                }
-            }
-            "AveragePool" | "MaxPool" => {
-                let kernel_shape = a.usizes("kernel_shape")?.ok_or("missing `kernel_shape`")?;
-                let ceil_mode = a.int("ceil_mode", 0) != 0;
-                let strides = a.usizes("strides")?.unwrap_or_default();
-                let pads = spatial_pads(&a)?;
-                if op_type == "AveragePool" {
-                    if ceil_mode {
-                        return Err("AveragePool with ceil_mode=1 is not supported".into());
-                    }
-                    if a.usizes("dilations")?
-                        .is_some_and(|d| d.iter().any(|&x| x != 1))
-                    {
-                        return Err("dilated AveragePool is not supported".into());
-                    }
-                    Op::AveragePool {
-                        kernel_shape,
-                        strides,
-                        pads,
-                        count_include_pad: a.int("count_include_pad", 0) != 0,
-                    }
-                } else {
-                    if a.int("storage_order", 0) != 0 {
-                        return Err("MaxPool storage_order=1 is not supported".into());
-                    }
-                    Op::MaxPool {
-                        kernel_shape,
-                        strides,
-                        pads,
-                        dilations: a.usizes("dilations")?.unwrap_or_default(),
-                        ceil_mode,
-                    }
-                }
-            }
-            "GlobalAveragePool" => Op::GlobalAveragePool,
-            "Flatten" => Op::Flatten {
-                axis: a.int("axis", 1),
-            },
-            "Reshape" => Op::Reshape {
-                allowzero: a.int("allowzero", 0) != 0,
-            },
-            "Transpose" => Op::Transpose {
-                perm: a.usizes("perm")?,
-            },
-            "Concat" => Op::Concat {
-                axis: a.int("axis", 0),
-            },
-            "BatchNormalization" => {
-                if a.int("training_mode", 0) != 0 {
-                    return Err("BatchNormalization in training mode is not supported".into());
-                }
-                Op::BatchNormalization {
-                    epsilon: a.float("epsilon", 1e-5),
-                }
-            }
-            "Identity" | "Dropout" => Op::Identity,
-            "Constant" => Op::Constant,
             "Pad" => {
                 let mode = a.string("mode").unwrap_or_else(|| "constant".into());
                 if mode != "constant" {
@@ -459,28 +446,119 @@ pub(super) fn parse_op(
                         .map(|v| v.into_iter().map(f64::from).collect()),
                 }
             }
-            "Tile" => Op::Tile,
-            "Shape" => {
-                if a.map.contains_key("start") || a.map.contains_key("end") {
-                    return Err("Shape with start or end is not supported".into());
+            _ => return Ok(None),
+        }))
+    })();
+    op.transpose()
+}
+
+/// The reductions family's ONNX ops; None for an op of another family.
+fn parse_reductions(
+    op_type: &str,
+    a: &Attrs,
+    opset: i64,
+) -> Option<std::result::Result<Op, String>> {
+    let op = (|| -> std::result::Result<Option<Op>, String> {
+        Ok(Some(match op_type {
+            "ArgMax" | "ArgMin" => Op::ArgMax {
+                axis: a.int("axis", 0),
+                keepdims: a.int("keepdims", 1) != 0,
+                last: a.int("select_last_index", 0) != 0,
+                min: op_type == "ArgMin",
+            },
+            "TopK" => Op::TopK {
+                axis: a.int("axis", -1),
+                largest: a.int("largest", 1) != 0,
+                k: (opset < 10).then(|| a.int("k", 0)),
+            },
+            _ => return Ok(None),
+        }))
+    })();
+    op.transpose()
+}
+
+/// The recurrent family's ONNX ops; None for an op of another family.
+fn parse_recurrent(
+    op_type: &str,
+    a: &Attrs,
+    _opset: i64,
+) -> Option<std::result::Result<Op, String>> {
+    let op = (|| -> std::result::Result<Option<Op>, String> {
+        Ok(Some(match op_type {
+            "RNN" | "LSTM" => {
+                let lstm = op_type == "LSTM";
+                let hidden = a.int("hidden_size", 0);
+                if hidden <= 0 {
+                    return Err("hidden_size must be positive".into());
                 }
-                Op::Shape
+                if a.string("direction").is_some_and(|d| d != "forward") {
+                    return Err("only the forward direction is supported".into());
+                }
+                let default: &[&str] = if lstm {
+                    &["Sigmoid", "Tanh", "Tanh"]
+                } else {
+                    &["Tanh"]
+                };
+                if let Some(Attr::Strs(acts)) = a.map.get("activations")
+                    && acts.iter().map(String::as_str).ne(default.iter().copied())
+                {
+                    return Err(format!("activations {acts:?} are not supported"));
+                }
+                if a.map.contains_key("clip") {
+                    return Err("cell clipping is not supported".into());
+                }
+                if a.int("layout", 0) != 0 || a.int("input_forget", 0) != 0 {
+                    return Err("layout 1 and input_forget are not supported".into());
+                }
+                Op::Recurrent {
+                    lstm,
+                    hidden: hidden as usize,
+                }
             }
-            "Squeeze" | "Unsqueeze" => Op::Squeeze {
-                axes: a.ints("axes"),
-                unsqueeze: op_type == "Unsqueeze",
-            },
-            "Expand" => Op::Expand,
-            // Casting between float types changes nothing at our precision.
-            "Cast" => match a.int("to", 1) {
-                1 | 10 | 11 | 16 => Op::Identity,
-                2..=7 | 12 | 13 => Op::Truncate,
-                to => {
-                    return Err(format!(
-                        "Cast to ONNX type {to} (not a float) is not supported"
-                    ));
+            _ => return Ok(None),
+        }))
+    })();
+    op.transpose()
+}
+
+/// The pooling family's ONNX ops; None for an op of another family.
+fn parse_pooling(op_type: &str, a: &Attrs, _opset: i64) -> Option<std::result::Result<Op, String>> {
+    let op = (|| -> std::result::Result<Option<Op>, String> {
+        Ok(Some(match op_type {
+            "AveragePool" | "MaxPool" => {
+                let kernel_shape = a.usizes("kernel_shape")?.ok_or("missing `kernel_shape`")?;
+                let ceil_mode = a.int("ceil_mode", 0) != 0;
+                let strides = a.usizes("strides")?.unwrap_or_default();
+                let pads = spatial_pads(a)?;
+                if op_type == "AveragePool" {
+                    if ceil_mode {
+                        return Err("AveragePool with ceil_mode=1 is not supported".into());
+                    }
+                    if a.usizes("dilations")?
+                        .is_some_and(|d| d.iter().any(|&x| x != 1))
+                    {
+                        return Err("dilated AveragePool is not supported".into());
+                    }
+                    Op::AveragePool {
+                        kernel_shape,
+                        strides,
+                        pads,
+                        count_include_pad: a.int("count_include_pad", 0) != 0,
+                    }
+                } else {
+                    if a.int("storage_order", 0) != 0 {
+                        return Err("MaxPool storage_order=1 is not supported".into());
+                    }
+                    Op::MaxPool {
+                        kernel_shape,
+                        strides,
+                        pads,
+                        dilations: a.usizes("dilations")?.unwrap_or_default(),
+                        ceil_mode,
+                    }
                 }
-            },
+            }
+            "GlobalAveragePool" => Op::GlobalAveragePool,
             "ReduceMax" | "ReduceMin" => Op::ReduceMax {
                 axes: a.ints("axes"),
                 keepdims: a.int("keepdims", 1) != 0,
@@ -505,8 +583,45 @@ pub(super) fn parse_op(
                     }
                 }
             }
-            other => return Err(format!("op `{other}` is not supported (opset {opset})")),
-        })
+            _ => return Ok(None),
+        }))
     })();
-    r.unwrap_or_else(|reason| Op::Unsupported { reason })
+    op.transpose()
+}
+
+/// The shape family's ONNX ops; None for an op of another family.
+fn parse_shape(op_type: &str, a: &Attrs, _opset: i64) -> Option<std::result::Result<Op, String>> {
+    let op = (|| -> std::result::Result<Option<Op>, String> {
+        Ok(Some(match op_type {
+            "Flatten" => Op::Flatten {
+                axis: a.int("axis", 1),
+            },
+            "Reshape" => Op::Reshape {
+                allowzero: a.int("allowzero", 0) != 0,
+            },
+            "Transpose" => Op::Transpose {
+                perm: a.usizes("perm")?,
+            },
+            "Concat" => Op::Concat {
+                axis: a.int("axis", 0),
+            },
+            "Identity" | "Dropout" => Op::Identity,
+            "Constant" => Op::Constant,
+            "Tile" => Op::Tile,
+            "Shape" => {
+                if a.map.contains_key("start") || a.map.contains_key("end") {
+                    return Err("Shape with start or end is not supported".into());
+                }
+                Op::Shape
+            }
+            "Squeeze" | "Unsqueeze" => Op::Squeeze {
+                axes: a.ints("axes"),
+                unsqueeze: op_type == "Unsqueeze",
+            },
+            "Expand" => Op::Expand,
+            // Casting between float types changes nothing at our precision.
+            _ => return Ok(None),
+        }))
+    })();
+    op.transpose()
 }

@@ -202,426 +202,387 @@ pub(super) fn parse_op(
         };
     }
     let a = Attrs { map: attrs };
-    let r = parse_dense(op_type, &a, opset)
-        .or_else(|| parse_arithmetic(op_type, &a, opset))
-        .or_else(|| parse_activations(op_type, &a, opset))
-        .or_else(|| parse_normalization(op_type, &a, opset))
-        .or_else(|| parse_indexing(op_type, &a, opset))
-        .or_else(|| parse_reductions(op_type, &a, opset))
-        .or_else(|| parse_recurrent(op_type, &a, opset))
-        .or_else(|| parse_pooling(op_type, &a, opset))
-        .or_else(|| parse_shape(op_type, &a, opset))
+    // Each family knows its own op types; the first that does parses the node.
+    const FAMILIES: [fn(&str, &Attrs, i64) -> FamilyParse; 9] = [
+        parse_dense,
+        parse_arithmetic,
+        parse_activations,
+        parse_normalization,
+        parse_indexing,
+        parse_reductions,
+        parse_recurrent,
+        parse_pooling,
+        parse_shape,
+    ];
+    let r = FAMILIES
+        .iter()
+        .find_map(|parse| parse(op_type, &a, opset).transpose())
         .unwrap_or_else(|| Err(format!("op `{op_type}` is not supported (opset {opset})")));
     r.unwrap_or_else(|reason| Op::Unsupported { reason })
 }
 
-/// The dense family's ONNX ops; None for an op of another family.
-fn parse_dense(op_type: &str, a: &Attrs, _opset: i64) -> Option<std::result::Result<Op, String>> {
-    let op = (|| -> std::result::Result<Option<Op>, String> {
-        Ok(Some(match op_type {
-            "Gemm" => Op::Gemm {
-                alpha: a.float("alpha", 1.0),
-                beta: a.float("beta", 1.0),
-                trans_a: a.int("transA", 0) != 0,
-                trans_b: a.int("transB", 0) != 0,
-            },
-            "MatMul" => Op::MatMul,
-            "Conv" => {
-                let kernel_shape = a.usizes("kernel_shape")?;
-                let group = a.int("group", 1);
-                if group != 1 {
-                    return Err(format!(
-                        "grouped convolution (group={group}) is not supported yet"
-                    ));
-                }
-                Op::Conv {
-                    strides: a.usizes("strides")?.unwrap_or_default(),
-                    dilations: a.usizes("dilations")?.unwrap_or_default(),
-                    pads: spatial_pads(a)?,
-                    kernel_shape,
-                    group: 1,
-                }
-            }
-            "ConvTranspose" => {
-                if a.int("group", 1) != 1 {
-                    return Err("grouped ConvTranspose is not supported yet".into());
-                }
-                if a.string("auto_pad").is_some_and(|p| p != "NOTSET")
-                    || a.ints("output_shape").is_some()
-                {
-                    return Err(
-                        "ConvTranspose with auto_pad or output_shape is not supported".into(),
-                    );
-                }
-                Op::ConvTranspose {
-                    strides: a.usizes("strides")?.unwrap_or_default(),
-                    pads: a.usizes("pads")?.unwrap_or_default(),
-                    dilations: a.usizes("dilations")?.unwrap_or_default(),
-                    output_padding: a.usizes("output_padding")?.unwrap_or_default(),
-                }
-            }
-            "BatchNormalization" => {
-                if a.int("training_mode", 0) != 0 {
-                    return Err("BatchNormalization in training mode is not supported".into());
-                }
-                Op::BatchNormalization {
-                    epsilon: a.float("epsilon", 1e-5),
-                }
-            }
-            _ => return Ok(None),
-        }))
-    })();
-    op.transpose()
-}
+/// What a family's parser says of an op type: not one of mine (`Ok(None)`), its `Op`, or why
+/// its attributes are not supported.
+type FamilyParse = std::result::Result<Option<Op>, String>;
 
-/// The arithmetic family's ONNX ops; None for an op of another family.
-fn parse_arithmetic(
-    op_type: &str,
-    a: &Attrs,
-    _opset: i64,
-) -> Option<std::result::Result<Op, String>> {
-    let op = (|| -> std::result::Result<Option<Op>, String> {
-        Ok(Some(match op_type {
-            "Add" => Op::Add,
-            "Sub" => Op::Sub,
-            "Mul" => Op::Mul,
-            "Neg" => Op::Neg,
-            "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" => Op::Compare {
-                less: op_type.starts_with("Less"),
-                or_equal: op_type.ends_with("OrEqual"),
-            },
-            "Not" => Op::Not,
-            "Where" => Op::Where,
-            "Pow" => Op::Pow,
-            "Div" => Op::Div,
-            "Cast" => match a.int("to", 1) {
-                1 | 10 | 11 | 16 => Op::Identity,
-                2..=7 | 12 | 13 => Op::Truncate,
-                to => {
-                    return Err(format!(
-                        "Cast to ONNX type {to} (not a float) is not supported"
-                    ));
-                }
-            },
-            _ => return Ok(None),
-        }))
-    })();
-    op.transpose()
-}
-
-/// The activations family's ONNX ops; None for an op of another family.
-fn parse_activations(
-    op_type: &str,
-    a: &Attrs,
-    opset: i64,
-) -> Option<std::result::Result<Op, String>> {
-    let op = (|| -> std::result::Result<Option<Op>, String> {
-        Ok(Some(match op_type {
-            "Relu" => Op::Relu,
-            "LeakyRelu" => Op::LeakyRelu {
-                alpha: a.float("alpha", 0.01),
-            },
-            "Sigmoid" => Op::Sigmoid,
-            "Elu" => Op::Unary(TableFn::Elu {
-                alpha: a.float("alpha", 1.0),
-            }),
-            "Selu" => Op::Unary(TableFn::Selu {
-                alpha: a.float("alpha", 1.673_263_192_176_818_8),
-                gamma: a.float("gamma", 1.050_701_022_148_132_3),
-            }),
-            "Softplus" => Op::Unary(TableFn::Softplus),
-            "Erf" => Op::Unary(TableFn::Erf),
-            "Sqrt" => Op::Unary(TableFn::Sqrt),
-            "HardSigmoid" => Op::Unary(TableFn::HardSigmoid {
-                alpha: a.float("alpha", 0.2),
-                beta: a.float("beta", 0.5),
-            }),
-            "Sin" => Op::Unary(TableFn::Sin),
-            "Cos" => Op::Unary(TableFn::Cos),
-            "Exp" => Op::Unary(TableFn::Exp),
-            "Abs" => Op::Unary(TableFn::Abs),
-            "Reciprocal" => Op::Unary(TableFn::Reciprocal),
-            "Tan" => Op::Unary(TableFn::Tan),
-            "Acos" => Op::Unary(TableFn::Acos),
-            "Asin" => Op::Unary(TableFn::Asin),
-            "Atan" => Op::Unary(TableFn::Atan),
-            "Sign" => Op::Unary(TableFn::Sign),
-            "PRelu" => Op::PRelu,
-            "Softmax" => Op::Softmax {
-                axis: a.int("axis", if opset < 13 { 1 } else { -1 }),
-                flatten: opset < 13,
-            },
-            "Tanh" => Op::Tanh,
-            _ => return Ok(None),
-        }))
-    })();
-    op.transpose()
-}
-
-/// The normalization family's ONNX ops; None for an op of another family.
-fn parse_normalization(
-    op_type: &str,
-    a: &Attrs,
-    _opset: i64,
-) -> Option<std::result::Result<Op, String>> {
-    let op = (|| -> std::result::Result<Option<Op>, String> {
-        Ok(Some(match op_type {
-            "LayerNormalization" => {
-                if a.int("stash_type", 1) != 1 {
-                    return Err("LayerNormalization stash_type other than float".into());
-                }
-                Op::Normalization {
-                    axis: a.int("axis", -1),
-                    epsilon: a.float("epsilon", 1e-5),
-                    instance: false,
-                }
+/// The dense family's ONNX ops (`Ok(None)` for another family's).
+fn parse_dense(op_type: &str, a: &Attrs, _opset: i64) -> FamilyParse {
+    Ok(Some(match op_type {
+        "Gemm" => Op::Gemm {
+            alpha: a.float("alpha", 1.0),
+            beta: a.float("beta", 1.0),
+            trans_a: a.int("transA", 0) != 0,
+            trans_b: a.int("transB", 0) != 0,
+        },
+        "MatMul" => Op::MatMul,
+        "Conv" => {
+            let kernel_shape = a.usizes("kernel_shape")?;
+            let group = a.int("group", 1);
+            if group != 1 {
+                return Err(format!(
+                    "grouped convolution (group={group}) is not supported yet"
+                ));
             }
-            "InstanceNormalization" => Op::Normalization {
-                axis: 2,
+            Op::Conv {
+                strides: a.usizes("strides")?.unwrap_or_default(),
+                dilations: a.usizes("dilations")?.unwrap_or_default(),
+                pads: spatial_pads(a)?,
+                kernel_shape,
+                group: 1,
+            }
+        }
+        "ConvTranspose" => {
+            if a.int("group", 1) != 1 {
+                return Err("grouped ConvTranspose is not supported yet".into());
+            }
+            if a.string("auto_pad").is_some_and(|p| p != "NOTSET")
+                || a.ints("output_shape").is_some()
+            {
+                return Err("ConvTranspose with auto_pad or output_shape is not supported".into());
+            }
+            Op::ConvTranspose {
+                strides: a.usizes("strides")?.unwrap_or_default(),
+                pads: a.usizes("pads")?.unwrap_or_default(),
+                dilations: a.usizes("dilations")?.unwrap_or_default(),
+                output_padding: a.usizes("output_padding")?.unwrap_or_default(),
+            }
+        }
+        "BatchNormalization" => {
+            if a.int("training_mode", 0) != 0 {
+                return Err("BatchNormalization in training mode is not supported".into());
+            }
+            Op::BatchNormalization {
                 epsilon: a.float("epsilon", 1e-5),
-                instance: true,
-            },
-            _ => return Ok(None),
-        }))
-    })();
-    op.transpose()
-}
-
-/// The indexing family's ONNX ops; None for an op of another family.
-fn parse_indexing(op_type: &str, a: &Attrs, opset: i64) -> Option<std::result::Result<Op, String>> {
-    let op = (|| -> std::result::Result<Option<Op>, String> {
-        Ok(Some(match op_type {
-            "OneHot" => Op::OneHot {
-                axis: a.int("axis", -1),
-            },
-            "Pad" => {
-                let mode = a.string("mode").unwrap_or_else(|| "constant".into());
-                if mode != "constant" {
-                    return Err(format!(
-                        "Pad mode `{mode}` is not supported (only constant)"
-                    ));
-                }
-                Op::Pad {
-                    pads: a.ints("pads"),
-                    value: a.float("value", 0.0),
-                }
             }
-            "Slice" => Op::Slice {
-                starts: a.ints("starts"),
-                ends: a.ints("ends"),
-                axes: a.ints("axes"),
-            },
-            "Gather" => Op::Gather {
-                axis: a.int("axis", 0),
-            },
-            "GatherElements" => Op::GatherElements {
-                axis: a.int("axis", 0),
-            },
-            "Resize" | "Upsample" => {
-                let mode = a.string("mode").unwrap_or_else(|| "nearest".into());
-                if mode != "nearest" {
-                    return Err(format!(
-                        "{op_type} mode `{mode}` is not supported (only nearest)"
-                    ));
-                }
-                let default_ctm = if op_type == "Upsample" || opset < 11 {
-                    "asymmetric"
-                } else {
-                    "half_pixel"
-                };
-                let default_nearest = if op_type == "Upsample" || opset < 11 {
-                    "floor"
-                } else {
-                    "round_prefer_floor"
-                };
-                Op::Resize {
-                    coordinate_mode: a
-                        .string("coordinate_transformation_mode")
-                        .unwrap_or_else(|| default_ctm.into()),
-                    nearest_mode: a
-                        .string("nearest_mode")
-                        .unwrap_or_else(|| default_nearest.into()),
-                    scales: a
-                        .attr_floats("scales")
-                        .map(|v| v.into_iter().map(f64::from).collect()),
-                }
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// The arithmetic family's ONNX ops (`Ok(None)` for another family's).
+fn parse_arithmetic(op_type: &str, a: &Attrs, _opset: i64) -> FamilyParse {
+    Ok(Some(match op_type {
+        "Add" => Op::Add,
+        "Sub" => Op::Sub,
+        "Mul" => Op::Mul,
+        "Neg" => Op::Neg,
+        "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" => Op::Compare {
+            less: op_type.starts_with("Less"),
+            or_equal: op_type.ends_with("OrEqual"),
+        },
+        "Not" => Op::Not,
+        "Where" => Op::Where,
+        "Pow" => Op::Pow,
+        "Div" => Op::Div,
+        "Cast" => match a.int("to", 1) {
+            1 | 10 | 11 | 16 => Op::Identity,
+            2..=7 | 12 | 13 => Op::Truncate,
+            to => {
+                return Err(format!(
+                    "Cast to ONNX type {to} (not a float) is not supported"
+                ));
             }
-            _ => return Ok(None),
-        }))
-    })();
-    op.transpose()
+        },
+        _ => return Ok(None),
+    }))
 }
 
-/// The reductions family's ONNX ops; None for an op of another family.
-fn parse_reductions(
-    op_type: &str,
-    a: &Attrs,
-    opset: i64,
-) -> Option<std::result::Result<Op, String>> {
-    let op = (|| -> std::result::Result<Option<Op>, String> {
-        Ok(Some(match op_type {
-            "ArgMax" | "ArgMin" => Op::ArgMax {
-                axis: a.int("axis", 0),
-                keepdims: a.int("keepdims", 1) != 0,
-                last: a.int("select_last_index", 0) != 0,
-                min: op_type == "ArgMin",
-            },
-            "TopK" => Op::TopK {
+/// The activations family's ONNX ops (`Ok(None)` for another family's).
+fn parse_activations(op_type: &str, a: &Attrs, opset: i64) -> FamilyParse {
+    Ok(Some(match op_type {
+        "Relu" => Op::Relu,
+        "LeakyRelu" => Op::LeakyRelu {
+            alpha: a.float("alpha", 0.01),
+        },
+        "Sigmoid" => Op::Sigmoid,
+        "Elu" => Op::Unary(TableFn::Elu {
+            alpha: a.float("alpha", 1.0),
+        }),
+        "Selu" => Op::Unary(TableFn::Selu {
+            alpha: a.float("alpha", 1.673_263_192_176_818_8),
+            gamma: a.float("gamma", 1.050_701_022_148_132_3),
+        }),
+        "Softplus" => Op::Unary(TableFn::Softplus),
+        "Erf" => Op::Unary(TableFn::Erf),
+        "Sqrt" => Op::Unary(TableFn::Sqrt),
+        "HardSigmoid" => Op::Unary(TableFn::HardSigmoid {
+            alpha: a.float("alpha", 0.2),
+            beta: a.float("beta", 0.5),
+        }),
+        "Sin" => Op::Unary(TableFn::Sin),
+        "Cos" => Op::Unary(TableFn::Cos),
+        "Exp" => Op::Unary(TableFn::Exp),
+        "Abs" => Op::Unary(TableFn::Abs),
+        "Reciprocal" => Op::Unary(TableFn::Reciprocal),
+        "Tan" => Op::Unary(TableFn::Tan),
+        "Acos" => Op::Unary(TableFn::Acos),
+        "Asin" => Op::Unary(TableFn::Asin),
+        "Atan" => Op::Unary(TableFn::Atan),
+        "Sign" => Op::Unary(TableFn::Sign),
+        "PRelu" => Op::PRelu,
+        "Softmax" => Op::Softmax {
+            axis: a.int("axis", if opset < 13 { 1 } else { -1 }),
+            flatten: opset < 13,
+        },
+        "Tanh" => Op::Tanh,
+        _ => return Ok(None),
+    }))
+}
+
+/// The normalization family's ONNX ops (`Ok(None)` for another family's).
+fn parse_normalization(op_type: &str, a: &Attrs, _opset: i64) -> FamilyParse {
+    Ok(Some(match op_type {
+        "LayerNormalization" => {
+            if a.int("stash_type", 1) != 1 {
+                return Err("LayerNormalization stash_type other than float".into());
+            }
+            Op::Normalization {
                 axis: a.int("axis", -1),
-                largest: a.int("largest", 1) != 0,
-                k: (opset < 10).then(|| a.int("k", 0)),
-            },
-            _ => return Ok(None),
-        }))
-    })();
-    op.transpose()
+                epsilon: a.float("epsilon", 1e-5),
+                instance: false,
+            }
+        }
+        "InstanceNormalization" => Op::Normalization {
+            axis: 2,
+            epsilon: a.float("epsilon", 1e-5),
+            instance: true,
+        },
+        _ => return Ok(None),
+    }))
 }
 
-/// The recurrent family's ONNX ops; None for an op of another family.
-fn parse_recurrent(
-    op_type: &str,
-    a: &Attrs,
-    _opset: i64,
-) -> Option<std::result::Result<Op, String>> {
-    let op = (|| -> std::result::Result<Option<Op>, String> {
-        Ok(Some(match op_type {
-            "RNN" | "LSTM" => {
-                let lstm = op_type == "LSTM";
-                let hidden = a.int("hidden_size", 0);
-                if hidden <= 0 {
-                    return Err("hidden_size must be positive".into());
+/// The indexing family's ONNX ops (`Ok(None)` for another family's).
+fn parse_indexing(op_type: &str, a: &Attrs, opset: i64) -> FamilyParse {
+    Ok(Some(match op_type {
+        "OneHot" => Op::OneHot {
+            axis: a.int("axis", -1),
+        },
+        "Pad" => {
+            let mode = a.string("mode").unwrap_or_else(|| "constant".into());
+            if mode != "constant" {
+                return Err(format!(
+                    "Pad mode `{mode}` is not supported (only constant)"
+                ));
+            }
+            Op::Pad {
+                pads: a.ints("pads"),
+                value: a.float("value", 0.0),
+            }
+        }
+        "Slice" => Op::Slice {
+            starts: a.ints("starts"),
+            ends: a.ints("ends"),
+            axes: a.ints("axes"),
+        },
+        "Gather" => Op::Gather {
+            axis: a.int("axis", 0),
+        },
+        "GatherElements" => Op::GatherElements {
+            axis: a.int("axis", 0),
+        },
+        "Resize" | "Upsample" => {
+            let mode = a.string("mode").unwrap_or_else(|| "nearest".into());
+            if mode != "nearest" {
+                return Err(format!(
+                    "{op_type} mode `{mode}` is not supported (only nearest)"
+                ));
+            }
+            let default_ctm = if op_type == "Upsample" || opset < 11 {
+                "asymmetric"
+            } else {
+                "half_pixel"
+            };
+            let default_nearest = if op_type == "Upsample" || opset < 11 {
+                "floor"
+            } else {
+                "round_prefer_floor"
+            };
+            Op::Resize {
+                coordinate_mode: a
+                    .string("coordinate_transformation_mode")
+                    .unwrap_or_else(|| default_ctm.into()),
+                nearest_mode: a
+                    .string("nearest_mode")
+                    .unwrap_or_else(|| default_nearest.into()),
+                scales: a
+                    .attr_floats("scales")
+                    .map(|v| v.into_iter().map(f64::from).collect()),
+            }
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// The reductions family's ONNX ops (`Ok(None)` for another family's).
+fn parse_reductions(op_type: &str, a: &Attrs, opset: i64) -> FamilyParse {
+    Ok(Some(match op_type {
+        "ArgMax" | "ArgMin" => Op::ArgMax {
+            axis: a.int("axis", 0),
+            keepdims: a.int("keepdims", 1) != 0,
+            last: a.int("select_last_index", 0) != 0,
+            min: op_type == "ArgMin",
+        },
+        "TopK" => Op::TopK {
+            axis: a.int("axis", -1),
+            largest: a.int("largest", 1) != 0,
+            k: (opset < 10).then(|| a.int("k", 0)),
+        },
+        _ => return Ok(None),
+    }))
+}
+
+/// The recurrent family's ONNX ops (`Ok(None)` for another family's).
+fn parse_recurrent(op_type: &str, a: &Attrs, _opset: i64) -> FamilyParse {
+    Ok(Some(match op_type {
+        "RNN" | "LSTM" => {
+            let lstm = op_type == "LSTM";
+            let hidden = a.int("hidden_size", 0);
+            if hidden <= 0 {
+                return Err("hidden_size must be positive".into());
+            }
+            if a.string("direction").is_some_and(|d| d != "forward") {
+                return Err("only the forward direction is supported".into());
+            }
+            let default: &[&str] = if lstm {
+                &["Sigmoid", "Tanh", "Tanh"]
+            } else {
+                &["Tanh"]
+            };
+            if let Some(Attr::Strs(acts)) = a.map.get("activations")
+                && acts.iter().map(String::as_str).ne(default.iter().copied())
+            {
+                return Err(format!("activations {acts:?} are not supported"));
+            }
+            if a.map.contains_key("clip") {
+                return Err("cell clipping is not supported".into());
+            }
+            if a.int("layout", 0) != 0 || a.int("input_forget", 0) != 0 {
+                return Err("layout 1 and input_forget are not supported".into());
+            }
+            Op::Recurrent {
+                lstm,
+                hidden: hidden as usize,
+            }
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// The pooling family's ONNX ops (`Ok(None)` for another family's).
+fn parse_pooling(op_type: &str, a: &Attrs, _opset: i64) -> FamilyParse {
+    Ok(Some(match op_type {
+        "AveragePool" | "MaxPool" => {
+            let kernel_shape = a.usizes("kernel_shape")?.ok_or("missing `kernel_shape`")?;
+            let ceil_mode = a.int("ceil_mode", 0) != 0;
+            let strides = a.usizes("strides")?.unwrap_or_default();
+            let pads = spatial_pads(a)?;
+            if op_type == "AveragePool" {
+                if ceil_mode {
+                    return Err("AveragePool with ceil_mode=1 is not supported".into());
                 }
-                if a.string("direction").is_some_and(|d| d != "forward") {
-                    return Err("only the forward direction is supported".into());
-                }
-                let default: &[&str] = if lstm {
-                    &["Sigmoid", "Tanh", "Tanh"]
-                } else {
-                    &["Tanh"]
-                };
-                if let Some(Attr::Strs(acts)) = a.map.get("activations")
-                    && acts.iter().map(String::as_str).ne(default.iter().copied())
+                if a.usizes("dilations")?
+                    .is_some_and(|d| d.iter().any(|&x| x != 1))
                 {
-                    return Err(format!("activations {acts:?} are not supported"));
+                    return Err("dilated AveragePool is not supported".into());
                 }
-                if a.map.contains_key("clip") {
-                    return Err("cell clipping is not supported".into());
+                Op::AveragePool {
+                    kernel_shape,
+                    strides,
+                    pads,
+                    count_include_pad: a.int("count_include_pad", 0) != 0,
                 }
-                if a.int("layout", 0) != 0 || a.int("input_forget", 0) != 0 {
-                    return Err("layout 1 and input_forget are not supported".into());
+            } else {
+                if a.int("storage_order", 0) != 0 {
+                    return Err("MaxPool storage_order=1 is not supported".into());
                 }
-                Op::Recurrent {
-                    lstm,
-                    hidden: hidden as usize,
+                Op::MaxPool {
+                    kernel_shape,
+                    strides,
+                    pads,
+                    dilations: a.usizes("dilations")?.unwrap_or_default(),
+                    ceil_mode,
                 }
             }
-            _ => return Ok(None),
-        }))
-    })();
-    op.transpose()
+        }
+        "GlobalAveragePool" => Op::GlobalAveragePool,
+        "ReduceMax" | "ReduceMin" => Op::ReduceMax {
+            axes: a.ints("axes"),
+            keepdims: a.int("keepdims", 1) != 0,
+            noop_with_empty_axes: a.int("noop_with_empty_axes", 0) != 0,
+            min: op_type == "ReduceMin",
+        },
+        "ReduceMean" | "ReduceSum" => {
+            let keepdims = a.int("keepdims", 1) != 0;
+            let noop_with_empty_axes = a.int("noop_with_empty_axes", 0) != 0;
+            let axes = a.ints("axes");
+            if op_type == "ReduceMean" {
+                Op::ReduceMean {
+                    axes,
+                    keepdims,
+                    noop_with_empty_axes,
+                }
+            } else {
+                Op::ReduceSum {
+                    axes,
+                    keepdims,
+                    noop_with_empty_axes,
+                }
+            }
+        }
+        _ => return Ok(None),
+    }))
 }
 
-/// The pooling family's ONNX ops; None for an op of another family.
-fn parse_pooling(op_type: &str, a: &Attrs, _opset: i64) -> Option<std::result::Result<Op, String>> {
-    let op = (|| -> std::result::Result<Option<Op>, String> {
-        Ok(Some(match op_type {
-            "AveragePool" | "MaxPool" => {
-                let kernel_shape = a.usizes("kernel_shape")?.ok_or("missing `kernel_shape`")?;
-                let ceil_mode = a.int("ceil_mode", 0) != 0;
-                let strides = a.usizes("strides")?.unwrap_or_default();
-                let pads = spatial_pads(a)?;
-                if op_type == "AveragePool" {
-                    if ceil_mode {
-                        return Err("AveragePool with ceil_mode=1 is not supported".into());
-                    }
-                    if a.usizes("dilations")?
-                        .is_some_and(|d| d.iter().any(|&x| x != 1))
-                    {
-                        return Err("dilated AveragePool is not supported".into());
-                    }
-                    Op::AveragePool {
-                        kernel_shape,
-                        strides,
-                        pads,
-                        count_include_pad: a.int("count_include_pad", 0) != 0,
-                    }
-                } else {
-                    if a.int("storage_order", 0) != 0 {
-                        return Err("MaxPool storage_order=1 is not supported".into());
-                    }
-                    Op::MaxPool {
-                        kernel_shape,
-                        strides,
-                        pads,
-                        dilations: a.usizes("dilations")?.unwrap_or_default(),
-                        ceil_mode,
-                    }
-                }
+/// The shape family's ONNX ops (`Ok(None)` for another family's).
+fn parse_shape(op_type: &str, a: &Attrs, _opset: i64) -> FamilyParse {
+    Ok(Some(match op_type {
+        "Flatten" => Op::Flatten {
+            axis: a.int("axis", 1),
+        },
+        "Reshape" => Op::Reshape {
+            allowzero: a.int("allowzero", 0) != 0,
+        },
+        "Transpose" => Op::Transpose {
+            perm: a.usizes("perm")?,
+        },
+        "Concat" => Op::Concat {
+            axis: a.int("axis", 0),
+        },
+        "Identity" | "Dropout" => Op::Identity,
+        "Constant" => Op::Constant,
+        "Tile" => Op::Tile,
+        "Shape" => {
+            if a.map.contains_key("start") || a.map.contains_key("end") {
+                return Err("Shape with start or end is not supported".into());
             }
-            "GlobalAveragePool" => Op::GlobalAveragePool,
-            "ReduceMax" | "ReduceMin" => Op::ReduceMax {
-                axes: a.ints("axes"),
-                keepdims: a.int("keepdims", 1) != 0,
-                noop_with_empty_axes: a.int("noop_with_empty_axes", 0) != 0,
-                min: op_type == "ReduceMin",
-            },
-            "ReduceMean" | "ReduceSum" => {
-                let keepdims = a.int("keepdims", 1) != 0;
-                let noop_with_empty_axes = a.int("noop_with_empty_axes", 0) != 0;
-                let axes = a.ints("axes");
-                if op_type == "ReduceMean" {
-                    Op::ReduceMean {
-                        axes,
-                        keepdims,
-                        noop_with_empty_axes,
-                    }
-                } else {
-                    Op::ReduceSum {
-                        axes,
-                        keepdims,
-                        noop_with_empty_axes,
-                    }
-                }
-            }
-            _ => return Ok(None),
-        }))
-    })();
-    op.transpose()
-}
-
-/// The shape family's ONNX ops; None for an op of another family.
-fn parse_shape(op_type: &str, a: &Attrs, _opset: i64) -> Option<std::result::Result<Op, String>> {
-    let op = (|| -> std::result::Result<Option<Op>, String> {
-        Ok(Some(match op_type {
-            "Flatten" => Op::Flatten {
-                axis: a.int("axis", 1),
-            },
-            "Reshape" => Op::Reshape {
-                allowzero: a.int("allowzero", 0) != 0,
-            },
-            "Transpose" => Op::Transpose {
-                perm: a.usizes("perm")?,
-            },
-            "Concat" => Op::Concat {
-                axis: a.int("axis", 0),
-            },
-            "Identity" | "Dropout" => Op::Identity,
-            "Constant" => Op::Constant,
-            "Tile" => Op::Tile,
-            "Shape" => {
-                if a.map.contains_key("start") || a.map.contains_key("end") {
-                    return Err("Shape with start or end is not supported".into());
-                }
-                Op::Shape
-            }
-            "Squeeze" | "Unsqueeze" => Op::Squeeze {
-                axes: a.ints("axes"),
-                unsqueeze: op_type == "Unsqueeze",
-            },
-            "Expand" => Op::Expand,
-            // Casting between float types changes nothing at our precision.
-            _ => return Ok(None),
-        }))
-    })();
-    op.transpose()
+            Op::Shape
+        }
+        "Squeeze" | "Unsqueeze" => Op::Squeeze {
+            axes: a.ints("axes"),
+            unsqueeze: op_type == "Unsqueeze",
+        },
+        "Expand" => Op::Expand,
+        // Casting between float types changes nothing at our precision.
+        _ => return Ok(None),
+    }))
 }

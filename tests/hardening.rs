@@ -298,15 +298,7 @@ fn hashed_weight_forgeries_are_refused() {
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let why = expect_rejected(&red, "weights-back-in", |d| {
-        edit_json(&d.join("quantized.json"), |q| {
-            let n = q["nodes"]
-                .as_array_mut()
-                .unwrap()
-                .iter_mut()
-                .find(|n| n["op"] == "linear")
-                .unwrap();
-            n["weight"][0] = 5.into();
-        });
+        bump_linear_weight(d, 0, 5);
         // The architecture hash follows the edit, so only the redaction check can object.
         let q: Value =
             serde_json::from_slice(&std::fs::read(d.join("quantized.json")).unwrap()).unwrap();

@@ -229,20 +229,6 @@ fn expect_broken_link(
     broken.iter().map(|s| s.to_string()).collect()
 }
 
-/// Add `delta` to weight `i` of the first linear layer in the folder's quantized.json.
-fn bump_linear_weight(dir: &Path, i: usize, delta: i64) {
-    edit_json(&dir.join("quantized.json"), |q| {
-        let n = q["nodes"]
-            .as_array_mut()
-            .unwrap()
-            .iter_mut()
-            .find(|n| n["op"] == "linear")
-            .unwrap();
-        let w = n["weight"][i].as_i64().unwrap();
-        n["weight"][i] = (w + delta).into();
-    })
-}
-
 #[test]
 fn digits_audit_and_break_test() {
     let w = work_dir("audit");

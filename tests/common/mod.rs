@@ -177,3 +177,17 @@ pub fn prove_seeded(m: &Path, i: &Path, out: &Path, seed: &str, extra: &[&str]) 
     args.extend_from_slice(extra);
     zk(&args)
 }
+
+/// Add `delta` to weight `i` of the first linear layer in the folder's quantized.json.
+pub fn bump_linear_weight(dir: &Path, i: usize, delta: i64) {
+    edit_json(&dir.join("quantized.json"), |q| {
+        let n = q["nodes"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|n| n["op"] == "linear")
+            .unwrap();
+        let w = n["weight"][i].as_i64().unwrap();
+        n["weight"][i] = (w + delta).into();
+    })
+}

@@ -206,6 +206,33 @@ pub enum QOp {
     },
 }
 
+/// The integer ops that carry no parameter tensor, named once for [`QOp::params`] and
+/// [`QOp::params_mut`] (a pattern, so both matches stay exhaustive).
+macro_rules! without_params {
+    () => {
+        QOp::Input { .. }
+            | QOp::Add
+            | QOp::Sub
+            | QOp::Mul
+            | QOp::ShiftLeft { .. }
+            | QOp::Rescale { .. }
+            | QOp::Relu
+            | QOp::LeakyRelu { .. }
+            | QOp::Table { .. }
+            | QOp::Interp { .. }
+            | QOp::SumPool { .. }
+            | QOp::MaxPool { .. }
+            | QOp::ReduceSum { .. }
+            | QOp::ReduceMax { .. }
+            | QOp::Reshape
+            | QOp::Transpose { .. }
+            | QOp::Concat { .. }
+            | QOp::Step { .. }
+            | QOp::MatMul { .. }
+            | QOp::Gather { .. }
+    };
+}
+
 impl QOp {
     /// The parameter tensors the op carries (weights, biases, constants), in the weights
     /// digest's order, each with its kind. Slopes, scales, table ranges and padding values are
@@ -220,26 +247,7 @@ impl QOp {
                     .collect()
             }
             QOp::Const { data } => vec![("constant", data)],
-            QOp::Input { .. }
-            | QOp::Add
-            | QOp::Sub
-            | QOp::Mul
-            | QOp::ShiftLeft { .. }
-            | QOp::Rescale { .. }
-            | QOp::Relu
-            | QOp::LeakyRelu { .. }
-            | QOp::Table { .. }
-            | QOp::Interp { .. }
-            | QOp::SumPool { .. }
-            | QOp::MaxPool { .. }
-            | QOp::ReduceSum { .. }
-            | QOp::ReduceMax { .. }
-            | QOp::Reshape
-            | QOp::Transpose { .. }
-            | QOp::Concat { .. }
-            | QOp::Step { .. }
-            | QOp::MatMul { .. }
-            | QOp::Gather { .. } => vec![],
+            without_params!() => vec![],
         }
     }
 
@@ -250,26 +258,7 @@ impl QOp {
                 std::iter::once(weight).chain(bias.as_mut()).collect()
             }
             QOp::Const { data } => vec![data],
-            QOp::Input { .. }
-            | QOp::Add
-            | QOp::Sub
-            | QOp::Mul
-            | QOp::ShiftLeft { .. }
-            | QOp::Rescale { .. }
-            | QOp::Relu
-            | QOp::LeakyRelu { .. }
-            | QOp::Table { .. }
-            | QOp::Interp { .. }
-            | QOp::SumPool { .. }
-            | QOp::MaxPool { .. }
-            | QOp::ReduceSum { .. }
-            | QOp::ReduceMax { .. }
-            | QOp::Reshape
-            | QOp::Transpose { .. }
-            | QOp::Concat { .. }
-            | QOp::Step { .. }
-            | QOp::MatMul { .. }
-            | QOp::Gather { .. } => vec![],
+            without_params!() => vec![],
         }
     }
 

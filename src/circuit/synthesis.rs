@@ -1,6 +1,10 @@
 //! Synthesis: the plan laid out in regions, one per quantized node, through the chips; digests
 //! through halo2_gadgets' Poseidon chip; the lookup tables loaded.
 
+use halo2_proofs::circuit::{Cell, Region};
+use halo2_proofs::plonk::{Advice, Column};
+
+use super::plan::Place;
 use super::*;
 
 impl Circuit<Fp> for ModelCircuit {
@@ -60,13 +64,15 @@ impl Circuit<Fp> for ModelCircuit {
         if let Some(t) = &config.table {
             load_tables(t, &plan.tables, &mut layouter)?;
         }
-        let dot = DotChip {
-            config: config.dot.clone(),
+        let chips = NodeChips {
+            dot: DotChip {
+                config: config.dot.clone(),
+            },
+            mul: MulChip {
+                config: config.mul.clone(),
+            },
+            table: config.table.clone().map(|c| TableChip { config: c }),
         };
-        let mul = MulChip {
-            config: config.mul.clone(),
-        };
-        let table = config.table.clone().map(|c| TableChip { config: c });
         let cols = &config.dot.cols;
         let mut assigned: Vec<Option<ACell>> = vec![None; plan.values.len()];
         let mut occ = 0usize;
@@ -96,223 +102,233 @@ impl Circuit<Fp> for ModelCircuit {
                 layouter.constrain_instance(digest.cell(), cols.instance, *row)?;
                 continue;
             }
-            let node = rp.node;
             let steps = &plan.steps[i..j];
-            let name = node_region_name(plan, node, steps);
-            let start_occ = occ;
-            let (local, used) = layouter.assign_region(
+            let name = node_region_name(plan, rp.node, steps);
+            // The floor planner may run this closure more than once (to measure the region
+            // first): each run starts from the same state.
+            let (local, used, outs) = layouter.assign_region(
                 || name.clone(),
-                |mut region| {
-                    let mut local: HashMap<CellId, ACell> = HashMap::new();
-                    let mut occ = start_occ;
-                    let value = |c: CellId, o: usize| -> Value<Fp> {
-                        let mut v = plan.values[c];
-                        if let Some((idx, delta)) = self.tamper
-                            && idx == o
-                        {
-                            v = v.map(|x| x + fe(delta));
-                        }
-                        v.map(Value::known).unwrap_or_else(Value::unknown)
-                    };
-                    // Place cell `c` at (col, offset): fresh the first time, else a copy.
-                    let put = |region: &mut halo2_proofs::circuit::Region<'_, Fp>,
-                               local: &mut HashMap<CellId, ACell>,
-                               col: halo2_proofs::plonk::Column<halo2_proofs::plonk::Advice>,
-                               offset: usize,
-                               c: CellId,
-                               occ: &mut usize|
-                     -> Result<ACell, Error> {
-                        let a = region.assign_advice(|| "cell", col, offset, || value(c, *occ))?;
-                        *occ += 1;
-                        if let Some(prev) = local.get(&c).or(assigned[c].as_ref()) {
-                            region.constrain_equal(prev.cell(), a.cell())?;
-                        } else {
-                            local.insert(c, a.clone());
-                        }
-                        Ok(a)
+                |region| {
+                    let mut node = NodeRegion {
+                        region,
+                        plan,
+                        cols,
+                        chips: &chips,
+                        tamper: self.tamper,
+                        assigned: &assigned,
+                        local: HashMap::new(),
+                        occ,
                     };
                     let mut outs = vec![];
-                    for ((_, s), place) in steps.iter().zip(&rp.places) {
-                        let mut offset = place.row;
-                        let g = place.group;
-                        match s {
-                            Step::Input { cells } => {
-                                for (k, &(c, row)) in cells.iter().enumerate() {
-                                    let (r, l) = (k / plan.lanes, k % plan.lanes);
-                                    let a = region.assign_advice_from_instance(
-                                        || "input",
-                                        cols.instance,
-                                        row,
-                                        cols.lanes[l],
-                                        offset + r,
-                                    )?;
-                                    if let Some((idx, delta)) = self.tamper
-                                        && idx == occ
-                                    {
-                                        // Overwrite the copied input with a different value.
-                                        let v = a.value().map(|x| *x + fe(delta));
-                                        let b = region.assign_advice(
-                                            || "input",
-                                            cols.lanes[l],
-                                            offset + r,
-                                            || v,
-                                        )?;
-                                        local.insert(c, b);
-                                    } else {
-                                        local.insert(c, a);
-                                    }
-                                    occ += 1;
-                                }
-                            }
-                            Step::Witness { cells } => {
-                                for (k, &c) in cells.iter().enumerate() {
-                                    let (r, l) = (k / plan.lanes, k % plan.lanes);
-                                    put(
-                                        &mut region,
-                                        &mut local,
-                                        cols.lanes[l],
-                                        offset + r,
-                                        c,
-                                        &mut occ,
-                                    )?;
-                                }
-                            }
-                            Step::Hash { .. } => return Err(Error::Synthesis),
-                            Step::Dot {
-                                terms,
-                                c,
-                                digits,
-                                out,
-                            } => {
-                                let width = plan.width();
-                                let lanes = cols.group_lanes(g);
-                                let rows = terms.len().max(1).div_ceil(width);
-                                let mut acc_val: Option<Fp> = Some(fe(*c));
-                                let mut dot_rows = vec![];
-                                for r in 0..rows {
-                                    let chunk = &terms[(r * width).min(terms.len())
-                                        ..((r + 1) * width).min(terms.len())];
-                                    for (l, &(cell, w)) in chunk.iter().enumerate() {
-                                        put(
-                                            &mut region,
-                                            &mut local,
-                                            lanes[l],
-                                            offset + r,
-                                            cell,
-                                            &mut occ,
-                                        )?;
-                                        acc_val = acc_val
-                                            .zip(plan.values[cell])
-                                            .map(|(a, v)| a + v * fe(w));
-                                    }
-                                    for &lane in &lanes[chunk.len()..] {
-                                        region.assign_advice(
-                                            || "pad",
-                                            lane,
-                                            offset + r,
-                                            || Value::known(Fp::zero()),
-                                        )?;
-                                    }
-                                    dot_rows.push(DotRow {
-                                        weights: chunk.iter().map(|&(_, w)| w).collect(),
-                                        c: if r == 0 { *c } else { 0 },
-                                        first: r == 0,
-                                    });
-                                    if r + 1 < rows {
-                                        // Running sum: a fresh cell bound by the next row's gate.
-                                        let mut v = acc_val;
-                                        if let Some((idx, delta)) = self.tamper
-                                            && idx == occ
-                                        {
-                                            v = v.map(|x| x + fe(delta));
-                                        }
-                                        region.assign_advice(
-                                            || "partial sum",
-                                            cols.accs[g],
-                                            offset + r,
-                                            || v.map(Value::known).unwrap_or_else(Value::unknown),
-                                        )?;
-                                        occ += 1;
-                                    } else {
-                                        put(
-                                            &mut region,
-                                            &mut local,
-                                            cols.accs[g],
-                                            offset + r,
-                                            *out,
-                                            &mut occ,
-                                        )?;
-                                    }
-                                }
-                                dot.dot_rows(&mut region, g, offset, &dot_rows, *digits)?;
-                            }
-                            Step::Mul { items } => {
-                                let triples = MulConfig::triples(cols);
-                                for row in items.chunks(triples.len()) {
-                                    for (t, &(a, b, out)) in row.iter().enumerate() {
-                                        let [xc, yc, zc] = triples[t];
-                                        put(&mut region, &mut local, xc, offset, a, &mut occ)?;
-                                        put(&mut region, &mut local, yc, offset, b, &mut occ)?;
-                                        put(&mut region, &mut local, zc, offset, out, &mut occ)?;
-                                    }
-                                    for t in &triples[row.len()..] {
-                                        for &col in t {
-                                            region.assign_advice(
-                                                || "pad",
-                                                col,
-                                                offset,
-                                                || Value::known(Fp::zero()),
-                                            )?;
-                                        }
-                                    }
-                                    mul.enable(&mut region, offset)?;
-                                    offset += 1;
-                                }
-                            }
-                            Step::Lookup { table: id, x, out } => {
-                                put(&mut region, &mut local, cols.lanes[0], offset, *x, &mut occ)?;
-                                put(
-                                    &mut region,
-                                    &mut local,
-                                    cols.accs[0],
-                                    offset,
-                                    *out,
-                                    &mut occ,
-                                )?;
-                                table.as_ref().ok_or(Error::Synthesis)?.enable(
-                                    &mut region,
-                                    offset,
-                                    *id,
-                                )?;
-                            }
-                            Step::Equal { a, b } => {
-                                let ca = local
-                                    .get(a)
-                                    .or(assigned[*a].as_ref())
-                                    .ok_or(Error::Synthesis)?
-                                    .cell();
-                                let cb = local
-                                    .get(b)
-                                    .or(assigned[*b].as_ref())
-                                    .ok_or(Error::Synthesis)?
-                                    .cell();
-                                region.constrain_equal(ca, cb)?;
-                            }
-                            Step::Output { cell, row } => outs.push((*cell, *row)),
+                    for ((_, step), place) in steps.iter().zip(&rp.places) {
+                        if let Step::Output { cell, row } = step {
+                            outs.push((*cell, *row));
+                        } else {
+                            node.step(step, place)?;
                         }
                     }
-                    Ok((local, (occ, outs)))
+                    Ok((node.local, node.occ, outs))
                 },
             )?;
             for (c, a) in local {
                 assigned[c] = Some(a);
             }
-            occ = used.0;
-            outputs.extend(used.1);
+            occ = used;
+            outputs.extend(outs);
         }
         for (c, row) in outputs {
             let cell = assigned[c].as_ref().ok_or(Error::Synthesis)?.cell();
             layouter.constrain_instance(cell, cols.instance, row)?;
+        }
+        Ok(())
+    }
+}
+
+/// The chips a node's region lays its steps out with.
+struct NodeChips {
+    dot: DotChip,
+    mul: MulChip,
+    table: Option<TableChip>,
+}
+
+/// One node's region while it is laid out: the cells placed in it so far (`local`), those of
+/// earlier regions (`assigned`), and the count of advice assignments made in the whole circuit
+/// (`occ`), which is how a tamper test names the one assignment it changes.
+struct NodeRegion<'r, 'a> {
+    region: Region<'r, Fp>,
+    plan: &'a Plan,
+    cols: &'a Columns,
+    chips: &'a NodeChips,
+    tamper: Option<(usize, i128)>,
+    assigned: &'a [Option<ACell>],
+    local: HashMap<CellId, ACell>,
+    occ: usize,
+}
+
+impl NodeRegion<'_, '_> {
+    /// Lay out one step at its place (outputs are bound after all regions, by the caller).
+    fn step(&mut self, step: &Step, place: &Place) -> Result<(), Error> {
+        let offset = place.row;
+        match step {
+            Step::Input { cells } => self.input(cells, offset),
+            Step::Witness { cells } => {
+                let cols = self.cols;
+                for (k, &c) in cells.iter().enumerate() {
+                    let (r, l) = (k / self.plan.lanes, k % self.plan.lanes);
+                    self.put(cols.lanes[l], offset + r, c)?;
+                }
+                Ok(())
+            }
+            Step::Dot {
+                terms,
+                c,
+                digits,
+                out,
+            } => self.dot(place, terms, *c, *digits, *out),
+            Step::Mul { items } => self.mul(offset, items),
+            Step::Lookup { table, x, out } => {
+                let cols = self.cols;
+                self.put(cols.lanes[0], offset, *x)?;
+                self.put(cols.accs[0], offset, *out)?;
+                let chip = self.chips.table.as_ref().ok_or(Error::Synthesis)?;
+                chip.enable(&mut self.region, offset, *table)
+            }
+            Step::Equal { a, b } => {
+                let (a, b) = (self.placed(*a)?, self.placed(*b)?);
+                self.region.constrain_equal(a, b)
+            }
+            // Digests have regions of their own; outputs are not assignments.
+            Step::Hash { .. } | Step::Output { .. } => Err(Error::Synthesis),
+        }
+    }
+
+    /// The value of the next assignment: the plan's, changed by the tamper delta if this is the
+    /// tampered assignment (unknown without a witness).
+    fn value(&self, v: Option<Fp>) -> Value<Fp> {
+        let v = match self.tamper {
+            Some((idx, delta)) if idx == self.occ => v.map(|x| x + fe(delta)),
+            _ => v,
+        };
+        v.map(Value::known).unwrap_or_else(Value::unknown)
+    }
+
+    /// The cell already holding `c`, in this region or an earlier one.
+    fn placed(&self, c: CellId) -> Result<Cell, Error> {
+        let a = self.local.get(&c).or(self.assigned[c].as_ref());
+        a.map(|a| a.cell()).ok_or(Error::Synthesis)
+    }
+
+    /// Place cell `c` at (col, offset): fresh the first time, else a copy bound to the first.
+    fn put(&mut self, col: Column<Advice>, offset: usize, c: CellId) -> Result<(), Error> {
+        let v = self.value(self.plan.values[c]);
+        let a = self.region.assign_advice(|| "cell", col, offset, || v)?;
+        self.occ += 1;
+        match self.placed(c) {
+            Ok(prev) => self.region.constrain_equal(prev, a.cell()),
+            Err(_) => {
+                self.local.insert(c, a);
+                Ok(())
+            }
+        }
+    }
+
+    fn pad(&mut self, col: Column<Advice>, offset: usize) -> Result<(), Error> {
+        let zero = Value::known(Fp::zero());
+        self.region.assign_advice(|| "pad", col, offset, || zero)?;
+        Ok(())
+    }
+
+    /// Graph inputs, copied from the instance column, `lanes` per row.
+    fn input(&mut self, cells: &[(CellId, usize)], offset: usize) -> Result<(), Error> {
+        let cols = self.cols;
+        for (k, &(c, row)) in cells.iter().enumerate() {
+            let (r, l) = (k / self.plan.lanes, k % self.plan.lanes);
+            let (lane, at) = (cols.lanes[l], offset + r);
+            let a = self.region.assign_advice_from_instance(
+                || "input",
+                cols.instance,
+                row,
+                lane,
+                at,
+            )?;
+            let a = match self.tamper {
+                // Overwrite the copied input with a different value.
+                Some((idx, delta)) if idx == self.occ => {
+                    let v = a.value().map(|x| *x + fe(delta));
+                    self.region.assign_advice(|| "input", lane, at, || v)?
+                }
+                _ => a,
+            };
+            self.local.insert(c, a);
+            self.occ += 1;
+        }
+        Ok(())
+    }
+
+    /// `out = c + Σ cell·weight`, `width` terms per row of the place's lane group, with a running
+    /// sum in the group's accumulator column.
+    fn dot(
+        &mut self,
+        place: &Place,
+        terms: &[(CellId, i128)],
+        c: i128,
+        digits: Option<u8>,
+        out: CellId,
+    ) -> Result<(), Error> {
+        let (g, offset) = (place.group, place.row);
+        let cols = self.cols;
+        let width = self.plan.width();
+        let lanes = cols.group_lanes(g);
+        let rows = terms.len().max(1).div_ceil(width);
+        let mut acc_val: Option<Fp> = Some(fe(c));
+        let mut dot_rows = vec![];
+        for r in 0..rows {
+            let chunk = &terms[(r * width).min(terms.len())..((r + 1) * width).min(terms.len())];
+            for (l, &(cell, w)) in chunk.iter().enumerate() {
+                self.put(lanes[l], offset + r, cell)?;
+                acc_val = acc_val
+                    .zip(self.plan.values[cell])
+                    .map(|(a, v)| a + v * fe(w));
+            }
+            for &lane in &lanes[chunk.len()..] {
+                self.pad(lane, offset + r)?;
+            }
+            dot_rows.push(DotRow {
+                weights: chunk.iter().map(|&(_, w)| w).collect(),
+                c: if r == 0 { c } else { 0 },
+                first: r == 0,
+            });
+            if r + 1 < rows {
+                // Running sum: a fresh cell bound by the next row's gate.
+                let v = self.value(acc_val);
+                self.region
+                    .assign_advice(|| "partial sum", cols.accs[g], offset + r, || v)?;
+                self.occ += 1;
+            } else {
+                self.put(cols.accs[g], offset + r, out)?;
+            }
+        }
+        let chip = &self.chips.dot;
+        chip.dot_rows(&mut self.region, g, offset, &dot_rows, digits)
+    }
+
+    /// `out = a·b` for each item, as many per row as the multiplication chip has triples.
+    fn mul(&mut self, mut offset: usize, items: &[(CellId, CellId, CellId)]) -> Result<(), Error> {
+        let triples = MulConfig::triples(self.cols);
+        for row in items.chunks(triples.len()) {
+            for (t, &(a, b, out)) in row.iter().enumerate() {
+                let [xc, yc, zc] = triples[t];
+                self.put(xc, offset, a)?;
+                self.put(yc, offset, b)?;
+                self.put(zc, offset, out)?;
+            }
+            for t in &triples[row.len()..] {
+                for &col in t {
+                    self.pad(col, offset)?;
+                }
+            }
+            self.chips.mul.enable(&mut self.region, offset)?;
+            offset += 1;
         }
         Ok(())
     }

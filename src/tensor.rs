@@ -246,6 +246,54 @@ impl<'a> Window<'a> {
         Some(off)
     }
 
+    /// Every window of a pool over this input, in output order (batch, channel, then position
+    /// in `out`, the output's spatial shape): the offsets of the input elements it reads, taps in
+    /// the padding left out. The evaluator and the circuit planner both walk windows this way.
+    pub fn each_window(&self, out: &[usize], kernel: &[usize], mut f: impl FnMut(&[usize])) {
+        let mut taps = vec![];
+        for b in 0..self.shape[0] {
+            for c in 0..self.shape[1] {
+                for_each_index(out, |p| {
+                    taps.clear();
+                    for_each_index(kernel, |kk| taps.extend(self.tap(b, c, p, kk)));
+                    f(&taps);
+                });
+            }
+        }
+    }
+
+    /// Every output of a convolution with `filters` filters over this input, in output order
+    /// (batch, filter, then position in `out`): its filter and the (input offset, weight index)
+    /// pairs it sums, weights laid out `[filter, channel, kernel…]`, taps in the padding left
+    /// out.
+    pub fn each_conv_output(
+        &self,
+        out: &[usize],
+        filters: usize,
+        kernel: &[usize],
+        mut f: impl FnMut(usize, &[(usize, usize)]),
+    ) {
+        let (cin, kn) = (self.shape[1], numel(kernel));
+        let mut taps = vec![];
+        for b in 0..self.shape[0] {
+            for o in 0..filters {
+                for_each_index(out, |p| {
+                    taps.clear();
+                    for c in 0..cin {
+                        let mut ki = 0;
+                        for_each_index(kernel, |kk| {
+                            if let Some(off) = self.tap(b, c, p, kk) {
+                                taps.push((off, (o * cin + c) * kn + ki));
+                            }
+                            ki += 1;
+                        });
+                    }
+                    f(o, &taps);
+                });
+            }
+        }
+    }
+
     /// Whether every window of an output with spatial shape `out` reads at least one input
     /// element (a max over a window of padding alone has no value). Windows are products of
     /// per-axis ranges, so this holds iff it holds along each axis.

@@ -366,3 +366,52 @@ fn lstm_from_zero_state() {
 fn rnn_over_four_steps() {
     recurrent("RNN", 4, 2, 3, 3, true);
 }
+
+/// The preflight names each node whose operands the chain needs constant but the graph computes
+/// at run time, and no other node.
+#[test]
+fn runtime_operands_are_refused_by_name_and_constant_ones_pass() {
+    let nodes = vec![
+        node("Gemm", &["X", "Y"], &["g"], vec![]),
+        node("Pow", &["X", "Y"], &["p"], vec![]),
+        node("PRelu", &["X", "Y"], &["r"], vec![]),
+        node("Pow", &["X", "two"], &["q"], vec![]),
+        node("Mul", &["X", "Y"], &["m"], vec![]),
+        node("Tile", &["X", "Yi"], &["t"], vec![]),
+    ];
+    let two = pb::TensorProto {
+        name: "two".into(),
+        dims: vec![],
+        data_type: 1,
+        float_data: vec![2.0],
+        ..Default::default()
+    };
+    let inputs = vec![
+        info("X", &[2, 2]),
+        info("Y", &[2, 2]),
+        typed_info("Yi", &[2], 7),
+    ];
+    let outputs = ["g", "p", "r", "q", "m", "t"]
+        .iter()
+        .map(|o| info(o, &[2, 2]))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("model.onnx");
+    std::fs::write(&m, model_of(nodes, vec![two], inputs, outputs, 13)).unwrap();
+    let model = zkreceipt::model::Model::load(&m).unwrap();
+    let refused: Vec<(String, String)> = model
+        .preflight()
+        .into_iter()
+        .map(|u| (u.node, u.reason))
+        .collect();
+    let names: Vec<&str> = refused.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["gemm_g", "pow_p", "prelu_r", "tile_t"],
+        "{refused:?}"
+    );
+    assert!(refused[0].1.contains("runtime B operand"), "{refused:?}");
+    assert!(refused[1].1.contains("runtime exponent"), "{refused:?}");
+    assert!(refused[2].1.contains("runtime slope"), "{refused:?}");
+    assert!(refused[3].1.contains("Tile with a runtime"), "{refused:?}");
+}

@@ -18,7 +18,7 @@ use crate::quantize::{
     INTERP_FINE_BITS, QOp, QuantizedModel, TableFn, interp_domain, matmul_offsets, rescale,
     table_entry,
 };
-use crate::tensor::{Tensor, Window, broadcast_index_map, for_each_index, numel, reduction_map};
+use crate::tensor::{Tensor, Window, broadcast_index_map, numel, reduction_map};
 
 pub type CellId = usize;
 

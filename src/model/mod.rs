@@ -22,11 +22,14 @@ mod check;
 pub mod input;
 mod ops;
 mod parse;
+mod preflight;
+mod tables;
 pub mod types;
 
-pub use ops::{Attr, Op, Pads, TableFn};
+pub use ops::{Attr, Op, Pads};
 use parse::*;
 pub use parse::{MAX_FOLDED_ELEMENTS, folded_dims};
+pub use tables::TableFn;
 
 /// A graph input or output as declared in the file.
 #[derive(Clone, Debug, Serialize)]
@@ -333,149 +336,6 @@ impl Model {
                     .collect()
             })
             .unwrap_or_default()
-    }
-
-    /// Every node the chain cannot handle, with the reason. Checks op kinds and the structure
-    /// that needs no shapes (which operands are constants); the quantizer re-checks the rest.
-    pub fn preflight(&self) -> Vec<Unsupported> {
-        let mut out = vec![];
-        // Static tensors: constants, shapes of tensors (all shapes are fixed once the inputs
-        // are), and what is computed from static tensors alone (shape arithmetic).
-        let mut fixed: HashSet<&str> = self.constants.keys().map(String::as_str).collect();
-        for n in &self.nodes {
-            let from_static = n
-                .inputs
-                .iter()
-                .all(|i| i.is_empty() || fixed.contains(i.as_str()));
-            if matches!(n.op, Op::Shape) || (from_static && !n.inputs.is_empty()) {
-                fixed.extend(n.outputs.iter().map(String::as_str));
-            }
-        }
-        let runtime = |name: &str| !name.is_empty() && !fixed.contains(name);
-        fn input(n: &Node, i: usize) -> &str {
-            n.inputs.get(i).map_or("", String::as_str)
-        }
-        // A tensor some node reads, or a graph output.
-        let used = |name: &str| {
-            !name.is_empty()
-                && (self
-                    .nodes
-                    .iter()
-                    .any(|m| m.inputs.iter().any(|i| i == name))
-                    || self.outputs.iter().any(|o| o.name == name))
-        };
-        let integer = self.integer_tensors();
-        for n in &self.nodes {
-            let reason = match &n.op {
-                Op::Unsupported { reason } => Some(reason.clone()),
-                // ONNX divides integers with truncation (7 / 2 = 3); the fixed-point chain
-                // divides the real numbers. Folded on static tensors, refused at run time.
-                Op::Div
-                    if n.inputs
-                        .iter()
-                        .chain(&n.outputs)
-                        .any(|t| integer.contains(t))
-                        && n.inputs.iter().any(|i| runtime(i)) =>
-                {
-                    Some(
-                        "integer division (ONNX truncates toward zero) of runtime tensors is not \
-                         supported: the chain divides real numbers"
-                            .into(),
-                    )
-                }
-                Op::Gemm { .. } if n.inputs.len() < 2 => Some("Gemm needs two inputs".into()),
-                Op::Gemm { .. } if runtime(&n.inputs[1]) => Some(
-                    "Gemm with a runtime B operand (two runtime matrices) is not supported yet"
-                        .into(),
-                ),
-                Op::Gemm { .. } if n.inputs.len() > 2 && runtime(&n.inputs[2]) => {
-                    Some("Gemm with a runtime C operand is not supported yet".into())
-                }
-                Op::Normalization { .. } if n.inputs.iter().skip(1).any(|i| runtime(i)) => {
-                    Some(format!(
-                        "{} with a runtime scale or bias is not supported",
-                        n.op_type
-                    ))
-                }
-                Op::Normalization { .. } if n.outputs.iter().skip(1).any(|o| !o.is_empty()) => {
-                    Some(
-                        "LayerNormalization's mean and inverse deviation outputs are not supported"
-                            .into(),
-                    )
-                }
-                Op::PRelu if n.inputs.len() < 2 || runtime(&n.inputs[1]) => {
-                    Some("PRelu with a runtime slope is not supported".into())
-                }
-                Op::Pow if n.inputs.len() < 2 || runtime(&n.inputs[1]) => {
-                    Some("Pow with a runtime exponent is not supported".into())
-                }
-                Op::ConvTranspose { .. }
-                    if n.inputs.len() < 2 || n.inputs.iter().skip(1).any(|i| runtime(i)) =>
-                {
-                    Some("ConvTranspose weights and bias must be constant".into())
-                }
-                Op::Conv { .. } if n.inputs.len() < 2 || runtime(&n.inputs[1]) => {
-                    Some("Conv weights must be constant".into())
-                }
-                Op::Conv { .. } if n.inputs.len() > 2 && runtime(&n.inputs[2]) => {
-                    Some("Conv bias must be constant".into())
-                }
-                Op::BatchNormalization { .. } if n.inputs.iter().skip(1).any(|i| runtime(i)) => {
-                    Some("BatchNormalization parameters must be constant".into())
-                }
-                Op::Reshape { .. } if n.inputs.len() < 2 || runtime(&n.inputs[1]) => {
-                    Some("Reshape with a runtime shape is not supported".into())
-                }
-                Op::Pad { .. } | Op::Slice { .. } | Op::Resize { .. } | Op::Tile | Op::Expand
-                    if n.inputs.iter().skip(1).any(|i| runtime(i)) =>
-                {
-                    Some(format!(
-                        "{} with a runtime (non-constant) second input is not supported",
-                        n.op_type
-                    ))
-                }
-                Op::ReduceMean { .. } | Op::ReduceSum { .. } | Op::ReduceMax { .. }
-                    if n.inputs.len() > 1 && runtime(&n.inputs[1]) =>
-                {
-                    Some("reduction with runtime axes is not supported".into())
-                }
-                Op::OneHot { .. } if n.inputs.len() < 3 || (1..3).any(|i| runtime(input(n, i))) => {
-                    Some("OneHot's depth and values must be constant".into())
-                }
-                Op::TopK { k: None, .. } if n.inputs.len() < 2 || runtime(&n.inputs[1]) => {
-                    Some("TopK with a runtime k is not supported".into())
-                }
-                Op::TopK { .. } if n.outputs.get(1).is_some_and(|i| used(i)) => {
-                    Some("TopK's Indices output is not supported (only its Values)".into())
-                }
-                Op::ConstantOfShape { .. } if runtime(&n.inputs[0]) => {
-                    Some("ConstantOfShape with a runtime shape is not supported".into())
-                }
-                Op::Recurrent { .. }
-                    if n.inputs.len() < 3 || (1..4).any(|i| runtime(input(n, i))) =>
-                {
-                    Some(format!("{} weights and biases must be constant", n.op_type))
-                }
-                Op::Recurrent { .. } if !input(n, 4).is_empty() => {
-                    Some("sequence_lens is not supported: every sequence is full length".into())
-                }
-                Op::Recurrent { .. } if !input(n, 7).is_empty() => {
-                    Some("LSTM peepholes are not supported".into())
-                }
-                Op::MaxPool { .. } if n.outputs.len() > 1 && !n.outputs[1].is_empty() => {
-                    Some("MaxPool's Indices output is not supported".into())
-                }
-                _ => None,
-            };
-            if let Some(reason) = reason {
-                out.push(Unsupported {
-                    node: n.name.clone(),
-                    op_type: n.op_type.clone(),
-                    reason,
-                });
-            }
-        }
-        out
     }
 
     /// Fail with every unsupported node named (exit 3) before any other work.

@@ -1,5 +1,5 @@
-//! The ops the chain knows: `Op` (one variant per ONNX op or op form), the element-wise
-//! functions computed through tables (`TableFn`), padding forms and raw attributes.
+//! The ops the chain knows: `Op` (one variant per ONNX op or op form), padding forms and raw
+//! attributes. The element-wise functions computed through tables are in `tables`.
 
 use super::*;
 
@@ -15,115 +15,6 @@ pub enum Attr {
     Strs(Vec<String>),
     Tensor { shape: Vec<usize>, elements: usize },
     Other(String),
-}
-
-/// An element-wise function, evaluated by the circuit through a lookup table.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TableFn {
-    Sigmoid,
-    Tanh,
-    Elu {
-        alpha: f64,
-    },
-    Selu {
-        alpha: f64,
-        gamma: f64,
-    },
-    Softplus,
-    Erf,
-    /// Square root; 0 below 0 (where ONNX gives NaN).
-    Sqrt,
-    HardSigmoid {
-        alpha: f64,
-        beta: f64,
-    },
-    Sin,
-    Cos,
-    Exp,
-    Abs,
-    /// `x^p` for a constant exponent; 0 where it is not a real number.
-    Pow {
-        p: f64,
-    },
-    /// `1/x`, for division by a runtime tensor; 0 at 0.
-    Reciprocal,
-    Tan,
-    /// `1/√x` for normalizations; 0 at or below 0.
-    Rsqrt,
-    /// Acos and Asin: 0 outside [-1, 1] (where ONNX gives NaN).
-    Acos,
-    Asin,
-    Atan,
-    Sign,
-}
-
-impl TableFn {
-    pub fn apply(self, x: f64) -> f64 {
-        let y = match self {
-            TableFn::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-            TableFn::Tanh => x.tanh(),
-            TableFn::Elu { alpha } => {
-                if x > 0.0 {
-                    x
-                } else {
-                    alpha * x.exp_m1()
-                }
-            }
-            TableFn::Selu { alpha, gamma } => gamma * if x > 0.0 { x } else { alpha * x.exp_m1() },
-            TableFn::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
-            TableFn::Erf => libm::erf(x),
-            TableFn::Sqrt => x.max(0.0).sqrt(),
-            TableFn::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
-            TableFn::Sin => x.sin(),
-            TableFn::Cos => x.cos(),
-            TableFn::Exp => x.exp(),
-            TableFn::Abs => x.abs(),
-            TableFn::Pow { p } => x.powf(p),
-            TableFn::Reciprocal => 1.0 / x,
-            TableFn::Rsqrt => 1.0 / x.sqrt(),
-            TableFn::Tan => x.tan(),
-            TableFn::Acos => x.acos(),
-            TableFn::Asin => x.asin(),
-            TableFn::Atan => x.atan(),
-            TableFn::Sign => {
-                if x > 0.0 {
-                    1.0
-                } else if x < 0.0 {
-                    -1.0
-                } else {
-                    0.0
-                }
-            }
-        };
-        if y.is_finite() { y } else { 0.0 }
-    }
-
-    /// The ONNX op this table stands for.
-    pub fn name(self) -> &'static str {
-        match self {
-            TableFn::Sigmoid => "Sigmoid",
-            TableFn::Tanh => "Tanh",
-            TableFn::Elu { .. } => "Elu",
-            TableFn::Selu { .. } => "Selu",
-            TableFn::Softplus => "Softplus",
-            TableFn::Erf => "Erf",
-            TableFn::Sqrt => "Sqrt",
-            TableFn::HardSigmoid { .. } => "HardSigmoid",
-            TableFn::Sin => "Sin",
-            TableFn::Cos => "Cos",
-            TableFn::Exp => "Exp",
-            TableFn::Abs => "Abs",
-            TableFn::Pow { .. } => "Pow",
-            TableFn::Reciprocal => "Reciprocal",
-            TableFn::Rsqrt => "Rsqrt",
-            TableFn::Tan => "Tan",
-            TableFn::Acos => "Acos",
-            TableFn::Asin => "Asin",
-            TableFn::Atan => "Atan",
-            TableFn::Sign => "Sign",
-        }
-    }
 }
 
 /// The ops the quantizer and circuit compiler understand, with their attributes parsed.

@@ -120,13 +120,13 @@ pub(super) struct Attrs<'a> {
 }
 
 impl Attrs<'_> {
-    fn int(&self, k: &str, default: i64) -> i64 {
+    pub(super) fn int(&self, k: &str, default: i64) -> i64 {
         match self.map.get(k) {
             Some(Attr::Int(i)) => *i,
             _ => default,
         }
     }
-    fn float(&self, k: &str, default: f64) -> f64 {
+    pub(super) fn float(&self, k: &str, default: f64) -> f64 {
         match self.map.get(k) {
             Some(Attr::Float(f)) => *f as f64,
             _ => default,
@@ -309,36 +309,15 @@ fn parse_arithmetic(op_type: &str, a: &Attrs, _opset: i64) -> FamilyParse {
 
 /// The activations family's ONNX ops (`Ok(None)` for another family's).
 fn parse_activations(op_type: &str, a: &Attrs, opset: i64) -> FamilyParse {
+    if let Some(f) = TableFn::parse(op_type, a) {
+        return Ok(Some(Op::Unary(f)));
+    }
     Ok(Some(match op_type {
         "Relu" => Op::Relu,
         "LeakyRelu" => Op::LeakyRelu {
             alpha: a.float("alpha", 0.01),
         },
         "Sigmoid" => Op::Sigmoid,
-        "Elu" => Op::Unary(TableFn::Elu {
-            alpha: a.float("alpha", 1.0),
-        }),
-        "Selu" => Op::Unary(TableFn::Selu {
-            alpha: a.float("alpha", 1.673_263_192_176_818_8),
-            gamma: a.float("gamma", 1.050_701_022_148_132_3),
-        }),
-        "Softplus" => Op::Unary(TableFn::Softplus),
-        "Erf" => Op::Unary(TableFn::Erf),
-        "Sqrt" => Op::Unary(TableFn::Sqrt),
-        "HardSigmoid" => Op::Unary(TableFn::HardSigmoid {
-            alpha: a.float("alpha", 0.2),
-            beta: a.float("beta", 0.5),
-        }),
-        "Sin" => Op::Unary(TableFn::Sin),
-        "Cos" => Op::Unary(TableFn::Cos),
-        "Exp" => Op::Unary(TableFn::Exp),
-        "Abs" => Op::Unary(TableFn::Abs),
-        "Reciprocal" => Op::Unary(TableFn::Reciprocal),
-        "Tan" => Op::Unary(TableFn::Tan),
-        "Acos" => Op::Unary(TableFn::Acos),
-        "Asin" => Op::Unary(TableFn::Asin),
-        "Atan" => Op::Unary(TableFn::Atan),
-        "Sign" => Op::Unary(TableFn::Sign),
         "PRelu" => Op::PRelu,
         "Softmax" => Op::Softmax {
             axis: a.int("axis", if opset < 13 { 1 } else { -1 }),

@@ -523,28 +523,15 @@ pub(super) fn eval_conv(
 ) -> std::result::Result<Tensor<i64>, String> {
     Ok({
         let x = x.ok_or("conv needs an input")?;
-        let (batch, cin) = (x.shape[0], x.shape[1]);
         let win = Window::new(&x.shape, st, pads_begin, Some(dilations));
-        let kn = numel(kernel);
         let mut data = Vec::with_capacity(numel(out_shape));
-        for b in 0..batch {
-            for o in 0..*out_channels {
-                for_each_index(&out_shape[2..], |p| {
-                    let mut acc: i128 = bias.as_ref().map(|bv| bv[o] as i128).unwrap_or(0);
-                    for c in 0..cin {
-                        let wbase = (o * cin + c) * kn;
-                        let mut ki = 0;
-                        for_each_index(kernel, |kk| {
-                            if let Some(off) = win.tap(b, c, p, kk) {
-                                acc += x.data[off] as i128 * weight[wbase + ki] as i128;
-                            }
-                            ki += 1;
-                        });
-                    }
-                    data.push(acc);
-                });
-            }
-        }
+        win.each_conv_output(&out_shape[2..], *out_channels, kernel, |o, taps| {
+            let bias = bias.as_ref().map_or(0, |bv| bv[o] as i128);
+            let sum = taps.iter().fold(bias, |acc, &(off, wi)| {
+                acc + x.data[off] as i128 * weight[wi] as i128
+            });
+            data.push(sum);
+        });
         let data = data
             .into_iter()
             .map(|v| to_i64(v, "a convolution"))

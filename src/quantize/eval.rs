@@ -217,33 +217,20 @@ pub(super) fn pool(
     init: i128,
     f: impl Fn(i128, i64) -> i128,
 ) -> std::result::Result<Tensor<i64>, String> {
-    let (batch, ch) = (x.shape[0], x.shape[1]);
     let win = Window::new(&x.shape, st, pads_begin, dilations);
     let mut data = Vec::with_capacity(numel(out_shape));
-    for b in 0..batch {
-        for c in 0..ch {
-            let mut res = Ok(());
-            for_each_index(&out_shape[2..], |p| {
-                let mut acc = init;
-                let mut any = false;
-                for_each_index(kernel, |kk| {
-                    let Some(off) = win.tap(b, c, p, kk) else {
-                        return;
-                    };
-                    acc = f(acc, x.data[off]);
-                    any = true;
-                });
-                if !any {
-                    res = Err("a pooling window covers only padding".to_string());
-                }
-                match to_i64(acc, "a pooled sum") {
-                    Ok(v) => data.push(v),
-                    Err(e) => res = Err(e),
-                }
-            });
-            res?;
+    let mut res = Ok(());
+    win.each_window(&out_shape[2..], kernel, |taps| {
+        if taps.is_empty() {
+            res = Err("a pooling window covers only padding".to_string());
         }
-    }
+        let acc = taps.iter().fold(init, |acc, &off| f(acc, x.data[off]));
+        match to_i64(acc, "a pooled sum") {
+            Ok(v) => data.push(v),
+            Err(e) => res = Err(e),
+        }
+    });
+    res?;
     Ok(Tensor::new(out_shape.to_vec(), data))
 }
 

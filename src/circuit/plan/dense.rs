@@ -52,38 +52,20 @@ impl Builder<'_> {
         Ok({
             let x = self.value_cells(n.inputs[0])?;
             let xs = self.shape(n.inputs[0]).to_vec();
-            let (batch, cin) = (xs[0], xs[1]);
             let win = Window::new(&xs, st, pads_begin, Some(dilations));
-            let kn = numel(kernel);
             let mut out = vec![];
-            for b in 0..batch {
-                for o in 0..*out_channels {
-                    let mut positions = vec![];
-                    for_each_index(&out_shape[2..], |p| positions.push(p.to_vec()));
-                    for p in positions {
-                        let mut taps = vec![];
-                        for c in 0..cin {
-                            let mut ki = 0;
-                            for_each_index(kernel, |kk| {
-                                if let Some(off) = win.tap(b, c, &p, kk) {
-                                    taps.push((off, (o * cin + c) * kn + ki));
-                                }
-                                ki += 1;
-                            });
-                        }
-                        let mut terms = vec![];
-                        for (off, wi) in taps {
-                            let w = self.weight(0, wi, weight[wi]);
-                            terms.push(self.term(x[off], w));
-                        }
-                        let c = match bias {
-                            Some(bv) => self.weight(1, o, bv[o]),
-                            None => Param::Fixed(0),
-                        };
-                        out.push(self.affine(terms, c));
-                    }
+            win.each_conv_output(&out_shape[2..], *out_channels, kernel, |o, taps| {
+                let mut terms = vec![];
+                for &(off, wi) in taps {
+                    let w = self.weight(0, wi, weight[wi]);
+                    terms.push(self.term(x[off], w));
                 }
-            }
+                let c = match bias {
+                    Some(bv) => self.weight(1, o, bv[o]),
+                    None => Param::Fixed(0),
+                };
+                out.push(self.affine(terms, c));
+            });
             out
         })
     }

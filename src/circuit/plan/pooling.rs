@@ -142,20 +142,9 @@ impl Builder<'_> {
         let xs = self.shape(input).to_vec();
         let window = Window::new(&xs, st, pads_begin, dilations);
         let mut out = vec![];
-        for b in 0..xs[0] {
-            for c in 0..xs[1] {
-                for_each_index(&out_shape[2..], |p| {
-                    let mut win = vec![];
-                    for_each_index(kernel, |kk| {
-                        let Some(off) = window.tap(b, c, p, kk) else {
-                            return;
-                        };
-                        win.push(x[off]);
-                    });
-                    out.push(win);
-                });
-            }
-        }
+        window.each_window(&out_shape[2..], kernel, |taps| {
+            out.push(taps.iter().map(|&off| x[off]).collect());
+        });
         Ok(out)
     }
 }

@@ -1,0 +1,148 @@
+//! The element-wise functions the circuit computes through a lookup table: one variant each,
+//! with its ONNX form (`parse`), its real function (`apply`, which the quantizer tabulates) and
+//! its name. Adding a table op is one variant and its three arms here: the quantizer, the
+//! evaluator and the circuit handle every `TableFn` alike.
+
+use super::parse::Attrs;
+use super::*;
+
+/// An element-wise function, evaluated by the circuit through a lookup table.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableFn {
+    Sigmoid,
+    Tanh,
+    Elu {
+        alpha: f64,
+    },
+    Selu {
+        alpha: f64,
+        gamma: f64,
+    },
+    Softplus,
+    Erf,
+    /// Square root; 0 below 0 (where ONNX gives NaN).
+    Sqrt,
+    HardSigmoid {
+        alpha: f64,
+        beta: f64,
+    },
+    Sin,
+    Cos,
+    Exp,
+    Abs,
+    /// `x^p` for a constant exponent; 0 where it is not a real number.
+    Pow {
+        p: f64,
+    },
+    /// `1/x`, for division by a runtime tensor; 0 at 0.
+    Reciprocal,
+    Tan,
+    /// `1/√x` for normalizations; 0 at or below 0.
+    Rsqrt,
+    /// Acos and Asin: 0 outside [-1, 1] (where ONNX gives NaN).
+    Acos,
+    Asin,
+    Atan,
+    Sign,
+}
+
+impl TableFn {
+    /// The table function an ONNX op of this type is (`None` for an op that is not one). Its
+    /// attributes come from `a`.
+    pub(super) fn parse(op_type: &str, a: &Attrs) -> Option<TableFn> {
+        Some(match op_type {
+            "Elu" => TableFn::Elu {
+                alpha: a.float("alpha", 1.0),
+            },
+            "Selu" => TableFn::Selu {
+                alpha: a.float("alpha", 1.673_263_192_176_818_8),
+                gamma: a.float("gamma", 1.050_701_022_148_132_3),
+            },
+            "Softplus" => TableFn::Softplus,
+            "Erf" => TableFn::Erf,
+            "Sqrt" => TableFn::Sqrt,
+            "HardSigmoid" => TableFn::HardSigmoid {
+                alpha: a.float("alpha", 0.2),
+                beta: a.float("beta", 0.5),
+            },
+            "Sin" => TableFn::Sin,
+            "Cos" => TableFn::Cos,
+            "Exp" => TableFn::Exp,
+            "Abs" => TableFn::Abs,
+            "Reciprocal" => TableFn::Reciprocal,
+            "Tan" => TableFn::Tan,
+            "Acos" => TableFn::Acos,
+            "Asin" => TableFn::Asin,
+            "Atan" => TableFn::Atan,
+            "Sign" => TableFn::Sign,
+            _ => return None,
+        })
+    }
+
+    pub fn apply(self, x: f64) -> f64 {
+        let y = match self {
+            TableFn::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            TableFn::Tanh => x.tanh(),
+            TableFn::Elu { alpha } => {
+                if x > 0.0 {
+                    x
+                } else {
+                    alpha * x.exp_m1()
+                }
+            }
+            TableFn::Selu { alpha, gamma } => gamma * if x > 0.0 { x } else { alpha * x.exp_m1() },
+            TableFn::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
+            TableFn::Erf => libm::erf(x),
+            TableFn::Sqrt => x.max(0.0).sqrt(),
+            TableFn::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
+            TableFn::Sin => x.sin(),
+            TableFn::Cos => x.cos(),
+            TableFn::Exp => x.exp(),
+            TableFn::Abs => x.abs(),
+            TableFn::Pow { p } => x.powf(p),
+            TableFn::Reciprocal => 1.0 / x,
+            TableFn::Rsqrt => 1.0 / x.sqrt(),
+            TableFn::Tan => x.tan(),
+            TableFn::Acos => x.acos(),
+            TableFn::Asin => x.asin(),
+            TableFn::Atan => x.atan(),
+            TableFn::Sign => {
+                if x > 0.0 {
+                    1.0
+                } else if x < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                }
+            }
+        };
+        if y.is_finite() { y } else { 0.0 }
+    }
+
+    /// The ONNX op this table stands for.
+    pub fn name(self) -> &'static str {
+        match self {
+            TableFn::Sigmoid => "Sigmoid",
+            TableFn::Tanh => "Tanh",
+            TableFn::Elu { .. } => "Elu",
+            TableFn::Selu { .. } => "Selu",
+            TableFn::Softplus => "Softplus",
+            TableFn::Erf => "Erf",
+            TableFn::Sqrt => "Sqrt",
+            TableFn::HardSigmoid { .. } => "HardSigmoid",
+            TableFn::Sin => "Sin",
+            TableFn::Cos => "Cos",
+            TableFn::Exp => "Exp",
+            TableFn::Abs => "Abs",
+            TableFn::Pow { .. } => "Pow",
+            TableFn::Reciprocal => "Reciprocal",
+            TableFn::Rsqrt => "Rsqrt",
+            TableFn::Tan => "Tan",
+            TableFn::Acos => "Acos",
+            TableFn::Asin => "Asin",
+            TableFn::Atan => "Atan",
+            TableFn::Sign => "Sign",
+        }
+    }
+}

@@ -5,7 +5,9 @@ mod common;
 
 use common::*;
 use zkreceipt::model::{Model, input::load_input};
-use zkreceipt::quantize::{QuantConfig, quantize, report::analyze};
+use zkreceipt::quantize::{
+    Calibration, QuantConfig, quantize, quantize_calibrated, report::analyze,
+};
 
 /// Models of the corpus the chain supports today; a drop is a regression.
 const SUPPORTED_AT_LEAST: usize = 75;
@@ -92,6 +94,13 @@ fn float_parity_and_quantized_error_on_supported_models() {
             .unwrap_or_else(|err| panic!("{name}: {err}"));
         let qm = quantize(&m, &inputs, &float, &QuantConfig::default())
             .unwrap_or_else(|err| panic!("{name}: {err}"));
+        // The ONNX file and the recorded ranges alone give the same quantized model.
+        let again = quantize_calibrated(&m, &Calibration::Recorded(&qm), &QuantConfig::default())
+            .unwrap_or_else(|err| panic!("{name}: re-derived: {err}"));
+        assert!(
+            again == qm,
+            "{name}: the re-derived quantized model differs"
+        );
         let report = analyze(&m, &qm, &inputs, &float).unwrap();
         let refs = e["ort_outputs"].as_array().unwrap();
         assert_eq!(refs.len(), m.outputs.len(), "{name}: output count");

@@ -5,7 +5,9 @@ mod common;
 
 use common::*;
 use zkreceipt::model::{Model, input::load_input};
-use zkreceipt::quantize::{QuantConfig, quantize, report::analyze};
+use zkreceipt::quantize::{
+    Calibration, QuantConfig, quantize, quantize_calibrated, report::analyze,
+};
 
 /// The stated bound: quantized outputs within 1e-3 of onnxruntime's (×|value| above 1).
 const QUANT_BOUND: f64 = 1e-3;
@@ -161,4 +163,70 @@ fn quantization_is_deterministic() {
         serde_json::to_string(&a).unwrap(),
         serde_json::to_string(&b).unwrap()
     );
+}
+
+/// Calibrating on several samples covers each: every value's range contains the range that
+/// sample alone gives, and the scale is the smaller. The recorded ranges re-derive the model.
+#[test]
+fn calibration_on_samples_covers_each_and_is_re_derivable() {
+    let (m, i, _) = sample("sigmoid");
+    let model = Model::load(&m).unwrap();
+    let small = load_input(&i, &model).unwrap();
+    let large: Vec<_> = small
+        .iter()
+        .map(|t| {
+            zkreceipt::tensor::Tensor::new(
+                t.shape.clone(),
+                t.data.iter().map(|x| x * 4000.0).collect(),
+            )
+        })
+        .collect();
+    let (fs, fl) = (
+        model.run_float(&small).unwrap(),
+        model.run_float(&large).unwrap(),
+    );
+    let cfg = QuantConfig::default();
+    let both = Calibration::Samples(vec![(&small, &fs), (&large, &fl)]);
+    let qm = quantize_calibrated(&model, &both, &cfg).unwrap();
+    let one = quantize(&model, &small, &fs, &cfg).unwrap();
+    assert!(qm.scale < one.scale, "{} vs {}", qm.scale, one.scale);
+    for x in [&small, &large] {
+        let f = model.run_float(x).unwrap();
+        let alone = quantize(
+            &model,
+            x,
+            &f,
+            &QuantConfig {
+                scale: Some(qm.scale),
+                ..cfg.clone()
+            },
+        )
+        .unwrap();
+        // The ONNX tensors (the structure between them can differ: table scales follow ranges).
+        let mut compared = 0;
+        for a in alone.values.iter().filter(|a| a.onnx.is_some()) {
+            let Some(b) = qm
+                .values
+                .iter()
+                .find(|b| b.onnx == a.onnx && b.scale == a.scale)
+            else {
+                continue;
+            };
+            compared += 1;
+            assert!(
+                b.range.0 <= a.range.0 && a.range.1 <= b.range.1,
+                "{}: {:?} not in {:?}",
+                a.name,
+                a.range,
+                b.range
+            );
+        }
+        assert!(compared >= 2, "{compared}");
+        // Both inputs evaluate against the one model.
+        let names: Vec<String> = model.inputs.iter().map(|i| i.name.clone()).collect();
+        qm.evaluate(&qm.quantize_inputs(x, &names).unwrap())
+            .unwrap();
+    }
+    let again = quantize_calibrated(&model, &Calibration::Recorded(&qm), &cfg).unwrap();
+    assert!(again == qm);
 }

@@ -101,8 +101,8 @@ impl Lowering<'_> {
         self.rescale_to(y, self.s)
     }
 
-    /// A lookup table over the calibrated input range (twice the largest magnitude seen, at least
-    /// ±1.0). The table's input scale is the largest that keeps it within `table_bits`; the table
+    /// A lookup table over the calibrated input range (the margin times the largest magnitude
+    /// seen, at least ±1.0). The table's input scale is the largest that keeps it within `table_bits`; the table
     /// is interpolated (see [`QOp::Interp`]) with the widest step that stays within one output
     /// unit of the exact table over the whole range.
     pub(super) fn table(&mut self, x: usize, func: TableFn) -> Result<Operand> {
@@ -110,10 +110,10 @@ impl Lowering<'_> {
         let (mn, mx) = self.values[x].range;
         let max_abs = (mn.unsigned_abs().max(mx.unsigned_abs()) as f64) / 2f64.powi(sx);
         // rsqrt reads variances, often tiny and steep there: its table spans what calibration
-        // saw (twice over) rather than at least ±1, for resolution where it matters.
+        // saw (with the margin) rather than at least ±1, for resolution where it matters.
         let reach = match func {
-            TableFn::Rsqrt => (2.0 * max_abs).max(2f64.powi(-sx)),
-            _ => (2.0 * max_abs).max(1.0),
+            TableFn::Rsqrt => (self.cfg.margin * max_abs).max(2f64.powi(-sx)),
+            _ => (self.cfg.margin * max_abs).max(1.0),
         };
         let mut t = sx;
         while t > 0 && 2.0 * reach * 2f64.powi(t) + 1.0 > 2f64.powi(self.cfg.table_bits as i32) {

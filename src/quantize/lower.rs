@@ -1,6 +1,7 @@
 //! Lowering, the core every op family uses: operands (values or float constants), scales and
 //! rescales, rewiring, broadcasting products and sums; `lower_op` dispatches to the families.
 
+use super::calibrate::range_of;
 use super::*;
 
 // ----------------------------------------------------------------------------------------------
@@ -20,8 +21,11 @@ pub(super) struct Lowering<'a> {
     pub(super) s: i32,
     pub(super) values: Vec<QValue>,
     pub(super) nodes: Vec<QNode>,
-    /// Integer value of each quantized value on the calibration input.
-    pub(super) ints: Vec<Tensor<i64>>,
+    /// Integer value of each quantized value on each calibration sample (none when the ranges
+    /// are recorded).
+    pub(super) ints: Vec<Vec<Tensor<i64>>>,
+    /// The recorded values whose ranges a re-derivation replays (see [`Calibration`]).
+    pub(super) recorded: Option<&'a [QValue]>,
     pub(super) env: HashMap<String, Operand>,
     pub(super) origin: String,
     pub(super) origin_type: String,
@@ -92,7 +96,18 @@ impl<'a> Lowering<'a> {
         }
     }
 
-    /// Add an op, evaluate it on the calibration input, and return its value id.
+    /// A re-derivation ran past the values the quantized model records.
+    pub(super) fn not_recorded(&self, id: usize) -> Error {
+        Error::invalid(
+            format!("{}: node `{}`", self.model.file(), self.origin),
+            format!(
+                "the quantized model records no value {id}: it was not made from this ONNX file"
+            ),
+        )
+    }
+
+    /// Add an op, evaluate it on every calibration sample (or take its recorded range), and
+    /// return its value id.
     pub(super) fn push(
         &mut self,
         op: QOp,
@@ -100,15 +115,29 @@ impl<'a> Lowering<'a> {
         shape: Vec<usize>,
         scale: i32,
     ) -> Result<usize> {
-        let args: Vec<&Tensor<i64>> = inputs.iter().map(|&i| &self.ints[i]).collect();
-        let t = eval_op(&op, &args, &shape).map_err(|e| {
-            Error::invalid(format!("{}: node `{}`", self.model.file(), self.origin), e)
-        })?;
         let id = self.values.len();
-        let range = (
-            t.data.iter().copied().min().unwrap_or(0),
-            t.data.iter().copied().max().unwrap_or(0),
-        );
+        let mut outs = vec![];
+        let range = if let Some(rec) = self.recorded {
+            rec.get(id).ok_or_else(|| self.not_recorded(id))?.range
+        } else {
+            // A value computed from constants alone has one tensor, the same for every sample.
+            let samples = inputs
+                .iter()
+                .map(|&i| self.ints[i].len())
+                .max()
+                .unwrap_or(1);
+            for k in 0..samples {
+                let args: Vec<&Tensor<i64>> = inputs
+                    .iter()
+                    .map(|&i| &self.ints[i][if self.ints[i].len() == 1 { 0 } else { k }])
+                    .collect();
+                let t = eval_op(&op, &args, &shape).map_err(|e| {
+                    Error::invalid(format!("{}: node `{}`", self.model.file(), self.origin), e)
+                })?;
+                outs.push(t);
+            }
+            range_of(&outs)
+        };
         let name = format!("{}/{}#{}", self.origin, op.name(), id);
         self.values.push(QValue {
             name: name.clone(),
@@ -124,7 +153,7 @@ impl<'a> Lowering<'a> {
             inputs,
             output: id,
         });
-        self.ints.push(t);
+        self.ints.push(outs);
         Ok(id)
     }
 

@@ -24,6 +24,7 @@ use crate::tensor::{
 
 mod activations;
 mod arithmetic;
+mod calibrate;
 mod dense;
 mod eval;
 mod indexing;
@@ -37,6 +38,7 @@ pub mod report;
 mod shape;
 mod spec;
 
+pub use calibrate::{Calibration, choose_scale, quantize, quantize_calibrated};
 pub use eval::*;
 pub use lower::*;
 
@@ -59,6 +61,21 @@ pub struct QuantConfig {
     pub activation_bits: u32,
     /// log2 of the largest lookup table (one element-wise function) the quantizer may create.
     pub table_bits: u32,
+    /// Safety margin over the calibrated ranges: the automatic scale and every table cover
+    /// magnitudes up to `margin` times the largest the calibration samples reached. Written
+    /// only when it is not the default 2.
+    #[serde(default = "default_margin", skip_serializing_if = "is_default_margin")]
+    pub margin: f64,
+}
+
+pub const DEFAULT_MARGIN: f64 = 2.0;
+
+fn default_margin() -> f64 {
+    DEFAULT_MARGIN
+}
+
+fn is_default_margin(m: &f64) -> bool {
+    *m == DEFAULT_MARGIN
 }
 
 impl Default for QuantConfig {
@@ -70,6 +87,7 @@ impl Default for QuantConfig {
             max_param_scale: 16,
             activation_bits: 24,
             table_bits: 16,
+            margin: DEFAULT_MARGIN,
         }
     }
 }
@@ -301,7 +319,8 @@ pub struct QValue {
     pub scale: i32,
     /// The ONNX tensor this value is, when it is one.
     pub onnx: Option<String>,
-    /// Smallest and largest integer seen on the calibration input.
+    /// Smallest and largest integer over the calibration samples (the ranges the tables and
+    /// scales were chosen for; recorded so the model can be re-derived without the data).
     pub range: (i64, i64),
 }
 
@@ -352,7 +371,7 @@ pub struct QuantizedModel {
 
 /// For each Conv/Gemm node, the BatchNormalization that directly and solely consumes it, so the
 /// two are compiled as one layer.
-fn batchnorm_folds(model: &Model) -> HashMap<usize, usize> {
+pub(super) fn batchnorm_folds(model: &Model) -> HashMap<usize, usize> {
     let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, n) in model.nodes.iter().enumerate() {
         for inp in &n.inputs {
@@ -381,152 +400,6 @@ fn batchnorm_folds(model: &Model) -> HashMap<usize, usize> {
         }
     }
     folds
-}
-
-/// Choose the activation scale from the float run: the largest (≤ max_scale) at which every
-/// activation, with one bit of headroom, fits in `activation_bits`.
-pub fn choose_scale(model: &Model, float: &FloatRun, cfg: &QuantConfig) -> Result<u32> {
-    if let Some(s) = cfg.scale {
-        return Ok(s);
-    }
-    let mut worst = (0f64, String::new());
-    for n in &model.nodes {
-        if matches!(n.op, Op::Constant) {
-            continue;
-        }
-        for o in &n.outputs {
-            if let Some(t) = float.values.get(o) {
-                let m = t.data.iter().fold(0f64, |a, &x| a.max(x.abs()));
-                if m > worst.0 {
-                    worst = (m, o.clone());
-                }
-            }
-        }
-    }
-    for i in &model.inputs {
-        if let Some(t) = float.values.get(&i.name) {
-            let m = t.data.iter().fold(0f64, |a, &x| a.max(x.abs()));
-            if m > worst.0 {
-                worst = (m, i.name.clone());
-            }
-        }
-    }
-    match fit_scale(worst.0 * 2.0, cfg.activation_bits, cfg.max_scale) {
-        Some(s) => Ok(s as u32),
-        None => Err(Error::invalid(
-            model.file(),
-            format!(
-                "tensor `{}` reaches {:.4e}, too large for {} activation bits even at scale 0",
-                worst.1, worst.0, cfg.activation_bits
-            ),
-        )),
-    }
-}
-
-/// Quantize `model`, calibrated on `float` (a float run on the inputs `inputs`).
-pub fn quantize(
-    model: &Model,
-    inputs: &[Tensor<f64>],
-    float: &FloatRun,
-    cfg: &QuantConfig,
-) -> Result<QuantizedModel> {
-    model.check_supported()?;
-    let s = choose_scale(model, float, cfg)? as i32;
-    let mut lw = Lowering {
-        model,
-        cfg: cfg.clone(),
-        s,
-        values: vec![],
-        nodes: vec![],
-        ints: vec![],
-        env: HashMap::new(),
-        origin: String::new(),
-        origin_type: String::new(),
-        extra_outputs: vec![],
-    };
-    for (name, t) in &model.constants {
-        lw.env.insert(name.clone(), Operand::Const(t.clone()));
-    }
-    let mut skeleton = QuantizedModel {
-        format: FORMAT_VERSION,
-        source_sha256: model.sha256.clone(),
-        config: cfg.clone(),
-        scale: s as u32,
-        rounding: "inputs and constants: round half away from zero; rescale: floor((x + floor(d/2)) / d), nearest with ties toward +inf".into(),
-        inputs: vec![],
-        outputs: vec![],
-        values: vec![],
-        nodes: vec![],
-        redacted: None,
-    };
-    let names: Vec<String> = model.inputs.iter().map(|i| i.name.clone()).collect();
-    let qin = {
-        // Input values are quantized with the checks of the evaluator.
-        skeleton.values = inputs
-            .iter()
-            .zip(&names)
-            .map(|(t, n)| QValue {
-                name: n.clone(),
-                shape: t.shape.clone(),
-                scale: s,
-                onnx: Some(n.clone()),
-                range: (0, 0),
-            })
-            .collect();
-        skeleton.inputs = (0..inputs.len()).collect();
-        skeleton.quantize_inputs(inputs, &names)?
-    };
-    for (i, (t, name)) in qin.into_iter().zip(&names).enumerate() {
-        lw.origin = name.clone();
-        lw.origin_type = "input".into();
-        let id = lw.values.len();
-        let range = (
-            t.data.iter().copied().min().unwrap_or(0),
-            t.data.iter().copied().max().unwrap_or(0),
-        );
-        lw.values.push(QValue {
-            name: name.clone(),
-            shape: t.shape.clone(),
-            scale: s,
-            onnx: Some(name.clone()),
-            range,
-        });
-        lw.nodes.push(QNode {
-            name: format!("{name}/input"),
-            origin: name.clone(),
-            op: QOp::Input { index: i },
-            inputs: vec![],
-            output: id,
-        });
-        lw.ints.push(t);
-        lw.env.insert(name.clone(), Operand::Value(id));
-    }
-    let folds = batchnorm_folds(model);
-    let folded: Vec<usize> = folds.values().copied().collect();
-    for (i, node) in model.nodes.iter().enumerate() {
-        if folded.contains(&i) || node.op == Op::Constant {
-            continue;
-        }
-        let bn = folds.get(&i).map(|&b| &model.nodes[b]);
-        lw.lower(node, bn)?;
-    }
-    let mut outputs = vec![];
-    for o in &model.outputs {
-        lw.origin = o.name.clone();
-        lw.origin_type = "output".into();
-        let v = lw.value(&o.name)?;
-        if lw.values[v].onnx.is_none() {
-            lw.values[v].onnx = Some(o.name.clone());
-        }
-        outputs.push(v);
-    }
-    Ok(QuantizedModel {
-        inputs: skeleton.inputs,
-        outputs,
-        values: lw.values,
-        nodes: lw.nodes,
-        ..skeleton
-    })
 }
 
 #[cfg(test)]

@@ -130,8 +130,9 @@ fn output_and_input_cases(f: &Folder, out: &mut Vec<(String, bool, Tamper)>) {
 /// The model: a weight, the weights commitment and architecture hash, the quantized model hash, another layout of the circuit.
 fn model_cases(f: &Folder, out: &mut Vec<(String, bool, Tamper)>) {
     // The weights: the first integer of the first parameter tensor, with the receipt's hash of
-    // quantized.json (and a hashed weights digest) recomputed, so the re-derived verifier key
-    // (fixed weights) or the proof (hashed weights) is what rejects it.
+    // quantized.json (and a hashed weights digest) recomputed, so the re-derivation from
+    // model.onnx rejects it (and, without model.onnx, the re-derived verifier key for fixed
+    // weights or the proof for hashed weights).
     // (A redacted folder has no weights to change; its weights commitment case follows.)
     if let Some(t) = commit::param_tensors(&f.qm)
         .into_iter()

@@ -39,7 +39,7 @@ use crate::model::{Model, sha256_hex, short_hash};
 use crate::proof;
 use crate::quantize::pipeline::{QuantizedRun, quantize_files};
 use crate::quantize::report::RunReport;
-use crate::quantize::{QuantConfig, QuantizedModel};
+use crate::quantize::{Calibration, QuantConfig, QuantizedModel};
 use crate::tensor::Tensor;
 
 /// The receipt format.
@@ -390,8 +390,15 @@ fn statement(qm: &QuantizedModel, info: &CircuitInfo, onnx_sha: &str, vk_sha: &s
             "with private weights whose Poseidon digest is the weights commitment shown, in the circuit"
         }
     };
+    // verify re-derives quantized.json from model.onnx; a redacted copy leaves model.onnx out.
+    let withheld = match info.layout.params {
+        ParamVisibility::Fixed => "",
+        ParamVisibility::Hashed => {
+            " Where model.onnx is withheld (a redacted copy), its hash is the prover's word: the proof binds the weights to their commitment only."
+        }
+    };
     format!(
-        "The quantized model derived from ONNX file sha256 {}… (activation scale 2^{}), {weights} whose verifier key has sha256 {}…, maps {input} to the public output shown, exactly in integer arithmetic (halo2, k={}).",
+        "The quantized model derived from ONNX file sha256 {}… (activation scale 2^{}), {weights} whose verifier key has sha256 {}…, maps {input} to the public output shown, exactly in integer arithmetic (halo2, k={}).{withheld}",
         short_hash(onnx_sha, 12),
         qm.scale,
         short_hash(vk_sha, 12),

@@ -136,6 +136,16 @@ pub fn verify_folder_with(
         (!redacted && canonical_sha256(&f.qm) != r.model_commitment.quantized_sha256)
             .then(|| "quantized.json differs from model_commitment.quantized_sha256".into()),
     );
+    // The quantized model is the ONNX file's: re-derived from model.onnx and the ranges it
+    // records, it must be quantized.json exactly (weights, scales, names), whatever the input's
+    // visibility. A redacted folder withholds model.onnx; its statement says so.
+    if !redacted {
+        progress("model.onnx");
+        ok &= check(
+            "quantized model re-derived from model.onnx",
+            onnx_problem(f),
+        );
+    }
     if !ok {
         return finish(v, checks);
     }
@@ -205,6 +215,51 @@ pub fn verify_folder_with(
             .map(|e| format!("halo2 rejects the proof for this input and output ({e})")),
     );
     finish(v, checks)
+}
+
+/// Why quantized.json is not what model.onnx gives with the calibration it records, if it is
+/// not.
+fn onnx_problem(f: &Folder) -> Option<String> {
+    let bytes = match read_capped(&f.dir.join(MODEL_FILE), MODEL_CAP, "the model") {
+        Ok(b) => b,
+        Err(e) => {
+            return Some(format!(
+                "model.onnx, which the statement names, cannot be read: {e}"
+            ));
+        }
+    };
+    let sha = sha256_hex(&bytes);
+    if sha != f.receipt.model_commitment.onnx_sha256 || sha != f.qm.source_sha256 {
+        return Some(format!(
+            "model.onnx has sha256 {sha}, not the {} the receipt names",
+            f.receipt.model_commitment.onnx_sha256
+        ));
+    }
+    let again = Model::from_bytes(&f.dir.join(MODEL_FILE), &bytes).and_then(|m| {
+        crate::quantize::quantize_calibrated(&m, &Calibration::Recorded(&f.qm), &f.qm.config)
+    });
+    match again {
+        Err(e) => Some(format!("model.onnx does not give quantized.json: {e}")),
+        Ok(q) if q != f.qm => Some(format!(
+            "quantized.json is not what model.onnx gives with the ranges it records: {}",
+            first_difference(&q, &f.qm)
+        )),
+        Ok(_) => None,
+    }
+}
+
+/// Where two quantized models first differ, in words.
+fn first_difference(a: &QuantizedModel, b: &QuantizedModel) -> String {
+    if let Some((x, y)) = a.values.iter().zip(&b.values).find(|(x, y)| x != y) {
+        return format!(
+            "value `{}` differs (scale {} there, {} here)",
+            x.name, x.scale, y.scale
+        );
+    }
+    if let Some((x, _)) = a.nodes.iter().zip(&b.nodes).find(|(x, y)| x != y) {
+        return format!("node `{}` differs (its op or parameters)", x.name);
+    }
+    "the settings, inputs, outputs or counts differ".into()
 }
 
 /// The first way the numbers shown for `values` (graph inputs or outputs) differ from the

@@ -8,6 +8,9 @@ tests need Python; rerun this only to change a sample. Pinned versions (what mad
 
 `expected.json` holds onnxruntime's float outputs for `input.json`: the reference the tests compare
 tract's float run against.
+
+The digits sample also gets calibration.jsonl and test.jsonl (images with labels, from the same
+split as its model); `make_samples.py digits-data` rewrites just those two files.
 """
 import json
 import os
@@ -75,14 +78,20 @@ def mlp_graph(name, layers, in_dim, hidden_act):
         inits)
 
 
-def digits():
+def digits_split():
+    """The digits train/test split, shared by the model and its data files so they cannot drift."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
-    from sklearn.neural_network import MLPClassifier
 
     data = load_digits()  # bundled with scikit-learn: no download
     x = data.data / 16.0
-    xtr, xte, ytr, yte = train_test_split(x, data.target, test_size=0.25, random_state=0)
+    return train_test_split(x, data.target, test_size=0.25, random_state=0)
+
+
+def digits():
+    from sklearn.neural_network import MLPClassifier
+
+    xtr, xte, ytr, yte = digits_split()
     clf = MLPClassifier(hidden_layer_sizes=(32,), activation="relu", max_iter=600, random_state=0)
     clf.fit(xtr, ytr)
     acc = float(clf.score(xte, yte))
@@ -96,6 +105,29 @@ def digits():
         "note": "scikit-learn MLPClassifier (64-32-10, ReLU) on the bundled 8x8 digits set; input is "
                 "test image 0 scaled to [0,1]; outputs are logits (argmax = predicted digit)",
     })
+
+
+def write_jsonl(path, xs, ys):
+    # One {"input_data", "label"} object per line; pixels are k/16, so json's repr floats are exact.
+    with open(path, "w") as f:
+        for x, y in zip(xs, ys):
+            f.write(json.dumps({"input_data": [[float(v) for v in x]], "label": int(y)}) + "\n")
+
+
+def digits_data(root=HERE):
+    """Data files for the digits sample, from the model's own split; needs no training and leaves
+    model.onnx, input.json and expected.json alone.
+
+    calibration.jsonl: 100 training images (seeded draw, no repeats), never seen as test data.
+    test.jsonl: test images 0..9; line 1 is input.json's image.
+    """
+    xtr, xte, ytr, yte = digits_split()
+    out = os.path.join(root, "digits")
+    os.makedirs(out, exist_ok=True)
+    pick = np.random.default_rng(0).choice(len(xtr), size=100, replace=False)
+    write_jsonl(os.path.join(out, "calibration.jsonl"), xtr[pick], ytr[pick])
+    write_jsonl(os.path.join(out, "test.jsonl"), xte[:10], yte[:10])
+    print("digits data: calibration 100, test 10")
 
 
 def mlp():
@@ -211,7 +243,16 @@ def test_models():
 
 
 if __name__ == "__main__":
+    import sys
+
+    # `digits-data` rewrites only the digits data files: no retraining, model files untouched.
+    if sys.argv[1:] == ["digits-data"]:
+        digits_data()
+        sys.exit(0)
+    if sys.argv[1:]:
+        sys.exit("usage: make_samples.py [digits-data]")
     digits()
+    digits_data()
     mlp()
     cnn()
     sigmoid()

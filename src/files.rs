@@ -9,7 +9,7 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
@@ -85,6 +85,95 @@ fn human(bytes: u64) -> String {
     } else {
         format!("{bytes} bytes")
     }
+}
+
+/// Remove what a killed run left in `dir`: entries named `prefix` + the id of a process that no
+/// longer runs (the temporary names of [`write_atomic`] and of receipt folders). Entries of a
+/// live process, and names that do not parse, are left alone.
+pub fn remove_stale_temps(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !process_runs(pid) {
+            let p = e.path();
+            let _ = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+        }
+    }
+}
+
+/// Whether process `pid` runs (Linux's /proc; elsewhere every process is taken to run, so
+/// nothing is removed that might be in use).
+fn process_runs(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    !proc.join("self").exists() || proc.join(pid.to_string()).exists()
+}
+
+/// Write the files into a temporary sibling folder, then rename it to `out`, so a reader never
+/// sees half a folder. An existing folder of the same kind at `out` (one holding `marker`, e.g.
+/// receipt.json) or an empty one is replaced; any other existing path is refused.
+pub fn write_folder(out: &Path, files: &[(&str, Vec<u8>)], marker: &str) -> Result<()> {
+    let name = out
+        .file_name()
+        .ok_or_else(|| Error::invalid(out.display(), "not a folder name"))?
+        .to_string_lossy()
+        .into_owned();
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if out.exists() {
+        let replaceable = out.is_dir()
+            && (out.join(marker).is_file()
+                || std::fs::read_dir(out)
+                    .map(|mut d| d.next().is_none())
+                    .unwrap_or(false));
+        if !replaceable {
+            return Err(Error::invalid(
+                out.display(),
+                format!(
+                    "exists and is not a folder zkreceipt wrote (no {marker}); choose another --out"
+                ),
+            ));
+        }
+    }
+    let io = |e: std::io::Error| Error::invalid(out.display(), e);
+    std::fs::create_dir_all(&parent).map_err(io)?;
+    // What a killed run left of this folder goes first.
+    for stage in ["tmp", "old"] {
+        remove_stale_temps(&parent, &format!(".{name}.{stage}-"));
+    }
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir(&tmp).map_err(io)?;
+    let written = files
+        .iter()
+        .try_for_each(|(f, bytes)| std::fs::write(tmp.join(f), bytes));
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(io(e));
+    }
+    if out.exists() {
+        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+        std::fs::rename(out, &old).map_err(io)?;
+        std::fs::rename(&tmp, out).map_err(io)?;
+        let _ = std::fs::remove_dir_all(&old);
+    } else {
+        std::fs::rename(&tmp, out).map_err(io)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

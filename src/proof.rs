@@ -103,7 +103,7 @@ fn params_in(
         return make_params(k, pin);
     };
     let name = params_file_name(k);
-    remove_stale_temps(dir, &format!(".{name}.tmp"));
+    crate::files::remove_stale_temps(dir, &format!(".{name}.tmp"));
     let path = dir.join(&name);
     // A parameter file at k=20 is 64 MiB: anything beyond the cap is not one.
     if let Ok(bytes) = crate::files::read_capped(&path, crate::files::FILE_CAP, "parameters") {
@@ -150,40 +150,6 @@ fn make_params(k: u32, pin: &str) -> Result<(Params<EqAffine>, f64)> {
         )));
     }
     Ok((p, secs))
-}
-
-/// Remove what a killed run left in `dir`: entries named `prefix` + the id of a process that no
-/// longer runs (the temporary names of [`write_atomic`] and of receipt folders). Entries of a
-/// live process, and names that do not parse, are left alone.
-pub fn remove_stale_temps(dir: &Path, prefix: &str) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(prefix))
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid != std::process::id() && !process_runs(pid) {
-            let p = e.path();
-            let _ = if p.is_dir() {
-                std::fs::remove_dir_all(&p)
-            } else {
-                std::fs::remove_file(&p)
-            };
-        }
-    }
-}
-
-/// Whether process `pid` runs (Linux's /proc; elsewhere every process is taken to run, so
-/// nothing is removed that might be in use).
-fn process_runs(pid: u32) -> bool {
-    let proc = Path::new("/proc");
-    !proc.join("self").exists() || proc.join(pid.to_string()).exists()
 }
 
 /// What making the parameters, the keys and one proof of a circuit will cost on this machine

@@ -110,3 +110,178 @@ fn a_changed_scale_is_rejected_in_every_input_mode() {
         assert!(why.contains("not what model.onnx gives"), "{vis}: {why}");
     }
 }
+
+/// An input file holding `x` times the sample's input.
+fn scaled_input(i: &Path, x: f64, to: &Path) {
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(i).unwrap()).unwrap();
+    for arr in v["input_data"].as_array_mut().unwrap() {
+        for e in arr.as_array_mut().unwrap() {
+            *e = (e.as_f64().unwrap() * x).into();
+        }
+    }
+    std::fs::write(to, serde_json::to_vec(&v).unwrap()).unwrap();
+}
+
+fn setup(m: &Path, data: &[&Path], out: &Path, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "setup",
+        m.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ];
+    args.push("--calibration");
+    args.extend(data.iter().map(|d| d.to_str().unwrap()));
+    args.extend_from_slice(extra);
+    let o = zk(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    stdout_json(&o)
+}
+
+fn prove_in(pkg: &Path, inputs: &[&Path], out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "prove",
+        pkg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    for i in inputs {
+        args.extend(["--input", i.to_str().unwrap()]);
+    }
+    args.extend(["--seed", "5"]);
+    args.extend_from_slice(extra);
+    zk(&args)
+}
+
+fn export_commitment(dir: &Path) -> Value {
+    let o = zk(&["export", "--erc7992", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let mut c = stdout_json(&o)["modelCommitment"].clone();
+    // The folder's own address differs; the commitment is the rest.
+    c.as_object_mut().unwrap().remove("uri");
+    c
+}
+
+/// The sigmoid sample's input and the same ×1.5 gave two verifier keys when each was proved
+/// alone; against one package they share one key and one model commitment, and both verify and
+/// pass the break test.
+#[test]
+fn two_inputs_prove_against_one_package_with_one_key() {
+    let w = work_dir("package-sigmoid");
+    let (m, i, _) = sample("sigmoid");
+    let big = w.join("big.json");
+    scaled_input(&i, 1.5, &big);
+    let pkg = w.join("pkg");
+    let s = setup(&m, &[&i, &big], &pkg, &[]);
+    assert_eq!(s["calibration"]["samples"], 2);
+    let vk = s["package"]["vk_sha256"].as_str().unwrap().to_string();
+    let mut commitments = vec![];
+    for (name, input) in [("a", &i), ("b", &big)] {
+        let out = w.join(name);
+        let o = prove_in(&pkg, &[input], &out, &["--json"]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let r = stdout_json(&o);
+        assert_eq!(r["receipt"]["verifier"]["vk_sha256"], vk.as_str());
+        let (code, v) = verify(&out);
+        assert_eq!(code, 0, "{v}");
+        commitments.push((
+            r["receipt"]["model_commitment"].clone(),
+            export_commitment(&out),
+        ));
+    }
+    assert_eq!(commitments[0], commitments[1]);
+    let o = zk(&["break-test", w.join("b").to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout_json(&o)["passed"], true);
+}
+
+/// Ten digits test images in one batch: one key generation, ten receipts sharing the model
+/// commitment, each predicting its label; the data-set gap is in calibration.json.
+#[test]
+fn a_batch_proves_ten_digits_against_one_key() {
+    let w = work_dir("package-digits");
+    let d = root().join("samples").join("digits");
+    let pkg = w.join("pkg");
+    let s = setup(
+        &d.join("model.onnx"),
+        &[&d.join("calibration.jsonl")],
+        &pkg,
+        &[],
+    );
+    let gap = &s["calibration"];
+    assert_eq!(gap["samples"], 100);
+    assert_eq!(gap["outputs"][0]["labelled"], 100);
+    assert!(
+        gap["outputs"][0]["argmax_agreement"].as_f64().unwrap() > 0.99,
+        "{gap}"
+    );
+    assert!(pkg.join("calibration.json").is_file());
+    let out = w.join("batch");
+    let o = prove_in(&pkg, &[&d.join("test.jsonl")], &out, &["--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let b = stdout_json(&o);
+    let receipts = b["receipts"].as_array().unwrap();
+    assert_eq!(receipts.len(), 10);
+    let mut first = None;
+    for r in receipts {
+        assert_eq!(r["argmax"], r["label"], "{r}");
+        let dir = Path::new(r["out"].as_str().unwrap());
+        let rc: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("receipt.json")).unwrap()).unwrap();
+        let mc = rc["model_commitment"].clone();
+        assert_eq!(*first.get_or_insert(mc.clone()), mc);
+    }
+    let (code, v) = verify(Path::new(receipts[9]["out"].as_str().unwrap()));
+    assert_eq!(code, 0, "{v}");
+}
+
+/// An input beyond what the package was calibrated for is refused before proving, naming the
+/// input and how to widen the package; a package whose files were changed is refused by name;
+/// the package's settings cannot be overridden at prove time.
+#[test]
+fn a_package_refuses_what_it_cannot_prove() {
+    let w = work_dir("package-refusals");
+    let (m, i, _) = sample("sigmoid");
+    let pkg = w.join("pkg");
+    setup(&m, &[&i], &pkg, &[]);
+    let huge = w.join("huge.json");
+    scaled_input(&i, 5000.0, &huge);
+    let out = w.join("r");
+    let o = prove_in(&pkg, &[&huge], &out, &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("huge.json") && e.contains("--margin"), "{e}");
+    assert!(!out.exists());
+
+    let o = prove_in(&pkg, &[&i], &out, &["--scale", "8"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = prove_in(&pkg, &[&i], &out, &["--input-visibility", "hashed"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = zk(&[
+        "prove",
+        m.to_str().unwrap(),
+        "--input",
+        i.to_str().unwrap(),
+        "--input",
+        i.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+
+    // A changed scale in the package (its hash in package.json following).
+    let bad = w.join("bad-pkg");
+    copy_dir(&pkg, &bad);
+    let q = bad.join("quantized.json");
+    let mut qm: QuantizedModel = serde_json::from_slice(&std::fs::read(&q).unwrap()).unwrap();
+    let o = qm.outputs[0];
+    qm.values[o].scale -= 1;
+    std::fs::write(&q, serde_json::to_vec_pretty(&qm).unwrap()).unwrap();
+    edit_json(&bad.join("package.json"), |p| {
+        p["quantized_sha256"] = canonical_sha256(&qm).into()
+    });
+    let o = prove_in(&bad, &[&i], &out, &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("quantized.json"), "{}", stderr(&o));
+    assert!(!out.exists());
+}

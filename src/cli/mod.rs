@@ -4,6 +4,7 @@
 mod bench;
 mod folder;
 mod model;
+mod package;
 
 use folder::{cmd_audit, cmd_break_test, cmd_export, cmd_redact, cmd_verify};
 pub use model::quantize_and_compare;
@@ -72,45 +73,65 @@ pub enum Command {
         json: bool,
     },
     /// Prove a model's quantized inference on an input and write a receipt folder: model.onnx,
-    /// input.json, quantized.json, circuit.json, vk.txt, proof.bin, receipt.json.
+    /// input.json, quantized.json, circuit.json, vk.txt, proof.bin, receipt.json. Given a
+    /// package (from `setup`), prove against it: every receipt shares its quantized model,
+    /// circuit and verifier key; several inputs make one receipt folder each under --out, with
+    /// one key generation.
     Prove {
-        /// The ONNX model.
+        /// The ONNX model, or a package folder made by `setup`.
         model: PathBuf,
-        /// Input JSON: {"input_data": [[...]]}, one flattened array per graph input.
-        #[arg(long)]
-        input: PathBuf,
+        /// Input JSON: {"input_data": [[...]]}, one flattened array per graph input. With a
+        /// package, repeat it, or give a JSON Lines file (one input per line) or a folder of
+        /// input files.
+        #[arg(long, required = true)]
+        input: Vec<PathBuf>,
         /// The receipt folder to write (written under a temporary name, renamed when complete;
-        /// an existing receipt folder there is replaced).
+        /// an existing receipt folder there is replaced). For several inputs, the folder that
+        /// receives one receipt folder per input.
         #[arg(long)]
         out: PathBuf,
         #[command(flatten)]
         quant: QuantArgs,
-        /// How the input enters the proof: public (its integers are public values), hashed (only
-        /// its Poseidon digest is public; input.json is not copied into the folder), or private
-        /// (bound to nothing public).
-        #[arg(long, default_value = "public", value_name = "public|hashed|private")]
-        input_visibility: Visibility,
-        /// Secret salt for a hashed input (hex, up to 30 digits = 120 bits), so a low-entropy
-        /// input cannot be found by hashing candidates. Keep it to open the commitment later.
-        #[arg(long, value_parser = parse_salt)]
-        salt: Option<i128>,
-        /// How the weights, biases and constants enter the proof: fixed (columns of the
-        /// circuit, part of the verifier key) or hashed (private cells; only their Poseidon
-        /// digest is public, and the verifier key depends on the architecture alone).
-        #[arg(long, default_value = "fixed", value_name = "fixed|hashed")]
-        param_visibility: ParamVisibility,
+        #[command(flatten)]
+        disclosure: DisclosureArgs,
         /// Seed the prover's randomness (reproducible proofs for demos and tests; such a proof
         /// is sound but not zero-knowledge). Default: the OS random source.
         #[arg(long)]
         seed: Option<u64>,
-        /// Refuse circuits of more than 2^K rows (the time and memory of proving double with
-        /// each step of k).
-        #[arg(long, value_name = "K", default_value_t = crate::circuit::MAX_K)]
-        max_k: u32,
-        /// Prove even when the forecast peak memory exceeds the memory available (printed
-        /// before parameters or keys are made).
+        #[command(flatten)]
+        limits: LimitArgs,
+        /// Print one JSON document instead of the report.
         #[arg(long)]
-        ignore_memory_forecast: bool,
+        json: bool,
+    },
+    /// Set a model up once for many inferences: calibrate on a data set, quantize, compile and
+    /// derive the verifier key, and write a package folder (model.onnx, quantized.json,
+    /// circuit.json, vk.txt, calibration.json, package.json) to prove inputs against.
+    Setup {
+        /// The ONNX model.
+        model: PathBuf,
+        /// Calibration data: input files, JSON Lines files (one input object per line, with an
+        /// optional integer "label") or folders of input files. Scales and tables cover every
+        /// sample, with --margin.
+        #[arg(long, required = true, num_args = 1..)]
+        calibration: Vec<PathBuf>,
+        /// The package folder to write (atomically; an existing package there is replaced).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        quant: QuantArgs,
+        /// Safety margin: scales and tables cover magnitudes up to this many times the largest
+        /// the calibration samples reach.
+        #[arg(long, default_value_t = crate::quantize::DEFAULT_MARGIN)]
+        margin: f64,
+        #[command(flatten)]
+        disclosure: DisclosureArgs,
+        /// Hashed inputs proved against the package carry a secret salt (each prove then takes
+        /// --salt).
+        #[arg(long)]
+        salted: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
         /// Print one JSON document instead of the report.
         #[arg(long)]
         json: bool,
@@ -213,6 +234,53 @@ pub enum Command {
     },
 }
 
+/// How the input and the weights enter the proof.
+#[derive(Args, Debug, Clone)]
+pub struct DisclosureArgs {
+    /// How the input enters the proof: public (its integers are public values), hashed (only
+    /// its Poseidon digest is public; input.json is not copied into the folder), or private
+    /// (bound to nothing public). Default: public; with a package, the package's.
+    #[arg(long, value_name = "public|hashed|private")]
+    pub input_visibility: Option<Visibility>,
+    /// Secret salt for a hashed input (hex, up to 30 digits = 120 bits), so a low-entropy
+    /// input cannot be found by hashing candidates. Keep it to open the commitment later.
+    #[arg(long, value_parser = parse_salt)]
+    pub salt: Option<i128>,
+    /// How the weights, biases and constants enter the proof: fixed (columns of the circuit,
+    /// part of the verifier key) or hashed (private cells; only their Poseidon digest is public,
+    /// and the verifier key depends on the architecture alone). Default: fixed; with a package,
+    /// the package's.
+    #[arg(long, value_name = "fixed|hashed")]
+    pub param_visibility: Option<ParamVisibility>,
+}
+
+/// What proving may cost.
+#[derive(Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Refuse circuits of more than 2^K rows (the time and memory of proving double with each
+    /// step of k).
+    #[arg(long, value_name = "K", default_value_t = crate::circuit::MAX_K)]
+    pub max_k: u32,
+    /// Prove even when the forecast peak memory exceeds the memory available (printed before
+    /// parameters or keys are made).
+    #[arg(long)]
+    pub ignore_memory_forecast: bool,
+}
+
+impl DisclosureArgs {
+    /// Prove options from these flags (visibility defaults: public input, fixed weights).
+    pub fn options(&self, seed: Option<u64>, limits: &LimitArgs) -> ProveOptions {
+        ProveOptions {
+            input: self.input_visibility.unwrap_or_default(),
+            params: self.param_visibility.unwrap_or_default(),
+            salt: self.salt,
+            rng: seed.map_or(ProofRng::Os, ProofRng::Seeded),
+            max_k: limits.max_k,
+            over_memory: limits.ignore_memory_forecast,
+        }
+    }
+}
+
 /// Quantization settings.
 #[derive(Args, Debug, Clone)]
 pub struct QuantArgs {
@@ -273,23 +341,53 @@ pub fn run(cli: Cli) -> Result<i32> {
             input,
             out,
             quant,
-            input_visibility,
-            salt,
-            param_visibility,
+            disclosure,
             seed,
-            max_k,
-            ignore_memory_forecast,
+            limits,
             json,
         } => {
-            let opts = ProveOptions {
-                input: input_visibility,
-                params: param_visibility,
-                salt,
-                rng: seed.map_or(ProofRng::Os, ProofRng::Seeded),
-                max_k,
-                over_memory: ignore_memory_forecast,
+            let opts = disclosure.options(seed, &limits);
+            if crate::receipt::package::Package::is_package(&model) {
+                return package::cmd_prove_package(
+                    &model,
+                    &input,
+                    &out,
+                    &quant,
+                    &disclosure,
+                    &opts,
+                    json,
+                );
+            }
+            let [input] = &input[..] else {
+                return Err(crate::error::Error::Usage(
+                    "several inputs are proved against a package: make one with `zkreceipt setup MODEL --calibration DATA --out PKG`, then `zkreceipt prove PKG --input ...`".into(),
+                ));
             };
-            cmd_prove(&model, &input, &out, &quant.config(), &opts, json)
+            let progress = &mut stderr_progress();
+            let p = prove_folder(&model, input, &out, &quant.config(), &opts, progress)?;
+            print_proved(&p, json);
+            Ok(0)
+        }
+        Command::Setup {
+            model,
+            calibration,
+            out,
+            quant,
+            margin,
+            disclosure,
+            salted,
+            limits,
+            json,
+        } => {
+            let mut opts = disclosure.options(None, &limits);
+            if salted {
+                opts.salt = Some(0);
+            }
+            let cfg = QuantConfig {
+                margin,
+                ..quant.config()
+            };
+            package::cmd_setup(&model, &calibration, &out, &cfg, &opts, json)
         }
         Command::Verify { receipt, json } => cmd_verify(&receipt, json),
         Command::Audit { dir, json } => cmd_audit(&dir, json),
@@ -326,16 +424,8 @@ pub fn stderr_progress() -> impl FnMut(&str) {
     move |stage: &str| eprintln!("[{:>6.1}s] {stage}", start.elapsed().as_secs_f64())
 }
 
-fn cmd_prove(
-    model: &std::path::Path,
-    input: &std::path::Path,
-    out: &std::path::Path,
-    cfg: &QuantConfig,
-    opts: &ProveOptions,
-    json: bool,
-) -> Result<i32> {
-    let mut progress = stderr_progress();
-    let p = prove_folder(model, input, out, cfg, opts, &mut progress)?;
+/// A proved receipt: one JSON document, or the report.
+pub fn print_proved(p: &crate::receipt::Proved, json: bool) {
     let r = &p.receipt;
     if json {
         print_json(&json!({
@@ -350,7 +440,7 @@ fn cmd_prove(
             },
             "timings": p.timings,
         }));
-        return Ok(0);
+        return;
     }
     println!("receipt   {}", p.dir.display());
     println!("statement {}", r.statement);
@@ -430,7 +520,6 @@ fn cmd_prove(
             None => "",
         }
     );
-    Ok(0)
 }
 
 fn cmd_screenshots(out: &std::path::Path) -> Result<i32> {

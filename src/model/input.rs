@@ -1,7 +1,7 @@
 //! Input files: EZKL's `{"input_data": [[...], ...]}` form, one flattened row-major array per
 //! graph input, in graph order.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -111,4 +111,100 @@ pub fn parse_input(text: &str, file: &str, model: &Model) -> Result<Vec<Tensor<f
         out.push(Tensor::new(shape, v));
     }
     Ok(out)
+}
+
+/// One sample of a data set: where it came from, its input tensors, and its label when the
+/// object carries one (`"label": <integer>`, the expected class for accuracy figures).
+#[derive(Clone, Debug)]
+pub struct DataSample {
+    /// The file (and line, for JSON Lines) it was read from.
+    pub source: String,
+    /// A short name: the file stem, with the line number for JSON Lines.
+    pub name: String,
+    pub inputs: Vec<Tensor<f64>>,
+    pub label: Option<i64>,
+    /// The input object's text (a receipt folder with a public input keeps it as input.json).
+    pub text: String,
+}
+
+/// At most this many samples in one data set (each is a float run and, when calibrating, an
+/// integer evaluation of every value).
+pub const MAX_SAMPLES: usize = 100_000;
+
+/// Read a data set: each path is an input file, a JSON Lines file (`.jsonl`, one input object
+/// per line; blank lines skipped), or a folder of `.json` input files (in name order).
+pub fn read_samples(paths: &[PathBuf], model: &Model) -> Result<Vec<DataSample>> {
+    let mut out = vec![];
+    for path in paths {
+        let stem = || {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "input".into())
+        };
+        if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| Error::invalid(path.display(), e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(Error::invalid(path.display(), "holds no .json input files"));
+            }
+            out.extend(read_samples(&files, model)?);
+        } else if path.extension().is_some_and(|x| x == "jsonl") {
+            let text = read_input(path)?;
+            let before = out.len();
+            for (i, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let source = format!("{} line {}", path.display(), i + 1);
+                out.push(labelled(
+                    line,
+                    source,
+                    format!("{}-{}", stem(), i + 1),
+                    model,
+                )?);
+            }
+            if out.len() == before {
+                return Err(Error::invalid(path.display(), "holds no samples"));
+            }
+        } else {
+            let text = read_input(path)?;
+            out.push(labelled(&text, path.display().to_string(), stem(), model)?);
+        }
+        if out.len() > MAX_SAMPLES {
+            return Err(Error::invalid(
+                path.display(),
+                format!("more than {MAX_SAMPLES} samples in one data set"),
+            ));
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::Usage("no samples given".into()));
+    }
+    Ok(out)
+}
+
+/// One input object with its optional label.
+fn labelled(text: &str, source: String, name: String, model: &Model) -> Result<DataSample> {
+    let inputs = parse_input(text, &source, model)?;
+    let doc: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    let label = match doc.get("label") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_i64().ok_or_else(|| {
+            Error::invalid(
+                &source,
+                format!("field `label` is {v}, not an integer class"),
+            )
+        })?),
+    };
+    Ok(DataSample {
+        source,
+        name,
+        inputs,
+        label,
+        text: text.to_string(),
+    })
 }

@@ -25,6 +25,7 @@ use crate::tensor::{
 mod activations;
 mod arithmetic;
 mod calibrate;
+pub mod dataset;
 mod dense;
 mod eval;
 mod indexing;

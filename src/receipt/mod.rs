@@ -10,13 +10,14 @@ pub mod audit;
 pub mod break_test;
 pub mod export;
 mod folder;
+pub mod package;
 mod prove;
 mod verify;
 
 pub use folder::Folder;
 pub use prove::{
-    Chain, ProofRng, ProveOptions, Proved, Timings, build_chain, build_chain_as, prove_folder,
-    redact_folder, redactable,
+    Chain, Keys, ProofRng, ProveOptions, Proved, Timings, build_chain, build_chain_as,
+    prove_folder, redact_folder, redactable,
 };
 pub use verify::{Check, KeyCache, Verdict, verify_folder, verify_folder_with};
 
@@ -24,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use halo2_proofs::pasta::{EqAffine, Fp};
+use halo2_proofs::plonk::ProvingKey;
 use halo2_proofs::poly::commitment::Params;
 use rand::SeedableRng;
 use rand::rngs::{StdRng, SysRng};

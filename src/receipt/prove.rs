@@ -3,6 +3,7 @@
 
 use super::folder::read_file;
 use super::*;
+use crate::files::write_folder;
 /// What `prove_folder` made, with timings.
 pub struct Proved {
     pub dir: PathBuf,
@@ -113,6 +114,23 @@ pub struct ProveOptions {
     pub over_memory: bool,
 }
 
+impl ProveOptions {
+    /// The circuit's disclosure these options ask for (a salt only with a hashed input).
+    pub fn disclosure(&self) -> Result<Disclosure> {
+        if self.salt.is_some() && self.input != Visibility::Hashed {
+            return Err(Error::Usage(
+                "--salt: a salt only goes into a hashed input commitment (--input-visibility hashed)"
+                    .into(),
+            ));
+        }
+        Ok(Disclosure {
+            input: self.input,
+            params: self.params,
+            salt: self.salt,
+        })
+    }
+}
+
 impl Default for ProveOptions {
     /// Public input, fixed weights, OS randomness, up to the largest k, within memory.
     fn default() -> Self {
@@ -150,6 +168,8 @@ pub(super) fn model_commitment(qm: &QuantizedModel, info: &CircuitInfo) -> Model
 }
 
 /// Prove `model` on `input` and write the receipt folder `out`. `progress` hears each stage.
+/// The model is calibrated on this one input (a package made on the fly; `setup` makes one
+/// calibrated on a data set, for many inputs).
 pub fn prove_folder(
     model_path: &Path,
     input: &Path,
@@ -161,19 +181,8 @@ pub fn prove_folder(
     let mut t = Timings::default();
     let clock = Instant::now();
     progress("quantize");
-    let vis = opts.input;
-    if opts.salt.is_some() && vis != Visibility::Hashed {
-        return Err(Error::Usage(
-            "--salt: a salt only goes into a hashed input commitment (--input-visibility hashed)"
-                .into(),
-        ));
-    }
-    let dis = Disclosure {
-        input: vis,
-        params: opts.params,
-        salt: opts.salt,
-    };
-    let mut chain = build_chain_as(model_path, input, cfg, dis)?;
+    let dis = opts.disclosure()?;
+    let chain = build_chain_as(model_path, input, cfg, dis)?;
     t.quantize_s = clock.elapsed().as_secs_f64();
     let info = chain.compiled.info.clone();
     t.compile_s = clock.elapsed().as_secs_f64() - t.quantize_s;
@@ -188,7 +197,37 @@ pub fn prove_folder(
     let c = Instant::now();
     let (vk, pk) = proof::keygen(&params, &chain.compiled.circuit)?;
     t.keygen_s = c.elapsed().as_secs_f64();
+    let keys = Keys {
+        params,
+        vk,
+        pk,
+        params_s,
+        keygen_s: t.keygen_s,
+    };
+    prove_chain(chain, &keys, opts, out, t, progress)
+}
 
+/// A circuit's parameters and keys, made once and used for every proof against it.
+pub struct Keys {
+    pub params: Params<EqAffine>,
+    pub vk: proof::Vk,
+    pub pk: ProvingKey<EqAffine>,
+    pub params_s: f64,
+    pub keygen_s: f64,
+}
+
+/// Prove a built chain with its keys and write the receipt folder `out`.
+pub(super) fn prove_chain(
+    mut chain: Chain,
+    keys: &Keys,
+    opts: &ProveOptions,
+    out: &Path,
+    mut t: Timings,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Proved> {
+    let (params, vk, pk) = (&keys.params, &keys.vk, &keys.pk);
+    let info = chain.compiled.info.clone();
+    let vis = opts.input;
     let input_claims: Vec<TensorClaim> = chain
         .qm
         .inputs
@@ -217,17 +256,11 @@ pub fn prove_folder(
 
     progress("prove");
     let c = Instant::now();
-    let proof_bytes = proof::prove(
-        &params,
-        &pk,
-        &chain.compiled.circuit,
-        &inst,
-        opts.rng.rng()?,
-    )?;
+    let proof_bytes = proof::prove(params, pk, &chain.compiled.circuit, &inst, opts.rng.rng()?)?;
     t.prove_s = c.elapsed().as_secs_f64();
     progress("verify");
     let c = Instant::now();
-    proof::check_fresh(&params, &vk.vk, &inst, &proof_bytes)?;
+    proof::check_fresh(params, &vk.vk, &inst, &proof_bytes)?;
     t.verify_s = c.elapsed().as_secs_f64();
 
     let report = &chain.report;
@@ -274,7 +307,7 @@ pub fn prove_folder(
         (PROOF_FILE, proof_bytes),
         (RECEIPT_FILE, json_pretty(&receipt)),
     ]);
-    write_folder(out, &files)?;
+    write_folder(out, &files, RECEIPT_FILE)?;
     Ok(Proved {
         dir: out.to_path_buf(),
         receipt,
@@ -352,60 +385,8 @@ pub fn redact_folder(f: &Folder, out: &Path) -> Result<Vec<&'static str>> {
         None => commit::redact(&f.qm),
     };
     files.push((QUANTIZED_FILE, json_pretty(&qm)));
-    write_folder(out, &files)?;
+    write_folder(out, &files, RECEIPT_FILE)?;
     Ok(files.iter().map(|(n, _)| *n).collect())
-}
-
-/// Write the files into a temporary sibling folder, then rename it to `out`. An existing
-/// receipt folder at `out` is replaced; any other existing path is refused.
-pub(super) fn write_folder(out: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
-    let name = out
-        .file_name()
-        .ok_or_else(|| Error::invalid(out.display(), "not a folder name"))?
-        .to_string_lossy()
-        .into_owned();
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if out.exists() {
-        let replaceable = out.is_dir()
-            && (out.join(RECEIPT_FILE).is_file()
-                || std::fs::read_dir(out)
-                    .map(|mut d| d.next().is_none())
-                    .unwrap_or(false));
-        if !replaceable {
-            return Err(Error::invalid(
-                out.display(),
-                "exists and is not a receipt folder; choose another --out",
-            ));
-        }
-    }
-    let io = |e: std::io::Error| Error::invalid(out.display(), e);
-    std::fs::create_dir_all(&parent).map_err(io)?;
-    // What a killed run left of this folder goes first.
-    for stage in ["tmp", "old"] {
-        proof::remove_stale_temps(&parent, &format!(".{name}.{stage}-"));
-    }
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir(&tmp).map_err(io)?;
-    let written = files
-        .iter()
-        .try_for_each(|(f, bytes)| std::fs::write(tmp.join(f), bytes));
-    if let Err(e) = written {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(io(e));
-    }
-    if out.exists() {
-        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-        std::fs::rename(out, &old).map_err(io)?;
-        std::fs::rename(&tmp, out).map_err(io)?;
-        let _ = std::fs::remove_dir_all(&old);
-    } else {
-        std::fs::rename(&tmp, out).map_err(io)?;
-    }
-    Ok(())
 }
 
 /// The input commitment of `values` (all input integers, graph order) at `bits` bits.

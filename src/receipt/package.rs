@@ -1,0 +1,371 @@
+//! Packages: one model set up once, many inferences proved against it. `setup` calibrates on a
+//! data set, quantizes, compiles and derives the verifier key; every input proved against the
+//! package uses that same quantized model, circuit and key, so its receipts share one model
+//! commitment (and one `modelCommitment` for ERC-7992). `prove MODEL --input IN` is the same
+//! flow with a package calibrated on that one input, made on the fly.
+
+use std::time::Instant;
+
+use super::folder::{read_file, read_json};
+use super::prove::{Keys, check_resources, prove_chain};
+use super::*;
+use crate::files::write_folder;
+use crate::model::input::{DataSample, read_samples};
+use crate::model::{FloatRun, input::parse_input};
+use crate::quantize::dataset::{DataSetReport, data_set_gap, in_sample};
+use crate::quantize::quantize_calibrated;
+use crate::quantize::report::analyze;
+
+/// File names inside a package folder (besides model.onnx, quantized.json, circuit.json and
+/// vk.txt, as in a receipt folder).
+pub const PACKAGE_FILE: &str = "package.json";
+pub const CALIBRATION_FILE: &str = "calibration.json";
+pub const PACKAGE_SCHEMA: &str = "zkreceipt.package/1";
+
+/// The hashes that name a package (`package.json`). Every receipt proved against it carries
+/// the first four in its model commitment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Identity {
+    pub schema: String,
+    pub onnx_sha256: String,
+    pub quantized_sha256: String,
+    pub circuit_sha256: String,
+    pub vk_sha256: String,
+    /// The data-set report (`calibration.json`): the calibration's results, not its data.
+    pub calibration_sha256: String,
+}
+
+/// A set-up model: the artifacts every proof against it shares.
+pub struct Package {
+    pub model: Model,
+    pub onnx_bytes: Vec<u8>,
+    pub qm: QuantizedModel,
+    pub info: CircuitInfo,
+    pub vk_txt: String,
+    pub calibration: DataSetReport,
+    pub identity: Identity,
+}
+
+/// Float runs of every sample, with progress.
+fn float_runs(
+    model: &Model,
+    samples: &[DataSample],
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<FloatRun>> {
+    let mut floats = Vec::with_capacity(samples.len());
+    for (i, s) in samples.iter().enumerate() {
+        if i % 25 == 0 {
+            progress(&format!("float run {}/{}", i + 1, samples.len()));
+        }
+        floats.push(model.run_float(&s.inputs).map_err(|e| in_sample(e, s))?);
+    }
+    Ok(floats)
+}
+
+/// Read a model and a data set, run every sample in floats, and quantize calibrated on all of
+/// them. Returns the model file's bytes, the model, the quantized model and the data-set gap.
+pub fn calibrate(
+    model_path: &Path,
+    data: &[PathBuf],
+    cfg: &QuantConfig,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(Vec<u8>, Model, QuantizedModel, DataSetReport)> {
+    let onnx_bytes = read_capped(model_path, MODEL_CAP, "the model")?;
+    let model = Model::from_bytes(model_path, &onnx_bytes)?;
+    model.check_supported()?;
+    let samples = read_samples(data, &model)?;
+    progress(&format!("calibrate on {} sample(s)", samples.len()));
+    let floats = float_runs(&model, &samples, progress)?;
+    let calibration = Calibration::Samples(
+        samples
+            .iter()
+            .zip(&floats)
+            .map(|(s, f)| (&s.inputs[..], f))
+            .collect(),
+    );
+    progress("quantize");
+    let qm = quantize_calibrated(&model, &calibration, cfg)?;
+    let gap = data_set_gap(&model, &qm, &samples, &floats, progress)?;
+    Ok((onnx_bytes, model, qm, gap))
+}
+
+impl Package {
+    /// Calibrate on the data set, compile for `dis`'s visibility, and derive the keys (refusing
+    /// what `limits` excludes, before parameters or keys are made).
+    pub fn setup(
+        model_path: &Path,
+        data: &[PathBuf],
+        cfg: &QuantConfig,
+        limits: &ProveOptions,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<(Package, Keys)> {
+        let dis = limits.disclosure()?;
+        let (onnx_bytes, model, qm, calibration) = calibrate(model_path, data, cfg, progress)?;
+        progress("compile");
+        let compiled = circuit::compile_as(&qm, dis, None)
+            .map_err(|e| Error::invalid(model.file(), e.to_string()))?;
+        let info = compiled.info.clone();
+        progress(&format!(
+            "circuit: k={} · {} rows · {} advice columns",
+            info.k, info.rows, info.advice_columns
+        ));
+        check_resources(&info, limits, model_path, progress)?;
+        let (params, params_s) = proof::params(info.k, progress)?;
+        progress("keygen");
+        let c = Instant::now();
+        let (vk, pk) = proof::keygen(&params, &compiled.circuit)?;
+        let keys = Keys {
+            params,
+            vk,
+            pk,
+            params_s,
+            keygen_s: c.elapsed().as_secs_f64(),
+        };
+        let identity = Identity {
+            schema: PACKAGE_SCHEMA.into(),
+            onnx_sha256: model.sha256.clone(),
+            quantized_sha256: canonical_sha256(&qm),
+            circuit_sha256: canonical_sha256(&info),
+            vk_sha256: keys.vk.sha256.clone(),
+            calibration_sha256: canonical_sha256(&calibration),
+        };
+        let pkg = Package {
+            vk_txt: keys.vk.pinned.clone(),
+            model,
+            onnx_bytes,
+            qm,
+            info,
+            calibration,
+            identity,
+        };
+        Ok((pkg, keys))
+    }
+
+    /// Write the package folder atomically (an existing package at `out` is replaced).
+    pub fn write(&self, out: &Path) -> Result<()> {
+        let files: Vec<(&str, Vec<u8>)> = vec![
+            (MODEL_FILE, self.onnx_bytes.clone()),
+            (QUANTIZED_FILE, prove::json_pretty(&self.qm)),
+            (CIRCUIT_FILE, prove::json_pretty(&self.info)),
+            (VK_FILE, self.vk_txt.clone().into_bytes()),
+            (CALIBRATION_FILE, prove::json_pretty(&self.calibration)),
+            (PACKAGE_FILE, prove::json_pretty(&self.identity)),
+        ];
+        write_folder(out, &files, PACKAGE_FILE)
+    }
+
+    /// Whether `path` is a package folder.
+    pub fn is_package(path: &Path) -> bool {
+        path.is_dir() && path.join(PACKAGE_FILE).is_file()
+    }
+
+    /// Read a package folder strictly: every file must be what its hash in package.json says,
+    /// quantized.json must be what model.onnx gives with its recorded ranges, and circuit.json
+    /// what quantized.json compiles to.
+    pub fn read(dir: &Path) -> Result<Package> {
+        let identity: Identity = read_json(dir, PACKAGE_FILE)?;
+        let bad = |file: &str, msg: String| Error::invalid(dir.join(file).display(), msg);
+        if identity.schema != PACKAGE_SCHEMA {
+            return Err(bad(
+                PACKAGE_FILE,
+                format!(
+                    "field `schema` is {:?}, expected {PACKAGE_SCHEMA:?}",
+                    identity.schema
+                ),
+            ));
+        }
+        let onnx_bytes = read_capped(&dir.join(MODEL_FILE), MODEL_CAP, "the model")?;
+        let qm: QuantizedModel = read_json(dir, QUANTIZED_FILE)?;
+        qm.validate().map_err(|e| bad(QUANTIZED_FILE, e))?;
+        let info: CircuitInfo = read_json(dir, CIRCUIT_FILE)?;
+        let vk_txt = String::from_utf8(read_file(dir, VK_FILE)?)
+            .map_err(|_| bad(VK_FILE, "not UTF-8 text".into()))?;
+        let calibration: DataSetReport = read_json(dir, CALIBRATION_FILE)?;
+        let hashes = [
+            (MODEL_FILE, sha256_hex(&onnx_bytes), &identity.onnx_sha256),
+            (
+                QUANTIZED_FILE,
+                canonical_sha256(&qm),
+                &identity.quantized_sha256,
+            ),
+            (
+                CIRCUIT_FILE,
+                canonical_sha256(&info),
+                &identity.circuit_sha256,
+            ),
+            (VK_FILE, sha256_hex(vk_txt.as_bytes()), &identity.vk_sha256),
+            (
+                CALIBRATION_FILE,
+                canonical_sha256(&calibration),
+                &identity.calibration_sha256,
+            ),
+        ];
+        for (file, sha, want) in hashes {
+            if &sha != want {
+                return Err(bad(
+                    file,
+                    format!("has sha256 {sha}; package.json says {want}"),
+                ));
+            }
+        }
+        let model = Model::from_bytes(&dir.join(MODEL_FILE), &onnx_bytes)?;
+        let again = quantize_calibrated(&model, &Calibration::Recorded(&qm), &qm.config)?;
+        if again != qm {
+            return Err(bad(
+                QUANTIZED_FILE,
+                "is not what model.onnx gives with the ranges it records".into(),
+            ));
+        }
+        let layout = info.layout;
+        let compiled =
+            circuit::compile_layout(&qm, layout.lanes, layout.groups, layout.disclosure(), None)
+                .map_err(|e| bad(QUANTIZED_FILE, e.to_string()))?;
+        if compiled.info != info {
+            return Err(bad(
+                CIRCUIT_FILE,
+                "is not the circuit quantized.json compiles to".into(),
+            ));
+        }
+        Ok(Package {
+            model,
+            onnx_bytes,
+            qm,
+            info,
+            vk_txt,
+            calibration,
+            identity,
+        })
+    }
+
+    /// Make the parameters and keys of the package's circuit (once for every proof); the key
+    /// must be the package's vk.txt.
+    pub fn keys(&self, limits: &ProveOptions, progress: &mut dyn FnMut(&str)) -> Result<Keys> {
+        check_resources(&self.info, limits, Path::new(MODEL_FILE), progress)?;
+        let (params, params_s) = proof::params(self.info.k, progress)?;
+        progress("keygen");
+        let c = Instant::now();
+        let layout = self.info.layout;
+        let compiled = circuit::compile_layout(
+            &self.qm,
+            layout.lanes,
+            layout.groups,
+            layout.disclosure(),
+            None,
+        )
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        let (vk, pk) = proof::keygen(&params, &compiled.circuit)?;
+        if vk.pinned != self.vk_txt {
+            return Err(Error::invalid(
+                VK_FILE,
+                "the package's vk.txt is not the key of its circuit",
+            ));
+        }
+        Ok(Keys {
+            params,
+            vk,
+            pk,
+            params_s,
+            keygen_s: c.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The options a proof against this package takes: its visibility, the caller's salt,
+    /// randomness and limits. A salt must be given exactly when the package's circuit is salted.
+    pub fn options(&self, opts: &ProveOptions) -> Result<ProveOptions> {
+        let layout = self.info.layout;
+        if layout.salted != opts.salt.is_some() {
+            return Err(Error::Usage(if layout.salted {
+                "the package was set up for a salted hashed input: give --salt".into()
+            } else {
+                "--salt: the package was set up without a salt (setup --salted makes one that takes it)"
+                    .into()
+            }));
+        }
+        Ok(ProveOptions {
+            input: layout.input,
+            params: layout.params,
+            ..*opts
+        })
+    }
+
+    /// Prove one sample against the package into the receipt folder `out`. An input outside
+    /// what the package was calibrated for is refused before proving, with the way to widen it.
+    pub fn prove(
+        &self,
+        keys: &Keys,
+        sample: &DataSample,
+        out: &Path,
+        opts: &ProveOptions,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Proved> {
+        let opts = self.options(opts)?;
+        let clock = Instant::now();
+        let chain = self
+            .chain(sample, opts.disclosure()?)
+            .map_err(|e| widen(e, sample))?;
+        let t = Timings {
+            quantize_s: clock.elapsed().as_secs_f64(),
+            ..Timings::default()
+        };
+        prove_chain(chain, keys, &opts, out, t, progress)
+    }
+
+    /// The chain of one sample through the package's quantized model and circuit.
+    fn chain(&self, sample: &DataSample, dis: Disclosure) -> Result<Chain> {
+        let float = self.model.run_float(&sample.inputs)?;
+        let report = analyze(&self.model, &self.qm, &sample.inputs, &float)?;
+        let names: Vec<String> = self.model.inputs.iter().map(|i| i.name.clone()).collect();
+        let inputs = self.qm.quantize_inputs(&sample.inputs, &names)?;
+        let values = self.qm.evaluate(&inputs)?;
+        let layout = self.info.layout;
+        let compiled =
+            circuit::compile_layout(&self.qm, layout.lanes, layout.groups, dis, Some(&values))
+                .map_err(|e| Error::invalid(self.model.file(), e.to_string()))?;
+        if compiled.info != self.info {
+            return Err(Error::Internal(
+                "the circuit with this input's witness differs from the package's".into(),
+            ));
+        }
+        let outputs = self.qm.outputs.iter().map(|&v| values[v].clone()).collect();
+        Ok(Chain {
+            model: self.model.clone(),
+            qm: self.qm.clone(),
+            report,
+            compiled,
+            inputs,
+            outputs,
+            onnx_bytes: self.onnx_bytes.clone(),
+            input_bytes: sample.text.clone().into_bytes(),
+        })
+    }
+}
+
+/// An input the package cannot prove: say which sample and how to widen the package.
+fn widen(e: Error, sample: &DataSample) -> Error {
+    match e {
+        Error::Invalid { file, msg } => Error::invalid(
+            format!("{} ({file})", sample.source),
+            format!(
+                "{msg}; this input is outside what the package was calibrated for: run setup \
+                 again with it among the --calibration samples, or with a larger --margin"
+            ),
+        ),
+        other => other,
+    }
+}
+
+/// Read a data set for proving against `pkg` (the same forms as calibration data).
+pub fn read_inputs(pkg: &Package, paths: &[PathBuf]) -> Result<Vec<DataSample>> {
+    read_samples(paths, &pkg.model)
+}
+
+/// Parse one input text for `pkg` (a named source for messages).
+pub fn sample_of(pkg: &Package, text: &str, source: &str) -> Result<DataSample> {
+    Ok(DataSample {
+        source: source.into(),
+        name: source.into(),
+        inputs: parse_input(text, source, &pkg.model)?,
+        label: None,
+        text: text.into(),
+    })
+}

@@ -52,6 +52,20 @@ fn forge_quantized(d: &Path, f: impl FnOnce(&mut QuantizedModel)) {
     });
 }
 
+/// The audit's ONNX → quantized link: (holds, skipped).
+fn quantized_link(dir: &Path) -> (bool, bool) {
+    let o = zk(&["audit", dir.to_str().unwrap(), "--json"]);
+    let a = stdout_json(&o);
+    let l = a["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["link"] == "model.onnx + recorded ranges → quantized.json")
+        .unwrap_or_else(|| panic!("no quantized link in {a}"))
+        .clone();
+    (l["holds"] == true, l["skipped"] == true)
+}
+
 /// A model with one weight changed, proved with a hashed input and relabelled with the genuine
 /// ONNX file and its hashes: its statement would be false, and verify rejects it.
 #[test]
@@ -65,12 +79,18 @@ fn a_relabelled_model_is_rejected_with_a_hashed_input() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let (code, v) = verify(&out);
     assert_eq!(code, 0, "{v}");
+    // Audit re-derives ONNX → quantized without the input, too.
+    assert_eq!(quantized_link(&out), (true, false));
     let genuine = std::fs::read(&m).unwrap();
     let why = expect_rejected(&out, "relabelled", |d| {
         std::fs::write(d.join("model.onnx"), &genuine).unwrap();
         forge_quantized(d, |q| q.source_sha256 = sha256_hex(&genuine));
     });
     assert!(why.contains("not what model.onnx gives"), "{why}");
+    assert_eq!(
+        quantized_link(&out.parent().unwrap().join("relabelled")).0,
+        false
+    );
     // Left unrelabelled, the changed file itself is what a verifier sees named.
     let why = expect_rejected(&out, "onnx-swapped", |d| {
         std::fs::write(d.join("model.onnx"), &genuine).unwrap();
@@ -184,6 +204,14 @@ fn two_inputs_prove_against_one_package_with_one_key() {
         assert_eq!(r["receipt"]["verifier"]["vk_sha256"], vk.as_str());
         let (code, v) = verify(&out);
         assert_eq!(code, 0, "{v}");
+        // The audit re-runs input.json through the package's model: every link holds.
+        let o = zk(&["audit", out.to_str().unwrap(), "--json"]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
         commitments.push((
             r["receipt"]["model_commitment"].clone(),
             export_commitment(&out),

@@ -320,7 +320,7 @@ fn digits_audit_and_break_test() {
     expect_broken_link(
         &out,
         "a-quantized",
-        "model.onnx + input.json → quantized.json",
+        "model.onnx + recorded ranges → quantized.json",
         |d| {
             bump_linear_weight(d, 1, -1);
         },

@@ -51,3 +51,19 @@ pub fn quantize_files(model_path: &Path, input: &Path, cfg: &QuantConfig) -> Res
         inputs,
     })
 }
+
+/// An input file through a quantized model already made (a package's, or a receipt's): its
+/// float run compared with the integer evaluator, and its integers at the inputs' scales.
+pub fn run_through(
+    model: &Model,
+    qm: &QuantizedModel,
+    input: &Path,
+) -> Result<(RunReport, Vec<Tensor<i64>>)> {
+    let text = read_input(input)?;
+    let floats = parse_input(&text, &input.display().to_string(), model)?;
+    let float = model.run_float(&floats)?;
+    let report = analyze(model, qm, &floats, &float)?;
+    let names: Vec<String> = model.inputs.iter().map(|i| i.name.clone()).collect();
+    let inputs = qm.quantize_inputs(&floats, &names)?;
+    Ok((report, inputs))
+}

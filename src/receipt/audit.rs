@@ -5,14 +5,15 @@ use serde::Serialize;
 
 use super::{
     ChainLink, Folder, INPUT_FILE, KeyCache, MODEL_FILE, QUANTIZED_FILE, TensorClaim,
-    canonical_sha256, input_sha256, verify_folder_with,
+    canonical_sha256, first_difference, input_sha256, verify_folder_with,
 };
 use crate::circuit::{self, ParamVisibility, Visibility, commit};
 use crate::error::Result;
+use crate::model::Model;
 use crate::model::sha256_hex;
-use crate::quantize::QuantizedModel;
-use crate::quantize::pipeline::quantize_files;
+use crate::quantize::pipeline::run_through;
 use crate::quantize::report::RunReport;
+use crate::quantize::{Calibration, quantize_calibrated};
 use crate::tensor::Tensor;
 
 #[derive(Clone, Debug, Serialize)]
@@ -70,28 +71,6 @@ fn skip(links: &mut Vec<Link>, stage: ChainLink, name: &str, why: &str) {
     });
 }
 
-/// The first top-level field where two quantized models differ.
-fn first_difference(a: &QuantizedModel, b: &QuantizedModel) -> String {
-    let (va, vb) = (
-        serde_json::to_value(a).unwrap_or_default(),
-        serde_json::to_value(b).unwrap_or_default(),
-    );
-    if let (Some(ma), Some(mb)) = (va.as_object(), vb.as_object()) {
-        for (k, x) in ma {
-            if mb.get(k) != Some(x) {
-                if let (Some(xa), Some(xb)) = (x.as_array(), mb.get(k).and_then(|y| y.as_array())) {
-                    if let Some(i) = xa.iter().zip(xb).position(|(p, q)| p != q) {
-                        return format!("field `{k}`[{i}]");
-                    }
-                    return format!("field `{k}` (length {} vs {})", xa.len(), xb.len());
-                }
-                return format!("field `{k}`");
-            }
-        }
-    }
-    "canonical bytes".into()
-}
-
 /// Audit a folder: model file → quantized model → circuit → verifier key → proof, and the
 /// input, output and error figures re-derived by running the model again.
 pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> {
@@ -110,56 +89,59 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
     progress("model.onnx");
     model_file_link(f, &redacted, &mut links);
 
-    // 2. Re-quantize from model.onnx and input.json with the recorded settings. A hashed or
-    // private input is not in the folder, so neither this nor the input and output links can
-    // be re-derived from it.
+    // 2. Re-derive quantized.json from model.onnx and the ranges it records (no input needed,
+    // so in every input mode); then, for a public input, run input.json through it.
     progress("re-quantize");
-    let absent = match r.input_commitment.visibility {
-        _ if redacted.is_some() => redacted.clone(),
-        Visibility::Public => None,
-        v => Some(format!(
-            "skipped: the input is {} and not in the folder; the proof still binds quantized.json through the verifier key",
-            v.name()
-        )),
-    };
-    let rerun = quantize_files(&model_path, &input_path, &f.qm.config)
-        .map(|run| (run.qm, run.report, run.inputs));
-    match &rerun {
-        _ if absent.is_some() => skip(
+    const DERIVED: &str = "model.onnx + recorded ranges → quantized.json";
+    let model = Model::load(&model_path);
+    match (&redacted, &model) {
+        (Some(why), _) => skip(&mut links, ChainLink::Quantized, DERIVED, why),
+        (None, Err(e)) => link(
             &mut links,
             ChainLink::Quantized,
-            "model.onnx + input.json → quantized.json",
-            absent.as_deref().unwrap_or_default(),
+            DERIVED,
+            false,
+            String::new(),
+            format!("cannot read model.onnx: {e}"),
         ),
-        Ok((qm, _, _)) => {
-            let same = canonical_sha256(qm) == canonical_sha256(&f.qm)
-                && canonical_sha256(&f.qm) == r.model_commitment.quantized_sha256;
-            let diff = if canonical_sha256(qm) != canonical_sha256(&f.qm) {
-                format!(
-                    "re-quantizing gives a different {QUANTIZED_FILE}: {}",
-                    first_difference(qm, &f.qm)
-                )
-            } else {
-                "quantized.json differs from model_commitment.quantized_sha256".into()
+        (None, Ok(m)) => {
+            let again = quantize_calibrated(m, &Calibration::Recorded(&f.qm), &f.qm.config);
+            let sha = canonical_sha256(&f.qm);
+            let (holds, why) = match &again {
+                Err(e) => (false, format!("cannot re-derive: {e}")),
+                Ok(q) if q != &f.qm => (
+                    false,
+                    format!(
+                        "re-deriving gives a different {QUANTIZED_FILE}: {}",
+                        first_difference(q, &f.qm)
+                    ),
+                ),
+                Ok(_) if sha != r.model_commitment.quantized_sha256 => (
+                    false,
+                    "quantized.json differs from model_commitment.quantized_sha256".into(),
+                ),
+                Ok(_) => (true, String::new()),
             };
             link(
                 &mut links,
                 ChainLink::Quantized,
-                "model.onnx + input.json → quantized.json",
-                same,
-                format!("identical (sha256 {})", canonical_sha256(&f.qm)),
-                diff,
+                DERIVED,
+                holds,
+                format!("identical (sha256 {sha})"),
+                why,
             );
         }
-        Err(e) => link(
-            &mut links,
-            ChainLink::Quantized,
-            "model.onnx + input.json → quantized.json",
-            false,
-            String::new(),
-            format!("cannot re-quantize: {e}"),
-        ),
     }
+    // A hashed or private input is not in the folder: the input and output links need it.
+    let absent = match r.input_commitment.visibility {
+        _ if redacted.is_some() => redacted.clone(),
+        Visibility::Public => None,
+        v => Some(format!(
+            "skipped: the input is {} and not in the folder; the proof still binds the output to it",
+            v.name()
+        )),
+    };
+    let rerun = model.and_then(|m| run_through(&m, &f.qm, &input_path));
 
     // 3. Re-compile the circuit from quantized.json.
     progress("re-compile");
@@ -287,7 +269,7 @@ fn weights_link(f: &Folder, redacted: &Option<String>, links: &mut Vec<Link>) {
 fn input_and_output_links(
     f: &Folder,
     absent: &Option<String>,
-    rerun: &Result<(QuantizedModel, RunReport, Vec<Tensor<i64>>)>,
+    rerun: &Result<(RunReport, Vec<Tensor<i64>>)>,
     links: &mut Vec<Link>,
 ) {
     let r = &f.receipt;
@@ -304,7 +286,22 @@ fn input_and_output_links(
             "inference → output and error figures",
             why,
         );
-    } else if let Ok((qm, report, ints)) = &rerun {
+    } else if let Err(e) = &rerun {
+        for what in [
+            "input.json → input commitment",
+            "inference → output and error figures",
+        ] {
+            link(
+                links,
+                ChainLink::Receipt,
+                what,
+                false,
+                String::new(),
+                format!("cannot run input.json: {e}"),
+            );
+        }
+    } else if let Ok((report, ints)) = &rerun {
+        let qm = &f.qm;
         let claims: Vec<TensorClaim> = qm
             .inputs
             .iter()

@@ -419,3 +419,24 @@ fn weights_text(info: &CircuitInfo) -> String {
         ),
     }
 }
+
+/// Where two quantized models first differ, in words.
+pub(crate) fn first_difference(a: &QuantizedModel, b: &QuantizedModel) -> String {
+    if let Some((x, y)) = a.values.iter().zip(&b.values).find(|(x, y)| x != y) {
+        return format!(
+            "value `{}` differs (scale {} there, {} here)",
+            x.name, x.scale, y.scale
+        );
+    }
+    if let Some((x, _)) = a.nodes.iter().zip(&b.nodes).find(|(x, y)| x != y) {
+        return format!("node `{}` differs (its op or parameters)", x.name);
+    }
+    let (va, vb) = (
+        serde_json::to_value(a).unwrap_or_default(),
+        serde_json::to_value(b).unwrap_or_default(),
+    );
+    match folder::json_difference(&va, &vb) {
+        Some((path, _)) => format!("field `{path}`"),
+        None => "canonical bytes".into(),
+    }
+}

@@ -248,20 +248,6 @@ fn onnx_problem(f: &Folder) -> Option<String> {
     }
 }
 
-/// Where two quantized models first differ, in words.
-fn first_difference(a: &QuantizedModel, b: &QuantizedModel) -> String {
-    if let Some((x, y)) = a.values.iter().zip(&b.values).find(|(x, y)| x != y) {
-        return format!(
-            "value `{}` differs (scale {} there, {} here)",
-            x.name, x.scale, y.scale
-        );
-    }
-    if let Some((x, _)) = a.nodes.iter().zip(&b.nodes).find(|(x, y)| x != y) {
-        return format!("node `{}` differs (its op or parameters)", x.name);
-    }
-    "the settings, inputs, outputs or counts differ".into()
-}
-
 /// The first way the numbers shown for `values` (graph inputs or outputs) differ from the
 /// model: count, names, the activation range, shapes, scales, floats against integers.
 fn shown_mismatch(f: &Folder, claims: &[TensorClaim], values: &[usize]) -> Option<String> {

@@ -258,6 +258,23 @@ fn a_batch_proves_ten_digits_against_one_key() {
     }
     let (code, v) = verify(Path::new(receipts[9]["out"].as_str().unwrap()));
     assert_eq!(code, 0, "{v}");
+    // The gap of the package's model over the test images, and of the model calibrated on them.
+    let test = d.join("test.jsonl");
+    for target in [pkg.clone(), d.join("model.onnx")] {
+        let args = [
+            "run",
+            target.to_str().unwrap(),
+            "--calibration",
+            test.to_str().unwrap(),
+            "--json",
+        ];
+        let o = zk(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let g = stdout_json(&o);
+        assert_eq!(g["samples"], 10);
+        assert_eq!(g["outputs"][0]["quantized_accuracy"], 1.0, "{g}");
+        assert_eq!(g["layers"].as_array().unwrap().len(), 4, "{g}");
+    }
 }
 
 /// An input beyond what the package was calibrated for is refused before proving, naming the

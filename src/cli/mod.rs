@@ -60,12 +60,22 @@ pub enum Command {
     },
     /// Run a model in float (tract) and quantized (integer evaluator) and compare them: outputs,
     /// argmax, and error per node.
+    /// With --calibration, the gap over a data set instead: per output the max and mean error,
+    /// argmax agreement and accuracy against labels, per layer the spread of its error.
     Run {
-        /// The ONNX model.
+        /// The ONNX model (or, with --calibration, a package folder made by `setup`).
         model: PathBuf,
         /// Input JSON: {"input_data": [[...]]}, one flattened array per graph input.
-        #[arg(long)]
-        input: PathBuf,
+        #[arg(
+            long,
+            required_unless_present = "calibration",
+            conflicts_with = "calibration"
+        )]
+        input: Option<PathBuf>,
+        /// A data set (input files, JSON Lines files, folders of input files): the model is
+        /// calibrated on all of it (a package: its own calibration) and compared on every sample.
+        #[arg(long, num_args = 1..)]
+        calibration: Vec<PathBuf>,
         #[command(flatten)]
         quant: QuantArgs,
         /// Print one JSON document instead of the report.
@@ -333,9 +343,13 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Run {
             model,
             input,
+            calibration,
             quant,
             json,
-        } => cmd_run(&model, &input, &quant.config(), json),
+        } => match input {
+            Some(input) => cmd_run(&model, &input, &quant.config(), json),
+            None => package::cmd_run_data_set(&model, &calibration, &quant, json),
+        },
         Command::Prove {
             model,
             input,

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::quantize::QuantConfig;
 use crate::quantize::dataset::DataSetReport;
 use crate::receipt::ProveOptions;
-use crate::receipt::package::{Package, read_inputs};
+use crate::receipt::package::{Package, calibrate, read_inputs};
 
 pub fn cmd_setup(
     model: &Path,
@@ -241,5 +241,33 @@ pub fn cmd_prove_package(
         &["input", "output argmax", "prove s", "verified", "receipt"],
         &rows,
     );
+    Ok(0)
+}
+
+/// `run --calibration`: the quantization gap over a data set, for a model calibrated on it or
+/// for a package's own quantized model.
+pub fn cmd_run_data_set(
+    model: &Path,
+    data: &[PathBuf],
+    quant: &QuantArgs,
+    json: bool,
+) -> Result<i32> {
+    let progress = &mut stderr_progress();
+    let gap = if Package::is_package(model) {
+        if quant.config() != QuantConfig::default() {
+            return Err(Error::Usage(
+                "the package fixes the quantization: give --scale, --param-bits and --activation-bits to setup".into(),
+            ));
+        }
+        let pkg = Package::read(model)?;
+        pkg.gap_on(data, progress)?
+    } else {
+        calibrate(model, data, &quant.config(), progress)?.3
+    };
+    if json {
+        print_json(&gap);
+    } else {
+        print_gap(&gap);
+    }
     Ok(0)
 }

@@ -310,6 +310,17 @@ impl Package {
         prove_chain(chain, keys, &opts, out, t, progress)
     }
 
+    /// The quantization gap of the package's model over a data set (its calibration kept).
+    pub fn gap_on(
+        &self,
+        data: &[PathBuf],
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<DataSetReport> {
+        let samples = read_samples(data, &self.model)?;
+        let floats = float_runs(&self.model, &samples, progress)?;
+        data_set_gap(&self.model, &self.qm, &samples, &floats, progress)
+    }
+
     /// The chain of one sample through the package's quantized model and circuit.
     fn chain(&self, sample: &DataSample, dis: Disclosure) -> Result<Chain> {
         let float = self.model.run_float(&sample.inputs)?;

@@ -177,23 +177,108 @@ pub fn bench_rows(
     dis: Disclosure,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<BenchRow>> {
-    let pairs: Vec<(PathBuf, PathBuf)> = if models.is_empty() {
+    model_inputs(models, inputs)?
+        .iter()
+        .map(|(m, i)| bench_model(m, i, runs, dis, progress))
+        .collect()
+}
+
+/// The models with their inputs, in order (the bundled samples when none is named).
+fn model_inputs(models: &[PathBuf], inputs: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf)>> {
+    if models.is_empty() {
         if !inputs.is_empty() {
             return Err(Error::Usage("--input: given without a model".into()));
         }
-        default_models()
+        Ok(default_models())
     } else if models.len() != inputs.len() {
-        return Err(Error::Usage(format!(
+        Err(Error::Usage(format!(
             "bench: {} models but {} --input files: give one --input per model, in order",
             models.len(),
             inputs.len()
-        )));
+        )))
     } else {
-        models.iter().cloned().zip(inputs.iter().cloned()).collect()
+        Ok(models.iter().cloned().zip(inputs.iter().cloned()).collect())
+    }
+}
+
+/// Proving N inferences of one model: N separate `prove` runs against one package and N proofs.
+#[derive(Clone, Debug, Serialize)]
+pub struct BatchRow {
+    pub name: String,
+    pub proofs: usize,
+    /// N separate runs of `prove MODEL` (each calibrates, compiles, makes the keys, proves and
+    /// writes its folder; parameters cached).
+    pub separate_s: f64,
+    /// `setup` (calibrated on the input) plus `prove PKG` of N inputs: keys made once.
+    pub setup_s: f64,
+    pub batch_s: f64,
+    /// batch_s / separate_s.
+    pub ratio: f64,
+}
+
+/// Time N proofs of `model` on `input`, separately and as a batch against one package. The
+/// receipt folders go to a temporary folder, removed afterwards.
+pub fn batch_row(
+    model: &Path,
+    input: &Path,
+    proofs: usize,
+    progress: &mut dyn FnMut(&str),
+) -> Result<BatchRow> {
+    use crate::receipt::package::Package;
+    use crate::receipt::{ProofRng, ProveOptions, prove_folder};
+    let tmp = std::env::temp_dir().join(format!("zkreceipt-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let io = |e: std::io::Error| Error::invalid(tmp.display(), e);
+    std::fs::create_dir_all(&tmp).map_err(io)?;
+    let opts = ProveOptions {
+        rng: ProofRng::Seeded(1),
+        ..ProveOptions::default()
     };
-    pairs
+    let proofs = proofs.max(1);
+    let cfg = QuantConfig::default();
+    let quiet = &mut |_: &str| {};
+    // Parameters are cached before either side is timed.
+    progress(&format!("{}: parameters", model.display()));
+    prove_folder(model, input, &tmp.join("warm"), &cfg, &opts, quiet)?;
+    progress(&format!("{}: {proofs} separate proofs", model.display()));
+    let t = Instant::now();
+    for i in 0..proofs {
+        prove_folder(model, input, &tmp.join(format!("s{i}")), &cfg, &opts, quiet)?;
+    }
+    let separate_s = t.elapsed().as_secs_f64();
+    progress(&format!(
+        "{}: setup and {proofs} proofs in a batch",
+        model.display()
+    ));
+    let t = Instant::now();
+    let (pkg, keys) = Package::setup(model, &[input.to_path_buf()], &cfg, &opts, quiet)?;
+    let setup_s = t.elapsed().as_secs_f64();
+    let sample = crate::receipt::package::read_inputs(&pkg, &[input.to_path_buf()])?;
+    for i in 0..proofs {
+        pkg.prove(&keys, &sample[0], &tmp.join(format!("b{i}")), &opts, quiet)?;
+    }
+    let batch_s = t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(BatchRow {
+        name: name_of(model),
+        proofs,
+        separate_s,
+        setup_s,
+        batch_s,
+        ratio: batch_s / separate_s.max(1e-9),
+    })
+}
+
+/// [`batch_row`] for `models` with their inputs (the bundled samples when none is named).
+pub fn batch_rows(
+    models: &[PathBuf],
+    inputs: &[PathBuf],
+    proofs: usize,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<BatchRow>> {
+    model_inputs(models, inputs)?
         .iter()
-        .map(|(m, i)| bench_model(m, i, runs, dis, progress))
+        .map(|(m, i)| batch_row(m, i, proofs, progress))
         .collect()
 }
 

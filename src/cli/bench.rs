@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{print_json, print_table, stderr_progress};
-use crate::bench::{CorpusRow, bench_rows, corpus_rows};
+use crate::bench::{CorpusRow, batch_rows, bench_rows, corpus_rows};
 use crate::circuit::Disclosure;
 use crate::error::Result;
 
@@ -124,5 +124,43 @@ pub fn cmd_corpus(dir: &Path, max_k: u32, json: bool) -> Result<i32> {
         let proved = of.iter().filter(|r| r.verified == Some(true)).count();
         println!("  tier {tier}: {proved}/{} proved and verified", of.len());
     }
+    Ok(0)
+}
+
+/// `bench --batch N`: N proofs per model, separately and in one batch against a package.
+pub fn cmd_batch(models: &[PathBuf], inputs: &[PathBuf], n: usize, json: bool) -> Result<i32> {
+    let rows = batch_rows(models, inputs, n, &mut stderr_progress())?;
+    if json {
+        print_json(&serde_json::json!({ "batch": rows }));
+        return Ok(0);
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.name.clone(),
+                r.proofs.to_string(),
+                format!("{:.2}", r.separate_s),
+                format!("{:.2}", r.setup_s),
+                format!("{:.2}", r.batch_s),
+                format!("{:.3}", r.separate_s / r.proofs as f64),
+                format!("{:.3}", r.batch_s / r.proofs as f64),
+                format!("{:.2}×", r.ratio),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "model",
+            "proofs",
+            "separate s",
+            "setup s",
+            "batch s (setup incl.)",
+            "s/proof separate",
+            "s/proof batch",
+            "batch / separate",
+        ],
+        &table,
+    );
     Ok(0)
 }

@@ -219,6 +219,10 @@ pub enum Command {
         /// preflight, float vs onnxruntime, quantize, compile, prove, verify.
         #[arg(long, conflicts_with_all = ["models", "input"])]
         corpus: Option<PathBuf>,
+        /// Instead: time N proofs per model, as N separate `prove` runs and as `setup` plus one
+        /// batch of N against the package (what proving many inputs with one key saves).
+        #[arg(long, value_name = "N", conflicts_with = "corpus")]
+        batch: Option<usize>,
         /// With --corpus: the largest k to prove at (larger circuits are compiled, not proved).
         #[arg(long, default_value_t = 16)]
         max_k: u32,
@@ -414,11 +418,15 @@ pub fn run(cli: Cli) -> Result<i32> {
             input,
             runs,
             corpus,
+            batch,
             max_k,
             input_visibility,
             param_visibility,
             json,
         } => {
+            if let Some(n) = batch {
+                return bench::cmd_batch(&models, &input, n, json);
+            }
             let dis = crate::circuit::Disclosure {
                 input: input_visibility,
                 params: param_visibility,

@@ -327,3 +327,93 @@ fn a_package_refuses_what_it_cannot_prove() {
     assert!(stderr(&o).contains("quantized.json"), "{}", stderr(&o));
     assert!(!out.exists());
 }
+
+/// Data sets in every form, and their mistakes named by file and line.
+#[test]
+fn data_sets_are_read_in_every_form_and_mistakes_are_named() {
+    let w = work_dir("package-data");
+    let (m, i, _) = sample("sigmoid");
+    let text = std::fs::read_to_string(&i).unwrap();
+    let one_line: Value = serde_json::from_str(&text).unwrap();
+    let line = serde_json::to_string(&one_line).unwrap();
+    // A folder of input files and a JSON Lines file with a blank line and labels.
+    let folder = w.join("folder");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("a.json"), &text).unwrap();
+    scaled_input(&i, 0.5, &folder.join("b.json"));
+    std::fs::write(folder.join("notes.txt"), "not an input").unwrap();
+    let jsonl = w.join("set.jsonl");
+    let labelled = line.replacen('{', "{\"label\": 1, ", 1);
+    std::fs::write(&jsonl, format!("{line}\n\n{labelled}\n")).unwrap();
+    let o = zk(&[
+        "run",
+        m.to_str().unwrap(),
+        "--calibration",
+        folder.to_str().unwrap(),
+        jsonl.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let g = stdout_json(&o);
+    assert_eq!(g["samples"], 4, "{g}");
+
+    let cases: [(&str, String, &str); 4] = [
+        (
+            "bad.jsonl",
+            format!("{line}\n{{\"input_data\": [[1, \n"),
+            "bad.jsonl line 2",
+        ),
+        (
+            "label.jsonl",
+            line.replacen('{', "{\"label\": \"cat\", ", 1),
+            "`label`",
+        ),
+        ("empty.jsonl", "\n\n".into(), "holds no samples"),
+        (
+            "nan.jsonl",
+            line.replacen("[[", "[[NaN, ", 1),
+            "nan.jsonl line 1",
+        ),
+    ];
+    for (name, body, expect) in cases {
+        let p = w.join(name);
+        std::fs::write(&p, body).unwrap();
+        let pkg = w.join(format!("pkg-{name}"));
+        let o = zk(&[
+            "setup",
+            m.to_str().unwrap(),
+            "--calibration",
+            p.to_str().unwrap(),
+            "--out",
+            pkg.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(3), "{name}: {}", stderr(&o));
+        assert!(stderr(&o).contains(expect), "{name}: {}", stderr(&o));
+        assert!(!pkg.exists(), "{name}: a package was written");
+    }
+    let empty = w.join("empty-folder");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = zk(&[
+        "run",
+        m.to_str().unwrap(),
+        "--calibration",
+        empty.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("holds no .json input files"),
+        "{}",
+        stderr(&o)
+    );
+    let o = zk(&[
+        "setup",
+        m.to_str().unwrap(),
+        "--calibration",
+        i.to_str().unwrap(),
+        "--out",
+        w.join("p").to_str().unwrap(),
+        "--margin",
+        "0.5",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}

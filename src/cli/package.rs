@@ -22,7 +22,7 @@ pub fn cmd_setup(
     opts: &ProveOptions,
     json: bool,
 ) -> Result<i32> {
-    if !(cfg.margin.is_finite() && (1.0..=1024.0).contains(&cfg.margin)) {
+    if !crate::quantize::MARGINS.contains(&cfg.margin) {
         return Err(Error::Usage(format!(
             "--margin {}: give a factor from 1 to 1024",
             cfg.margin

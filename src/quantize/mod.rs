@@ -70,6 +70,8 @@ pub struct QuantConfig {
 }
 
 pub const DEFAULT_MARGIN: f64 = 2.0;
+/// The margins a quantized model may record.
+pub const MARGINS: std::ops::RangeInclusive<f64> = 1.0..=1024.0;
 
 fn default_margin() -> f64 {
     DEFAULT_MARGIN

@@ -205,6 +205,14 @@ impl QuantizedModel {
     /// the circuit compiler index into it: value ids in range and computed before use, and
     /// every op's parameters sized for its shapes. Err names the node and the problem.
     pub fn validate(&self) -> std::result::Result<(), String> {
+        if !MARGINS.contains(&self.config.margin) {
+            return Err(format!(
+                "config.margin {} is outside {}..={}",
+                self.config.margin,
+                MARGINS.start(),
+                MARGINS.end()
+            ));
+        }
         let nv = self.values.len();
         let in_range = |v: usize| v < nv;
         if let Some(v) = self

@@ -341,3 +341,63 @@ fn snapshots_of_every_screen() {
     act(&mut app, Action::Help);
     snap("help_100x30", screen(&app, 100, 30));
 }
+
+/// A receipt proved against a package shows the package's data-set gap in the Quantized link,
+/// marked as the prover's unbound report; it verifies and audits like any other.
+#[test]
+fn a_package_receipt_shows_the_data_set_gap() {
+    init();
+    let w = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tui-package");
+    let d = root().join("samples").join("digits");
+    let (pkg, out) = (w.join("pkg"), w.join("r"));
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_zkreceipt"))
+            .args(args)
+            .env(
+                "ZKRECEIPT_CACHE",
+                PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("params-cache"),
+            )
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let cal = d.join("calibration.jsonl");
+    let model = d.join("model.onnx");
+    let input = d.join("input.json");
+    run(&[
+        "setup",
+        model.to_str().unwrap(),
+        "--calibration",
+        cal.to_str().unwrap(),
+        "--out",
+        pkg.to_str().unwrap(),
+    ]);
+    run(&[
+        "prove",
+        pkg.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--seed",
+        "3",
+    ]);
+    let mut app = App::new(Command::Open(out));
+    let cmds = app.start();
+    exec(&mut app, cmds);
+    assert!(app.error.is_none(), "{:?}", app.error);
+    act(&mut app, Action::Right);
+    assert_eq!(app.selected, ChainLink::Quantized);
+    let text = screen(&app, 140, 60);
+    assert!(
+        text.contains("data set: 100 calibration samples, margin 2×"),
+        "{text}"
+    );
+    assert!(text.contains("unbound"), "{text}");
+    assert!(
+        text.contains("accuracy 100.0% float, 100.0% circuit (100 labelled)"),
+        "{text}"
+    );
+    act(&mut app, Action::Audit);
+    assert!(app.audit.as_ref().unwrap().holds);
+}

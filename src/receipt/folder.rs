@@ -10,6 +10,9 @@ pub struct Folder {
     pub circuit: CircuitInfo,
     pub vk_txt: String,
     pub proof: Vec<u8>,
+    /// A receipt proved against a package carries the package's data-set report
+    /// (`calibration.json`): the prover's figures, which the proof does not bind.
+    pub calibration: Option<DataSetReport>,
 }
 
 pub(super) fn read_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
@@ -137,6 +140,10 @@ impl Folder {
         let vk_txt = String::from_utf8(read_file(&dir, VK_FILE)?)
             .map_err(|_| Error::invalid(dir.join(VK_FILE).display(), "not UTF-8 text"))?;
         let proof = read_file(&dir, PROOF_FILE)?;
+        let calibration = match dir.join(package::CALIBRATION_FILE).exists() {
+            true => Some(read_json(&dir, package::CALIBRATION_FILE)?),
+            false => None,
+        };
         Ok(Folder {
             dir,
             receipt,
@@ -144,6 +151,7 @@ impl Folder {
             circuit,
             vk_txt,
             proof,
+            calibration,
         })
     }
 }

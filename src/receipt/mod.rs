@@ -39,6 +39,7 @@ use crate::error::{Error, Result};
 use crate::files::{FILE_CAP, MODEL_CAP, read_capped};
 use crate::model::{Model, sha256_hex, short_hash};
 use crate::proof;
+use crate::quantize::dataset::DataSetReport;
 use crate::quantize::pipeline::{QuantizedRun, quantize_files};
 use crate::quantize::report::RunReport;
 use crate::quantize::{Calibration, QuantConfig, QuantizedModel};

@@ -347,6 +347,7 @@ impl Package {
             outputs,
             onnx_bytes: self.onnx_bytes.clone(),
             input_bytes: sample.text.clone().into_bytes(),
+            calibration: Some(self.calibration.clone()),
         })
     }
 }

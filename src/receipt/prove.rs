@@ -35,6 +35,8 @@ pub struct Chain {
     /// since would not be what was proved.
     pub onnx_bytes: Vec<u8>,
     pub input_bytes: Vec<u8>,
+    /// The data-set report of the package the chain was proved against, when it was.
+    pub calibration: Option<DataSetReport>,
 }
 
 /// Load, quantize, evaluate in integers, and compile with the witness.
@@ -72,6 +74,7 @@ pub fn build_chain_as(
         outputs,
         onnx_bytes,
         input_bytes: input_text.into_bytes(),
+        calibration: None,
     })
 }
 
@@ -307,6 +310,9 @@ pub(super) fn prove_chain(
         (PROOF_FILE, proof_bytes),
         (RECEIPT_FILE, json_pretty(&receipt)),
     ]);
+    if let Some(c) = &chain.calibration {
+        files.push((package::CALIBRATION_FILE, json_pretty(c)));
+    }
     write_folder(out, &files, RECEIPT_FILE)?;
     Ok(Proved {
         dir: out.to_path_buf(),
@@ -374,8 +380,12 @@ pub fn redact_folder(f: &Folder, out: &Path) -> Result<Vec<&'static str>> {
         ));
     }
     let mut files: Vec<(&str, Vec<u8>)> = vec![];
-    for name in [RECEIPT_FILE, CIRCUIT_FILE, VK_FILE, PROOF_FILE, INPUT_FILE] {
-        if name == INPUT_FILE && !f.dir.join(name).exists() {
+    let optional = [INPUT_FILE, package::CALIBRATION_FILE];
+    for name in [RECEIPT_FILE, CIRCUIT_FILE, VK_FILE, PROOF_FILE]
+        .into_iter()
+        .chain(optional)
+    {
+        if optional.contains(&name) && !f.dir.join(name).exists() {
             continue;
         }
         files.push((name, read_file(&f.dir, name)?));

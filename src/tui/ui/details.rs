@@ -1,6 +1,7 @@
 //! The details pane: one function per link of the chain, and the reviewer's checklist.
 
 use super::*;
+use crate::quantize::dataset::DataSetReport;
 use crate::tui::jobs::Loaded;
 
 pub(super) fn details(app: &App, f: &mut Frame, area: Rect) {
@@ -128,8 +129,54 @@ fn quantized_lines<'a>(l: &'a Loaded) -> Vec<Line<'a>> {
             }
         }
     }
-
+    if let Some(g) = &l.folder.calibration {
+        data_set_lines(g, &mut lines);
+    }
     lines
+}
+
+/// A package's data-set report: the gap over its calibration data, marked as the prover's
+/// figures (the proof binds none of them).
+fn data_set_lines(g: &DataSetReport, lines: &mut Vec<Line<'_>>) {
+    lines.push(Line::from(""));
+    lines.push(
+        Line::from(format!(
+            "data set: {} calibration samples, margin {}× (calibration.json; unbound: the prover's report)",
+            g.samples, g.margin
+        ))
+        .bold(),
+    );
+    let pct = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{:.1}%", 100.0 * v));
+    for o in &g.outputs {
+        lines.push(Line::from(format!(
+            "{:<13} max err {:.1e} · mean {:.1e} · argmax agrees {}{}",
+            trunc(&o.name, 13),
+            o.max_abs_error,
+            o.mean_abs_error,
+            pct(o.argmax_agreement),
+            if o.labelled > 0 {
+                format!(
+                    " · accuracy {} float, {} circuit ({} labelled)",
+                    pct(o.float_accuracy),
+                    pct(o.quantized_accuracy),
+                    o.labelled
+                )
+            } else {
+                String::new()
+            }
+        )));
+    }
+    lines.push(Line::from("layer         err median  p99      max      spare bits").bold());
+    for layer in &g.layers {
+        lines.push(Line::from(format!(
+            "{:<13} {:<11.1e} {:<8.1e} {:<8.1e} {}",
+            trunc(&layer.node, 13),
+            layer.error.median,
+            layer.error.p99,
+            layer.error.max,
+            layer.headroom_bits
+        )));
+    }
 }
 
 /// The details of the circuit link.

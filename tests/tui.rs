@@ -61,6 +61,16 @@ fn folder() -> PathBuf {
     .clone()
 }
 
+/// Run the binary with the parameter cache `cache`; it must succeed.
+fn zk_ok(cache: &std::path::Path, args: &[&str]) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_zkreceipt"))
+        .args(args)
+        .env("ZKRECEIPT_CACHE", cache)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 fn exec(app: &mut App, cmds: Vec<Command>) {
     exec_sync(app, cmds);
 }
@@ -203,14 +213,7 @@ fn a_redacted_folder_opens_verifies_and_says_what_it_lacks() {
     let (full, red) = (base.join("tui-hashed"), base.join("tui-redacted"));
     let (m, i, _) = sample("digits");
     let cache = base.join("params-cache");
-    let run = |args: &[&str]| {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_zkreceipt"))
-            .args(args)
-            .env("ZKRECEIPT_CACHE", &cache)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    };
+    let run = |args: &[&str]| zk_ok(&cache, args);
     run(&[
         "prove",
         m.to_str().unwrap(),
@@ -351,15 +354,10 @@ fn a_package_receipt_shows_the_data_set_gap() {
     let d = root().join("samples").join("digits");
     let (pkg, out) = (w.join("pkg"), w.join("r"));
     let run = |args: &[&str]| {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_zkreceipt"))
-            .args(args)
-            .env(
-                "ZKRECEIPT_CACHE",
-                PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("params-cache"),
-            )
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        zk_ok(
+            &PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("params-cache"),
+            args,
+        )
     };
     let cal = d.join("calibration.jsonl");
     let model = d.join("model.onnx");

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use super::folder::{read_file, read_json};
-use super::prove::{Keys, check_resources, prove_chain};
+use super::prove::{Keys, prove_chain};
 use super::*;
 use crate::files::write_folder;
 use crate::model::input::{DataSample, read_samples};
@@ -105,22 +105,7 @@ impl Package {
         let compiled = circuit::compile_as(&qm, dis, None)
             .map_err(|e| Error::invalid(model.file(), e.to_string()))?;
         let info = compiled.info.clone();
-        progress(&format!(
-            "circuit: k={} · {} rows · {} advice columns",
-            info.k, info.rows, info.advice_columns
-        ));
-        check_resources(&info, limits, model_path, progress)?;
-        let (params, params_s) = proof::params(info.k, progress)?;
-        progress("keygen");
-        let c = Instant::now();
-        let (vk, pk) = proof::keygen(&params, &compiled.circuit)?;
-        let keys = Keys {
-            params,
-            vk,
-            pk,
-            params_s,
-            keygen_s: c.elapsed().as_secs_f64(),
-        };
+        let keys = Keys::make(&compiled, limits, model_path, progress)?;
         let identity = Identity {
             schema: PACKAGE_SCHEMA.into(),
             onnx_sha256: model.sha256.clone(),
@@ -240,10 +225,6 @@ impl Package {
     /// Make the parameters and keys of the package's circuit (once for every proof); the key
     /// must be the package's vk.txt.
     pub fn keys(&self, limits: &ProveOptions, progress: &mut dyn FnMut(&str)) -> Result<Keys> {
-        check_resources(&self.info, limits, Path::new(MODEL_FILE), progress)?;
-        let (params, params_s) = proof::params(self.info.k, progress)?;
-        progress("keygen");
-        let c = Instant::now();
         let layout = self.info.layout;
         let compiled = circuit::compile_layout(
             &self.qm,
@@ -253,20 +234,14 @@ impl Package {
             None,
         )
         .map_err(|e| Error::Internal(e.to_string()))?;
-        let (vk, pk) = proof::keygen(&params, &compiled.circuit)?;
-        if vk.pinned != self.vk_txt {
+        let keys = Keys::make(&compiled, limits, Path::new(MODEL_FILE), progress)?;
+        if keys.vk.pinned != self.vk_txt {
             return Err(Error::invalid(
                 VK_FILE,
                 "the package's vk.txt is not the key of its circuit",
             ));
         }
-        Ok(Keys {
-            params,
-            vk,
-            pk,
-            params_s,
-            keygen_s: c.elapsed().as_secs_f64(),
-        })
+        Ok(keys)
     }
 
     /// The options a proof against this package takes: its visibility, the caller's salt,

@@ -187,26 +187,10 @@ pub fn prove_folder(
     let dis = opts.disclosure()?;
     let chain = build_chain_as(model_path, input, cfg, dis)?;
     t.quantize_s = clock.elapsed().as_secs_f64();
-    let info = chain.compiled.info.clone();
     t.compile_s = clock.elapsed().as_secs_f64() - t.quantize_s;
-    progress(&format!(
-        "circuit: k={} · {} rows · {} advice columns",
-        info.k, info.rows, info.advice_columns
-    ));
-    check_resources(&info, opts, model_path, progress)?;
-    let (params, params_s) = proof::params(info.k, progress)?;
-    t.params_s = params_s;
-    progress("keygen");
-    let c = Instant::now();
-    let (vk, pk) = proof::keygen(&params, &chain.compiled.circuit)?;
-    t.keygen_s = c.elapsed().as_secs_f64();
-    let keys = Keys {
-        params,
-        vk,
-        pk,
-        params_s,
-        keygen_s: t.keygen_s,
-    };
+    let keys = Keys::make(&chain.compiled, opts, model_path, progress)?;
+    t.params_s = keys.params_s;
+    t.keygen_s = keys.keygen_s;
     prove_chain(chain, &keys, opts, out, t, progress)
 }
 
@@ -217,6 +201,35 @@ pub struct Keys {
     pub pk: ProvingKey<EqAffine>,
     pub params_s: f64,
     pub keygen_s: f64,
+}
+
+impl Keys {
+    /// Say what the circuit will cost (refusing what `limits` excludes), then make the
+    /// parameters and keys. `file` names the model in a refusal.
+    pub fn make(
+        compiled: &circuit::Compiled,
+        limits: &ProveOptions,
+        file: &Path,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Keys> {
+        let info = &compiled.info;
+        progress(&format!(
+            "circuit: k={} · {} rows · {} advice columns",
+            info.k, info.rows, info.advice_columns
+        ));
+        check_resources(info, limits, file, progress)?;
+        let (params, params_s) = proof::params(info.k, progress)?;
+        progress("keygen");
+        let c = Instant::now();
+        let (vk, pk) = proof::keygen(&params, &compiled.circuit)?;
+        Ok(Keys {
+            params,
+            vk,
+            pk,
+            params_s,
+            keygen_s: c.elapsed().as_secs_f64(),
+        })
+    }
 }
 
 /// Prove a built chain with its keys and write the receipt folder `out`.
@@ -325,7 +338,7 @@ pub(super) fn prove_chain(
 
 /// Say what making the parameters, keys and proof will cost, and refuse (before any of it starts)
 /// a circuit above `--max-k` or one whose forecast peak memory exceeds what is available.
-pub(super) fn check_resources(
+fn check_resources(
     info: &CircuitInfo,
     opts: &ProveOptions,
     model_path: &Path,

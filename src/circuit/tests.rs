@@ -182,6 +182,28 @@ fn linear_rescale_relu() {
 }
 
 #[test]
+fn sqrt_is_exact_and_every_cell_is_bound() {
+    // Perfect squares, their neighbours, 0 and 1: X = x·2^6.
+    let qm = graph(
+        &[vec![8]],
+        vec![(QOp::Sqrt { shift: 6 }, vec![0], vec![8])],
+        &[1],
+    );
+    let c = assert_sound(&qm, &[vec![0, 1, 4, 16, 15, 17, 1000, 2047]], 4);
+    let out: Vec<i64> = qm
+        .evaluate(&[Tensor::new(vec![8], vec![0, 1, 4, 16, 15, 17, 1000, 2047])])
+        .unwrap()[1]
+        .data
+        .clone();
+    assert_eq!(out, vec![0, 8, 16, 32, 30, 32, 252, 361]);
+    assert!(c.info.rows > 0);
+    // A negative input has no root: both refuse it.
+    assert!(qm.evaluate(&[Tensor::new(vec![8], vec![-1; 8])]).is_err());
+    let raw = unchecked_values(&qm, &[vec![-1; 8]]);
+    assert!(compile_layout(&qm, 4, 1, Disclosure::default(), Some(&raw)).is_err());
+}
+
+#[test]
 fn rescale_by_non_power_of_two_and_negative_values() {
     // Division by 3 (an average over 3): the remainder gets the second range check r < d.
     let qm = graph(
@@ -929,7 +951,10 @@ fn unchecked_values(qm: &QuantizedModel, inputs: &[Vec<i64>]) -> Vec<Tensor<i64>
             QOp::Input { index } => Tensor::new(shape, inputs[index].clone()),
             _ => {
                 let args: Vec<&Tensor<i64>> = n.inputs.iter().map(|&i| &vals[i]).collect();
-                crate::quantize::eval_op(&n.op, &args, &shape).unwrap()
+                // An op with no value here (a root of a negative) gets zeros: the circuit must
+                // then refuse by its own checks.
+                let zeros = Tensor::new(shape.clone(), vec![0; crate::tensor::numel(&shape)]);
+                crate::quantize::eval_op(&n.op, &args, &shape).unwrap_or(zeros)
             }
         });
     }
@@ -959,6 +984,8 @@ fn evaluator_and_circuit_agree_at_the_edges() {
             after_add(QOp::Rescale { divisor: vec![1] }, vec![1, 2]),
             "rescale by 1",
         ),
+        // 2047·2^11 has root 2047 (accepted); 2048·2^11 = 2048² leaves y² + 2y − X = 2^12.
+        (after_add(QOp::Sqrt { shift: 11 }, vec![1, 2]), "sqrt"),
         (
             after_add(
                 QOp::ReduceMax {

@@ -41,7 +41,28 @@ impl Lowering<'_> {
 
     pub(super) fn lower_unary(&mut self, arg0: String, func: &TableFn) -> Result<Operand> {
         let x = self.value(&arg0)?;
-        self.table(x, *func)
+        match func {
+            TableFn::Sqrt => Ok(Operand::Value(self.sqrt(x)?)),
+            _ => self.table(x, *func),
+        }
+    }
+
+    /// `√x` (0 for x < 0, as ONNX's NaN is taken everywhere else) in exact arithmetic, no
+    /// table: `⌊√(max(x, 0)·2^shift)⌋` at scale S + 1, then a rescale by 2, which rounds to
+    /// nearest (ties up): `⌊(⌊2√X⌋ + 1) / 2⌋ = ⌊√X + ½⌋`.
+    pub(super) fn sqrt(&mut self, x: usize) -> Result<usize> {
+        let (sh, target) = (self.shape(x), self.s + 1);
+        // √(x / 2^sx) · 2^target = √(x · 2^(2·target − sx)).
+        let x = if self.scale_of(x) > 2 * target {
+            self.rescale_to(x, 2 * target)?
+        } else {
+            x
+        };
+        let sx = self.scale_of(x);
+        let r = self.push(QOp::Relu, vec![x], sh.clone(), sx)?;
+        let shift = (2 * target - sx) as u32;
+        let m = self.push(QOp::Sqrt { shift }, vec![r], sh, target)?;
+        self.rescale_to(m, self.s)
     }
 
     pub(super) fn lower_prelu(&mut self, node: &Node, arg0: String) -> Result<Operand> {

@@ -223,6 +223,27 @@ pub(super) fn eval_shift_left(
     })
 }
 
+/// Sqrt: see [`QOp::Sqrt`]. Defined for `x ≥ 0` and `x·2^shift < 2^96` (what the circuit
+/// proves); the caller's range checks bound it further.
+pub(super) fn eval_sqrt(
+    x: Option<&Tensor<i64>>,
+    shift: u32,
+) -> std::result::Result<Tensor<i64>, String> {
+    let x = x.ok_or("sqrt needs an input")?;
+    if shift > 64 {
+        return Err(format!("sqrt shift {shift} exceeds 64"));
+    }
+    let mut data = Vec::with_capacity(x.len());
+    for &v in &x.data {
+        if v < 0 {
+            return Err(format!("sqrt of the negative input {v}"));
+        }
+        let big = (v as u128) << shift;
+        data.push(to_i64(big.isqrt() as i128, "a square root")?);
+    }
+    Ok(Tensor::new(x.shape.clone(), data))
+}
+
 /// Rescale: see [`QOp::Rescale`].
 pub(super) fn eval_rescale(
     x: Option<&Tensor<i64>>,

@@ -79,6 +79,7 @@ pub fn eval_op(
         QOp::Add | QOp::Sub | QOp::Mul => arithmetic::eval_add_sub_mul(op, inputs)?,
         QOp::ShiftLeft { bits } => arithmetic::eval_shift_left(x, bits)?,
         QOp::Rescale { divisor } => arithmetic::eval_rescale(x, divisor)?,
+        QOp::Sqrt { shift } => arithmetic::eval_sqrt(x, *shift)?,
         QOp::Relu => x.ok_or("relu needs an input")?.map(|&v| v.max(0)),
         QOp::LeakyRelu { alpha, shift } => activations::eval_leaky_relu(x, alpha, shift)?,
         QOp::Table {
@@ -163,6 +164,7 @@ pub(super) fn window_params(op: &QOp) -> Vec<&Vec<usize>> {
         | QOp::Mul
         | QOp::ShiftLeft { .. }
         | QOp::Rescale { .. }
+        | QOp::Sqrt { .. }
         | QOp::Relu
         | QOp::LeakyRelu { .. }
         | QOp::Table { .. }

@@ -143,6 +143,11 @@ pub enum QOp {
     Rescale {
         divisor: Vec<u64>,
     },
+    /// `y = ⌊√(x·2^shift)⌋` for `x ≥ 0`, exactly: the circuit proves `y² ≤ x·2^shift < (y+1)²`
+    /// with two range checks, no table. (Sqrt rounds to nearest with a rescale by 2 after it.)
+    Sqrt {
+        shift: u32,
+    },
     /// `y = max(x, 0)`.
     Relu,
     /// `y = x·2^shift` if `x ≥ 0`, else `alpha·x`; the scale grows by `shift` (a Rescale follows).
@@ -237,6 +242,7 @@ macro_rules! without_params {
             | QOp::Mul
             | QOp::ShiftLeft { .. }
             | QOp::Rescale { .. }
+            | QOp::Sqrt { .. }
             | QOp::Relu
             | QOp::LeakyRelu { .. }
             | QOp::Table { .. }
@@ -294,6 +300,7 @@ impl QOp {
             QOp::Mul => "mul",
             QOp::ShiftLeft { .. } => "shift_left",
             QOp::Rescale { .. } => "rescale",
+            QOp::Sqrt { .. } => "sqrt",
             QOp::Relu => "relu",
             QOp::LeakyRelu { .. } => "leaky_relu",
             QOp::Table { .. } => "table",

@@ -115,6 +115,22 @@ impl QuantizedModel {
         let x = args.first().copied();
         match op {
             QOp::Rescale { .. } | QOp::Interp { .. } => signed("output", out, 0),
+            // y, X − y² and y² + 2y − X are each range-checked to `bits` unsigned bits.
+            QOp::Sqrt { shift } => {
+                let x = x.ok_or("no input")?;
+                let limit = 1i128 << bits;
+                let bad = x.data.iter().zip(&out.data).find(|&(&x, &m)| {
+                    let (big, m) = ((x as i128) << shift, m as i128);
+                    m >= limit || big - m * m >= limit || m * m + 2 * m - big >= limit
+                });
+                match bad {
+                    Some((x, m)) => Err(format!(
+                        "the square root {m} of {x} is outside the {bits}-bit range the circuit \
+                         checks: choose a smaller --scale"
+                    )),
+                    None => Ok(()),
+                }
+            }
             QOp::Relu | QOp::LeakyRelu { .. } => signed("input", x.ok_or("no input")?, 0),
             QOp::Step { offset, .. } => signed("input", x.ok_or("no input")?, *offset),
             QOp::ReduceMax { axes, .. } => {
@@ -293,6 +309,7 @@ impl QuantizedModel {
             | QOp::Conv { .. }
             | QOp::ShiftLeft { .. }
             | QOp::Rescale { .. }
+            | QOp::Sqrt { .. }
             | QOp::Relu
             | QOp::LeakyRelu { .. }
             | QOp::Table { .. }
@@ -370,6 +387,7 @@ impl QuantizedModel {
             | QOp::Table { .. }
             | QOp::Interp { .. }
             | QOp::Step { .. } => x == out,
+            QOp::Sqrt { shift } => x == out && *shift <= 64,
             QOp::Rescale { divisor } => {
                 x == out && (divisor.len() == 1 || divisor.len() == numel(out))
             }

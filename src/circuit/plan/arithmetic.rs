@@ -42,6 +42,28 @@ impl Builder<'_> {
         })
     }
 
+    /// `m = ⌊√X⌋`, `X = x·2^shift`, proved by `m² ≤ X ≤ m² + 2m` (so `X < (m+1)²`) with `m`,
+    /// `X − m²` and `m² + 2m − X` range-checked as unsigned: all far below the field's size,
+    /// so nothing wraps.
+    pub(super) fn plan_sqrt(&mut self, n: &QNode, shift: u32) -> PResult<Vec<CellId>> {
+        let scale = 1i128 << shift;
+        let x = self.value_cells(n.inputs[0])?;
+        let mut out = Vec::with_capacity(x.len());
+        for xc in x {
+            let big = self.val(xc)?.map(|v| v * scale);
+            // m is made by its own range check (the digits' sum), so it is bound from the start.
+            let mv = big.map(|b| b.max(0).unsigned_abs().isqrt() as i128);
+            let (m, _) = self.digits(mv, self.bits, 0, false)?;
+            let square = self.mul(m, m);
+            let below = self.dot(vec![(xc, scale), (square, -1)], 0);
+            self.unsigned_range(below)?;
+            let above = self.dot(vec![(square, 1), (m, 2), (xc, -scale)], 0);
+            self.unsigned_range(above)?;
+            out.push(m);
+        }
+        Ok(out)
+    }
+
     pub(super) fn plan_step(&mut self, n: &QNode, offset: &i64, one: &i64) -> PResult<Vec<CellId>> {
         Ok({
             let x = self.value_cells(n.inputs[0])?;

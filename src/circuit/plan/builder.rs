@@ -381,6 +381,7 @@ impl Builder<'_> {
             QOp::Add | QOp::Sub | QOp::Mul => self.elementwise(idx)?,
             QOp::ShiftLeft { bits } => self.plan_shift_left(n, bits)?,
             QOp::Rescale { divisor } => self.plan_rescale(n, divisor)?,
+            QOp::Sqrt { shift } => self.plan_sqrt(n, *shift)?,
             QOp::Relu => self.plan_relu(n)?,
             QOp::LeakyRelu { alpha, shift } => self.plan_leaky_relu(n, alpha, shift)?,
             QOp::Table {

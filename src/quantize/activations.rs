@@ -43,8 +43,36 @@ impl Lowering<'_> {
         let x = self.value(&arg0)?;
         match func {
             TableFn::Sqrt => Ok(Operand::Value(self.sqrt(x)?)),
+            TableFn::Reciprocal => Ok(Operand::Value(self.reciprocal(x)?)),
             _ => self.table(x, *func),
         }
+    }
+
+    /// `1/x` at the activation scale for `x` of at least one unit: `⌊(2^(S+sx) + ⌊x/2⌋) / x⌋`,
+    /// the nearest integer, proved exactly (no table).
+    pub(super) fn reciprocal_positive(&mut self, x: usize) -> Result<usize> {
+        let (sh, sx) = (self.shape(x), self.scale_of(x));
+        let bits = self.s + sx;
+        if !(0..62).contains(&bits) {
+            return Err(self.fail(format!("a reciprocal at scale 2^{bits} is out of reach")));
+        }
+        self.push(QOp::Recip { num: 1 << bits }, vec![x], sh, self.s)
+    }
+
+    /// `1/x` of either sign: `|x| = 2·x·s − x` with `s` the sign step, the reciprocal of
+    /// `|x|`, and the sign put back the same way. A divisor below one unit (0 in particular)
+    /// is refused by the evaluator, as a division by zero.
+    pub(super) fn reciprocal(&mut self, x: usize) -> Result<usize> {
+        let (sh, sx) = (self.shape(x), self.scale_of(x));
+        let s = self.push(QOp::Step { offset: 0, one: 1 }, vec![x], sh.clone(), 0)?;
+        let signed = |this: &mut Self, v: usize, sc: i32| -> Result<usize> {
+            let vs = this.push(QOp::Mul, vec![v, s], sh.clone(), sc)?;
+            let vs2 = this.push(QOp::ShiftLeft { bits: 1 }, vec![vs], sh.clone(), sc)?;
+            this.push(QOp::Sub, vec![vs2, v], sh.clone(), sc)
+        };
+        let abs = signed(self, x, sx)?;
+        let r = self.reciprocal_positive(abs)?;
+        signed(self, r, self.s)
     }
 
     /// `√x` (0 for x < 0, as ONNX's NaN is taken everywhere else) in exact arithmetic, no
@@ -111,8 +139,9 @@ impl Lowering<'_> {
         let e = self.table(d, TableFn::Exp)?;
         let e = self.runtime_value(e, "softmax")?;
         let (sum, _) = self.reduce_sum(e, &axes, true)?;
-        let r = self.table(sum, TableFn::Reciprocal)?;
-        self.binary(&Op::Mul, Operand::Value(e), r)
+        // The sum is at least exp(0) = one unit: its reciprocal is exact arithmetic.
+        let r = self.reciprocal_positive(sum)?;
+        self.binary(&Op::Mul, Operand::Value(e), Operand::Value(r))
     }
 
     /// A table function of a value, at the activation scale.

@@ -133,10 +133,10 @@ impl Lowering<'_> {
                 let r = t.map(|v| 1.0 / v);
                 self.binary(&Op::Mul, self.operand(&arg0)?, Operand::Const(r))
             }
-            // By a runtime tensor: a product with its reciprocal from a table.
+            // By a runtime tensor: a product with its reciprocal (exact arithmetic).
             Operand::Value(b) => {
-                let r = self.table(b, TableFn::Reciprocal)?;
-                self.binary(&Op::Mul, self.operand(&arg0)?, r)
+                let r = self.reciprocal(b)?;
+                self.binary(&Op::Mul, self.operand(&arg0)?, Operand::Value(r))
             }
         }
     }
@@ -240,6 +240,25 @@ pub(super) fn eval_sqrt(
         }
         let big = (v as u128) << shift;
         data.push(to_i64(big.isqrt() as i128, "a square root")?);
+    }
+    Ok(Tensor::new(x.shape.clone(), data))
+}
+
+/// Recip: see [`QOp::Recip`]. Defined for `x ≥ 1` (a reciprocal of 0 is a division by zero).
+pub(super) fn eval_recip(
+    x: Option<&Tensor<i64>>,
+    num: u64,
+) -> std::result::Result<Tensor<i64>, String> {
+    let x = x.ok_or("recip needs an input")?;
+    let mut data = Vec::with_capacity(x.len());
+    for &v in &x.data {
+        if v < 1 {
+            return Err(format!(
+                "a division by {v} (at the divisor's scale): only divisors of magnitude at least one unit are supported"
+            ));
+        }
+        let (n, v) = (num as i128, v as i128);
+        data.push(to_i64((n + v / 2) / v, "a reciprocal")?);
     }
     Ok(Tensor::new(x.shape.clone(), data))
 }

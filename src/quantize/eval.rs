@@ -80,6 +80,7 @@ pub fn eval_op(
         QOp::ShiftLeft { bits } => arithmetic::eval_shift_left(x, bits)?,
         QOp::Rescale { divisor } => arithmetic::eval_rescale(x, divisor)?,
         QOp::Sqrt { shift } => arithmetic::eval_sqrt(x, *shift)?,
+        QOp::Recip { num } => arithmetic::eval_recip(x, *num)?,
         QOp::Relu => x.ok_or("relu needs an input")?.map(|&v| v.max(0)),
         QOp::LeakyRelu { alpha, shift } => activations::eval_leaky_relu(x, alpha, shift)?,
         QOp::Table {
@@ -165,6 +166,7 @@ pub(super) fn window_params(op: &QOp) -> Vec<&Vec<usize>> {
         | QOp::ShiftLeft { .. }
         | QOp::Rescale { .. }
         | QOp::Sqrt { .. }
+        | QOp::Recip { .. }
         | QOp::Relu
         | QOp::LeakyRelu { .. }
         | QOp::Table { .. }

@@ -148,6 +148,11 @@ pub enum QOp {
     Sqrt {
         shift: u32,
     },
+    /// `y = ⌊(num + ⌊x/2⌋) / x⌋` for `x ≥ 1`: `num / x` rounded to nearest (ties up), exactly.
+    /// The circuit proves `num + h = y·x + r` with `x = 2h + e`, `0 ≤ r < x`, no table.
+    Recip {
+        num: u64,
+    },
     /// `y = max(x, 0)`.
     Relu,
     /// `y = x·2^shift` if `x ≥ 0`, else `alpha·x`; the scale grows by `shift` (a Rescale follows).
@@ -243,6 +248,7 @@ macro_rules! without_params {
             | QOp::ShiftLeft { .. }
             | QOp::Rescale { .. }
             | QOp::Sqrt { .. }
+            | QOp::Recip { .. }
             | QOp::Relu
             | QOp::LeakyRelu { .. }
             | QOp::Table { .. }
@@ -301,6 +307,7 @@ impl QOp {
             QOp::ShiftLeft { .. } => "shift_left",
             QOp::Rescale { .. } => "rescale",
             QOp::Sqrt { .. } => "sqrt",
+            QOp::Recip { .. } => "recip",
             QOp::Relu => "relu",
             QOp::LeakyRelu { .. } => "leaky_relu",
             QOp::Table { .. } => "table",

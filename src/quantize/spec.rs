@@ -116,6 +116,13 @@ impl QuantizedModel {
         match op {
             QOp::Rescale { .. } | QOp::Interp { .. } => signed("output", out, 0),
             // y, X − y² and y² + 2y − X are each range-checked to `bits` unsigned bits.
+            // x − 1, ⌊x/2⌋, r and x − 1 − r are range-checked to `bits` unsigned bits.
+            QOp::Recip { .. } => match x.ok_or("no input")?.data.iter().find(|&&v| v as i128 > half * 2) {
+                Some(v) => Err(format!(
+                    "the divisor {v} is outside the {bits}-bit range the circuit checks: choose a smaller --scale"
+                )),
+                None => Ok(()),
+            },
             QOp::Sqrt { shift } => {
                 let x = x.ok_or("no input")?;
                 let limit = 1i128 << bits;
@@ -310,6 +317,7 @@ impl QuantizedModel {
             | QOp::ShiftLeft { .. }
             | QOp::Rescale { .. }
             | QOp::Sqrt { .. }
+            | QOp::Recip { .. }
             | QOp::Relu
             | QOp::LeakyRelu { .. }
             | QOp::Table { .. }
@@ -388,6 +396,7 @@ impl QuantizedModel {
             | QOp::Interp { .. }
             | QOp::Step { .. } => x == out,
             QOp::Sqrt { shift } => x == out && *shift <= 64,
+            QOp::Recip { num } => x == out && (1..1 << 62).contains(num),
             QOp::Rescale { divisor } => {
                 x == out && (divisor.len() == 1 || divisor.len() == numel(out))
             }

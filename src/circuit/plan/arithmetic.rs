@@ -64,6 +64,37 @@ impl Builder<'_> {
         Ok(out)
     }
 
+    /// `y = ⌊(num + h) / x⌋` with `h = ⌊x/2⌋`, proved by `x − 1 ≥ 0`, `x = 2h + e` (e a bit),
+    /// `num + h = y·x + r` and `0 ≤ r ≤ x − 1`, every part range-checked (y to the bits of
+    /// num, the rest to the activation bits): below the field's size, so nothing wraps.
+    pub(super) fn plan_recip(&mut self, n: &QNode, num: u64) -> PResult<Vec<CellId>> {
+        let num = num as i128;
+        let ybits = 128 - num.leading_zeros();
+        let x = self.value_cells(n.inputs[0])?;
+        let mut out = Vec::with_capacity(x.len());
+        for xc in x {
+            let xv = self.val(xc)?;
+            let less_one = self.dot(vec![(xc, 1)], -1);
+            self.unsigned_range(less_one)?;
+            let (h, _) = self.digits(xv.map(|v| v.div_euclid(2)), self.bits, 0, false)?;
+            let (e, _) = self.digits(xv.map(|v| v.rem_euclid(2)), 1, 0, false)?;
+            let halves = self.dot(vec![(h, 2), (e, 1)], 0);
+            self.equal(halves, xc);
+            let yv = xv.map(|v| (num + v.div_euclid(2)) / v.max(1));
+            let (y, _) = self.digits(yv, ybits, 0, false)?;
+            let rv = xv.zip(yv).map(|(v, y)| num + v.div_euclid(2) - y * v);
+            let (r, _) = self.digits(rv, self.bits, 0, false)?;
+            let room = self.dot(vec![(xc, 1), (r, -1)], -1);
+            self.unsigned_range(room)?;
+            let yx = self.mul(y, xc);
+            let check = self.dot(vec![(yx, 1), (r, 1), (h, -1)], -num);
+            let zero = self.zero();
+            self.equal(check, zero);
+            out.push(y);
+        }
+        Ok(out)
+    }
+
     pub(super) fn plan_step(&mut self, n: &QNode, offset: &i64, one: &i64) -> PResult<Vec<CellId>> {
         Ok({
             let x = self.value_cells(n.inputs[0])?;

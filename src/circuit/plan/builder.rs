@@ -382,6 +382,7 @@ impl Builder<'_> {
             QOp::ShiftLeft { bits } => self.plan_shift_left(n, bits)?,
             QOp::Rescale { divisor } => self.plan_rescale(n, divisor)?,
             QOp::Sqrt { shift } => self.plan_sqrt(n, *shift)?,
+            QOp::Recip { num } => self.plan_recip(n, *num)?,
             QOp::Relu => self.plan_relu(n)?,
             QOp::LeakyRelu { alpha, shift } => self.plan_leaky_relu(n, alpha, shift)?,
             QOp::Table {

@@ -214,12 +214,17 @@ fn reciprocal_is_exact_and_every_cell_is_bound() {
     );
     let xs = vec![1, 2, 3, 7, 16, 999, 4096];
     assert_sound(&qm, std::slice::from_ref(&xs), 4);
-    let out = qm.evaluate(&[Tensor::new(vec![7], xs)]).unwrap()[1].data.clone();
+    let out = qm.evaluate(&[Tensor::new(vec![7], xs)]).unwrap()[1]
+        .data
+        .clone();
     assert_eq!(out, vec![1000, 500, 333, 143, 63, 1, 0]);
     // No reciprocal of 0 or below, and none past the range: both refuse.
     for bad in [0, -5, 4097] {
         let x = vec![bad; 7];
-        assert!(qm.evaluate(&[Tensor::new(vec![7], x.clone())]).is_err(), "{bad}");
+        assert!(
+            qm.evaluate(&[Tensor::new(vec![7], x.clone())]).is_err(),
+            "{bad}"
+        );
         let raw = unchecked_values(&qm, &[x]);
         assert!(
             compile_layout(&qm, 4, 1, Disclosure::default(), Some(&raw)).is_err(),
@@ -1011,7 +1016,10 @@ fn evaluator_and_circuit_agree_at_the_edges() {
         ),
         // 2047·2^11 has root 2047 (accepted); 2048·2^11 = 2048² leaves y² + 2y − X = 2^12.
         (after_add(QOp::Sqrt { shift: 11 }, vec![1, 2]), "sqrt"),
-        (after_add(QOp::Recip { num: 1 << 20 }, vec![1, 2]), "reciprocal"),
+        (
+            after_add(QOp::Recip { num: 1 << 20 }, vec![1, 2]),
+            "reciprocal",
+        ),
         (
             after_add(
                 QOp::ReduceMax {

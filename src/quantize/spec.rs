@@ -115,14 +115,19 @@ impl QuantizedModel {
         let x = args.first().copied();
         match op {
             QOp::Rescale { .. } | QOp::Interp { .. } => signed("output", out, 0),
-            // y, X − y² and y² + 2y − X are each range-checked to `bits` unsigned bits.
             // x − 1, ⌊x/2⌋, r and x − 1 − r are range-checked to `bits` unsigned bits.
-            QOp::Recip { .. } => match x.ok_or("no input")?.data.iter().find(|&&v| v as i128 > half * 2) {
+            QOp::Recip { .. } => match x
+                .ok_or("no input")?
+                .data
+                .iter()
+                .find(|&&v| v as i128 > half * 2)
+            {
                 Some(v) => Err(format!(
                     "the divisor {v} is outside the {bits}-bit range the circuit checks: choose a smaller --scale"
                 )),
                 None => Ok(()),
             },
+            // y, X − y² and y² + 2y − X are each range-checked to `bits` unsigned bits.
             QOp::Sqrt { shift } => {
                 let x = x.ok_or("no input")?;
                 let limit = 1i128 << bits;

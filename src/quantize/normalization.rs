@@ -13,7 +13,7 @@ impl Lowering<'_> {
         instance: &bool,
     ) -> Result<Operand> {
         // (x − mean) · rsqrt(var + ε) · scale + bias: means by sums and rescales, the
-        // square and the normalizing product by the mul gate, rsqrt from a table.
+        // square and the normalizing product by the mul gate, rsqrt in exact arithmetic.
         let x = self.value(&arg0)?;
         let xs = self.shape(x);
         let r = xs.len();
@@ -59,8 +59,8 @@ impl Lowering<'_> {
         let eps = Operand::Const(Tensor::new(vec![], vec![*epsilon]));
         let ve = self.binary(&Op::Add, var, eps)?;
         let ve = self.runtime_value(ve, WHAT)?;
-        let inv = self.table(ve, TableFn::Rsqrt)?;
-        let y = self.binary(&Op::Mul, Operand::Value(d), inv)?;
+        let inv = self.rsqrt(ve)?;
+        let y = self.binary(&Op::Mul, Operand::Value(d), Operand::Value(inv))?;
         let mut y = as_value(self, y)?;
         // Scale and bias: over the normalized axes, or per channel (instance).
         let shape_for = |t: &Tensor<f64>| -> Vec<usize> {
@@ -86,5 +86,46 @@ impl Lowering<'_> {
             }
             None => Ok(Operand::Value(y)),
         }
+    }
+
+    /// `1/√v` at the activation scale for a variance `v` of at least one unit, in exact
+    /// arithmetic (no table): `m = ⌊√(v·2^shift)⌋` at scale `t`, with as many bits as the
+    /// calibrated range (times the margin) leaves below the activation bits, then
+    /// `2^(S+t) / m` to nearest. The many bits of `m` keep its rounding far below one output
+    /// unit, down to variances of one unit.
+    pub(super) fn rsqrt(&mut self, v: usize) -> Result<usize> {
+        let (sh, f) = (self.shape(v), self.scale_of(v));
+        let bits = self.cfg.activation_bits as i32;
+        let reach = self.values[v].range.1.max(1) as f64 * self.cfg.margin;
+        // m² ≈ V·2^shift stays below 2^(2·bits − 4), so m < 2^(bits − 2); t = (f + shift) / 2
+        // must be whole, and 2^(S+t) must fit the reciprocal's numerator.
+        let mut shift = (2 * bits - 4 - reach.log2().ceil() as i32).max(0);
+        if (f + shift) % 2 != 0 {
+            shift = if shift > 0 { shift - 1 } else { 1 };
+        }
+        let mut t = (f + shift) / 2;
+        while self.s + t > 60 && shift >= 2 {
+            shift -= 2;
+            t -= 1;
+        }
+        if shift < 0 || t < 0 || self.s + t > 60 {
+            return Err(self.fail(format!("a variance at scale 2^{f} is out of reach")));
+        }
+        let m = self.push(
+            QOp::Sqrt {
+                shift: shift as u32,
+            },
+            vec![v],
+            sh.clone(),
+            t,
+        )?;
+        self.push(
+            QOp::Recip {
+                num: 1 << (self.s + t),
+            },
+            vec![m],
+            sh,
+            self.s,
+        )
     }
 }

@@ -74,6 +74,15 @@ fn skip(links: &mut Vec<Link>, stage: ChainLink, name: &str, why: &str) {
 /// Audit a folder: model file → quantized model → circuit → verifier key → proof, and the
 /// input, output and error figures re-derived by running the model again.
 pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> {
+    audit_with(f, &mut KeyCache::default(), progress)
+}
+
+/// [`audit`] with a key cache (the inspector keeps one per open folder).
+pub fn audit_with(
+    f: &Folder,
+    keys: &mut KeyCache,
+    progress: &mut dyn FnMut(&str),
+) -> Result<AuditReport> {
     let mut links = vec![];
     let r = &f.receipt;
     let model_path = f.dir.join(MODEL_FILE);
@@ -188,11 +197,10 @@ pub fn audit(f: &Folder, progress: &mut dyn FnMut(&str)) -> Result<AuditReport> 
     weights_link(f, &redacted, &mut links);
 
     // 4. The verifier key, re-derived from the circuit quantized.json compiles to.
-    let mut keys = KeyCache::default();
-    key_link(f, &compiled, &mut keys, &mut links, progress)?;
+    key_link(f, &compiled, keys, &mut links, progress)?;
 
     // 5. The proof: everything `verify` checks.
-    let v = verify_folder_with(f, &mut keys, progress)?;
+    let v = verify_folder_with(f, keys, progress)?;
     link(
         &mut links,
         ChainLink::Proof,

@@ -9,8 +9,10 @@ use std::time::Instant;
 use crate::model::Model;
 use crate::quantize::QuantConfig;
 use crate::quantize::report::{RunReport, analyze};
-use crate::receipt::audit::{AuditReport, audit};
-use crate::receipt::{Folder, INPUT_FILE, MODEL_FILE, ProveOptions, prove_folder, verify_folder};
+use crate::receipt::audit::{AuditReport, audit_with};
+use crate::receipt::{
+    Folder, INPUT_FILE, KeyCache, MODEL_FILE, ProveOptions, prove_folder, verify_folder_with,
+};
 
 /// What the worker does.
 #[derive(Clone)]
@@ -145,7 +147,9 @@ const BUILD_STAGES: [&str; 6] = [
 ];
 
 /// Run one command, reporting through `send`.
-pub fn run(cmd: Command, send: &dyn Fn(Event)) {
+/// `keys` keeps the last verifier key derived, so a repeated verify, audit or break-test item
+/// on the open folder costs the proof check, not key generation.
+pub fn run(cmd: Command, keys: &mut KeyCache, send: &dyn Fn(Event)) {
     let start = Instant::now();
     let progress = |stage: &str, fraction: f64| {
         send(Event::Progress {
@@ -183,7 +187,7 @@ pub fn run(cmd: Command, send: &dyn Fn(Event)) {
         Command::Verify(f) => {
             let mut cb = |stage: &str| progress(stage, 0.5);
             let t = Instant::now();
-            verify_folder(&f, &mut cb).map(|v| Event::Verified {
+            verify_folder_with(&f, keys, &mut cb).map(|v| Event::Verified {
                 verified: v.verified,
                 reason: v.reason,
                 seconds: t.elapsed().as_secs_f64(),
@@ -191,11 +195,11 @@ pub fn run(cmd: Command, send: &dyn Fn(Event)) {
         }
         Command::Audit(f) => {
             let mut cb = |stage: &str| progress(stage, 0.5);
-            audit(&f, &mut cb).map(Event::Audited)
+            audit_with(&f, keys, &mut cb).map(Event::Audited)
         }
         Command::BreakCase(index, f) => {
             let mut cb = |stage: &str| progress(stage, 0.5);
-            verify_folder(&f, &mut cb).map(|v| Event::BreakResult {
+            verify_folder_with(&f, keys, &mut cb).map(|v| Event::BreakResult {
                 index,
                 verified: v.verified,
                 reason: v.reason,
@@ -216,11 +220,12 @@ impl Worker {
         let (ctx, crx) = channel::<Command>();
         let (etx, erx) = channel::<Event>();
         std::thread::spawn(move || {
+            let mut keys = KeyCache::default();
             for cmd in crx {
                 let send = |e: Event| {
                     let _ = etx.send(e);
                 };
-                run(cmd, &send);
+                run(cmd, &mut keys, &send);
             }
         });
         Worker {

@@ -279,9 +279,10 @@ fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App) -> std::io
 /// Run commands on this thread and feed their events to the App, with elapsed times zeroed:
 /// the headless driver of tests and screenshots.
 pub fn exec_sync(app: &mut App, cmds: Vec<Command>) {
+    let mut keys = crate::receipt::KeyCache::default();
     for c in cmds {
         let events = std::cell::RefCell::new(vec![]);
-        jobs::run(c, &|e| events.borrow_mut().push(e));
+        jobs::run(c, &mut keys, &|e| events.borrow_mut().push(e));
         for e in events.into_inner() {
             app.on_event(match e {
                 jobs::Event::Progress {

@@ -241,6 +241,13 @@ fn a_redacted_folder_opens_verifies_and_says_what_it_lacks() {
     let s = screen(&app, 120, 40);
     assert!(s.contains("Redacted folder"), "{s}");
     assert!(s.contains("The folder is redacted (no model.onnx)"), "{s}");
+    // The audit cannot check model.onnx here: skipped, drawn as such, not as holding.
+    act(&mut app, Action::Audit);
+    assert_eq!(app.status[ChainLink::FloatOnnx], Status::Skipped);
+    assert_eq!(app.status[ChainLink::Proof], Status::Holds);
+    assert_eq!(app.status[ChainLink::Quantized], Status::Skipped);
+    let s = screen(&app, 120, 40);
+    assert!(s.contains("1c95b2f0 –"), "{s}");
 
     // The audit's checks land on the links they derive, whatever their number: hashed weights
     // add one (the weights commitment, on Quantized), and a changed vk.txt shows on the key.

@@ -37,6 +37,19 @@ pub struct AuditReport {
 
 impl AuditReport {
     /// Whether every check of `stage` holds (or was skipped); None when the audit has none.
+    /// The verdict on one chain link: None when no check derives it, Some(None) when every
+    /// check that derives it was skipped, else Some(Some(holds)).
+    pub fn verdict_at(&self, stage: ChainLink) -> Option<Option<bool>> {
+        let of: Vec<&Link> = self.links.iter().filter(|l| l.stage == stage).collect();
+        if of.is_empty() {
+            None
+        } else if of.iter().all(|l| l.skipped) {
+            Some(None)
+        } else {
+            Some(Some(of.iter().all(|l| l.holds || l.skipped)))
+        }
+    }
+
     pub fn holds_at(&self, stage: ChainLink) -> Option<bool> {
         let mut of = self.links.iter().filter(|l| l.stage == stage).peekable();
         of.peek()?;

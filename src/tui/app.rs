@@ -35,6 +35,8 @@ pub enum Status {
     Running,
     Holds,
     Broken,
+    /// The audit could not check this link (a redacted folder, a hidden input): not holding.
+    Skipped,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -291,7 +293,11 @@ impl App {
                 for l in ChainLink::ALL {
                     self.status[l] = match l {
                         ChainLink::Receipt => st(report.holds),
-                        _ => report.holds_at(l).map_or(Status::Unchecked, st),
+                        _ => match report.verdict_at(l) {
+                            None => Status::Unchecked,
+                            Some(None) => Status::Skipped,
+                            Some(Some(ok)) => st(ok),
+                        },
                     };
                 }
                 self.audit = Some(report);

@@ -27,6 +27,7 @@ fn status_span(s: Status) -> Span<'static> {
         Status::Running => Span::styled("…", Style::new().fg(Color::Yellow)),
         Status::Holds => Span::styled("✓", Style::new().fg(Color::Green).bold()),
         Status::Broken => Span::styled("✗", Style::new().fg(Color::Red).bold()),
+        Status::Skipped => Span::styled("–", Style::new().fg(Color::DarkGray)),
     }
 }
 

@@ -105,46 +105,8 @@ pub fn verify_folder_with(
     // 1. The numbers shown: floats must be the integers at their scale, and the public values
     // must fit the model's shapes.
     let mut ok = true;
-    let ic = &r.input_commitment;
-    let mut shown = vec![("output", &r.output, &f.qm.outputs)];
-    if ic.visibility == Visibility::Public {
-        shown.push(("input", &ic.tensors, &f.qm.inputs));
-    }
-    for (what, claims, values) in shown {
-        let mismatch = shown_mismatch(f, claims, values);
-        ok &= check(&format!("{what} floats match integers"), mismatch);
-    }
-    ok &= check("input commitment", input_commitment_problem(f));
-    let redacted = f.qm.redacted.is_some();
-    let weights_problem = weights_problem(f);
-    ok &= check(
-        if redacted {
-            "weights commitment (quantized.json is redacted: the proof alone binds the weights)"
-        } else {
-            "weights commitment"
-        },
-        weights_problem,
-    );
-    ok &= check(
-        "proof file",
-        (sha256_hex(&f.proof) != r.proof.sha256 || f.proof.len() != r.proof.bytes)
-            .then(|| "proof.bin's sha256 or size differs from the receipt's".to_string()),
-    );
-    // A redacted quantized.json is bound by the architecture hash above instead.
-    ok &= check(
-        "quantized model hash",
-        (!redacted && canonical_sha256(&f.qm) != r.model_commitment.quantized_sha256)
-            .then(|| "quantized.json differs from model_commitment.quantized_sha256".into()),
-    );
-    // The quantized model is the ONNX file's: re-derived from model.onnx and the ranges it
-    // records, it must be quantized.json exactly (weights, scales, names), whatever the input's
-    // visibility. A redacted folder withholds model.onnx; its statement says so.
-    if !redacted {
-        progress("model.onnx");
-        ok &= check(
-            "quantized model re-derived from model.onnx",
-            onnx_problem(f),
-        );
+    for (name, failure) in artifact_checks(f, progress) {
+        ok &= check(&name, failure);
     }
     if !ok {
         return finish(v, checks);
@@ -215,6 +177,57 @@ pub fn verify_folder_with(
             .map(|e| format!("halo2 rejects the proof for this input and output ({e})")),
     );
     finish(v, checks)
+}
+
+/// Step 1 of verifying, each check named with its failure (None: it holds): the numbers shown
+/// against the integers, the commitments, the proof file, the quantized model's hash and its
+/// re-derivation from model.onnx.
+fn artifact_checks(f: &Folder, progress: &mut dyn FnMut(&str)) -> Vec<(String, Option<String>)> {
+    let r = &f.receipt;
+    let mut out = vec![];
+    let ic = &r.input_commitment;
+    let mut shown = vec![("output", &r.output, &f.qm.outputs)];
+    if ic.visibility == Visibility::Public {
+        shown.push(("input", &ic.tensors, &f.qm.inputs));
+    }
+    for (what, claims, values) in shown {
+        let mismatch = shown_mismatch(f, claims, values);
+        out.push((format!("{what} floats match integers"), mismatch));
+    }
+    out.push(("input commitment".into(), input_commitment_problem(f)));
+    let redacted = f.qm.redacted.is_some();
+    let weights_problem = weights_problem(f);
+    out.push((
+        if redacted {
+            "weights commitment (quantized.json is redacted: the proof alone binds the weights)"
+        } else {
+            "weights commitment"
+        }
+        .into(),
+        weights_problem,
+    ));
+    out.push((
+        "proof file".into(),
+        (sha256_hex(&f.proof) != r.proof.sha256 || f.proof.len() != r.proof.bytes)
+            .then(|| "proof.bin's sha256 or size differs from the receipt's".to_string()),
+    ));
+    // A redacted quantized.json is bound by the architecture hash above instead.
+    out.push((
+        "quantized model hash".into(),
+        (!redacted && canonical_sha256(&f.qm) != r.model_commitment.quantized_sha256)
+            .then(|| "quantized.json differs from model_commitment.quantized_sha256".into()),
+    ));
+    // The quantized model is the ONNX file's: re-derived from model.onnx and the ranges it
+    // records, it must be quantized.json exactly (weights, scales, names), whatever the input's
+    // visibility. A redacted folder withholds model.onnx; its statement says so.
+    if !redacted {
+        progress("model.onnx");
+        out.push((
+            "quantized model re-derived from model.onnx".into(),
+            onnx_problem(f),
+        ));
+    }
+    out
 }
 
 /// Why quantized.json is not what model.onnx gives with the calibration it records, if it is

@@ -41,9 +41,9 @@ pub fn cmd_setup(
             "package": id,
             "calibration": pkg.calibration,
             "circuit": {
-                "k": pkg.info.k,
-                "rows": pkg.info.rows,
-                "advice_columns": pkg.info.advice_columns,
+                "k": pkg.info().k,
+                "rows": pkg.info().rows,
+                "advice_columns": pkg.info().advice_columns,
             },
             "timings": {"setup_s": setup_s, "params_s": keys.params_s, "keygen_s": keys.keygen_s},
         }));
@@ -52,11 +52,11 @@ pub fn cmd_setup(
     println!("package   {}", out.display());
     println!(
         "circuit   k={} · {} rows used of {} · input {} · weights {}",
-        pkg.info.k,
-        pkg.info.rows,
-        1u64 << pkg.info.k,
-        pkg.info.layout.input.name(),
-        pkg.info.layout.params.name()
+        pkg.info().k,
+        pkg.info().rows,
+        1u64 << pkg.info().k,
+        pkg.info().layout.input.name(),
+        pkg.info().layout.params.name()
     );
     print_gap(&pkg.calibration);
     println!(
@@ -151,11 +151,7 @@ pub fn cmd_prove_package(
     opts: &ProveOptions,
     json: bool,
 ) -> Result<i32> {
-    if quant.config() != QuantConfig::default() {
-        return Err(Error::Usage(
-            "the package fixes the quantization: give --scale, --param-bits and --activation-bits to setup".into(),
-        ));
-    }
+    fixed_by_package(quant)?;
     if disclosure.input_visibility.is_some() || disclosure.param_visibility.is_some() {
         return Err(Error::Usage(
             "the package fixes how the input and weights enter the proof: give --input-visibility and --param-visibility to setup".into(),
@@ -254,11 +250,7 @@ pub fn cmd_run_data_set(
 ) -> Result<i32> {
     let progress = &mut stderr_progress();
     let gap = if Package::is_package(model) {
-        if quant.config() != QuantConfig::default() {
-            return Err(Error::Usage(
-                "the package fixes the quantization: give --scale, --param-bits and --activation-bits to setup".into(),
-            ));
-        }
+        fixed_by_package(quant)?;
         let pkg = Package::read(model)?;
         pkg.gap_on(data, progress)?
     } else {
@@ -270,4 +262,14 @@ pub fn cmd_run_data_set(
         print_gap(&gap);
     }
     Ok(0)
+}
+
+/// A package fixes the quantization: its flags belong to `setup`.
+fn fixed_by_package(quant: &QuantArgs) -> Result<()> {
+    if quant.config() != QuantConfig::default() {
+        return Err(Error::Usage(
+            "the package fixes the quantization: give --scale, --param-bits and --activation-bits to setup".into(),
+        ));
+    }
+    Ok(())
 }

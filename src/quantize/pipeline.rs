@@ -61,9 +61,19 @@ pub fn run_through(
 ) -> Result<(RunReport, Vec<Tensor<i64>>)> {
     let text = read_input(input)?;
     let floats = parse_input(&text, &input.display().to_string(), model)?;
-    let float = model.run_float(&floats)?;
-    let report = analyze(model, qm, &floats, &float)?;
+    run_floats(model, qm, &floats)
+}
+
+/// Parsed input tensors through a quantized model already made: tract's float run compared
+/// with the integer evaluator, and the integers at the inputs' scales.
+pub fn run_floats(
+    model: &Model,
+    qm: &QuantizedModel,
+    floats: &[Tensor<f64>],
+) -> Result<(RunReport, Vec<Tensor<i64>>)> {
+    let float = model.run_float(floats)?;
+    let report = analyze(model, qm, floats, &float)?;
     let names: Vec<String> = model.inputs.iter().map(|i| i.name.clone()).collect();
-    let inputs = qm.quantize_inputs(&floats, &names)?;
+    let inputs = qm.quantize_inputs(floats, &names)?;
     Ok((report, inputs))
 }

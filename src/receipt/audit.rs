@@ -51,9 +51,7 @@ impl AuditReport {
     }
 
     pub fn holds_at(&self, stage: ChainLink) -> Option<bool> {
-        let mut of = self.links.iter().filter(|l| l.stage == stage).peekable();
-        of.peek()?;
-        Some(of.all(|l| l.holds || l.skipped))
+        self.verdict_at(stage).map(|v| v.unwrap_or(true))
     }
 }
 

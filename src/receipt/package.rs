@@ -10,11 +10,11 @@ use super::folder::{read_file, read_json};
 use super::prove::{Keys, prove_chain};
 use super::*;
 use crate::files::write_folder;
+use crate::model::FloatRun;
 use crate::model::input::{DataSample, read_samples};
-use crate::model::{FloatRun, input::parse_input};
 use crate::quantize::dataset::{DataSetReport, data_set_gap, in_sample};
+use crate::quantize::pipeline::run_floats;
 use crate::quantize::quantize_calibrated;
-use crate::quantize::report::analyze;
 
 /// File names inside a package folder (besides model.onnx, quantized.json, circuit.json and
 /// vk.txt, as in a receipt folder).
@@ -40,7 +40,9 @@ pub struct Package {
     pub model: Model,
     pub onnx_bytes: Vec<u8>,
     pub qm: QuantizedModel,
-    pub info: CircuitInfo,
+    /// The circuit quantized.json compiles to, without witness: its description
+    /// (`compiled.info`, circuit.json) and what keygen reads.
+    pub compiled: circuit::Compiled,
     pub vk_txt: String,
     pub calibration: DataSetReport,
     pub identity: Identity,
@@ -104,13 +106,12 @@ impl Package {
         progress("compile");
         let compiled = circuit::compile_as(&qm, dis, None)
             .map_err(|e| Error::invalid(model.file(), e.to_string()))?;
-        let info = compiled.info.clone();
         let keys = Keys::make(&compiled, limits, model_path, progress)?;
         let identity = Identity {
             schema: PACKAGE_SCHEMA.into(),
             onnx_sha256: model.sha256.clone(),
             quantized_sha256: canonical_sha256(&qm),
-            circuit_sha256: canonical_sha256(&info),
+            circuit_sha256: canonical_sha256(&compiled.info),
             vk_sha256: keys.vk.sha256.clone(),
             calibration_sha256: canonical_sha256(&calibration),
         };
@@ -119,7 +120,7 @@ impl Package {
             model,
             onnx_bytes,
             qm,
-            info,
+            compiled,
             calibration,
             identity,
         };
@@ -131,7 +132,7 @@ impl Package {
         let files: Vec<(&str, Vec<u8>)> = vec![
             (MODEL_FILE, self.onnx_bytes.clone()),
             (QUANTIZED_FILE, prove::json_pretty(&self.qm)),
-            (CIRCUIT_FILE, prove::json_pretty(&self.info)),
+            (CIRCUIT_FILE, prove::json_pretty(self.info())),
             (VK_FILE, self.vk_txt.clone().into_bytes()),
             (CALIBRATION_FILE, prove::json_pretty(&self.calibration)),
             (PACKAGE_FILE, prove::json_pretty(&self.identity)),
@@ -215,7 +216,7 @@ impl Package {
             model,
             onnx_bytes,
             qm,
-            info,
+            compiled,
             vk_txt,
             calibration,
             identity,
@@ -225,16 +226,7 @@ impl Package {
     /// Make the parameters and keys of the package's circuit (once for every proof); the key
     /// must be the package's vk.txt.
     pub fn keys(&self, limits: &ProveOptions, progress: &mut dyn FnMut(&str)) -> Result<Keys> {
-        let layout = self.info.layout;
-        let compiled = circuit::compile_layout(
-            &self.qm,
-            layout.lanes,
-            layout.groups,
-            layout.disclosure(),
-            None,
-        )
-        .map_err(|e| Error::Internal(e.to_string()))?;
-        let keys = Keys::make(&compiled, limits, Path::new(MODEL_FILE), progress)?;
+        let keys = Keys::make(&self.compiled, limits, Path::new(MODEL_FILE), progress)?;
         if keys.vk.pinned != self.vk_txt {
             return Err(Error::invalid(
                 VK_FILE,
@@ -244,10 +236,15 @@ impl Package {
         Ok(keys)
     }
 
+    /// The package's circuit.json.
+    pub fn info(&self) -> &CircuitInfo {
+        &self.compiled.info
+    }
+
     /// The options a proof against this package takes: its visibility, the caller's salt,
     /// randomness and limits. A salt must be given exactly when the package's circuit is salted.
     pub fn options(&self, opts: &ProveOptions) -> Result<ProveOptions> {
-        let layout = self.info.layout;
+        let layout = self.info().layout;
         if layout.salted != opts.salt.is_some() {
             return Err(Error::Usage(if layout.salted {
                 "the package was set up for a salted hashed input: give --salt".into()
@@ -298,16 +295,13 @@ impl Package {
 
     /// The chain of one sample through the package's quantized model and circuit.
     fn chain(&self, sample: &DataSample, dis: Disclosure) -> Result<Chain> {
-        let float = self.model.run_float(&sample.inputs)?;
-        let report = analyze(&self.model, &self.qm, &sample.inputs, &float)?;
-        let names: Vec<String> = self.model.inputs.iter().map(|i| i.name.clone()).collect();
-        let inputs = self.qm.quantize_inputs(&sample.inputs, &names)?;
+        let (report, inputs) = run_floats(&self.model, &self.qm, &sample.inputs)?;
         let values = self.qm.evaluate(&inputs)?;
-        let layout = self.info.layout;
+        let layout = self.info().layout;
         let compiled =
             circuit::compile_layout(&self.qm, layout.lanes, layout.groups, dis, Some(&values))
                 .map_err(|e| Error::invalid(self.model.file(), e.to_string()))?;
-        if compiled.info != self.info {
+        if &compiled.info != self.info() {
             return Err(Error::Internal(
                 "the circuit with this input's witness differs from the package's".into(),
             ));
@@ -329,9 +323,9 @@ impl Package {
 
 /// An input the package cannot prove: say which sample and how to widen the package.
 fn widen(e: Error, sample: &DataSample) -> Error {
-    match e {
+    match in_sample(e, sample) {
         Error::Invalid { file, msg } => Error::invalid(
-            format!("{} ({file})", sample.source),
+            file,
             format!(
                 "{msg}; this input is outside what the package was calibrated for: run setup \
                  again with it among the --calibration samples, or with a larger --margin"
@@ -344,15 +338,4 @@ fn widen(e: Error, sample: &DataSample) -> Error {
 /// Read a data set for proving against `pkg` (the same forms as calibration data).
 pub fn read_inputs(pkg: &Package, paths: &[PathBuf]) -> Result<Vec<DataSample>> {
     read_samples(paths, &pkg.model)
-}
-
-/// Parse one input text for `pkg` (a named source for messages).
-pub fn sample_of(pkg: &Package, text: &str, source: &str) -> Result<DataSample> {
-    Ok(DataSample {
-        source: source.into(),
-        name: source.into(),
-        inputs: parse_input(text, source, &pkg.model)?,
-        label: None,
-        text: text.into(),
-    })
 }

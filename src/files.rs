@@ -121,10 +121,94 @@ fn process_runs(pid: u32) -> bool {
     !proc.join("self").exists() || proc.join(pid.to_string()).exists()
 }
 
+/// A kind of folder zkreceipt writes at an `--out` path, for deciding what it may replace: a
+/// folder is zkreceipt's when it holds `marker` and nothing but `files`.
+pub struct FolderKind {
+    /// What the folder is called in messages ("receipt folder", "package").
+    pub what: &'static str,
+    pub marker: &'static str,
+    /// Every file name a folder of this kind may hold.
+    pub files: &'static [&'static str],
+}
+
+/// Whether writing a folder of `kind` at `out` replaces one that holds files (true), or writes
+/// where there is nothing or an empty folder (false). A folder holding anything zkreceipt did
+/// not write there is refused, naming what, unless `force`: it may be the user's. Commands ask
+/// before their work starts, so a refusal costs nothing; [`write_folder`] asks again.
+pub fn replaces(out: &Path, kind: &FolderKind, force: bool) -> Result<bool> {
+    let Ok(meta) = std::fs::metadata(out) else {
+        return Ok(false);
+    };
+    if !meta.is_dir() {
+        return Err(Error::invalid(
+            out.display(),
+            "exists and is not a folder; choose another --out",
+        ));
+    }
+    let entries: Vec<std::fs::DirEntry> = std::fs::read_dir(out)
+        .map_err(|e| Error::invalid(out.display(), e))?
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| Error::invalid(out.display(), e))?;
+    if entries.is_empty() {
+        return Ok(false);
+    }
+    if force {
+        return Ok(true);
+    }
+    let mut foreign: Vec<String> = entries
+        .iter()
+        .filter(|e| {
+            let name = e.file_name();
+            let ours = name.to_str().is_some_and(|n| kind.files.contains(&n));
+            !ours || !e.file_type().is_ok_and(|t| t.is_file())
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    foreign.sort();
+    let refuse = |why: String| {
+        Err(Error::invalid(
+            out.display(),
+            format!(
+                "{why}; choose another --out, or add --force to replace the folder and \
+                 everything in it"
+            ),
+        ))
+    };
+    if !foreign.is_empty() {
+        let shown = foreign
+            .iter()
+            .take(3)
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>();
+        let more = match foreign.len() {
+            n if n > 3 => format!(" and {} more", n - 3),
+            _ => String::new(),
+        };
+        return refuse(format!(
+            "holds {}{more}, which zkreceipt does not write into a {}",
+            shown.join(", "),
+            kind.what
+        ));
+    }
+    if !out.join(kind.marker).is_file() {
+        return refuse(format!(
+            "holds files but no {}: not a {} zkreceipt wrote",
+            kind.marker, kind.what
+        ));
+    }
+    Ok(true)
+}
+
 /// Write the files into a temporary sibling folder, then rename it to `out`, so a reader never
-/// sees half a folder. An existing folder of the same kind at `out` (one holding `marker`, e.g.
-/// receipt.json) or an empty one is replaced; any other existing path is refused.
-pub fn write_folder(out: &Path, files: &[(&str, Vec<u8>)], marker: &str) -> Result<()> {
+/// sees half a folder. An empty folder at `out` is replaced; so is a folder of the same `kind`
+/// (holding its marker and only its files), or with `force` any folder. Returns whether a
+/// folder holding files was replaced, for the report to say so.
+pub fn write_folder(
+    out: &Path,
+    files: &[(&str, Vec<u8>)],
+    kind: &FolderKind,
+    force: bool,
+) -> Result<bool> {
     let name = out
         .file_name()
         .ok_or_else(|| Error::invalid(out.display(), "not a folder name"))?
@@ -134,21 +218,12 @@ pub fn write_folder(out: &Path, files: &[(&str, Vec<u8>)], marker: &str) -> Resu
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    if out.exists() {
-        let replaceable = out.is_dir()
-            && (out.join(marker).is_file()
-                || std::fs::read_dir(out)
-                    .map(|mut d| d.next().is_none())
-                    .unwrap_or(false));
-        if !replaceable {
-            return Err(Error::invalid(
-                out.display(),
-                format!(
-                    "exists and is not a folder zkreceipt wrote (no {marker}); choose another --out"
-                ),
-            ));
-        }
-    }
+    debug_assert!(
+        files.iter().all(|(f, _)| kind.files.contains(f)),
+        "{} lists every file it writes",
+        kind.what
+    );
+    let replaced = replaces(out, kind, force)?;
     let io = |e: std::io::Error| Error::invalid(out.display(), e);
     std::fs::create_dir_all(&parent).map_err(io)?;
     // What a killed run left of this folder goes first.
@@ -173,7 +248,7 @@ pub fn write_folder(out: &Path, files: &[(&str, Vec<u8>)], marker: &str) -> Resu
     } else {
         std::fs::rename(&tmp, out).map_err(io)?;
     }
-    Ok(())
+    Ok(replaced)
 }
 
 #[cfg(test)]

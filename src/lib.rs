@@ -10,6 +10,7 @@ pub mod circuit;
 pub mod cli;
 pub mod error;
 pub mod files;
+pub mod json;
 pub mod model;
 pub mod panics;
 pub mod proof;

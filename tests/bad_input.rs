@@ -99,7 +99,32 @@ fn input_files_that_do_not_fit() {
         (
             "nan.json",
             format!("{{\"input_data\": [[NaN{}]]}}", ",0.1".repeat(63)),
-            vec!["not valid JSON"],
+            vec![
+                "not valid JSON",
+                "`NaN` is not a JSON number",
+                "allow_nan=False",
+            ],
+        ),
+        (
+            "infinity.json",
+            format!(
+                "{{\"input_data\": [[0.1, -Infinity{}]]}}",
+                ",0.1".repeat(62)
+            ),
+            vec!["`Infinity` is not a JSON number"],
+        ),
+        (
+            "bool.json",
+            format!("{{\"input_data\": [[0.1, true{}]]}}", ",0.1".repeat(62)),
+            vec!["`input_data[0][1]` is true, not a number: input `input` is float (write 1 or 0)"],
+        ),
+        (
+            "twice.json",
+            format!(
+                "{{\"input_data\": [[1]], \"input_data\": [[0.1{}]]}}",
+                ",0.1".repeat(63)
+            ),
+            vec!["key `input_data` appears twice"],
         ),
         (
             "inf.json",
@@ -127,6 +152,13 @@ fn input_files_that_do_not_fit() {
         &["run", &m, "--input", "no/such/input.json"],
         &["no/such/input.json", "cannot read"],
     );
+    // A UTF-8 byte order mark (Windows editors write one) is not an error.
+    let (_, i) = digits();
+    let mut bom = "\u{feff}".to_string();
+    bom.push_str(&std::fs::read_to_string(&i).unwrap());
+    let p = write(dir.path(), "bom.json", &bom);
+    let out = zkreceipt(&["run", &m, "--input", &p]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
 #[test]
@@ -140,7 +172,11 @@ fn a_value_too_large_for_the_chosen_scale() {
     );
     expect_error(
         &["run", &m, "--input", &p, "--scale", "12"],
-        &["input `input`", "element 0", "too large for scale 12"],
+        &[
+            "big.json: input `input`",
+            "element 0",
+            "too large for scale 12",
+        ],
     );
     // With the scale left to calibration, a tensor beyond the budget even at scale 0 is named.
     let p = write(
@@ -148,9 +184,10 @@ fn a_value_too_large_for_the_chosen_scale() {
         "huge.json",
         &format!("{{\"input_data\": [[1e12{}]]}}", ",0.1".repeat(63)),
     );
+    // The input file is at fault, and named (not the model).
     expect_error(
         &["run", &m, "--input", &p],
-        &["too large", "activation bits"],
+        &["huge.json: input `input`", "too large", "activation bits"],
     );
 }
 
@@ -393,7 +430,10 @@ fn the_inspector_without_a_terminal_says_what_to_use_instead() {
     }
     // A folder that cannot be opened is an error before the terminal matters.
     let cases = [
-        ("no/such/folder", "not a receipt folder"),
+        (
+            "no/such/folder",
+            "no/such/folder: cannot read it: no such file or folder",
+        ),
         ("no/such/folder/receipt.json", "cannot read"),
         (dir.path().to_str().unwrap(), "receipt.json: cannot read"),
     ];

@@ -128,9 +128,10 @@ pub(super) fn cmd_export(dir: &std::path::Path) -> Result<i32> {
     Ok(0)
 }
 
-pub(super) fn cmd_redact(dir: &std::path::Path, out: &std::path::Path) -> Result<i32> {
+pub(super) fn cmd_redact(dir: &std::path::Path, out: &std::path::Path, force: bool) -> Result<i32> {
     let folder = Folder::load(dir)?;
     crate::receipt::redactable(&folder)?;
+    crate::files::replaces(out, &crate::receipt::RECEIPT_FOLDER, force)?;
     let mut progress = stderr_progress();
     let v = verify_folder(&folder, &mut progress)?;
     if !v.verified {
@@ -141,7 +142,10 @@ pub(super) fn cmd_redact(dir: &std::path::Path, out: &std::path::Path) -> Result
         return Ok(1);
     }
     progress("redact");
-    let files = crate::receipt::redact_folder(&folder, out)?;
+    let (files, replaced) = crate::receipt::redact_folder(&folder, out, force)?;
+    if replaced {
+        eprintln!("replaced the existing receipt folder {}", out.display());
+    }
     let copy = Folder::load(out)?;
     let v = verify_folder(&copy, &mut progress)?;
     if !v.verified {

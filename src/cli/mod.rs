@@ -96,10 +96,14 @@ pub enum Command {
         #[arg(long, required = true)]
         input: Vec<PathBuf>,
         /// The receipt folder to write (written under a temporary name, renamed when complete;
-        /// an existing receipt folder there is replaced). For several inputs, the folder that
-        /// receives one receipt folder per input.
+        /// an existing receipt folder there is replaced, and the report says so). For several
+        /// inputs, the folder that receives one receipt folder per input.
         #[arg(long)]
         out: PathBuf,
+        /// Replace the folder at --out even when it holds files zkreceipt did not write there
+        /// (without it, only an empty folder or one of zkreceipt's own is replaced).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         quant: QuantArgs,
         #[command(flatten)]
@@ -125,9 +129,14 @@ pub enum Command {
         /// sample, with --margin.
         #[arg(long, required = true, num_args = 1..)]
         calibration: Vec<PathBuf>,
-        /// The package folder to write (atomically; an existing package there is replaced).
+        /// The package folder to write (atomically; an existing package there is replaced, and
+        /// the report says so).
         #[arg(long)]
         out: PathBuf,
+        /// Replace the folder at --out even when it holds files zkreceipt did not write there
+        /// (without it, only an empty folder or one of zkreceipt's own is replaced).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         quant: QuantArgs,
         /// Safety margin: scales and tables cover magnitudes up to this many times the largest
@@ -193,9 +202,28 @@ pub enum Command {
     Redact {
         /// The receipt folder (made with --param-visibility hashed).
         dir: PathBuf,
-        /// Where to write the copy (an existing receipt folder there is replaced).
+        /// Where to write the copy (an existing receipt folder there is replaced, and the
+        /// report says so).
         #[arg(long)]
         out: PathBuf,
+        /// Replace the folder at --out even when it holds files zkreceipt did not write there
+        /// (without it, only an empty folder or one of zkreceipt's own is replaced).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print a shell completion script on stdout, e.g.
+    /// `zkreceipt completions bash > ~/.local/share/bash-completion/completions/zkreceipt`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on stdout: `zkreceipt man > zkreceipt.1 && man ./zkreceipt.1`.
+    /// With --out, write it and one page per command (zkreceipt-prove.1, …) into a folder.
+    Man {
+        /// The folder to write every page into.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Regenerate the inspector's screenshots (SVG, colours kept): proves the bundled digits
     /// sample with a fixed seed and renders every screen.
@@ -291,6 +319,7 @@ impl DisclosureArgs {
             rng: seed.map_or(ProofRng::Os, ProofRng::Seeded),
             max_k: limits.max_k,
             over_memory: limits.ignore_memory_forecast,
+            force: false,
         }
     }
 }
@@ -317,6 +346,32 @@ impl QuantArgs {
             param_bits: self.param_bits,
             activation_bits: self.activation_bits,
             ..QuantConfig::default()
+        }
+    }
+}
+
+impl Cli {
+    /// Whether the command writes JSON on stdout (`--json`, or `export`, whose output is JSON):
+    /// its failures are then a JSON document there too.
+    pub fn json_output(&self) -> bool {
+        match &self.command {
+            None
+            | Some(Command::Inspect { .. })
+            | Some(Command::Redact { .. })
+            | Some(Command::Screenshots { .. })
+            | Some(Command::Completions { .. })
+            | Some(Command::Man { .. }) => false,
+            Some(Command::Export { .. }) => true,
+            Some(
+                Command::Model { json, .. }
+                | Command::Run { json, .. }
+                | Command::Prove { json, .. }
+                | Command::Setup { json, .. }
+                | Command::Verify { json, .. }
+                | Command::Audit { json, .. }
+                | Command::BreakTest { json, .. }
+                | Command::Bench { json, .. },
+            ) => *json,
         }
     }
 }
@@ -360,11 +415,15 @@ pub fn run(cli: Cli) -> Result<i32> {
             out,
             quant,
             disclosure,
+            force,
             seed,
             limits,
             json,
         } => {
-            let opts = disclosure.options(seed, &limits);
+            let opts = ProveOptions {
+                force,
+                ..disclosure.options(seed, &limits)
+            };
             if crate::receipt::package::Package::is_package(&model) {
                 return package::cmd_prove_package(
                     &model,
@@ -394,10 +453,14 @@ pub fn run(cli: Cli) -> Result<i32> {
             margin,
             disclosure,
             salted,
+            force,
             limits,
             json,
         } => {
-            let mut opts = disclosure.options(None, &limits);
+            let mut opts = ProveOptions {
+                force,
+                ..disclosure.options(None, &limits)
+            };
             if salted {
                 opts.salt = Some(0);
             }
@@ -411,8 +474,14 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Audit { dir, json } => cmd_audit(&dir, json),
         Command::BreakTest { dir, json } => cmd_break_test(&dir, json),
         Command::Export { erc7992: _, dir } => cmd_export(&dir),
-        Command::Redact { dir, out } => cmd_redact(&dir, &out),
+        Command::Redact { dir, out, force } => cmd_redact(&dir, &out, force),
         Command::Screenshots { out } => cmd_screenshots(&out),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "zkreceipt", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man { out } => cmd_man(out.as_deref()),
         Command::Bench {
             models,
             input,
@@ -449,9 +518,13 @@ pub fn stderr_progress() -> impl FnMut(&str) {
 /// A proved receipt: one JSON document, or the report.
 pub fn print_proved(p: &crate::receipt::Proved, json: bool) {
     let r = &p.receipt;
+    if p.replaced {
+        eprintln!("replaced the existing receipt folder {}", p.dir.display());
+    }
     if json {
         print_json(&json!({
             "out": p.dir,
+            "replaced": p.replaced,
             "receipt": r,
             "circuit": {
                 "k": p.circuit.k,
@@ -542,6 +615,33 @@ pub fn print_proved(p: &crate::receipt::Proved, json: bool) {
             None => "",
         }
     );
+}
+
+/// The manual page on stdout, or every page into `out`.
+fn cmd_man(out: Option<&std::path::Path>) -> Result<i32> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let Some(dir) = out else {
+        let mut stdout = std::io::stdout().lock();
+        clap_mangen::Man::new(cmd)
+            .render(&mut stdout)
+            .and_then(|()| stdout.flush())
+            .map_err(|e| crate::error::Error::invalid("stdout", e))?;
+        return Ok(0);
+    };
+    let io = |e: std::io::Error| crate::error::Error::invalid(dir.display(), e);
+    std::fs::create_dir_all(dir).map_err(io)?;
+    clap_mangen::generate_to(cmd, dir).map_err(io)?;
+    let mut pages: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "1"))
+        .collect();
+    pages.sort();
+    for p in pages {
+        println!("{}", p.display());
+    }
+    Ok(0)
 }
 
 fn cmd_screenshots(out: &std::path::Path) -> Result<i32> {

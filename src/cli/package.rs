@@ -11,8 +11,9 @@ use super::{
 use crate::error::{Error, Result};
 use crate::quantize::QuantConfig;
 use crate::quantize::dataset::DataSetReport;
-use crate::receipt::ProveOptions;
+use crate::receipt::package::PACKAGE_FOLDER;
 use crate::receipt::package::{Package, calibrate, read_inputs};
+use crate::receipt::{ProveOptions, RECEIPT_FOLDER};
 
 pub fn cmd_setup(
     model: &Path,
@@ -28,11 +29,14 @@ pub fn cmd_setup(
             cfg.margin
         )));
     }
+    crate::files::replaces(out, &PACKAGE_FOLDER, opts.force)?;
     let progress = &mut stderr_progress();
     let clock = Instant::now();
     let (pkg, keys) = Package::setup(model, data, cfg, opts, progress)?;
     progress("write package");
-    pkg.write(out)?;
+    if pkg.write(out, opts.force)? {
+        eprintln!("replaced the existing package {}", out.display());
+    }
     let setup_s = clock.elapsed().as_secs_f64();
     let id = &pkg.identity;
     if json {
@@ -162,36 +166,45 @@ pub fn cmd_prove_package(
     let pkg = Package::read(dir)?;
     let samples = read_inputs(&pkg, inputs)?;
     let opts = pkg.options(opts)?;
-    let keys = pkg.keys(&opts, progress)?;
     let single = samples.len() == 1
         && inputs.len() == 1
         && inputs[0].is_file()
         && inputs[0].extension().is_none_or(|x| x != "jsonl");
     if single {
+        crate::files::replaces(out, &RECEIPT_FOLDER, opts.force)?;
+        let keys = pkg.keys(&opts, progress)?;
         let p = pkg.prove(&keys, &samples[0], out, &opts, progress)?;
         print_proved(&p, json);
         return Ok(0);
     }
-    // One receipt folder per input, named after it (a repeated name gets its position).
+    // One receipt folder per input, named after it (a repeated name gets its position); each
+    // destination is checked before the keys are made.
     if out.exists() && !out.is_dir() {
         return Err(Error::invalid(
             out.display(),
             "exists and is not a folder; choose another --out",
         ));
     }
-    std::fs::create_dir_all(out).map_err(|e| Error::invalid(out.display(), e))?;
     let mut names: Vec<String> = vec![];
+    for (i, s) in samples.iter().enumerate() {
+        let name = match names.contains(&s.name) {
+            true => format!("{}-{}", s.name, i + 1),
+            false => s.name.clone(),
+        };
+        crate::files::replaces(&out.join(&name), &RECEIPT_FOLDER, opts.force)?;
+        names.push(name);
+    }
+    let keys = pkg.keys(&opts, progress)?;
+    std::fs::create_dir_all(out).map_err(|e| Error::invalid(out.display(), e))?;
     let mut rows = vec![];
     let mut docs = vec![];
-    for (i, s) in samples.iter().enumerate() {
-        let mut name = s.name.clone();
-        if names.contains(&name) {
-            name = format!("{name}-{}", i + 1);
-        }
-        names.push(name.clone());
+    for (i, (s, name)) in samples.iter().zip(&names).enumerate() {
         progress(&format!("prove {}/{}: {}", i + 1, samples.len(), s.source));
-        let dest = out.join(&name);
+        let dest = out.join(name);
         let p = pkg.prove(&keys, s, &dest, &opts, &mut |_| {})?;
+        if p.replaced {
+            eprintln!("replaced the existing receipt folder {}", dest.display());
+        }
         let argmax = p
             .report
             .outputs
@@ -212,6 +225,7 @@ pub fn cmd_prove_package(
             "label": s.label,
             "prove_s": p.timings.prove_s,
             "verified": true,
+            "replaced": p.replaced,
         }));
     }
     let id = &pkg.identity;

@@ -22,18 +22,34 @@ pub fn read_input(path: &Path) -> Result<String> {
         .map_err(|_| Error::invalid(path.display(), "cannot read the input: not UTF-8 text"))
 }
 
+/// Parse an input file's text (see [`parse_input_doc`]).
 pub fn parse_input(text: &str, file: &str, model: &Model) -> Result<Vec<Tensor<f64>>> {
-    let doc: Value = serde_json::from_str(text)
-        .map_err(|e| Error::invalid(file, format!("not valid JSON: {e}")))?;
+    parse_input_doc(&parse_doc(text, file)?, file, model)
+}
+
+/// An input file's text as one JSON document (a duplicate key refused, a BOM skipped).
+fn parse_doc(text: &str, file: &str) -> Result<Value> {
+    crate::json::parse_strict(text)
+        .map_err(|e| Error::invalid(file, format!("not valid JSON: {e}")))
+}
+
+/// The input tensors of a parsed input document: one array of finite numbers per graph input,
+/// with lengths that fit the declared shapes.
+pub fn parse_input_doc(doc: &Value, file: &str, model: &Model) -> Result<Vec<Tensor<f64>>> {
     let data = doc.get("input_data").ok_or_else(|| {
-        Error::invalid(
+        Error::invalid_field(
             file,
+            "input_data",
             "missing field `input_data` (expected {\"input_data\": [[...]]})",
         )
     })?;
-    let arrays = data
-        .as_array()
-        .ok_or_else(|| Error::invalid(file, "field `input_data` must be an array of arrays"))?;
+    let arrays = data.as_array().ok_or_else(|| {
+        Error::invalid_field(
+            file,
+            "input_data",
+            "field `input_data` must be an array of arrays",
+        )
+    })?;
     // A single flat array is accepted for a model with one input.
     let arrays: Vec<&Value> =
         if model.inputs.len() == 1 && arrays.iter().all(|v| v.is_number()) && !arrays.is_empty() {
@@ -46,8 +62,9 @@ pub fn parse_input(text: &str, file: &str, model: &Model) -> Result<Vec<Tensor<f
         return Ok(vec![]);
     }
     if arrays.len() != model.inputs.len() {
-        return Err(Error::invalid(
+        return Err(Error::invalid_field(
             file,
+            "input_data",
             format!(
                 "`input_data` has {} array(s) but the model has {} input(s)",
                 arrays.len(),
@@ -58,32 +75,43 @@ pub fn parse_input(text: &str, file: &str, model: &Model) -> Result<Vec<Tensor<f
     let mut flat = vec![];
     for (i, (arr, info)) in arrays.iter().zip(&model.inputs).enumerate() {
         let items = arr.as_array().ok_or_else(|| {
-            Error::invalid(
+            Error::invalid_field(
                 file,
+                format!("input_data[{i}]"),
                 format!("`input_data[{i}]` must be an array of numbers"),
             )
         })?;
         let mut v = Vec::with_capacity(items.len());
         for (j, x) in items.iter().enumerate() {
+            let field = || format!("input_data[{i}][{j}]");
             let f = match x {
-                Value::Number(n) => n.as_f64(),
-                Value::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
+                Value::Number(n) => n.as_f64().filter(|f| f.is_finite()),
+                // A bool input's values are true/false (EZKL writes them so); for any other
+                // input they are not numbers, and taking them as 1/0 would hide a wrong file.
+                Value::Bool(b) if info.dtype == "bool" => Some(if *b { 1.0 } else { 0.0 }),
+                Value::Bool(_) => {
+                    return Err(Error::invalid_field(
+                        file,
+                        field(),
+                        format!(
+                            "`{}` is {x}, not a number: input `{}` is {} (write 1 or 0)",
+                            field(),
+                            info.name,
+                            info.dtype
+                        ),
+                    ));
+                }
                 _ => None,
             }
             .ok_or_else(|| {
-                Error::invalid(file, format!("`input_data[{i}][{j}]` is {x}, not a number"))
+                Error::invalid_field(file, field(), format!("`{}` is {x}, not a number", field()))
             })?;
-            if !f.is_finite() {
-                return Err(Error::invalid(
-                    file,
-                    format!("`input_data[{i}][{j}]` is not finite ({f})"),
-                ));
-            }
             v.push(f);
         }
         if v.is_empty() {
-            return Err(Error::invalid(
+            return Err(Error::invalid_field(
                 file,
+                format!("input_data[{i}]"),
                 format!("`input_data[{i}]` (input `{}`) is empty", info.name),
             ));
         }
@@ -91,14 +119,19 @@ pub fn parse_input(text: &str, file: &str, model: &Model) -> Result<Vec<Tensor<f
     }
     let lens: Vec<usize> = flat.iter().map(|v| v.len()).collect();
     let shapes = model.input_shapes(Some(&lens)).map_err(|e| match e {
-        Error::Invalid { msg, .. } => Error::invalid(file, msg),
+        Error::Invalid { msg, field, .. } => Error::Invalid {
+            file: file.to_string(),
+            field,
+            msg,
+        },
         other => other,
     })?;
     let mut out = vec![];
     for ((v, shape), info) in flat.into_iter().zip(shapes).zip(&model.inputs) {
         if numel(&shape) != v.len() {
-            return Err(Error::invalid(
+            return Err(Error::invalid_field(
                 file,
+                format!("input_data[{}]", out.len()),
                 format!(
                     "input `{}` has {} values but its shape {} needs {}",
                     info.name,
@@ -189,13 +222,14 @@ pub fn read_samples(paths: &[PathBuf], model: &Model) -> Result<Vec<DataSample>>
 
 /// One input object with its optional label.
 fn labelled(text: &str, source: String, name: String, model: &Model) -> Result<DataSample> {
-    let inputs = parse_input(text, &source, model)?;
-    let doc: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    let doc = parse_doc(text, &source)?;
+    let inputs = parse_input_doc(&doc, &source, model)?;
     let label = match doc.get("label") {
         None | Some(Value::Null) => None,
         Some(v) => Some(v.as_i64().ok_or_else(|| {
-            Error::invalid(
+            Error::invalid_field(
                 &source,
+                "label",
                 format!("field `label` is {v}, not an integer class"),
             )
         })?),

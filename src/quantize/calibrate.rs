@@ -39,16 +39,25 @@ pub fn choose_scale(model: &Model, floats: &[&FloatRun], cfg: &QuantConfig) -> R
             }
         }
     }
-    match fit_scale(worst.0 * cfg.margin, cfg.activation_bits, cfg.max_scale) {
-        Some(s) => Ok(s as u32),
-        None => Err(Error::invalid(
+    let Some(s) = fit_scale(worst.0 * cfg.margin, cfg.activation_bits, cfg.max_scale) else {
+        let why = format!(
+            "reaches {:.4e}, too large for {} activation bits even at scale 0",
+            worst.0, cfg.activation_bits
+        );
+        // The input's own values: the input file is at fault, not the model.
+        if let Some(i) = model.inputs.iter().position(|i| i.name == worst.1) {
+            return Err(Error::InputValue {
+                input: worst.1,
+                field: Some(format!("input_data[{i}]")),
+                msg: why,
+            });
+        }
+        return Err(Error::invalid(
             model.file(),
-            format!(
-                "tensor `{}` reaches {:.4e}, too large for {} activation bits even at scale 0",
-                worst.1, worst.0, cfg.activation_bits
-            ),
-        )),
-    }
+            format!("tensor `{}` {why}", worst.1),
+        ));
+    };
+    Ok(s as u32)
 }
 
 /// Quantize `model`, calibrated on one float run `float` on the inputs `inputs`.

@@ -167,11 +167,14 @@ pub fn data_set_gap(
 
 /// An error on one sample names the sample.
 pub fn in_sample(e: crate::error::Error, s: &DataSample) -> crate::error::Error {
+    use crate::error::Error;
     match e {
-        crate::error::Error::Invalid { file, msg } => {
-            crate::error::Error::invalid(format!("{} ({file})", s.source), msg)
-        }
-        other => other,
+        Error::Invalid { file, field, msg } => Error::Invalid {
+            file: format!("{} ({file})", s.source),
+            field,
+            msg,
+        },
+        other => other.in_input(&s.source),
     }
 }
 

@@ -34,12 +34,14 @@ pub fn quantize_files(model_path: &Path, input: &Path, cfg: &QuantConfig) -> Res
     let model = Model::from_bytes(model_path, &onnx_bytes)?;
     model.check_supported()?;
     let input_text = read_input(input)?;
-    let floats = parse_input(&input_text, &input.display().to_string(), &model)?;
+    let file = input.display().to_string();
+    let floats = parse_input(&input_text, &file, &model)?;
     let float = model.run_float(&floats)?;
-    let qm = quantize(&model, &floats, &float, cfg)?;
-    let report = analyze(&model, &qm, &floats, &float)?;
+    let in_input = |e: crate::error::Error| e.in_input(&file);
+    let qm = quantize(&model, &floats, &float, cfg).map_err(in_input)?;
+    let report = analyze(&model, &qm, &floats, &float).map_err(in_input)?;
     let names: Vec<String> = model.inputs.iter().map(|i| i.name.clone()).collect();
-    let inputs = qm.quantize_inputs(&floats, &names)?;
+    let inputs = qm.quantize_inputs(&floats, &names).map_err(in_input)?;
     Ok(QuantizedRun {
         model,
         onnx_bytes,
@@ -60,8 +62,9 @@ pub fn run_through(
     input: &Path,
 ) -> Result<(RunReport, Vec<Tensor<i64>>)> {
     let text = read_input(input)?;
-    let floats = parse_input(&text, &input.display().to_string(), model)?;
-    run_floats(model, qm, &floats)
+    let file = input.display().to_string();
+    let floats = parse_input(&text, &file, model)?;
+    run_floats(model, qm, &floats).map_err(|e| e.in_input(&file))
 }
 
 /// Parsed input tensors through a quantized model already made: tract's float run compared

@@ -21,18 +21,16 @@ impl QuantizedModel {
                 match round_to_i64(x * f) {
                     Some(q) if q.unsigned_abs() < limit.unsigned_abs() => data.push(q),
                     _ => {
-                        return Err(Error::invalid(
-                            format!(
-                                "input `{}`",
-                                input_names.get(i).cloned().unwrap_or_default()
-                            ),
-                            format!(
+                        return Err(Error::InputValue {
+                            input: input_names.get(i).cloned().unwrap_or_default(),
+                            field: Some(format!("input_data[{i}][{j}]")),
+                            msg: format!(
                                 "element {j} = {x} is too large for scale {} (|x·2^{}| must stay below 2^{}); choose a smaller --scale",
                                 val.scale,
                                 val.scale,
                                 self.config.activation_bits - 1
                             ),
-                        ));
+                        });
                     }
                 }
             }

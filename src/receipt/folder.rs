@@ -45,7 +45,9 @@ pub(super) fn read_json_as<T: Serialize + for<'de> Deserialize<'de>>(
 ) -> Result<T> {
     let bytes = read_file(dir, name)?;
     let file = || dir.join(name).display().to_string();
-    let raw: serde_json::Value = serde_json::from_slice(&bytes)
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| Error::invalid(file(), format!("not a valid {name}: not UTF-8 text")))?;
+    let raw = crate::json::parse_strict(text)
         .map_err(|e| Error::invalid(file(), format!("not a valid {name}: {e}")))?;
     let parsed: T = serde_json::from_value(raw.clone())
         .map_err(|e| Error::invalid(file(), format!("not a valid {name}: {e}")))?;
@@ -53,7 +55,11 @@ pub(super) fn read_json_as<T: Serialize + for<'de> Deserialize<'de>>(
         .map_err(|e| Error::invalid(file(), format!("not a valid {name}: {e}")))?;
     match json_difference(&raw, &canon).filter(|_| strict) {
         None => Ok(parsed),
-        Some((path, what)) => Err(Error::invalid(file(), format!("field `{path}` {what}"))),
+        Some((path, what)) => Err(Error::invalid_field(
+            file(),
+            &path,
+            format!("field `{path}` {what}"),
+        )),
     }
 }
 
@@ -100,6 +106,12 @@ pub(super) fn json_difference(
 impl Folder {
     /// Read a folder, given the folder or its `receipt.json`.
     pub fn load(path: &Path) -> Result<Folder> {
+        if std::fs::metadata(path).is_err() && path.file_name().is_none_or(|n| n != RECEIPT_FILE) {
+            return Err(Error::invalid(
+                path.display(),
+                "cannot read it: no such file or folder",
+            ));
+        }
         let dir = if path.is_dir() {
             path.to_path_buf()
         } else if path.file_name().is_some_and(|n| n == RECEIPT_FILE) {

@@ -59,6 +59,22 @@ pub const VK_FILE: &str = "vk.txt";
 pub const PROOF_FILE: &str = "proof.bin";
 pub const RECEIPT_FILE: &str = "receipt.json";
 
+/// A receipt folder, for `--out`: zkreceipt replaces one only when it holds nothing else.
+pub const RECEIPT_FOLDER: crate::files::FolderKind = crate::files::FolderKind {
+    what: "receipt folder",
+    marker: RECEIPT_FILE,
+    files: &[
+        MODEL_FILE,
+        INPUT_FILE,
+        QUANTIZED_FILE,
+        CIRCUIT_FILE,
+        VK_FILE,
+        PROOF_FILE,
+        RECEIPT_FILE,
+        package::CALIBRATION_FILE,
+    ],
+};
+
 /// The links of the chain, in order (design.md §1): what the inspector shows and what each
 /// audit check derives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

@@ -22,6 +22,20 @@ pub const PACKAGE_FILE: &str = "package.json";
 pub const CALIBRATION_FILE: &str = "calibration.json";
 pub const PACKAGE_SCHEMA: &str = "zkreceipt.package/1";
 
+/// A package folder, for `--out`: zkreceipt replaces one only when it holds nothing else.
+pub const PACKAGE_FOLDER: crate::files::FolderKind = crate::files::FolderKind {
+    what: "package",
+    marker: PACKAGE_FILE,
+    files: &[
+        MODEL_FILE,
+        QUANTIZED_FILE,
+        CIRCUIT_FILE,
+        VK_FILE,
+        CALIBRATION_FILE,
+        PACKAGE_FILE,
+    ],
+};
+
 /// The hashes that name a package (`package.json`). Every receipt proved against it carries
 /// the first four in its model commitment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -127,8 +141,9 @@ impl Package {
         Ok((pkg, keys))
     }
 
-    /// Write the package folder atomically (an existing package at `out` is replaced).
-    pub fn write(&self, out: &Path) -> Result<()> {
+    /// Write the package folder atomically (an existing package at `out` is replaced, any folder
+    /// with `force`); returns whether a folder was replaced.
+    pub fn write(&self, out: &Path, force: bool) -> Result<bool> {
         let files: Vec<(&str, Vec<u8>)> = vec![
             (MODEL_FILE, self.onnx_bytes.clone()),
             (QUANTIZED_FILE, prove::json_pretty(&self.qm)),
@@ -137,7 +152,7 @@ impl Package {
             (CALIBRATION_FILE, prove::json_pretty(&self.calibration)),
             (PACKAGE_FILE, prove::json_pretty(&self.identity)),
         ];
-        write_folder(out, &files, PACKAGE_FILE)
+        write_folder(out, &files, &PACKAGE_FOLDER, force)
     }
 
     /// Whether `path` is a package folder.
@@ -324,13 +339,14 @@ impl Package {
 /// An input the package cannot prove: say which sample and how to widen the package.
 fn widen(e: Error, sample: &DataSample) -> Error {
     match in_sample(e, sample) {
-        Error::Invalid { file, msg } => Error::invalid(
+        Error::Invalid { file, field, msg } => Error::Invalid {
             file,
-            format!(
+            field,
+            msg: format!(
                 "{msg}; this input is outside what the package was calibrated for: run setup \
                  again with it among the --calibration samples, or with a larger --margin"
             ),
-        ),
+        },
         other => other,
     }
 }

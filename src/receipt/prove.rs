@@ -11,6 +11,8 @@ pub struct Proved {
     pub circuit: CircuitInfo,
     pub report: RunReport,
     pub timings: Timings,
+    /// Whether a receipt folder already at `dir` was replaced.
+    pub replaced: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -115,6 +117,9 @@ pub struct ProveOptions {
     pub max_k: u32,
     /// Prove even when the forecast peak memory exceeds what the machine has available.
     pub over_memory: bool,
+    /// Replace whatever folder is at the receipt folder's path, even one holding files
+    /// zkreceipt did not write there.
+    pub force: bool,
 }
 
 impl ProveOptions {
@@ -144,6 +149,7 @@ impl Default for ProveOptions {
             rng: ProofRng::Os,
             max_k: circuit::MAX_K,
             over_memory: false,
+            force: false,
         }
     }
 }
@@ -183,6 +189,7 @@ pub fn prove_folder(
 ) -> Result<Proved> {
     let mut t = Timings::default();
     let clock = Instant::now();
+    crate::files::replaces(out, &RECEIPT_FOLDER, opts.force)?;
     progress("quantize");
     let dis = opts.disclosure()?;
     let chain = build_chain_as(model_path, input, cfg, dis)?;
@@ -326,13 +333,14 @@ pub(super) fn prove_chain(
     if let Some(c) = &chain.calibration {
         files.push((package::CALIBRATION_FILE, json_pretty(c)));
     }
-    write_folder(out, &files, RECEIPT_FILE)?;
+    let replaced = write_folder(out, &files, &RECEIPT_FOLDER, opts.force)?;
     Ok(Proved {
         dir: out.to_path_buf(),
         receipt,
         circuit: info,
         report: chain.report,
         timings: t,
+        replaced,
     })
 }
 
@@ -379,8 +387,8 @@ pub fn redactable(f: &Folder) -> Result<()> {
 /// circuit, key, proof and public input as they are, and `quantized.json` redacted (every weight,
 /// bias and constant zero, their widths kept); `model.onnx` is left out. It verifies like the
 /// original: the key does not depend on the weights, and the proof binds them to the receipt's
-/// weights commitment. Returns the files written.
-pub fn redact_folder(f: &Folder, out: &Path) -> Result<Vec<&'static str>> {
+/// weights commitment. Returns the files written, and whether a folder at `out` was replaced.
+pub fn redact_folder(f: &Folder, out: &Path, force: bool) -> Result<(Vec<&'static str>, bool)> {
     redactable(f)?;
     let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
@@ -408,8 +416,8 @@ pub fn redact_folder(f: &Folder, out: &Path) -> Result<Vec<&'static str>> {
         None => commit::redact(&f.qm),
     };
     files.push((QUANTIZED_FILE, json_pretty(&qm)));
-    write_folder(out, &files, RECEIPT_FILE)?;
-    Ok(files.iter().map(|(n, _)| *n).collect())
+    let replaced = write_folder(out, &files, &RECEIPT_FOLDER, force)?;
+    Ok((files.iter().map(|(n, _)| *n).collect(), replaced))
 }
 
 /// The input commitment of `values` (all input integers, graph order) at `bits` bits.

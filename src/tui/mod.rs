@@ -167,7 +167,8 @@ pub fn default_source() -> Result<Command> {
 /// the cache (a folder per model and input file contents). A folder that cannot be read is an
 /// error here, before any screen.
 pub fn inspect_source(target: &Path, input: Option<&Path>) -> Result<Command> {
-    if target.is_dir() || target.file_name().is_some_and(|n| n == "receipt.json") {
+    let missing = std::fs::metadata(target).is_err();
+    if missing || target.is_dir() || target.file_name().is_some_and(|n| n == "receipt.json") {
         let dir = crate::receipt::Folder::load(target)?.dir;
         // `inspect receipt.json` inside the folder: its parent is the empty path.
         let dir = if dir.as_os_str().is_empty() {

@@ -248,16 +248,47 @@ fn a_redacted_folder_opens_verifies_and_says_what_it_lacks() {
     assert_eq!(app.status[ChainLink::Quantized], Status::Skipped);
     let s = screen(&app, 120, 40);
     assert!(s.contains("1c95b2f0 –"), "{s}");
+    // The details say which checks were skipped and why; the status line reports the audit
+    // (not the verify before it), skipped links counted apart.
+    app.title = Some("digits, redacted".into());
+    let s = screen(&app, 120, 40);
+    assert!(s.contains("model.onnx → sha256: skipped"), "{s}");
+    assert!(s.contains("✓ audit:") && s.contains("skipped"), "{s}");
+    snap("redacted_audited_float_onnx_120x40", s);
+    app.selected = ChainLink::Receipt;
+    snap("redacted_audited_receipt_120x40", screen(&app, 120, 40));
+
+    // A broken proof of a hashed-weights receipt: the audit's extra check (the weights
+    // commitment) does not shift its verdict onto another link; the checklist shows it.
+    let broken = base.join("tui-hashed-bad-proof");
+    copy_folder(&full, &broken);
+    let mut proof = std::fs::read(broken.join("proof.bin")).unwrap();
+    proof[40] ^= 1;
+    std::fs::write(broken.join("proof.bin"), proof).unwrap();
+    let mut app = App::new(Command::Open(broken));
+    let cmds = app.start();
+    exec(&mut app, cmds);
+    app.title = Some("digits, hashed weights, proof changed".into());
+    act(&mut app, Action::Audit);
+    assert_eq!(app.status[ChainLink::Quantized], Status::Holds);
+    assert_eq!(app.status[ChainLink::VerifierKey], Status::Holds);
+    assert_eq!(app.status[ChainLink::Proof], Status::Broken);
+    app.selected = ChainLink::Proof;
+    let s = screen(&app, 120, 40);
+    assert!(
+        s.contains("✗ audit: 1 broken") && s.contains("proof: BROKEN"),
+        "{s}"
+    );
+    snap("hashed_broken_proof_audited_120x40", s);
+    app.selected = ChainLink::Receipt;
+    let s = screen(&app, 120, 70);
+    assert!(s.contains("✗ output bound"), "{s}");
+    snap("hashed_broken_proof_checklist_120x70", s);
 
     // The audit's checks land on the links they derive, whatever their number: hashed weights
     // add one (the weights commitment, on Quantized), and a changed vk.txt shows on the key.
     let bad = base.join("tui-hashed-bad-key");
-    let _ = std::fs::remove_dir_all(&bad);
-    std::fs::create_dir_all(&bad).unwrap();
-    for e in std::fs::read_dir(&full).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), bad.join(e.file_name())).unwrap();
-    }
+    copy_folder(&full, &bad);
     let vk = std::fs::read_to_string(bad.join("vk.txt")).unwrap();
     std::fs::write(bad.join("vk.txt"), vk.replacen("0x", "0y", 1)).unwrap();
     let mut app = App::new(Command::Open(bad));
@@ -275,6 +306,63 @@ fn a_redacted_folder_opens_verifies_and_says_what_it_lacks() {
     assert_eq!(app.status[ChainLink::Circuit], Status::Holds);
     assert_eq!(app.status[ChainLink::VerifierKey], Status::Broken);
     assert_eq!(app.status[ChainLink::Receipt], Status::Broken);
+}
+
+fn copy_folder(from: &std::path::Path, to: &std::path::Path) {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+/// A private receipt: the checklist does not tick an input binding, and what the proof does not
+/// claim never says it binds the input values.
+#[test]
+fn a_private_receipt_claims_no_input_binding() {
+    init();
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let private = base.join("tui-private");
+    let (m, i, _) = sample("digits");
+    zk_ok(
+        &base.join("params-cache"),
+        &[
+            "prove",
+            m.to_str().unwrap(),
+            "--input",
+            i.to_str().unwrap(),
+            "--out",
+            private.to_str().unwrap(),
+            "--input-visibility",
+            "private",
+            "--seed",
+            "3",
+            "--force",
+        ],
+    );
+    let mut app = App::new(Command::Open(private));
+    let cmds = app.start();
+    exec(&mut app, cmds);
+    app.title = Some("digits, private input".into());
+    app.selected = ChainLink::Receipt;
+    let s = screen(&app, 120, 60);
+    assert!(!s.contains("binds the input values"), "{s}");
+    assert!(
+        s.contains("– input: private, bound to nothing public"),
+        "{s}"
+    );
+    // Nothing is ticked before a check runs; the prover's figures are never ticked by verify.
+    assert!(s.contains("? output bound"), "{s}");
+    assert!(
+        s.contains("– quantization figures (the prover's report, unbound"),
+        "{s}"
+    );
+    act(&mut app, Action::Verify);
+    let s = screen(&app, 120, 60);
+    assert!(s.contains("✓ output bound") && s.contains("✓ proof checked by this verifier"));
+    assert!(s.contains("– quantization figures"), "{s}");
+    snap("private_receipt_verified_120x60", s);
 }
 
 #[test]

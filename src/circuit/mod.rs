@@ -390,6 +390,41 @@ pub struct CircuitInfo {
     pub rows_per_node: Vec<NodeRows>,
 }
 
+impl CircuitInfo {
+    /// What sets k, in words: the largest of the gates' rows, the lookup tables' rows and the
+    /// public values, plus the rows halo2 reserves, rounded up to a power of two (at least 2^4).
+    pub fn k_reason(&self) -> String {
+        let reserved = reserved_rows(self.layout);
+        let public = self.public_inputs + self.public_outputs;
+        let mut parts = [
+            ("the gates' rows", self.rows),
+            ("the lookup tables' rows", self.table_rows),
+            ("the public values", public),
+        ];
+        parts.sort_by_key(|p| std::cmp::Reverse(p.1));
+        let (what, n) = parts[0];
+        let need = n + reserved;
+        let others = parts[1..]
+            .iter()
+            .filter(|p| p.1 > 0)
+            .map(|(w, n)| format!("{} {n}", w.trim_start_matches("the ")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let others = if others.is_empty() {
+            String::new()
+        } else {
+            format!(" ({others})")
+        };
+        if need <= 1 << 4 {
+            return format!("the smallest circuit, 2^4 rows{others}");
+        }
+        format!(
+            "{what}: {n} + {reserved} reserved = {need} ≤ 2^{}{others}",
+            self.k
+        )
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NodeRows {
     pub node: String,

@@ -139,8 +139,9 @@ pub enum Command {
         force: bool,
         #[command(flatten)]
         quant: QuantArgs,
-        /// Safety margin: scales and tables cover magnitudes up to this many times the largest
-        /// the calibration samples reach.
+        /// Safety margin: the scale covers magnitudes up to this many times the largest the
+        /// calibration samples reach, and each table its input's calibrated range widened this
+        /// many times about its centre.
         #[arg(long, default_value_t = crate::quantize::DEFAULT_MARGIN)]
         margin: f64,
         #[command(flatten)]

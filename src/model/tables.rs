@@ -38,8 +38,6 @@ pub enum TableFn {
     /// `1/x`, for division by a runtime tensor; 0 at 0.
     Reciprocal,
     Tan,
-    /// `1/√x` for normalizations; 0 at or below 0.
-    Rsqrt,
     /// Acos and Asin: 0 outside [-1, 1] (where ONNX gives NaN).
     Acos,
     Asin,
@@ -102,7 +100,6 @@ impl TableFn {
             TableFn::Abs => x.abs(),
             TableFn::Pow { p } => x.powf(p),
             TableFn::Reciprocal => 1.0 / x,
-            TableFn::Rsqrt => 1.0 / x.sqrt(),
             TableFn::Tan => x.tan(),
             TableFn::Acos => x.acos(),
             TableFn::Asin => x.asin(),
@@ -137,7 +134,6 @@ impl TableFn {
             TableFn::Abs => "Abs",
             TableFn::Pow { .. } => "Pow",
             TableFn::Reciprocal => "Reciprocal",
-            TableFn::Rsqrt => "Rsqrt",
             TableFn::Tan => "Tan",
             TableFn::Acos => "Acos",
             TableFn::Asin => "Asin",

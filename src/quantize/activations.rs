@@ -158,21 +158,21 @@ impl Lowering<'_> {
     pub(super) fn table(&mut self, x: usize, func: TableFn) -> Result<Operand> {
         let sx = self.scale_of(x);
         let (mn, mx) = self.values[x].range;
-        let max_abs = (mn.unsigned_abs().max(mx.unsigned_abs()) as f64) / 2f64.powi(sx);
-        // rsqrt reads variances, often tiny and steep there: its table spans what calibration
-        // saw (with the margin) rather than at least ±1, for resolution where it matters.
-        let reach = match func {
-            TableFn::Rsqrt => (self.cfg.margin * max_abs).max(2f64.powi(-sx)),
-            _ => (self.cfg.margin * max_abs).max(1.0),
-        };
+        let (lo, hi) = table_span(mn, mx, sx, self.cfg.margin);
+        // The input's own scale, or coarser when the span would not fit 2^table_bits entries.
         let mut t = sx;
-        while t > 0 && 2.0 * reach * 2f64.powi(t) + 1.0 > 2f64.powi(self.cfg.table_bits as i32) {
+        while t > 0 && (hi - lo) * 2f64.powi(t) + 1.0 > 2f64.powi(self.cfg.table_bits as i32) {
             t -= 1;
         }
-        let bound = (reach * 2f64.powi(t)).ceil() as i64;
-        if 2 * bound + 1 > 1i64 << self.cfg.table_bits {
+        let (lo, hi) = (
+            (lo * 2f64.powi(t)).floor() as i64,
+            (hi * 2f64.powi(t)).ceil() as i64,
+        );
+        if hi - lo + 1 > 1i64 << self.cfg.table_bits {
             return Err(self.fail(format!(
-                "inputs reach ±{max_abs:.3}, too wide for a {} table of 2^{} entries",
+                "inputs span {:.3} to {:.3}, too wide for a {} table of 2^{} entries",
+                mn as f64 / 2f64.powi(sx),
+                mx as f64 / 2f64.powi(sx),
                 func.name(),
                 self.cfg.table_bits
             )));
@@ -185,7 +185,7 @@ impl Lowering<'_> {
         let step_bits = (1..=10u32)
             .rev()
             .find(|&b| {
-                let (lo, hi) = interp_domain(-bound, bound, b);
+                let (lo, hi) = interp_domain(lo, hi, b);
                 (lo..=hi).all(|v| {
                     let e = table_entry(func, v, t, s);
                     (interp_entry(func, v, t, s, b) - e).abs() <= 1
@@ -197,8 +197,8 @@ impl Lowering<'_> {
                 func,
                 in_scale: t,
                 out_scale: s,
-                lo: -bound,
-                hi: bound,
+                lo,
+                hi,
                 step_bits,
             }
         } else {
@@ -206,12 +206,25 @@ impl Lowering<'_> {
                 func,
                 in_scale: t,
                 out_scale: s,
-                lo: -bound,
-                hi: bound,
+                lo,
+                hi,
             }
         };
         Ok(Operand::Value(self.push(op, vec![xin], sh, s)?))
     }
+}
+
+/// The real interval a table covers for inputs calibrated to the integers `mn..=mx` at scale
+/// `scale`: that range widened about its centre by `margin` (an input of a package may fall a
+/// little outside what calibration saw), and at least 2^-6 wide on each side, so a range of
+/// one value still has neighbours. What the model uses sets the table's size, not the largest
+/// magnitude: a function the model evaluates near one point pays for a few entries.
+fn table_span(mn: i64, mx: i64, scale: i32, margin: f64) -> (f64, f64) {
+    let unit = 2f64.powi(-scale);
+    let (a, b) = (mn as f64 * unit, mx as f64 * unit);
+    let half = ((b - a) / 2.0).max(1.0 / 64.0);
+    let centre = (a + b) / 2.0;
+    (centre - margin * half, centre + margin * half)
 }
 
 // Evaluation of the integer ops this family introduces: the specification the circuit matches.

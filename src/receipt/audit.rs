@@ -36,9 +36,8 @@ pub struct AuditReport {
 }
 
 impl AuditReport {
-    /// Whether every check of `stage` holds (or was skipped); None when the audit has none.
     /// The verdict on one chain link: None when no check derives it, Some(None) when every
-    /// check that derives it was skipped, else Some(Some(holds)).
+    /// check that derives it was skipped, else Some(Some(whether every check that ran holds)).
     pub fn verdict_at(&self, stage: ChainLink) -> Option<Option<bool>> {
         let of: Vec<&Link> = self.links.iter().filter(|l| l.stage == stage).collect();
         if of.is_empty() {
@@ -48,10 +47,6 @@ impl AuditReport {
         } else {
             Some(Some(of.iter().all(|l| l.holds || l.skipped)))
         }
-    }
-
-    pub fn holds_at(&self, stage: ChainLink) -> Option<bool> {
-        self.verdict_at(stage).map(|v| v.unwrap_or(true))
     }
 }
 
@@ -71,6 +66,9 @@ fn link(
         detail: if holds { ok } else { broken },
     });
 }
+
+/// The check that re-runs the inference and compares the receipt's output and error figures.
+pub const OUTPUT_FIGURES: &str = "inference → output and error figures";
 
 fn skip(links: &mut Vec<Link>, stage: ChainLink, name: &str, why: &str) {
     links.push(Link {
@@ -299,17 +297,9 @@ fn input_and_output_links(
             "input.json → input commitment",
             why,
         );
-        skip(
-            links,
-            ChainLink::Receipt,
-            "inference → output and error figures",
-            why,
-        );
+        skip(links, ChainLink::Receipt, OUTPUT_FIGURES, why);
     } else if let Err(e) = &rerun {
-        for what in [
-            "input.json → input commitment",
-            "inference → output and error figures",
-        ] {
+        for what in ["input.json → input commitment", OUTPUT_FIGURES] {
             link(
                 links,
                 ChainLink::Receipt,
@@ -356,7 +346,7 @@ fn input_and_output_links(
         link(
             links,
             ChainLink::Receipt,
-            "inference → output and error figures",
+            OUTPUT_FIGURES,
             outs_same && err_same,
             format!("output re-computed; max abs error {max_abs:.3e}"),
             if !outs_same {

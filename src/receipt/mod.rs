@@ -316,8 +316,11 @@ fn not_claimed(vis: Visibility, params: ParamVisibility) -> Vec<String> {
             "anything about the input: it is private and bound to nothing the verifier sees; the proof shows only that some input within the activation range gives this output",
         ),
     };
-    input.into_iter().chain([
+    // A private input is bound to nothing: the sentence on its source would claim a binding.
+    let source = (vis != Visibility::Private).then_some(
         "where the input came from, or that it is fresh: the proof binds the input values, not their source",
+    );
+    input.into_iter().chain(source).chain([
         "that the model is accurate, fair or fit for any purpose",
         "that the output is true of the real world",
         "that the circuit equals the float ONNX model: it computes the quantized model, whose measured error against the float model on this input is under `quantization`",

@@ -82,6 +82,13 @@ pub struct Running {
     pub elapsed_s: f64,
 }
 
+/// The checks whose outcome the status line reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    Verify,
+    Audit,
+}
+
 pub struct App {
     pub loaded: Option<Box<Loaded>>,
     /// What to (re)build or open: the source of the chain.
@@ -92,6 +99,8 @@ pub struct App {
     pub job: Option<Running>,
     pub verdict: Option<(bool, Option<String>, f64)>,
     pub audit: Option<AuditReport>,
+    /// Which check finished last: the status line reports its outcome, not an older one.
+    pub last: Option<Check>,
     pub breaking: Option<BreakView>,
     pub help: bool,
     pub error: Option<String>,
@@ -114,6 +123,7 @@ impl App {
             job: None,
             verdict: None,
             audit: None,
+            last: None,
             breaking: None,
             help: false,
             error: None,
@@ -202,6 +212,7 @@ impl App {
             Action::Rebuild if !self.busy() => {
                 self.verdict = None;
                 self.audit = None;
+                self.last = None;
                 self.status = Statuses::all(Status::Unchecked);
                 return self.start();
             }
@@ -285,6 +296,7 @@ impl App {
                 self.status[ChainLink::VerifierKey] = s;
                 self.status[ChainLink::Proof] = s;
                 self.verdict = Some((verified, reason, seconds));
+                self.last = Some(Check::Verify);
             }
             Event::Audited(report) => {
                 self.job = None;
@@ -301,6 +313,7 @@ impl App {
                     };
                 }
                 self.audit = Some(report);
+                self.last = Some(Check::Audit);
             }
             Event::BreakResult {
                 index,

@@ -84,6 +84,10 @@ pub struct Loaded {
     pub ops: Vec<OpRow>,
     /// Float (tract) against the circuit's output, when the input is in the folder.
     pub report: Option<RunReport>,
+    /// What sets the circuit's k, and what proving at that k costs (the forecast `prove`
+    /// prints), derived once here rather than on every frame.
+    pub k_reason: String,
+    pub forecast: crate::proof::Forecast,
 }
 
 /// Read a folder and derive the views' data: the ONNX summary and, when the input is there,
@@ -91,6 +95,8 @@ pub struct Loaded {
 /// what the folder holds.
 pub fn load(dir: &std::path::Path, title: &str) -> crate::Result<Loaded> {
     let folder = Folder::load(dir)?;
+    let k_reason = folder.circuit.k_reason();
+    let forecast = crate::proof::forecast(folder.circuit.layout, folder.circuit.k);
     if folder.qm.redacted.is_some() && !folder.dir.join(MODEL_FILE).exists() {
         return Ok(Loaded {
             title: title.into(),
@@ -101,6 +107,8 @@ pub fn load(dir: &std::path::Path, title: &str) -> crate::Result<Loaded> {
             outputs: vec![],
             ops: vec![],
             report: None,
+            k_reason,
+            forecast,
             folder,
         });
     }
@@ -133,6 +141,8 @@ pub fn load(dir: &std::path::Path, title: &str) -> crate::Result<Loaded> {
             })
             .collect(),
         report,
+        k_reason,
+        forecast,
         folder,
     })
 }

@@ -6,7 +6,7 @@ use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Gauge, Paragraph, Wrap};
 
-use super::app::{App, Pane, Status};
+use super::app::{App, Check, Pane, Status};
 use crate::circuit::{ParamVisibility, Visibility};
 use crate::receipt::ChainLink;
 
@@ -262,7 +262,7 @@ fn gap(app: &App, f: &mut Frame, area: Rect) {
                 )
             }));
             lines.push(Line::from(format!(
-                "The receipt reports max abs error {:.2e} against float.",
+                "The receipt reports max abs error {:.2e} against float (the prover's report, unbound).",
                 l.folder.receipt.quantization.max_abs_error
             )));
             lines.push(Line::from(""));
@@ -296,7 +296,7 @@ fn status_line(app: &App, f: &mut Frame, area: Rect) {
     }
     let line = if let Some(e) = &app.error {
         Line::from(format!(" error: {e}")).red().bold()
-    } else if let Some((ok, reason, secs)) = &app.verdict {
+    } else if let (Some(Check::Verify), Some((ok, reason, secs))) = (app.last, &app.verdict) {
         if *ok {
             Line::from(format!(" ✓ verified in {secs:.3}s"))
                 .green()
@@ -309,16 +309,28 @@ fn status_line(app: &App, f: &mut Frame, area: Rect) {
             .red()
             .bold()
         }
-    } else if let Some(a) = &app.audit {
-        let broken = a.links.iter().filter(|l| !l.holds && !l.skipped).count();
+    } else if let (Some(Check::Audit), Some(a)) = (app.last, &app.audit) {
+        let count = |f: &dyn Fn(&crate::receipt::audit::Link) -> bool| {
+            a.links.iter().filter(|l| f(l)).count()
+        };
+        let (holds, skipped) = (count(&|l| l.holds), count(&|l| l.skipped));
+        let broken = a.links.len() - holds - skipped;
+        let skipped = match skipped {
+            0 => String::new(),
+            n => format!(", {n} skipped (–: not checkable here, not holding)"),
+        };
         if broken == 0 {
-            Line::from(" ✓ audit: every checkable link holds")
+            Line::from(format!(" ✓ audit: {holds} links hold{skipped}"))
                 .green()
                 .bold()
         } else {
-            Line::from(format!(" ✗ audit: {broken} broken link(s)"))
-                .red()
-                .bold()
+            let first = a.links.iter().find(|l| !l.holds && !l.skipped);
+            Line::from(format!(
+                " ✗ audit: {broken} broken{skipped}; first: {}",
+                first.map_or(String::new(), |l| l.link.clone())
+            ))
+            .red()
+            .bold()
         }
     } else {
         Line::from(" press v to verify, b for the break test, a to audit").fg(Color::Gray)

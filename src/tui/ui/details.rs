@@ -21,7 +21,7 @@ pub(super) fn details(app: &App, f: &mut Frame, area: Rect) {
     };
     let qm = &l.folder.qm;
     let w = area.width.saturating_sub(4) as usize;
-    let lines = match app.selected {
+    let mut lines = match app.selected {
         ChainLink::FloatOnnx if qm.redacted.is_some() => float_onnx_redacted_lines(l),
         ChainLink::FloatOnnx => float_onnx_lines(l),
         ChainLink::Quantized => quantized_lines(l),
@@ -30,6 +30,7 @@ pub(super) fn details(app: &App, f: &mut Frame, area: Rect) {
         ChainLink::Proof => proof_lines(app, l),
         ChainLink::Receipt => receipt_lines(app, l),
     };
+    lines.extend(audit_lines(app));
     f.render_widget(
         Paragraph::new(lines)
             .block(block)
@@ -195,6 +196,16 @@ fn circuit_lines<'a>(l: &'a Loaded, w: usize) -> Vec<Line<'a>> {
             100.0 * c.rows as f64 / total as f64
         ),
     ));
+    lines.push(kv("set by", l.k_reason.clone()));
+    let fc = &l.forecast;
+    lines.push(kv(
+        "cost",
+        format!(
+            "at k={}: keygen ~{:.1} s, prove ~{:.1} s, peak memory ~{:.0} MiB (forecast from \
+             the layout; each step of k doubles it)",
+            fc.k, fc.keygen_s, fc.prove_s, fc.peak_mib
+        ),
+    ));
     lines.push(kv(
         "columns",
         format!(
@@ -269,7 +280,10 @@ fn proof_lines<'a>(app: &'a App, l: &'a Loaded) -> Vec<Line<'a>> {
     lines.push(kv("system", r.proof.system.clone()));
     lines.push(kv("transcript", r.proof.transcript.clone()));
     lines.push(kv("size", format!("{} bytes", r.proof.bytes)));
-    lines.push(kv("proving time", format!("{:.3}s", r.proof.prove_s)));
+    lines.push(kv(
+        "proving time",
+        format!("{:.3}s (the prover's report, unbound)", r.proof.prove_s),
+    ));
     lines.push(kv("sha256", r.proof.sha256.clone()));
     if let Some((ok, reason, secs)) = &app.verdict {
         lines.push(Line::from(""));
@@ -379,95 +393,187 @@ fn receipt_lines<'a>(app: &'a App, l: &'a Loaded) -> Vec<Line<'a>> {
     lines
 }
 
-/// The reviewer's checklist, ticked or flagged from the artifacts.
-fn checklist(app: &App) -> Vec<Line<'static>> {
-    let Some(l) = &app.loaded else { return vec![] };
-    let r = &l.folder.receipt;
-    let tick = |ok: Option<bool>, text: String| -> Line<'static> {
-        let (sym, style) = match ok {
-            Some(true) => ("✓", Style::new().fg(Color::Green)),
-            Some(false) => ("✗", Style::new().fg(Color::Red)),
-            None => ("?", Style::new().fg(Color::Yellow)),
+/// The audit's verdict on every check that derives the selected link (on the receipt: every
+/// check), with its reason: what `a` established, link by link.
+fn audit_lines(app: &App) -> Vec<Line<'static>> {
+    let Some(a) = &app.audit else { return vec![] };
+    let of: Vec<_> = a
+        .links
+        .iter()
+        .filter(|l| app.selected == ChainLink::Receipt || l.stage == app.selected)
+        .collect();
+    if of.is_empty() {
+        return vec![];
+    }
+    let mut lines = vec![Line::from(""), Line::from("audit").bold()];
+    for l in of {
+        let mark = if l.skipped {
+            Mark::Skipped
+        } else if l.holds {
+            Mark::Holds
+        } else {
+            Mark::Broken
+        };
+        let verdict = match mark {
+            Mark::Holds => "holds",
+            Mark::Broken => "BROKEN",
+            _ => "skipped",
+        };
+        lines.push(mark.line(format!("{}: {verdict}: {}", l.link, l.detail)));
+    }
+    lines
+}
+
+/// What a checklist line says was established since the folder was opened.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mark {
+    /// A check ran and holds.
+    Holds,
+    /// A check ran and failed.
+    Broken,
+    /// No check has run yet (the key in the text runs one).
+    Unchecked,
+    /// The audit could not check it here (a redacted folder, a hidden input).
+    Skipped,
+    /// No check can establish it: the prover's report, or bound to nothing.
+    Unbound,
+}
+
+impl Mark {
+    fn line(self, text: String) -> Line<'static> {
+        let (sym, style) = match self {
+            Mark::Holds => ("✓", Style::new().fg(Color::Green)),
+            Mark::Broken => ("✗", Style::new().fg(Color::Red)),
+            Mark::Unchecked => ("?", Style::new().fg(Color::Yellow)),
+            Mark::Skipped | Mark::Unbound => ("–", Style::new().fg(Color::Gray)),
         };
         Line::from(vec![
             Span::styled(format!("{sym} "), style),
             Span::raw(text),
         ])
+    }
+
+    /// The audit's verdict on a chain link.
+    fn of_audit(app: &App, link: ChainLink) -> Mark {
+        match app.audit.as_ref().and_then(|a| a.verdict_at(link)) {
+            None => Mark::Unchecked,
+            Some(None) => Mark::Skipped,
+            Some(Some(true)) => Mark::Holds,
+            Some(Some(false)) => Mark::Broken,
+        }
+    }
+
+    /// The audit's verdict on the check named `name`.
+    fn of_audit_check(app: &App, name: &str) -> Mark {
+        match app
+            .audit
+            .as_ref()
+            .and_then(|a| a.links.iter().find(|l| l.link == name))
+        {
+            None => Mark::Unchecked,
+            Some(l) if l.skipped => Mark::Skipped,
+            Some(l) if l.holds => Mark::Holds,
+            Some(_) => Mark::Broken,
+        }
+    }
+
+    /// A verdict from `verify` or the audit, whichever ran (a failure of either wins).
+    fn either(a: Mark, b: Mark) -> Mark {
+        use Mark::*;
+        match (a, b) {
+            (Broken, _) | (_, Broken) => Broken,
+            (Holds, _) | (_, Holds) => Holds,
+            (Skipped, _) | (_, Skipped) => Skipped,
+            _ => Unchecked,
+        }
+    }
+
+    /// Every one of several verdicts (all must hold).
+    fn all(marks: &[Mark]) -> Mark {
+        use Mark::*;
+        [Broken, Unchecked, Skipped, Unbound]
+            .into_iter()
+            .find(|m| marks.contains(m))
+            .unwrap_or(Holds)
+    }
+}
+
+/// The reviewer's checklist: ticked only for what a check (`v` verify, `a` audit) established
+/// since the folder was opened; the prover's own figures and unbound items are marked `–`.
+fn checklist(app: &App) -> Vec<Line<'static>> {
+    let Some(l) = &app.loaded else { return vec![] };
+    let r = &l.folder.receipt;
+    let verified = match &app.verdict {
+        None => Mark::Unchecked,
+        Some((true, ..)) => Mark::Holds,
+        Some((false, ..)) => Mark::Broken,
     };
-    let audited = |l: ChainLink| app.audit.as_ref().and_then(|a| a.holds_at(l));
-    let verified = app.verdict.as_ref().map(|v| v.0);
+    // `verify` re-derives the key and checks the proof against the receipt's public values;
+    // the audit does that and more.
+    let proof = Mark::either(verified, Mark::of_audit(app, ChainLink::Proof));
+    let key = Mark::either(verified, Mark::of_audit(app, ChainLink::VerifierKey));
     let q = &r.quantization;
+    let commitment = Mark::all(&[
+        Mark::of_audit(app, ChainLink::Quantized),
+        Mark::of_audit(app, ChainLink::Circuit),
+        Mark::of_audit(app, ChainLink::VerifierKey),
+    ]);
+    let input = match r.input_commitment.visibility {
+        Visibility::Private => Mark::Unbound,
+        _ => proof,
+    };
+    let figures = match Mark::of_audit_check(app, crate::receipt::audit::OUTPUT_FIGURES) {
+        Mark::Unchecked | Mark::Skipped => Mark::Unbound,
+        m => m,
+    };
     vec![
         Line::from("reviewer checklist").bold(),
-        tick(
-            // The model commitment: the quantized model (and a weights digest), the circuit
-            // and the key derived from it.
-            [
-                ChainLink::Quantized,
-                ChainLink::Circuit,
-                ChainLink::VerifierKey,
-            ]
-            .into_iter()
-            .map(audited)
-            .collect::<Option<Vec<bool>>>()
-            .map(|v| v.iter().all(|&x| x)),
-            match r.model_commitment.param_visibility {
-                ParamVisibility::Fixed => format!(
-                    "model and circuit commitment: weights fixed in the circuit, vk {}… (a: audit)",
-                    short(&r.verifier.vk_sha256)
-                ),
-                ParamVisibility::Hashed => format!(
-                    "model and circuit commitment: weights hashed to {}…, vk {}… (a: audit)",
-                    short(&r.model_commitment.weights_commitment),
-                    short(&r.verifier.vk_sha256)
-                ),
-            },
-        ),
-        tick(
-            Some(r.input_commitment.visibility != Visibility::Private),
-            format!(
-                "input commitment: {} ({})",
-                r.input_commitment.visibility.name(),
+        commitment.line(match r.model_commitment.param_visibility {
+            ParamVisibility::Fixed => format!(
+                "model and circuit commitment: weights fixed in the circuit, vk {}… (a: audit)",
+                short(&r.verifier.vk_sha256)
+            ),
+            ParamVisibility::Hashed => format!(
+                "model and circuit commitment: weights hashed to {}…, vk {}… (a: audit)",
+                short(&r.model_commitment.weights_commitment),
+                short(&r.verifier.vk_sha256)
+            ),
+        }),
+        input.line(match r.input_commitment.visibility {
+            Visibility::Private => "input: private, bound to nothing public".to_string(),
+            v => format!(
+                "input commitment: {} ({}) (v: verify)",
+                v.name(),
                 r.input_commitment.covers
             ),
-        ),
-        tick(
-            verified,
-            format!(
-                "output bound: {} public output integers (v: verify)",
-                r.output.iter().map(|o| o.integers.len()).sum::<usize>()
-            ),
-        ),
-        tick(
-            audited(ChainLink::VerifierKey),
-            "verifier key re-derived from the circuit (a: audit)".into(),
-        ),
-        tick(
-            Some(true),
-            format!(
-                "proving system: halo2 IPA over Pasta, halo2_proofs {}, circuit format {}",
-                r.verifier.halo2_proofs_version, r.verifier.circuit_format
-            ),
-        ),
-        tick(
-            Some(q.argmax_agree != Some(false)),
-            format!(
-                "quantization: scale 2^{}, max abs error {:.1e} vs float{}",
-                q.activation_scale,
-                q.max_abs_error,
-                match q.argmax_agree {
-                    Some(true) => ", argmax agrees",
-                    Some(false) => ", argmax DISAGREES",
-                    None => "",
-                }
-            ),
-        ),
-        tick(
-            Some(!r.not_claimed.is_empty()),
-            format!(
-                "{} things the proof does not claim, listed above",
-                r.not_claimed.len()
-            ),
-        ),
+        }),
+        proof.line(format!(
+            "output bound: {} public output integers (v: verify)",
+            r.output.iter().map(|o| o.integers.len()).sum::<usize>()
+        )),
+        key.line("verifier key re-derived from the circuit (v: verify)".into()),
+        proof.line(format!(
+            "proof checked by this verifier: halo2 IPA over Pasta, halo2_proofs {}, circuit format {}",
+            r.verifier.halo2_proofs_version, r.verifier.circuit_format
+        )),
+        figures.line(format!(
+            "quantization figures{}: scale 2^{}, max abs error {:.1e} vs float{}",
+            if figures == Mark::Unbound {
+                " (the prover's report, unbound; a: audit re-computes them)"
+            } else {
+                " (re-computed by the audit)"
+            },
+            q.activation_scale,
+            q.max_abs_error,
+            match q.argmax_agree {
+                Some(true) => ", argmax agrees",
+                Some(false) => ", argmax DISAGREES",
+                None => "",
+            }
+        )),
+        Line::from(format!(
+            "· {} things the proof does not claim, listed above",
+            r.not_claimed.len()
+        )),
     ]
 }

@@ -724,3 +724,45 @@ fn hashed_weights_round_trip() {
     });
     assert!(why.starts_with("weights commitment"), "{why}");
 }
+
+/// Checking variants of one folder with one key cache: a change verify does not bind (the
+/// reported proving time) reuses the last proof check instead of running halo2 again, and keeps
+/// the verdict; a changed proof byte is checked afresh and rejected.
+#[test]
+fn an_unbound_change_reuses_the_last_proof_check() {
+    use zkreceipt::receipt::{Folder, KeyCache, verify_folder_with};
+    let w = work_dir("proof-memo");
+    let out = w.join("digits");
+    prove("digits", &out);
+    let folder = Folder::load(&out).unwrap();
+    let mut keys = KeyCache::default();
+    let run = |f: &Folder, keys: &mut KeyCache| {
+        let mut stages = vec![];
+        let v = verify_folder_with(f, keys, &mut |s: &str| stages.push(s.to_string())).unwrap();
+        (v.verified, stages)
+    };
+    let (ok, stages) = run(&folder, &mut keys);
+    assert!(
+        ok && stages.iter().any(|s| s == "verify proof"),
+        "{stages:?}"
+    );
+    let mut unbound = folder.clone();
+    unbound.receipt.proof.prove_s += 100.0;
+    let (ok, stages) = run(&unbound, &mut keys);
+    assert!(ok, "{stages:?}");
+    assert!(!stages.iter().any(|s| s == "verify proof"), "{stages:?}");
+    assert!(
+        stages.iter().any(|s| s.contains("verdict stands")),
+        "{stages:?}"
+    );
+    let mut bound = folder.clone();
+    let last = bound.proof.len() - 1;
+    bound.proof[last] ^= 1;
+    // The receipt names the proof file by its hash: change it too, so halo2 itself decides.
+    bound.receipt.proof.sha256 = zkreceipt::model::sha256_hex(&bound.proof);
+    let (ok, stages) = run(&bound, &mut keys);
+    assert!(
+        !ok && stages.iter().any(|s| s == "verify proof"),
+        "{stages:?}"
+    );
+}

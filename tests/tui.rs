@@ -126,8 +126,15 @@ fn state_machine_follows_the_chain() {
     act(&mut app, Action::Tab);
     assert_eq!(app.pane, zkreceipt::tui::app::Pane::Gap);
 
-    // v verifies now.
-    act(&mut app, Action::Verify);
+    // v verifies now. A key pressed while it runs says the inspector is busy and starts
+    // nothing.
+    let cmds = app.handle(Action::Verify);
+    assert_eq!(cmds.len(), 1);
+    assert!(app.handle(Action::Audit).is_empty());
+    let s = screen(&app, 100, 30);
+    assert!(s.contains("busy: press a again when this ends"), "{s}");
+    exec(&mut app, cmds);
+    assert!(app.job.is_none());
     assert_eq!(app.verdict.as_ref().map(|v| v.0), Some(true));
     assert_eq!(app.status[ChainLink::VerifierKey], Status::Holds);
     assert_eq!(app.status[ChainLink::Proof], Status::Holds);

@@ -373,7 +373,7 @@ fn key_link(
     let r = &f.receipt;
     match &compiled {
         Ok(c) => {
-            let (_, vk, _, _) = keys.get(&f.qm, &c.info, c, progress)?;
+            let vk = keys.get(&f.qm, &c.info, c, progress)?.vk;
             let file_ok = vk.pinned == f.vk_txt;
             let hash_ok =
                 vk.sha256 == r.verifier.vk_sha256 && vk.sha256 == r.model_commitment.vk_sha256;

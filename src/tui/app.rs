@@ -80,6 +80,8 @@ pub struct Running {
     /// 0..=1 when the job knows how far it is.
     pub fraction: f64,
     pub elapsed_s: f64,
+    /// A key pressed while this job runs, which it did not start: said on the gauge.
+    pub refused: Option<&'static str>,
 }
 
 /// The checks whose outcome the status line reports.
@@ -145,6 +147,7 @@ impl App {
             stage: "starting".into(),
             fraction: 0.0,
             elapsed_s: 0.0,
+            refused: None,
         });
         self.error = None;
     }
@@ -175,6 +178,20 @@ impl App {
         }
         if self.breaking.is_some() {
             return self.handle_break(a);
+        }
+        // One job at a time: a key that would start another says so instead of vanishing.
+        if let Some(j) = self.job.as_mut() {
+            let key = match a {
+                Action::Verify => Some("v"),
+                Action::Audit => Some("a"),
+                Action::Rebuild => Some("p"),
+                Action::BreakTest => Some("b"),
+                _ => None,
+            };
+            if key.is_some() {
+                j.refused = key;
+                return vec![];
+            }
         }
         match a {
             Action::Left => {

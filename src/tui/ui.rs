@@ -284,7 +284,11 @@ fn gap(app: &App, f: &mut Frame, area: Rect) {
 
 fn status_line(app: &App, f: &mut Frame, area: Rect) {
     if let Some(j) = &app.job {
-        let label = format!("{} · {} · {:.1}s", j.what, j.stage, j.elapsed_s);
+        let busy = j
+            .refused
+            .map(|k| format!(" · busy: press {k} again when this ends"))
+            .unwrap_or_default();
+        let label = format!("{} · {} · {:.1}s{busy}", j.what, j.stage, j.elapsed_s);
         f.render_widget(
             Gauge::default()
                 .ratio(j.fraction.clamp(0.0, 1.0))

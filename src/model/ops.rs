@@ -36,6 +36,12 @@ pub enum Op {
     LeakyRelu {
         alpha: f64,
     },
+    /// Clip to `[min, max]` (opset < 11: these attributes; from 11 on: constant inputs 1 and
+    /// 2, which take precedence). A missing bound does not clip.
+    Clip {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
     Sigmoid,
     Tanh,
     /// An element-wise function through a lookup table (Elu, Erf, Sqrt, Sin, …).

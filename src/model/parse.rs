@@ -132,6 +132,13 @@ impl Attrs<'_> {
             _ => default,
         }
     }
+    /// A float attribute, when the node has it.
+    fn float_opt(&self, k: &str) -> Option<f64> {
+        match self.map.get(k) {
+            Some(Attr::Float(f)) => Some(*f as f64),
+            _ => None,
+        }
+    }
     fn ints(&self, k: &str) -> Option<Vec<i64>> {
         match self.map.get(k) {
             Some(Attr::Ints(v)) => Some(v.clone()),
@@ -238,9 +245,9 @@ fn parse_dense(op_type: &str, a: &Attrs, _opset: i64) -> FamilyParse {
         "Conv" => {
             let kernel_shape = a.usizes("kernel_shape")?;
             let group = a.int("group", 1);
-            if group != 1 {
+            if group < 1 {
                 return Err(format!(
-                    "grouped convolution (group={group}) is not supported yet"
+                    "group={group}: a convolution has at least one group"
                 ));
             }
             Op::Conv {
@@ -248,7 +255,7 @@ fn parse_dense(op_type: &str, a: &Attrs, _opset: i64) -> FamilyParse {
                 dilations: a.usizes("dilations")?.unwrap_or_default(),
                 pads: spatial_pads(a)?,
                 kernel_shape,
-                group: 1,
+                group: group as usize,
             }
         }
         "ConvTranspose" => {
@@ -318,6 +325,10 @@ fn parse_activations(op_type: &str, a: &Attrs, opset: i64) -> FamilyParse {
             alpha: a.float("alpha", 0.01),
         },
         "Sigmoid" => Op::Sigmoid,
+        "Clip" => Op::Clip {
+            min: a.float_opt("min"),
+            max: a.float_opt("max"),
+        },
         "PRelu" => Op::PRelu,
         "Softmax" => Op::Softmax {
             axis: a.int("axis", if opset < 13 { 1 } else { -1 }),

@@ -111,6 +111,8 @@ fn refusal(n: &Node, f: &Facts) -> Option<String> {
         Op::PRelu => (n.inputs.len() < 2 || f.runtime_input(n, 1))
             .then(|| "PRelu with a runtime slope is not supported".into()),
         Op::Relu | Op::LeakyRelu { .. } | Op::Sigmoid | Op::Tanh | Op::Unary(_) => None,
+        Op::Clip { .. } => (f.runtime_input(n, 1) || f.runtime_input(n, 2))
+            .then(|| "Clip with a runtime min or max is not supported".into()),
         Op::Softmax { .. } => None,
         // Normalizations.
         Op::Normalization { .. } => normalization(n, f),

@@ -11,6 +11,55 @@ impl Lowering<'_> {
         Ok(Operand::Value(self.push(QOp::Relu, vec![x], sh, sc)?))
     }
 
+    /// Clip(x, lo, hi) = min(max(x, lo), hi) through two ReLUs, exact at the input's scale:
+    /// max(x, lo) = lo + relu(x − lo) and min(y, hi) = hi − relu(hi − y). ReLU6 (lo = 0) needs
+    /// the first ReLU alone; a missing or infinite bound does not clip.
+    pub(super) fn lower_clip(
+        &mut self,
+        node: &Node,
+        arg0: String,
+        min: Option<f64>,
+        max: Option<f64>,
+    ) -> Result<Operand> {
+        let bound = |this: &Self, i: usize, attr: Option<f64>| -> Result<Option<f64>> {
+            let v = match input(node, i) {
+                Some(name) => {
+                    let t = this.constant(&name)?;
+                    if t.len() != 1 {
+                        return Err(this.fail("Clip's min and max must be scalars"));
+                    }
+                    Some(t.data[0])
+                }
+                None => attr,
+            };
+            // Exporters write "no bound" as ±inf or the largest float.
+            Ok(v.filter(|b| b.is_finite() && b.abs() < 1e30))
+        };
+        let (lo, hi) = (bound(self, 1, min)?, bound(self, 2, max)?);
+        let c = |v: f64| Operand::Const(Tensor::new(vec![], vec![v]));
+        let relu = |this: &mut Self, o: Operand| -> Result<Operand> {
+            let v = this.runtime_value(o, "Clip")?;
+            let (sh, sc) = (this.shape(v), this.scale_of(v));
+            Ok(Operand::Value(this.push(QOp::Relu, vec![v], sh, sc)?))
+        };
+        let mut y = Operand::Value(self.value(&arg0)?);
+        if let Some(lo) = lo {
+            y = if lo == 0.0 {
+                relu(self, y)?
+            } else {
+                let d = self.binary(&Op::Sub, y, c(lo))?;
+                let r = relu(self, d)?;
+                self.binary(&Op::Add, r, c(lo))?
+            };
+        }
+        if let Some(hi) = hi {
+            let d = self.binary(&Op::Sub, c(hi), y)?;
+            let r = relu(self, d)?;
+            y = self.binary(&Op::Sub, c(hi), r)?;
+        }
+        Ok(y)
+    }
+
     pub(super) fn lower_leaky_relu(&mut self, arg0: String, alpha: &f64) -> Result<Operand> {
         let x = self.value(&arg0)?;
         let a = Tensor::new(vec![], vec![*alpha]);

@@ -149,13 +149,18 @@ impl Lowering<'_> {
         st: &[usize],
         pads: &Pads,
         dilations: &[usize],
+        group: usize,
     ) -> Result<Operand> {
         let x = self.value(&arg0)?;
         let xs = self.shape(x);
         let w = self.constant(&input(node, 1).unwrap())?;
-        if xs.len() < 3 || w.rank() != xs.len() || w.shape[1] != xs[1] {
+        if xs.len() < 3
+            || w.rank() != xs.len()
+            || w.shape[1] * group != xs[1]
+            || !w.shape[0].is_multiple_of(group)
+        {
             return Err(self.fail(format!(
-                "Conv input {:?} and weight {:?} do not match",
+                "Conv input {:?} and weight {:?} do not match (group {group})",
                 xs, w.shape
             )));
         }
@@ -198,7 +203,57 @@ impl Lowering<'_> {
                     .collect(),
             ));
         }
-        self.conv_node(x, &w, bias, kernel, st, pb, dil, out_shape)
+        if group == 1 {
+            return self.conv_node(x, &w, bias, kernel, st, pb, dil, out_shape);
+        }
+        // Grouped (and depthwise) convolution: each group's input channels through its own
+        // filters, as an ordinary convolution, the outputs concatenated along the channels.
+        // Each output is a dot product over its group alone: no multiplications by zero.
+        let (cin, cout) = (xs[1] / group, w.shape[0] / group);
+        let per_filter = w.len() / w.shape[0];
+        let mut parts = vec![];
+        for g in 0..group {
+            let mut part_in = xs.clone();
+            part_in[1] = cin;
+            let index = index_map(&xs, &part_in, |d, o| {
+                Some(if d == 1 { o + g * cin } else { o })
+            });
+            let xg = self.rewire_value(x, part_in, index)?;
+            let mut wshape = w.shape.clone();
+            wshape[0] = cout;
+            let wg = Tensor::new(
+                wshape,
+                w.data[g * cout * per_filter..(g + 1) * cout * per_filter].to_vec(),
+            );
+            let bg = bias
+                .as_ref()
+                .map(|b| Tensor::new(vec![cout], b.data[g * cout..(g + 1) * cout].to_vec()));
+            let mut oshape = out_shape.clone();
+            oshape[1] = cout;
+            let y = self.conv_node(
+                xg,
+                &wg,
+                bg,
+                kernel.clone(),
+                st.clone(),
+                pb.clone(),
+                dil.clone(),
+                oshape,
+            )?;
+            parts.push(self.runtime_value(y, "a convolution group")?);
+        }
+        // Each group's weights have their own scale: the parts meet at the activation scale.
+        let target = self.s;
+        let ids = parts
+            .into_iter()
+            .map(|p| self.rescale_to(p, target))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Operand::Value(self.push(
+            QOp::Concat { axis: 1 },
+            ids,
+            out_shape,
+            target,
+        )?))
     }
 
     pub(super) fn lower_conv_transpose(

@@ -365,8 +365,17 @@ impl<'a> Lowering<'a> {
                 strides: st,
                 pads,
                 dilations,
-                ..
-            } => self.lower_conv(node, fold_bn, arg0, kernel_shape, st, pads, dilations),
+                group,
+            } => self.lower_conv(
+                node,
+                fold_bn,
+                arg0,
+                kernel_shape,
+                st,
+                pads,
+                dilations,
+                *group,
+            ),
             Op::ConvTranspose {
                 strides: st,
                 pads,
@@ -375,6 +384,7 @@ impl<'a> Lowering<'a> {
             } => self.lower_conv_transpose(node, arg0, st, pads, dilations, output_padding),
             Op::Add | Op::Sub | Op::Mul => self.lower_add_sub_mul(node, arg0),
             Op::Relu => self.lower_relu(arg0),
+            Op::Clip { min, max } => self.lower_clip(node, arg0, *min, *max),
             Op::LeakyRelu { alpha } => self.lower_leaky_relu(arg0, alpha),
             Op::ConstantOfShape { value } => self.lower_constant_of_shape(arg0, value),
             Op::Recurrent { lstm, hidden } => self.recurrent(node, *lstm, *hidden),

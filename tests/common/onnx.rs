@@ -1,7 +1,11 @@
 //! Writing small ONNX models in tests (the protobuf types tract-onnx uses).
 
+use halo2_proofs::dev::MockProver;
 use prost::Message;
 use tract_onnx::pb;
+use zkreceipt::circuit::with_layout;
+use zkreceipt::quantize::QuantConfig;
+use zkreceipt::receipt::build_chain;
 
 pub fn tensor_type(shape: &[i64]) -> Option<pb::TypeProto> {
     use pb::tensor_shape_proto::{Dimension, dimension};
@@ -117,4 +121,61 @@ pub fn int64_init(name: &str, dims: &[i64], data: &[i64]) -> pb::TensorProto {
         int64_data: data.to_vec(),
         ..Default::default()
     }
+}
+
+/// Seeded values in [-0.6, 0.6).
+pub fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((x >> 33) as f32 / (1u64 << 31) as f32) * 1.2 - 0.6
+        })
+        .collect()
+}
+
+pub fn init(name: &str, dims: &[i64], seed: u64) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: 1,
+        float_data: values(dims.iter().product::<i64>() as usize, seed),
+        ..Default::default()
+    }
+}
+
+/// Write the model and an input, build the chain (quantize, evaluate, compile with the witness:
+/// the compiler checks every cell against the integer evaluator), check the error against tract
+/// and run MockProver.
+pub fn check(what: &str, model: Vec<u8>, data: Vec<Vec<f32>>, outputs: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("model.onnx");
+    std::fs::write(&m, model).unwrap();
+    let input = dir.path().join("input.json");
+    std::fs::write(
+        &input,
+        serde_json::to_vec(&serde_json::json!({ "input_data": data })).unwrap(),
+    )
+    .unwrap();
+    let chain =
+        build_chain(&m, &input, &QuantConfig::default()).unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(chain.report.outputs.len(), outputs);
+    for o in &chain.report.outputs {
+        assert!(
+            o.max_abs_error < 2e-3,
+            "{what} output {}: error {} against tract",
+            o.name,
+            o.max_abs_error
+        );
+    }
+    let c = &chain.compiled;
+    let inst = c.circuit.instance().unwrap();
+    let r = with_layout(c.circuit.layout(), || {
+        MockProver::run(c.info.k, &c.circuit, vec![inst])
+            .unwrap()
+            .verify()
+    });
+    assert_eq!(r, Ok(()), "{what}: circuit not satisfied");
 }

@@ -276,3 +276,32 @@ fn a_runtime_clip_bound_is_refused_up_front() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("Clip with a runtime min or max"), "{text}");
 }
+
+/// HardSwish (MobileNetV3), Mish and Gelu (opset 20, exact and tanh-approximated) of X `[1, 12]`
+/// (values in [-3, 3)), each through a table sized by what the input reaches.
+#[test]
+fn hard_swish_mish_and_gelu() {
+    let s = |name: &str, v: &str| pb::AttributeProto {
+        name: name.into(),
+        r#type: 3,
+        s: v.as_bytes().to_vec(),
+        ..Default::default()
+    };
+    let cases: Vec<(&str, i64, Vec<pb::AttributeProto>)> = vec![
+        ("HardSwish", 14, vec![]),
+        ("Mish", 18, vec![]),
+        ("Gelu", 20, vec![]),
+        ("Gelu", 20, vec![s("approximate", "tanh")]),
+    ];
+    for (op, opset, attrs) in cases {
+        let m = model_of(
+            vec![node(op, &["X"], &["Y"], attrs)],
+            vec![],
+            vec![info("X", &[1, 12])],
+            vec![info("Y", &[1, 12])],
+            opset,
+        );
+        let x: Vec<f32> = values(12, 21).iter().map(|v| v * 5.0).collect();
+        check(op, m, vec![x], 1);
+    }
+}

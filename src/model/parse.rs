@@ -165,7 +165,7 @@ impl Attrs<'_> {
         }
     }
 
-    fn string(&self, k: &str) -> Option<String> {
+    pub(super) fn string(&self, k: &str) -> Option<String> {
         match self.map.get(k) {
             Some(Attr::Str(s)) => Some(s.clone()),
             _ => None,

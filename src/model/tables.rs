@@ -27,6 +27,14 @@ pub enum TableFn {
         alpha: f64,
         beta: f64,
     },
+    /// `x · HardSigmoid(x)` with α = 1/6, β = 1/2 (MobileNetV3).
+    HardSwish,
+    /// `x · tanh(softplus(x))`.
+    Mish,
+    /// `x · Φ(x)`, or with `tanh` its tanh approximation (opset 20's `approximate`).
+    Gelu {
+        tanh: bool,
+    },
     Sin,
     Cos,
     Exp,
@@ -64,6 +72,11 @@ impl TableFn {
                 alpha: a.float("alpha", 0.2),
                 beta: a.float("beta", 0.5),
             },
+            "HardSwish" => TableFn::HardSwish,
+            "Mish" => TableFn::Mish,
+            "Gelu" => TableFn::Gelu {
+                tanh: a.string("approximate").is_some_and(|s| s == "tanh"),
+            },
             "Sin" => TableFn::Sin,
             "Cos" => TableFn::Cos,
             "Exp" => TableFn::Exp,
@@ -94,6 +107,15 @@ impl TableFn {
             TableFn::Erf => libm::erf(x),
             TableFn::Sqrt => x.max(0.0).sqrt(),
             TableFn::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
+            TableFn::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
+            TableFn::Mish => x * (x.max(0.0) + (-x.abs()).exp().ln_1p()).tanh(),
+            TableFn::Gelu { tanh: false } => {
+                0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))
+            }
+            TableFn::Gelu { tanh: true } => {
+                let c = (2.0 / std::f64::consts::PI).sqrt();
+                0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())
+            }
             TableFn::Sin => x.sin(),
             TableFn::Cos => x.cos(),
             TableFn::Exp => x.exp(),
@@ -128,6 +150,9 @@ impl TableFn {
             TableFn::Erf => "Erf",
             TableFn::Sqrt => "Sqrt",
             TableFn::HardSigmoid { .. } => "HardSigmoid",
+            TableFn::HardSwish => "HardSwish",
+            TableFn::Mish => "Mish",
+            TableFn::Gelu { .. } => "Gelu",
             TableFn::Sin => "Sin",
             TableFn::Cos => "Cos",
             TableFn::Exp => "Exp",

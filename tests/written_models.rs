@@ -1,7 +1,8 @@
 //! Ops the quantizer unrolls into others, on models written here in shapes the corpus lacks: RNN
 //! and LSTM over several time steps with a batch of two and runtime initial states; TopK along an
 //! inner axis, largest and smallest; Gather and GatherElements by runtime indices, negative ones
-//! included; Cast to an integer; ArgMax and ArgMin with ties; OneHot. Each is run by tract in floats and compiled to a circuit
+//! included; Cast to an integer; ArgMax and ArgMin with ties; OneHot; Max, Min, Sum and Mean of
+//! several tensors. Each is run by tract in floats and compiled to a circuit
 //! that must equal the integer evaluator and satisfy MockProver.
 
 mod common;
@@ -353,4 +354,28 @@ fn runtime_operands_are_refused_by_name_and_constant_ones_pass() {
     assert!(refused[1].1.contains("runtime exponent"), "{refused:?}");
     assert!(refused[2].1.contains("runtime slope"), "{refused:?}");
     assert!(refused[3].1.contains("Tile with a runtime"), "{refused:?}");
+}
+
+/// Max, Min, Sum and Mean of three tensors: two graph inputs `[2, 3]` and a constant `[3]`
+/// broadcast against them; and of one tensor alone.
+#[test]
+fn max_min_sum_and_mean_of_several_tensors() {
+    for op in ["Max", "Min", "Sum", "Mean"] {
+        let m = model_of(
+            vec![node(op, &["A", "B", "C"], &["Y"], vec![])],
+            vec![init("B", &[3], 31)],
+            vec![info("A", &[2, 3]), info("C", &[2, 3])],
+            vec![info("Y", &[2, 3])],
+            13,
+        );
+        check(op, m, vec![values(6, 32), values(6, 33)], 1);
+        let one = model_of(
+            vec![node(op, &["A"], &["Y"], vec![])],
+            vec![],
+            vec![info("A", &[2, 3])],
+            vec![info("Y", &[2, 3])],
+            13,
+        );
+        check(&format!("{op} of one"), one, vec![values(6, 34)], 1);
+    }
 }

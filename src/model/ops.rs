@@ -17,6 +17,15 @@ pub enum Attr {
     Other(String),
 }
 
+/// The ONNX ops over any number of tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Variadic {
+    Max,
+    Min,
+    Sum,
+    Mean,
+}
+
 /// The ops the quantizer and circuit compiler understand, with their attributes parsed.
 /// Anything else is `Unsupported` and named by the preflight.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -29,6 +38,10 @@ pub enum Op {
         trans_b: bool,
     },
     MatMul,
+    /// Max, Min, Sum or Mean of one or more tensors, broadcast.
+    Variadic {
+        of: Variadic,
+    },
     Add,
     Sub,
     Mul,

@@ -291,6 +291,10 @@ fn parse_arithmetic(op_type: &str, a: &Attrs, _opset: i64) -> FamilyParse {
     Ok(Some(match op_type {
         "Add" => Op::Add,
         "Sub" => Op::Sub,
+        "Max" => Op::Variadic { of: Variadic::Max },
+        "Min" => Op::Variadic { of: Variadic::Min },
+        "Sum" => Op::Variadic { of: Variadic::Sum },
+        "Mean" => Op::Variadic { of: Variadic::Mean },
         "Mul" => Op::Mul,
         "Neg" => Op::Neg,
         "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" => Op::Compare {

@@ -106,6 +106,7 @@ fn refusal(n: &Node, f: &Facts) -> Option<String> {
         Op::Pow => (n.inputs.len() < 2 || f.runtime_input(n, 1))
             .then(|| "Pow with a runtime exponent is not supported".into()),
         Op::Add | Op::Sub | Op::Mul | Op::Neg | Op::Compare { .. } | Op::Not | Op::Where => None,
+        Op::Variadic { .. } => None,
         Op::Truncate => None,
         // Activations and tables.
         Op::PRelu => (n.inputs.len() < 2 || f.runtime_input(n, 1))

@@ -11,6 +11,17 @@ impl Lowering<'_> {
         Ok(Operand::Value(self.push(QOp::Relu, vec![x], sh, sc)?))
     }
 
+    /// ReLU of a value, or of a constant (folded).
+    pub(super) fn relu_operand(&mut self, o: Operand) -> Result<Operand> {
+        match o {
+            Operand::Const(t) => Ok(Operand::Const(t.map(|&v| v.max(0.0)))),
+            Operand::Value(v) => {
+                let (sh, sc) = (self.shape(v), self.scale_of(v));
+                Ok(Operand::Value(self.push(QOp::Relu, vec![v], sh, sc)?))
+            }
+        }
+    }
+
     /// Clip(x, lo, hi) = min(max(x, lo), hi) through two ReLUs, exact at the input's scale:
     /// max(x, lo) = lo + relu(x − lo) and min(y, hi) = hi − relu(hi − y). ReLU6 (lo = 0) needs
     /// the first ReLU alone; a missing or infinite bound does not clip.
@@ -37,11 +48,7 @@ impl Lowering<'_> {
         };
         let (lo, hi) = (bound(self, 1, min)?, bound(self, 2, max)?);
         let c = |v: f64| Operand::Const(Tensor::new(vec![], vec![v]));
-        let relu = |this: &mut Self, o: Operand| -> Result<Operand> {
-            let v = this.runtime_value(o, "Clip")?;
-            let (sh, sc) = (this.shape(v), this.scale_of(v));
-            Ok(Operand::Value(this.push(QOp::Relu, vec![v], sh, sc)?))
-        };
+        let relu = |this: &mut Self, o: Operand| this.relu_operand(o);
         let mut y = Operand::Value(self.value(&arg0)?);
         if let Some(lo) = lo {
             y = if lo == 0.0 {

@@ -3,11 +3,42 @@
 //! `Lowering::lower_op` dispatches here.
 
 use super::*;
+use crate::model::Variadic;
 
 impl Lowering<'_> {
     pub(super) fn lower_add_sub_mul(&mut self, node: &Node, arg0: String) -> Result<Operand> {
         let b_name = input(node, 1).ok_or_else(|| self.fail("needs two inputs"))?;
         self.binary(&node.op, self.operand(&arg0)?, self.operand(&b_name)?)
+    }
+
+    /// Max, Min, Sum and Mean of several tensors, folded pairwise with broadcasting, exact at
+    /// one scale: max(a, b) = b + relu(a − b), min(a, b) = a − relu(a − b); Mean multiplies the
+    /// sum by 1/n.
+    pub(super) fn lower_variadic(&mut self, node: &Node, of: Variadic) -> Result<Operand> {
+        let names: Vec<&String> = node.inputs.iter().filter(|s| !s.is_empty()).collect();
+        let first = names.first().ok_or_else(|| self.fail("needs an input"))?;
+        let mut acc = self.operand(first)?;
+        for name in &names[1..] {
+            let b = self.operand(name)?;
+            acc = match of {
+                Variadic::Sum | Variadic::Mean => self.binary(&Op::Add, acc, b)?,
+                Variadic::Max => {
+                    let d = self.binary(&Op::Sub, acc, b.clone())?;
+                    let r = self.relu_operand(d)?;
+                    self.binary(&Op::Add, b, r)?
+                }
+                Variadic::Min => {
+                    let d = self.binary(&Op::Sub, acc.clone(), b)?;
+                    let r = self.relu_operand(d)?;
+                    self.binary(&Op::Sub, acc, r)?
+                }
+            };
+        }
+        if of == Variadic::Mean && names.len() > 1 {
+            let n = Tensor::new(vec![], vec![1.0 / names.len() as f64]);
+            acc = self.binary(&Op::Mul, acc, Operand::Const(n))?;
+        }
+        Ok(acc)
     }
 
     pub(super) fn lower_truncate(&mut self, arg0: String) -> Result<Operand> {

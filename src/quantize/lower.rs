@@ -383,6 +383,7 @@ impl<'a> Lowering<'a> {
                 output_padding,
             } => self.lower_conv_transpose(node, arg0, st, pads, dilations, output_padding),
             Op::Add | Op::Sub | Op::Mul => self.lower_add_sub_mul(node, arg0),
+            Op::Variadic { of } => self.lower_variadic(node, *of),
             Op::Relu => self.lower_relu(arg0),
             Op::Clip { min, max } => self.lower_clip(node, arg0, *min, *max),
             Op::LeakyRelu { alpha } => self.lower_leaky_relu(arg0, alpha),

@@ -379,3 +379,74 @@ fn max_min_sum_and_mean_of_several_tensors() {
         check(&format!("{op} of one"), one, vec![values(6, 34)], 1);
     }
 }
+
+/// Optional outputs a node declares but nothing reads (LayerNormalization's Mean and
+/// InvStdDev, Dropout's mask, MaxPool's Indices) are ignored, not refused; read, they are
+/// refused up front, naming the node.
+#[test]
+fn unused_optional_outputs_are_ignored() {
+    let x = || vec![info("X", &[1, 2, 4, 4])];
+    let cases: Vec<(&str, pb::NodeProto, Vec<pb::TensorProto>)> = vec![
+        (
+            "LayerNormalization",
+            node(
+                "LayerNormalization",
+                &["X", "S", "B"],
+                &["Y", "mean", "inv"],
+                vec![],
+            ),
+            vec![init("S", &[4], 41), init("B", &[4], 42)],
+        ),
+        (
+            "Dropout",
+            node("Dropout", &["X"], &["Y", "mask"], vec![]),
+            vec![],
+        ),
+        (
+            "MaxPool",
+            node(
+                "MaxPool",
+                &["X"],
+                &["Y", "idx"],
+                vec![ints_attr("kernel_shape", &[2, 2])],
+            ),
+            vec![],
+        ),
+    ];
+    for (what, n, inits) in cases {
+        let out = if what == "MaxPool" {
+            vec![1, 2, 3, 3]
+        } else {
+            vec![1, 2, 4, 4]
+        };
+        let m = model_of(
+            vec![n.clone()],
+            inits.clone(),
+            x(),
+            vec![info("Y", &out)],
+            17,
+        );
+        check(what, m, vec![values(32, 43)], 1);
+        // The second output read as a graph output: refused, named.
+        let second = n.output[1].clone();
+        let m = model_of(
+            vec![n],
+            inits,
+            x(),
+            vec![
+                info("Y", &out),
+                pb::ValueInfoProto {
+                    name: second,
+                    ..Default::default()
+                },
+            ],
+            17,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.onnx");
+        std::fs::write(&p, m).unwrap();
+        let model = zkreceipt::model::Model::load(&p).unwrap();
+        let refused = model.preflight();
+        assert_eq!(refused.len(), 1, "{what}: {refused:?}");
+    }
+}

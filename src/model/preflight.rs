@@ -121,7 +121,7 @@ fn refusal(n: &Node, f: &Facts) -> Option<String> {
         Op::MaxPool { .. } => n
             .outputs
             .get(1)
-            .is_some_and(|o| !o.is_empty())
+            .is_some_and(|o| f.used(o))
             .then(|| "MaxPool's Indices output is not supported".into()),
         Op::AveragePool { .. } | Op::GlobalAveragePool => None,
         // Reductions.
@@ -138,7 +138,14 @@ fn refusal(n: &Node, f: &Facts) -> Option<String> {
             .runtime_input(n, 0)
             .then(|| "ConstantOfShape with a runtime shape is not supported".into()),
         Op::Flatten { .. } | Op::Transpose { .. } | Op::Concat { .. } | Op::Squeeze { .. } => None,
-        Op::Identity | Op::Constant | Op::Shape => None,
+        // Dropout is Identity at inference; its mask is not computed.
+        Op::Identity => n
+            .outputs
+            .iter()
+            .skip(1)
+            .any(|o| f.used(o))
+            .then(|| format!("{}'s mask output is not supported", n.op_type)),
+        Op::Constant | Op::Shape => None,
         // Indexing.
         Op::Pad { .. } | Op::Slice { .. } | Op::Resize { .. } => runtime_second_input(n, f),
         Op::OneHot { .. } => (n.inputs.len() < 3 || (1..3).any(|i| f.runtime_input(n, i)))
@@ -192,7 +199,7 @@ fn normalization(n: &Node, f: &Facts) -> Option<String> {
             "{} with a runtime scale or bias is not supported",
             n.op_type
         ))
-    } else if n.outputs.iter().skip(1).any(|o| !o.is_empty()) {
+    } else if n.outputs.iter().skip(1).any(|o| f.used(o)) {
         refuse("LayerNormalization's mean and inverse deviation outputs are not supported")
     } else {
         None

@@ -130,7 +130,13 @@ pub fn quantize_and_compare(
     input: &std::path::Path,
     cfg: &QuantConfig,
 ) -> Result<(Model, crate::quantize::QuantizedModel, RunReport)> {
-    let run = crate::quantize::pipeline::quantize_files(model_path, input, cfg)?;
+    // What `prove` would prove (default visibility): exact tables where they are free.
+    let run = crate::receipt::quantize_for_proof(
+        model_path,
+        input,
+        cfg,
+        crate::circuit::Disclosure::default(),
+    )?;
     Ok((run.model, run.qm, run.report))
 }
 

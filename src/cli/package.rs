@@ -268,7 +268,14 @@ pub fn cmd_run_data_set(
         let pkg = Package::read(model)?;
         pkg.gap_on(data, progress)?
     } else {
-        calibrate(model, data, &quant.config(), progress)?.3
+        calibrate(
+            model,
+            data,
+            &quant.config(),
+            crate::circuit::Disclosure::default(),
+            progress,
+        )?
+        .3
     };
     if json {
         print_json(&gap);

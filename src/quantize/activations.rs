@@ -240,6 +240,7 @@ impl Lowering<'_> {
         // exact table everywhere in range: the table shrinks 2^b-fold, and with it k.
         let step_bits = (1..=10u32)
             .rev()
+            .filter(|_| !self.cfg.exact_tables)
             .find(|&b| {
                 let (lo, hi) = interp_domain(lo, hi, b);
                 (lo..=hi).all(|v| {

@@ -67,6 +67,11 @@ pub struct QuantConfig {
     /// only when it is not the default 2.
     #[serde(default = "default_margin", skip_serializing_if = "is_default_margin")]
     pub margin: f64,
+    /// Every table exact, none interpolated. An interpolated table has fewer rows but may be one
+    /// output unit off the exact one; the chain sets this when exact tables cost no larger k
+    /// (`receipt::quantize_for_proof`). Written only when set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exact_tables: bool,
 }
 
 pub const DEFAULT_MARGIN: f64 = 2.0;
@@ -91,6 +96,7 @@ impl Default for QuantConfig {
             activation_bits: 24,
             table_bits: 16,
             margin: DEFAULT_MARGIN,
+            exact_tables: false,
         }
     }
 }

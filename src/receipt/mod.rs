@@ -17,7 +17,7 @@ mod verify;
 pub use folder::Folder;
 pub use prove::{
     Chain, Keys, ProofRng, ProveOptions, Proved, Timings, build_chain, build_chain_as,
-    prove_folder, redact_folder, redactable,
+    prefer_exact_tables, prove_folder, quantize_for_proof, redact_folder, redactable,
 };
 pub use verify::{Check, KeyCache, Verdict, verify_folder, verify_folder_with};
 

@@ -84,6 +84,7 @@ pub fn calibrate(
     model_path: &Path,
     data: &[PathBuf],
     cfg: &QuantConfig,
+    dis: Disclosure,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(Vec<u8>, Model, QuantizedModel, DataSetReport)> {
     let onnx_bytes = read_capped(model_path, MODEL_CAP, "the model")?;
@@ -101,6 +102,8 @@ pub fn calibrate(
     );
     progress("quantize");
     let qm = quantize_calibrated(&model, &calibration, cfg)?;
+    let qm = prove::prefer_exact_tables(&qm, dis, |c| quantize_calibrated(&model, &calibration, c))
+        .unwrap_or(qm);
     let gap = data_set_gap(&model, &qm, &samples, &floats, progress)?;
     Ok((onnx_bytes, model, qm, gap))
 }
@@ -116,7 +119,7 @@ impl Package {
         progress: &mut dyn FnMut(&str),
     ) -> Result<(Package, Keys)> {
         let dis = limits.disclosure()?;
-        let (onnx_bytes, model, qm, calibration) = calibrate(model_path, data, cfg, progress)?;
+        let (onnx_bytes, model, qm, calibration) = calibrate(model_path, data, cfg, dis, progress)?;
         progress("compile");
         let compiled = circuit::compile_as(&qm, dis, None)
             .map_err(|e| Error::invalid(model.file(), e.to_string()))?;

@@ -46,6 +46,57 @@ pub fn build_chain(model_path: &Path, input: &Path, cfg: &QuantConfig) -> Result
     build_chain_as(model_path, input, cfg, Disclosure::default())
 }
 
+/// The quantized model a proof of `input` proves ([`quantize_files`]), with exact tables
+/// instead of interpolated ones when they cost no larger k ([`prefer_exact_tables`]).
+pub fn quantize_for_proof(
+    model_path: &Path,
+    input: &Path,
+    cfg: &QuantConfig,
+    dis: Disclosure,
+) -> Result<QuantizedRun> {
+    let mut run = quantize_files(model_path, input, cfg)?;
+    let exact = prefer_exact_tables(&run.qm, dis, |c| {
+        crate::quantize::quantize(&run.model, &run.floats, &run.float, c)
+    });
+    if let Some(qm) = exact {
+        let file = input.display().to_string();
+        run.report = crate::quantize::report::analyze(&run.model, &qm, &run.floats, &run.float)
+            .map_err(|e| e.in_input(&file))?;
+        let names: Vec<String> = run.model.inputs.iter().map(|i| i.name.clone()).collect();
+        run.inputs = qm
+            .quantize_inputs(&run.floats, &names)
+            .map_err(|e| e.in_input(&file))?;
+        run.qm = qm;
+    }
+    Ok(run)
+}
+
+/// An interpolated table has fewer rows than the exact one but may be one output unit off it.
+/// When `qm` has interpolated tables and the same model with exact ones (`requantize` with
+/// `exact_tables`, which the quantized model records) compiles for `dis` to no larger k, that
+/// model: where the gates' rows set k, the exact tables are free and the error is not larger.
+pub fn prefer_exact_tables(
+    qm: &QuantizedModel,
+    dis: Disclosure,
+    requantize: impl FnOnce(&QuantConfig) -> Result<QuantizedModel>,
+) -> Option<QuantizedModel> {
+    let interpolated = qm
+        .nodes
+        .iter()
+        .any(|n| matches!(n.op, crate::quantize::QOp::Interp { .. }));
+    if qm.config.exact_tables || !interpolated {
+        return None;
+    }
+    let k = |q: &QuantizedModel| circuit::compile_as(q, dis, None).map(|c| c.info.k).ok();
+    let k_interpolated = k(qm)?;
+    let exact = requantize(&QuantConfig {
+        exact_tables: true,
+        ..qm.config.clone()
+    })
+    .ok()?;
+    (k(&exact)? <= k_interpolated).then_some(exact)
+}
+
 /// [`build_chain`] with the input's and the parameters' visibility (and the input's salt).
 pub fn build_chain_as(
     model_path: &Path,
@@ -61,7 +112,7 @@ pub fn build_chain_as(
         report,
         inputs,
         ..
-    } = quantize_files(model_path, input, cfg)?;
+    } = quantize_for_proof(model_path, input, cfg, dis)?;
     let values = qm.evaluate(&inputs)?;
     qm.check_activation_budget(&values)?;
     let compiled = circuit::compile_as(&qm, dis, Some(&values))

@@ -79,11 +79,17 @@ fn act(app: &mut App, a: Action) {
     act_sync(app, a);
 }
 
-fn opened() -> App {
-    init();
-    let mut app = App::new(Command::Open(folder()));
+/// The inspector on a folder, once its opening job has run.
+fn open(dir: PathBuf) -> App {
+    let mut app = App::new(Command::Open(dir));
     let cmds = app.start();
     exec(&mut app, cmds);
+    app
+}
+
+fn opened() -> App {
+    init();
+    let mut app = open(folder());
     assert!(app.error.is_none(), "{:?}", app.error);
     // The folder's path is volatile; the title is what a user opening the sample sees.
     app.title = Some("samples/digits".into());
@@ -199,9 +205,7 @@ fn a_broken_folder_shows_broken_links() {
     let mut b = std::fs::read(&p).unwrap();
     b[9] ^= 1;
     std::fs::write(&p, b).unwrap();
-    let mut app = App::new(Command::Open(d));
-    let cmds = app.start();
-    exec(&mut app, cmds);
+    let mut app = open(d);
     act(&mut app, Action::Verify);
     assert_eq!(app.verdict.as_ref().map(|v| v.0), Some(false));
     assert_eq!(app.status[ChainLink::Proof], Status::Broken);
@@ -239,9 +243,7 @@ fn a_redacted_folder_opens_verifies_and_says_what_it_lacks() {
         "--out",
         red.to_str().unwrap(),
     ]);
-    let mut app = App::new(Command::Open(red));
-    let cmds = app.start();
-    exec(&mut app, cmds);
+    let mut app = open(red);
     assert!(app.error.is_none(), "{:?}", app.error);
     act(&mut app, Action::Verify);
     assert_eq!(app.verdict.as_ref().map(|v| v.0), Some(true));
@@ -272,9 +274,7 @@ fn a_redacted_folder_opens_verifies_and_says_what_it_lacks() {
     let mut proof = std::fs::read(broken.join("proof.bin")).unwrap();
     proof[40] ^= 1;
     std::fs::write(broken.join("proof.bin"), proof).unwrap();
-    let mut app = App::new(Command::Open(broken));
-    let cmds = app.start();
-    exec(&mut app, cmds);
+    let mut app = open(broken);
     app.title = Some("digits, hashed weights, proof changed".into());
     act(&mut app, Action::Audit);
     assert_eq!(app.status[ChainLink::Quantized], Status::Holds);
@@ -298,9 +298,7 @@ fn a_redacted_folder_opens_verifies_and_says_what_it_lacks() {
     copy_folder(&full, &bad);
     let vk = std::fs::read_to_string(bad.join("vk.txt")).unwrap();
     std::fs::write(bad.join("vk.txt"), vk.replacen("0x", "0y", 1)).unwrap();
-    let mut app = App::new(Command::Open(bad));
-    let cmds = app.start();
-    exec(&mut app, cmds);
+    let mut app = open(bad);
     act(&mut app, Action::Audit);
     let audit = app.audit.as_ref().unwrap();
     assert!(
@@ -348,9 +346,7 @@ fn a_private_receipt_claims_no_input_binding() {
             "--force",
         ],
     );
-    let mut app = App::new(Command::Open(private));
-    let cmds = app.start();
-    exec(&mut app, cmds);
+    let mut app = open(private);
     app.title = Some("digits, private input".into());
     app.selected = ChainLink::Receipt;
     let s = screen(&app, 120, 60);
@@ -483,9 +479,7 @@ fn a_package_receipt_shows_the_data_set_gap() {
         "--seed",
         "3",
     ]);
-    let mut app = App::new(Command::Open(out));
-    let cmds = app.start();
-    exec(&mut app, cmds);
+    let mut app = open(out);
     assert!(app.error.is_none(), "{:?}", app.error);
     act(&mut app, Action::Right);
     assert_eq!(app.selected, ChainLink::Quantized);

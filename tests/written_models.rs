@@ -450,3 +450,59 @@ fn unused_optional_outputs_are_ignored() {
         assert_eq!(refused.len(), 1, "{what}: {refused:?}");
     }
 }
+
+/// Shape with `start` and `end` (opset 15): X `[2, 3, 4]` reshaped to `[2, 4, 3]` through
+/// Shape(end=1), Shape(start=-1) and a constant, concatenated.
+#[test]
+fn shape_with_start_and_end() {
+    let m = model_of(
+        vec![
+            node("Shape", &["X"], &["first"], vec![int_attr("end", 1)]),
+            node("Shape", &["X"], &["last"], vec![int_attr("start", -1)]),
+            node(
+                "Concat",
+                &["first", "last", "three"],
+                &["dims"],
+                vec![int_attr("axis", 0)],
+            ),
+            node("Reshape", &["X", "dims"], &["Y"], vec![]),
+        ],
+        vec![int64_init("three", &[1], &[3])],
+        vec![info("X", &[2, 3, 4])],
+        vec![info("Y", &[2, 4, 3])],
+        15,
+    );
+    check("Shape start/end", m, vec![values(24, 51)], 1);
+}
+
+/// Pow by a constant exponent tensor that repeats one value is that power; one that varies is
+/// refused by the preflight, naming the node, before anything runs.
+#[test]
+fn pow_by_a_constant_exponent_tensor() {
+    let pow = |p: Vec<f32>| {
+        model_of(
+            vec![node("Pow", &["X", "P"], &["Y"], vec![])],
+            vec![pb::TensorProto {
+                name: "P".into(),
+                dims: vec![4],
+                data_type: 1,
+                float_data: p,
+                ..Default::default()
+            }],
+            vec![info("X", &[2, 4])],
+            vec![info("Y", &[2, 4])],
+            13,
+        )
+    };
+    let x: Vec<f32> = values(8, 61).iter().map(|v| v + 1.0).collect();
+    check("Pow by [1.5; 4]", pow(vec![1.5; 4]), vec![x], 1);
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("pow.onnx");
+    std::fs::write(&p, pow(vec![1.0, 2.0, 3.0, 4.0])).unwrap();
+    let refused = zkreceipt::model::Model::load(&p).unwrap().preflight();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0].reason.contains("different exponents"),
+        "{refused:?}"
+    );
+}

@@ -3,6 +3,7 @@
 
 mod bench;
 mod folder;
+mod generated;
 mod model;
 mod package;
 
@@ -476,13 +477,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::BreakTest { dir, json } => cmd_break_test(&dir, json),
         Command::Export { erc7992: _, dir } => cmd_export(&dir),
         Command::Redact { dir, out, force } => cmd_redact(&dir, &out, force),
-        Command::Screenshots { out } => cmd_screenshots(&out),
-        Command::Completions { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "zkreceipt", &mut std::io::stdout());
-            Ok(0)
-        }
-        Command::Man { out } => cmd_man(out.as_deref()),
+        Command::Screenshots { out } => generated::cmd_screenshots(&out),
+        Command::Completions { shell } => generated::cmd_completions(shell),
+        Command::Man { out } => generated::cmd_man(out.as_deref()),
         Command::Bench {
             models,
             input,
@@ -616,76 +613,6 @@ pub fn print_proved(p: &crate::receipt::Proved, json: bool) {
             None => "",
         }
     );
-}
-
-/// The manual page on stdout, or every page into `out`.
-fn cmd_man(out: Option<&std::path::Path>) -> Result<i32> {
-    let cmd = <Cli as clap::CommandFactory>::command();
-    let Some(dir) = out else {
-        let mut stdout = std::io::stdout().lock();
-        clap_mangen::Man::new(cmd)
-            .render(&mut stdout)
-            .and_then(|()| stdout.flush())
-            .map_err(|e| crate::error::Error::invalid("stdout", e))?;
-        return Ok(0);
-    };
-    let io = |e: std::io::Error| crate::error::Error::invalid(dir.display(), e);
-    std::fs::create_dir_all(dir).map_err(io)?;
-    clap_mangen::generate_to(cmd, dir).map_err(io)?;
-    let mut pages: Vec<_> = std::fs::read_dir(dir)
-        .map_err(io)?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "1"))
-        .collect();
-    pages.sort();
-    for p in pages {
-        println!("{}", p.display());
-    }
-    Ok(0)
-}
-
-fn cmd_screenshots(out: &std::path::Path) -> Result<i32> {
-    let mut progress = stderr_progress();
-    let source = crate::tui::default_source()?;
-    let crate::tui::jobs::Command::Build { model, input, .. } = source else {
-        // The default chain is cached: prove it afresh anyway, seeded, so the images are
-        // reproducible.
-        let dir = crate::proof::cache_dir().join("default-digits");
-        return screenshots_from(
-            &dir.join("model.onnx"),
-            &dir.join("input.json"),
-            out,
-            &mut progress,
-        );
-    };
-    screenshots_from(&model, &input, out, &mut progress)
-}
-
-fn screenshots_from(
-    model: &std::path::Path,
-    input: &std::path::Path,
-    out: &std::path::Path,
-    progress: &mut dyn FnMut(&str),
-) -> Result<i32> {
-    let receipt = crate::proof::cache_dir().join("screenshots-receipt");
-    let opts = ProveOptions {
-        rng: ProofRng::Seeded(1),
-        ..ProveOptions::default()
-    };
-    prove_folder(
-        model,
-        input,
-        &receipt,
-        &QuantConfig::default(),
-        &opts,
-        progress,
-    )?;
-    progress("render screens");
-    for p in crate::tui::screenshot::write_screenshots(&receipt, crate::tui::DEFAULT_TITLE, out)? {
-        println!("{}", p.display());
-    }
-    Ok(0)
 }
 
 /// A hash as the reports show it: its first 12 characters.

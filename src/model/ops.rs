@@ -163,8 +163,12 @@ pub enum Op {
     },
     Tile,
     Expand,
-    /// The input's shape, a constant once the input's shape is known.
-    Shape,
+    /// The input's dimensions `start..end` (opset 15; negative counts from the end, clamped), a
+    /// constant once the input's shape is known.
+    Shape {
+        start: i64,
+        end: Option<i64>,
+    },
     /// ConstantOfShape of a shape computed from static tensors (one from initializers is folded
     /// at load time): filled with `value`.
     ConstantOfShape {

@@ -565,12 +565,10 @@ fn parse_shape(op_type: &str, a: &Attrs, _opset: i64) -> FamilyParse {
         "Identity" | "Dropout" => Op::Identity,
         "Constant" => Op::Constant,
         "Tile" => Op::Tile,
-        "Shape" => {
-            if a.map.contains_key("start") || a.map.contains_key("end") {
-                return Err("Shape with start or end is not supported".into());
-            }
-            Op::Shape
-        }
+        "Shape" => Op::Shape {
+            start: a.int("start", 0),
+            end: a.map.contains_key("end").then(|| a.int("end", 0)),
+        },
         "Squeeze" | "Unsqueeze" => Op::Squeeze {
             axes: a.ints("axes"),
             unsqueeze: op_type == "Unsqueeze",

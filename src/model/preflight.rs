@@ -24,7 +24,7 @@ impl<'m> Facts<'m> {
                 .inputs
                 .iter()
                 .all(|i| i.is_empty() || fixed.contains(i.as_str()));
-            if matches!(n.op, Op::Shape) || (from_static && !n.inputs.is_empty()) {
+            if matches!(n.op, Op::Shape { .. }) || (from_static && !n.inputs.is_empty()) {
                 fixed.extend(n.outputs.iter().map(String::as_str));
             }
         }
@@ -103,8 +103,7 @@ fn refusal(n: &Node, f: &Facts) -> Option<String> {
         Op::MatMul => None,
         // Arithmetic.
         Op::Div => integer_division(n, f),
-        Op::Pow => (n.inputs.len() < 2 || f.runtime_input(n, 1))
-            .then(|| "Pow with a runtime exponent is not supported".into()),
+        Op::Pow => pow(n, f),
         Op::Add | Op::Sub | Op::Mul | Op::Neg | Op::Compare { .. } | Op::Not | Op::Where => None,
         Op::Variadic { .. } => None,
         Op::Truncate => None,
@@ -145,7 +144,7 @@ fn refusal(n: &Node, f: &Facts) -> Option<String> {
             .skip(1)
             .any(|o| f.used(o))
             .then(|| format!("{}'s mask output is not supported", n.op_type)),
-        Op::Constant | Op::Shape => None,
+        Op::Constant | Op::Shape { .. } => None,
         // Indexing.
         Op::Pad { .. } | Op::Slice { .. } | Op::Resize { .. } => runtime_second_input(n, f),
         Op::OneHot { .. } => (n.inputs.len() < 3 || (1..3).any(|i| f.runtime_input(n, i)))
@@ -204,6 +203,18 @@ fn normalization(n: &Node, f: &Facts) -> Option<String> {
     } else {
         None
     }
+}
+
+fn pow(n: &Node, f: &Facts) -> Option<String> {
+    if n.inputs.len() < 2 || f.runtime_input(n, 1) {
+        return refuse("Pow with a runtime exponent is not supported");
+    }
+    // One table computes one power: an exponent tensor must repeat one value.
+    let p = f.model.constants.get(input(n, 1))?;
+    p.data
+        .iter()
+        .any(|&e| e != p.data[0])
+        .then(|| "Pow with different exponents per element is not supported".into())
 }
 
 fn top_k(n: &Node, f: &Facts, k_from_input: bool) -> Option<String> {

@@ -116,10 +116,14 @@ impl Lowering<'_> {
 
     pub(super) fn lower_pow(&mut self, node: &Node, arg0: String) -> Result<Operand> {
         let p = self.constant(&input(node, 1).ok_or_else(|| self.fail("no exponent"))?)?;
-        if p.len() != 1 {
-            return Err(self.fail("a Pow exponent that is not one number"));
-        }
         let x = self.value(&arg0)?;
+        // A tensor of one repeated exponent is that exponent, if it does not widen the output.
+        let widens = broadcast_shape(&self.shape(x), &p.shape).as_deref() != Some(&self.shape(x));
+        if p.is_empty() || p.data.iter().any(|&e| e != p.data[0]) || widens {
+            return Err(self.fail(
+                "a Pow exponent tensor must hold one repeated value and not widen the output",
+            ));
+        }
         if p.data[0] == 2.0 {
             // x² exactly, by the product gate.
             let xo = Operand::Value(x);

@@ -436,7 +436,7 @@ impl<'a> Lowering<'a> {
                 nearest_mode,
                 scales,
             } => self.lower_resize(node, arg0, coordinate_mode, nearest_mode, scales),
-            Op::Shape => self.lower_shape(arg0),
+            Op::Shape { start, end } => self.lower_shape(arg0, *start, *end),
             Op::Squeeze { axes, unsqueeze } => self.lower_squeeze(node, arg0, axes, unsqueeze),
             Op::Tile => self.lower_tile(node, arg0),
             Op::Expand => self.lower_expand(node, arg0),

@@ -11,12 +11,20 @@ impl Lowering<'_> {
         Ok(Operand::Const(Tensor::filled(dims, *value)))
     }
 
-    pub(super) fn lower_shape(&mut self, arg0: String) -> Result<Operand> {
+    /// The input's dimensions `start..end` as a constant (ONNX clamps both to the rank, and a
+    /// negative one counts from the end).
+    pub(super) fn lower_shape(
+        &mut self,
+        arg0: String,
+        start: i64,
+        end: Option<i64>,
+    ) -> Result<Operand> {
         let sh = self.shape_of(&arg0)?;
-        Ok(Operand::Const(Tensor::new(
-            vec![sh.len()],
-            sh.iter().map(|&d| d as f64).collect(),
-        )))
+        let rank = sh.len() as i64;
+        let at = |i: i64| (if i < 0 { i + rank } else { i }).clamp(0, rank) as usize;
+        let (a, b) = (at(start), at(end.unwrap_or(rank)));
+        let dims: Vec<f64> = sh[a..b.max(a)].iter().map(|&d| d as f64).collect();
+        Ok(Operand::Const(Tensor::new(vec![dims.len()], dims)))
     }
 
     pub(super) fn lower_squeeze(

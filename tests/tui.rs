@@ -496,3 +496,35 @@ fn a_package_receipt_shows_the_data_set_gap() {
     act(&mut app, Action::Audit);
     assert!(app.audit.as_ref().unwrap().holds);
 }
+
+/// The gap pane: Tab gives it focus and scrolling, End goes to its last screenful and no
+/// further, s sorts the elements by error; elements are at tensor coordinates, with their error
+/// in output steps, the top-2 margin and the local error per layer.
+#[test]
+fn the_gap_pane_scrolls_to_its_end_and_sorts_by_error() {
+    let mut app = opened();
+    let s = screen(&app, 100, 30);
+    assert!(s.contains("[0,2]") && s.contains("lsb"), "{s}");
+    act(&mut app, Action::Tab);
+    act(&mut app, Action::End);
+    let s = screen(&app, 100, 30);
+    assert!(
+        s.contains("top-2 margin (circuit)") && s.contains("local"),
+        "{s}"
+    );
+    snap("gap_scrolled_to_end_100x30", s);
+    let end = app.gap_scroll;
+    act(&mut app, Action::Down);
+    act(&mut app, Action::PageDown);
+    assert_eq!(app.gap_scroll, end, "scrolling stops at the end");
+    act(&mut app, Action::Home);
+    assert_eq!(app.gap_scroll, 0);
+    // The details pane kept its own offset.
+    assert_eq!(app.scroll, 0);
+    act(&mut app, Action::Sort);
+    let s = screen(&app, 100, 30);
+    assert!(s.contains("Quantization gap, largest error first"), "{s}");
+    // The digits sample's largest error is element 2 (6.4e-4): first when sorted.
+    let first_row = s.lines().find(|l| l.contains("[0,")).unwrap();
+    assert!(first_row.contains("[0,2]"), "{first_row}");
+}

@@ -53,6 +53,12 @@ pub enum Action {
     Tab,
     Up,
     Down,
+    PageUp,
+    PageDown,
+    Home,
+    End,
+    /// Sort the gap pane's elements by error, or back by index.
+    Sort,
     Enter,
     Esc,
     Verify,
@@ -107,8 +113,14 @@ pub struct App {
     pub help: bool,
     pub error: Option<String>,
     pub quit: bool,
-    /// Scroll offset of the details pane.
+    /// Scroll offset of the details pane, and of the gap pane.
     pub scroll: u16,
+    pub gap_scroll: u16,
+    /// The gap pane lists elements by error, largest first.
+    pub gap_sorted: bool,
+    /// The largest useful scroll offset of each pane at the last frame (details, gap): the
+    /// renderer records it, so scrolling stops at the end.
+    scroll_max: std::cell::Cell<[u16; 2]>,
     /// The name shown in the title bar instead of the folder's path (the bundled sample).
     pub title: Option<String>,
 }
@@ -131,6 +143,9 @@ impl App {
             error: None,
             quit: false,
             scroll: 0,
+            gap_scroll: 0,
+            gap_sorted: false,
+            scroll_max: std::cell::Cell::new([u16::MAX; 2]),
             title: None,
         }
     }
@@ -150,6 +165,32 @@ impl App {
             refused: None,
         });
         self.error = None;
+    }
+
+    /// Scroll the focused pane by `delta` lines, between its top and its last screenful.
+    fn scroll_by(&mut self, delta: i32) {
+        let max = self.scroll_max.get()[self.pane as usize];
+        let s = match self.pane {
+            Pane::Details => &mut self.scroll,
+            Pane::Gap => &mut self.gap_scroll,
+        };
+        let clamped = (i64::from((*s).min(max)) + i64::from(delta)).clamp(0, i64::from(max));
+        *s = clamped as u16;
+    }
+
+    /// A pane's scroll offset.
+    pub fn scroll_of(&self, pane: Pane) -> u16 {
+        match pane {
+            Pane::Details => self.scroll,
+            Pane::Gap => self.gap_scroll,
+        }
+    }
+
+    /// Record a pane's largest useful scroll offset (the renderer's, at each frame).
+    pub fn record_scroll_max(&self, pane: Pane, max: u16) {
+        let mut m = self.scroll_max.get();
+        m[pane as usize] = max;
+        self.scroll_max.set(m);
     }
 
     pub fn busy(&self) -> bool {
@@ -208,8 +249,16 @@ impl App {
                     Pane::Gap => Pane::Details,
                 }
             }
-            Action::Up => self.scroll = self.scroll.saturating_sub(1),
-            Action::Down => self.scroll = self.scroll.saturating_add(1),
+            Action::Up => self.scroll_by(-1),
+            Action::Down => self.scroll_by(1),
+            Action::PageUp => self.scroll_by(-10),
+            Action::PageDown => self.scroll_by(10),
+            Action::Home => self.scroll_by(i32::MIN),
+            Action::End => self.scroll_by(i32::MAX),
+            Action::Sort => {
+                self.gap_sorted = !self.gap_sorted;
+                self.gap_scroll = 0;
+            }
             Action::Help => self.help = true,
             Action::Verify if !self.busy() => {
                 if let Some(folder) = self.loaded.as_ref().map(|l| l.folder.clone()) {

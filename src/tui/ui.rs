@@ -11,7 +11,9 @@ use crate::circuit::{ParamVisibility, Visibility};
 use crate::receipt::ChainLink;
 
 mod details;
+mod gap;
 use details::details;
+use gap::gap;
 
 pub const MIN_W: u16 = 80;
 pub const MIN_H: u16 = 24;
@@ -124,6 +126,19 @@ fn link_id(app: &App, link: ChainLink) -> String {
     }
 }
 
+/// The scroll offset to draw `pane` at: the app's, stopped at the last screenful of `lines`
+/// (as wrapped into `area`), which is recorded so that scrolling further does nothing.
+fn scrolled(app: &App, pane: Pane, lines: &[Line], area: Rect) -> u16 {
+    let (w, h) = (
+        area.width.saturating_sub(2).max(1) as usize,
+        area.height.saturating_sub(2) as usize,
+    );
+    let rows: usize = lines.iter().map(|l| l.width().max(1).div_ceil(w)).sum();
+    let max = rows.saturating_sub(h).min(u16::MAX as usize) as u16;
+    app.record_scroll_max(pane, max);
+    app.scroll_of(pane).min(max)
+}
+
 fn pane_block(title: String, focused: bool) -> Block<'static> {
     let b = Block::bordered().title(Line::from(title).bold());
     if focused {
@@ -152,134 +167,6 @@ fn trunc(s: &str, n: usize) -> String {
         let t: String = s.chars().take(n - 1).collect();
         format!("{t}…")
     }
-}
-
-fn gap(app: &App, f: &mut Frame, area: Rect) {
-    let block = pane_block(
-        " Quantization gap: float vs circuit ".into(),
-        app.pane == Pane::Gap,
-    );
-    let Some(l) = &app.loaded else {
-        f.render_widget(Paragraph::new("").block(block), area);
-        return;
-    };
-    let mut lines: Vec<Line> = vec![];
-    let w = area.width.saturating_sub(4) as usize;
-    match &l.report {
-        Some(rep) => {
-            for o in &rep.outputs {
-                lines.push(
-                    Line::from(format!(
-                        "output `{}` {:?} (scale 2^{})",
-                        o.name, o.shape, o.scale
-                    ))
-                    .bold(),
-                );
-                let max = o
-                    .float
-                    .iter()
-                    .chain(&o.quantized)
-                    .fold(0f64, |a, &x| a.max(x.abs()))
-                    .max(1e-12);
-                // Rows are 34 characters plus the bar.
-                let bw = w.saturating_sub(34).clamp(1, 30);
-                lines.push(
-                    Line::from(format!(
-                        "{:>3} {:>9} {:>9}  {:<bw$} {:>8}",
-                        "i",
-                        "float",
-                        "circuit",
-                        if bw >= 7 { "|value|" } else { "" },
-                        "abs err"
-                    ))
-                    .fg(Color::Gray),
-                );
-                for (i, (fv, cv)) in o.float.iter().zip(&o.quantized).enumerate().take(32) {
-                    let is_max = o.argmax.as_ref().is_some_and(|a| a.quantized == i);
-                    let line = Line::from(format!(
-                        "{:>3} {:>9.4} {:>9.4}  {} {:>8.1e}",
-                        i,
-                        fv,
-                        cv,
-                        bar(cv.abs() / max, bw),
-                        (fv - cv).abs()
-                    ));
-                    lines.push(if is_max {
-                        line.bold().fg(Color::Cyan)
-                    } else {
-                        line
-                    });
-                }
-                if o.float.len() > 32 {
-                    lines.push(Line::from(format!("… {} more", o.float.len() - 32)));
-                }
-                lines.push(Line::from(format!(
-                    "max abs {:.2e} · max rel {:.2e}",
-                    o.max_abs_error, o.max_rel_error
-                )));
-                if let Some(a) = &o.argmax {
-                    let agree = if a.agree {
-                        Span::styled("argmax agrees", Style::new().fg(Color::Green).bold())
-                    } else {
-                        Span::styled("argmax DISAGREES", Style::new().fg(Color::Red).bold())
-                    };
-                    lines.push(Line::from(vec![
-                        Span::raw(format!("float {} · circuit {} · ", a.float, a.quantized)),
-                        agree,
-                    ]));
-                }
-                lines.push(Line::from(""));
-            }
-            lines.push(Line::from("per-layer max abs error (log scale, 1e-8 … 1)").bold());
-            let bw = w.saturating_sub(24).max(4);
-            for layer in &rep.layers {
-                let lg = if layer.max_abs_error > 0.0 {
-                    ((layer.max_abs_error.log10() + 8.0) / 8.0).clamp(0.0, 1.0)
-                } else {
-                    0.0
-                };
-                let mark = if rep.error_enters.as_deref() == Some(layer.node.as_str()) {
-                    " ◀"
-                } else {
-                    ""
-                };
-                lines.push(Line::from(format!(
-                    "{:<12} {:>7.1e} {}{mark}",
-                    trunc(&layer.node, 12),
-                    layer.max_abs_error,
-                    bar(lg, bw.saturating_sub(3))
-                )));
-            }
-        }
-        None => {
-            lines.push(Line::from(if l.folder.qm.redacted.is_some() {
-                "The folder is redacted (no model.onnx), so the float model cannot be re-run here."
-                    .to_string()
-            } else {
-                format!(
-                    "The input is {} and not in the folder, so the float model cannot be re-run here.",
-                    l.folder.receipt.input_commitment.visibility.name()
-                )
-            }));
-            lines.push(Line::from(format!(
-                "The receipt reports max abs error {:.2e} against float (the prover's report, unbound).",
-                l.folder.receipt.quantization.max_abs_error
-            )));
-            lines.push(Line::from(""));
-            for o in &l.folder.receipt.output {
-                lines.push(Line::from(format!("circuit output `{}`", o.name)).bold());
-                for (i, v) in o.floats.iter().enumerate().take(32) {
-                    lines.push(Line::from(format!("{i:>3} {v:>10.4}")));
-                }
-            }
-        }
-    }
-    f.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false }),
-        area,
-    );
 }
 
 fn status_line(app: &App, f: &mut Frame, area: Rect) {
@@ -432,8 +319,6 @@ fn footer_spans() -> Vec<Span<'static>> {
 }
 
 fn help_overlay(f: &mut Frame, area: Rect) {
-    let r = centered(area, 64, 16);
-    f.render_widget(Clear, r);
     let lines = vec![
         Line::from(
             "The chain: float ONNX → quantized model → circuit → verifier key → proof → receipt. A proof is a receipt for execution: it binds what the receipt shows, not whether the model is good.",
@@ -448,6 +333,12 @@ fn help_overlay(f: &mut Frame, area: Rect) {
                 .filter_map(|b| b.help.map(|h| Line::from(format!("{:<13}{h}", b.keys)))),
         )
         .collect();
+    // As tall as its wrapped lines, within the window.
+    let width = 72u16.min(area.width);
+    let inner = width.saturating_sub(2).max(1) as usize;
+    let rows: usize = lines.iter().map(|l| l.width().max(1).div_ceil(inner)).sum();
+    let r = centered(area, width, (rows + 2).min(u16::MAX as usize) as u16);
+    f.render_widget(Clear, r);
     f.render_widget(
         Paragraph::new(lines)
             .block(Block::bordered().title(" Help ".bold()))

@@ -31,11 +31,12 @@ pub(super) fn details(app: &App, f: &mut Frame, area: Rect) {
         ChainLink::Receipt => receipt_lines(app, l),
     };
     lines.extend(audit_lines(app));
+    let scroll = super::scrolled(app, Pane::Details, &lines, area);
     f.render_widget(
         Paragraph::new(lines)
             .block(block)
             .wrap(Wrap { trim: false })
-            .scroll((app.scroll, 0)),
+            .scroll((scroll, 0)),
         area,
     );
 }

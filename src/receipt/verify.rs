@@ -98,7 +98,10 @@ impl KeyCache {
         progress: &mut dyn FnMut(&str),
     ) -> std::result::Result<(), String> {
         use halo2_proofs::pasta::group::ff::PrimeField;
+        // Lengths first: no instance and proof pair can read as another.
         let mut bytes = vk.sha256.as_bytes().to_vec();
+        bytes.extend((inst.len() as u64).to_le_bytes());
+        bytes.extend((proof.len() as u64).to_le_bytes());
         for x in inst {
             bytes.extend(x.to_repr());
         }

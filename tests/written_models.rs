@@ -2,7 +2,8 @@
 //! and LSTM over several time steps with a batch of two and runtime initial states; TopK along an
 //! inner axis, largest and smallest; Gather and GatherElements by runtime indices, negative ones
 //! included; Cast to an integer; ArgMax and ArgMin with ties; OneHot; Max, Min, Sum and Mean of
-//! several tensors. Each is run by tract in floats and compiled to a circuit
+//! several tensors; Shape with start and end; Pow by an exponent tensor; DepthToSpace and
+//! SpaceToDepth. Each is run by tract in floats and compiled to a circuit
 //! that must equal the integer evaluator and satisfy MockProver.
 
 mod common;
@@ -505,4 +506,37 @@ fn pow_by_a_constant_exponent_tensor() {
         refused[0].reason.contains("different exponents"),
         "{refused:?}"
     );
+}
+
+/// DepthToSpace (DCR and CRD) of X `[1, 8, 2, 3]` and SpaceToDepth of X `[1, 2, 4, 6]`, block 2:
+/// pure rewiring, so any misplaced element shows as an error against tract.
+#[test]
+fn depth_to_space_and_space_to_depth() {
+    let mode = |m: &str| pb::AttributeProto {
+        name: "mode".into(),
+        r#type: 3,
+        s: m.as_bytes().to_vec(),
+        ..Default::default()
+    };
+    for (op, attrs, x, y) in [
+        ("DepthToSpace", vec![], [1, 8, 2, 3], [1, 2, 4, 6]),
+        (
+            "DepthToSpace",
+            vec![mode("CRD")],
+            [1, 8, 2, 3],
+            [1, 2, 4, 6],
+        ),
+        ("SpaceToDepth", vec![], [1, 2, 4, 6], [1, 8, 2, 3]),
+    ] {
+        let mut attrs = attrs;
+        attrs.push(int_attr("blocksize", 2));
+        let m = model_of(
+            vec![node(op, &["X"], &["Y"], attrs)],
+            vec![],
+            vec![info("X", &x)],
+            vec![info("Y", &y)],
+            13,
+        );
+        check(op, m, vec![values(48, 71)], 1);
+    }
 }

@@ -163,6 +163,13 @@ pub enum Op {
     },
     Tile,
     Expand,
+    /// DepthToSpace of a `[N, C, H, W]` tensor by `block` (`crd`: the CRD ordering, else DCR),
+    /// or with `to_depth` its inverse, SpaceToDepth.
+    DepthSpace {
+        block: usize,
+        crd: bool,
+        to_depth: bool,
+    },
     /// The input's dimensions `start..end` (opset 15; negative counts from the end, clamped), a
     /// constant once the input's shape is known.
     Shape {

@@ -565,6 +565,17 @@ fn parse_shape(op_type: &str, a: &Attrs, _opset: i64) -> FamilyParse {
         "Identity" | "Dropout" => Op::Identity,
         "Constant" => Op::Constant,
         "Tile" => Op::Tile,
+        "DepthToSpace" | "SpaceToDepth" => {
+            let block = a.int("blocksize", 0);
+            if block < 1 {
+                return Err(format!("blocksize {block}: it must be at least 1"));
+            }
+            Op::DepthSpace {
+                block: block as usize,
+                crd: a.string("mode").is_some_and(|m| m == "CRD"),
+                to_depth: op_type == "SpaceToDepth",
+            }
+        }
         "Shape" => Op::Shape {
             start: a.int("start", 0),
             end: a.map.contains_key("end").then(|| a.int("end", 0)),

@@ -133,6 +133,7 @@ fn refusal(n: &Node, f: &Facts) -> Option<String> {
         Op::Reshape { .. } => (n.inputs.len() < 2 || f.runtime_input(n, 1))
             .then(|| "Reshape with a runtime shape is not supported".into()),
         Op::Tile | Op::Expand => runtime_second_input(n, f),
+        Op::DepthSpace { .. } => None,
         Op::ConstantOfShape { .. } => f
             .runtime_input(n, 0)
             .then(|| "ConstantOfShape with a runtime shape is not supported".into()),

@@ -439,6 +439,11 @@ impl<'a> Lowering<'a> {
             Op::Shape { start, end } => self.lower_shape(arg0, *start, *end),
             Op::Squeeze { axes, unsqueeze } => self.lower_squeeze(node, arg0, axes, unsqueeze),
             Op::Tile => self.lower_tile(node, arg0),
+            Op::DepthSpace {
+                block,
+                crd,
+                to_depth,
+            } => self.lower_depth_space(arg0, *block, *crd, *to_depth),
             Op::Expand => self.lower_expand(node, arg0),
             Op::ReduceMean {
                 axes,

@@ -91,6 +91,70 @@ impl Lowering<'_> {
         self.rewire(&arg0, out, index, 0.0)
     }
 
+    /// DepthToSpace and SpaceToDepth: rewiring. With block b and C' = C/b², DepthToSpace puts
+    /// input channel `(i·b + j)·C' + c` (DCR) or `c·b² + i·b + j` (CRD) at output channel `c`,
+    /// row `h·b + i`, column `w·b + j`; SpaceToDepth (DCR) is its inverse.
+    pub(super) fn lower_depth_space(
+        &mut self,
+        arg0: String,
+        b: usize,
+        crd: bool,
+        to_depth: bool,
+    ) -> Result<Operand> {
+        let xs = self.shape_of(&arg0)?;
+        let [n, c, h, w] = xs[..] else {
+            return Err(self.fail(format!("input {xs:?}: a [N, C, H, W] tensor is needed")));
+        };
+        let bb = b * b;
+        let fits = if to_depth {
+            h % b == 0 && w % b == 0
+        } else {
+            c % bb == 0
+        };
+        if !fits {
+            return Err(self.fail(format!("input {xs:?} does not divide into blocks of {b}")));
+        }
+        // Both directions pair a "deep" tensor [N, C', H, W]·b² with a "wide" one.
+        let (cd, hd, wd) = if to_depth {
+            (c, h / b, w / b)
+        } else {
+            (c / bb, h, w)
+        };
+        let deep = |n_: usize, ch: usize, i: usize, j: usize, y: usize, x: usize| {
+            let k = if crd {
+                ch * bb + i * b + j
+            } else {
+                (i * b + j) * cd + ch
+            };
+            ((n_ * cd * bb + k) * hd + y) * wd + x
+        };
+        let wide = |n_: usize, ch: usize, i: usize, j: usize, y: usize, x: usize| {
+            ((n_ * cd + ch) * hd * b + y * b + i) * wd * b + x * b + j
+        };
+        let out = if to_depth {
+            vec![n, cd * bb, hd, wd]
+        } else {
+            vec![n, cd, hd * b, wd * b]
+        };
+        let mut index = vec![0i64; n * cd * bb * hd * wd];
+        for n_ in 0..n {
+            for ch in 0..cd {
+                for i in 0..b {
+                    for j in 0..b {
+                        for y in 0..hd {
+                            for x in 0..wd {
+                                let (d, s) = (deep(n_, ch, i, j, y, x), wide(n_, ch, i, j, y, x));
+                                let (to, from) = if to_depth { (d, s) } else { (s, d) };
+                                index[to] = from as i64;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.rewire(&arg0, out, index, 0.0)
+    }
+
     pub(super) fn lower_expand(&mut self, node: &Node, arg0: String) -> Result<Operand> {
         let xs = self.shape_of(&arg0)?;
         let shape = self.constant_ints(&input(node, 1).ok_or_else(|| self.fail("no shape"))?)?;

@@ -126,6 +126,18 @@ fn link_id(app: &App, link: ChainLink) -> String {
     }
 }
 
+/// A pane's text in its block, wrapped, at its scroll offset ([`scrolled`]).
+fn render_pane(app: &App, pane: Pane, lines: Vec<Line>, block: Block, f: &mut Frame, area: Rect) {
+    let scroll = scrolled(app, pane, &lines, area);
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0)),
+        area,
+    );
+}
+
 /// The scroll offset to draw `pane` at: the app's, stopped at the last screenful of `lines`
 /// (as wrapped into `area`), which is recorded so that scrolling further does nothing.
 fn scrolled(app: &App, pane: Pane, lines: &[Line], area: Rect) -> u16 {

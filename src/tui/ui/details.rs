@@ -31,14 +31,7 @@ pub(super) fn details(app: &App, f: &mut Frame, area: Rect) {
         ChainLink::Receipt => receipt_lines(app, l),
     };
     lines.extend(audit_lines(app));
-    let scroll = super::scrolled(app, Pane::Details, &lines, area);
-    f.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false })
-            .scroll((scroll, 0)),
-        area,
-    );
+    super::render_pane(app, Pane::Details, lines, block, f, area);
 }
 
 /// The details of the float onnx link (a redacted folder).

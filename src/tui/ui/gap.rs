@@ -6,9 +6,9 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::widgets::Paragraph;
 
-use super::{bar, pane_block, scrolled, trunc};
+use super::{bar, pane_block, render_pane, trunc};
 use crate::quantize::report::{OutputReport, RunReport};
 use crate::tui::app::{App, Pane};
 
@@ -55,14 +55,7 @@ pub(super) fn gap(app: &App, f: &mut Frame, area: Rect) {
             }
         }
     }
-    let scroll = scrolled(app, Pane::Gap, &lines, area);
-    f.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false })
-            .scroll((scroll, 0)),
-        area,
-    );
+    render_pane(app, Pane::Gap, lines, block, f, area);
 }
 
 /// Element `i` of a row-major tensor of `shape`, as its coordinates: `[0,3]`.

@@ -225,18 +225,8 @@ fn a_redacted_folder_opens_verifies_and_says_what_it_lacks() {
     let (m, i, _) = sample("digits");
     let cache = base.join("params-cache");
     let run = |args: &[&str]| zk_ok(&cache, args);
-    run(&[
-        "prove",
-        m.to_str().unwrap(),
-        "--input",
-        i.to_str().unwrap(),
-        "--out",
-        full.to_str().unwrap(),
-        "--param-visibility",
-        "hashed",
-        "--seed",
-        "3",
-    ]);
+    let o = prove_seeded(&m, &i, &full, "3", &["--param-visibility", "hashed"]);
+    assert!(o.status.success(), "{}", stderr(&o));
     run(&[
         "redact",
         full.to_str().unwrap(),
@@ -330,22 +320,14 @@ fn a_private_receipt_claims_no_input_binding() {
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let private = base.join("tui-private");
     let (m, i, _) = sample("digits");
-    zk_ok(
-        &base.join("params-cache"),
-        &[
-            "prove",
-            m.to_str().unwrap(),
-            "--input",
-            i.to_str().unwrap(),
-            "--out",
-            private.to_str().unwrap(),
-            "--input-visibility",
-            "private",
-            "--seed",
-            "3",
-            "--force",
-        ],
+    let o = prove_seeded(
+        &m,
+        &i,
+        &private,
+        "3",
+        &["--input-visibility", "private", "--force"],
     );
+    assert!(o.status.success(), "{}", stderr(&o));
     let mut app = open(private);
     app.title = Some("digits, private input".into());
     app.selected = ChainLink::Receipt;

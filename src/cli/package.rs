@@ -11,8 +11,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::quantize::QuantConfig;
 use crate::quantize::dataset::DataSetReport;
-use crate::receipt::package::PACKAGE_FOLDER;
-use crate::receipt::package::{Package, calibrate, read_inputs};
+use crate::receipt::package::{PACKAGE_FOLDER, Package, calibrate, read_inputs};
 use crate::receipt::{ProveOptions, RECEIPT_FOLDER};
 
 pub fn cmd_setup(
@@ -187,9 +186,10 @@ pub fn cmd_prove_package(
     }
     let mut names: Vec<String> = vec![];
     for (i, s) in samples.iter().enumerate() {
-        let name = match names.contains(&s.name) {
-            true => format!("{}-{}", s.name, i + 1),
-            false => s.name.clone(),
+        let name = if names.contains(&s.name) {
+            format!("{}-{}", s.name, i + 1)
+        } else {
+            s.name.clone()
         };
         crate::files::replaces(&out.join(&name), &RECEIPT_FOLDER, opts.force)?;
         names.push(name);

@@ -257,7 +257,7 @@ impl ModelCircuit {
         Layout {
             lanes: self.plan.lanes,
             groups: self.plan.groups,
-            lookups: !self.plan.tables.is_empty(),
+            lookups: self.plan.has_lookups(),
             input: self.plan.input,
             params: self.plan.params,
             chips: self.plan.poseidon_chips(),
@@ -379,6 +379,9 @@ pub struct CircuitInfo {
     pub lookups: usize,
     pub gates: Vec<String>,
     pub tables: Vec<TableSpec>,
+    /// Tables of constants selected by runtime indices (tree ensembles), without their entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_tables: Vec<plan::DataTableInfo>,
     pub activation_bits: u32,
     pub public_inputs: usize,
     pub public_outputs: usize,
@@ -508,7 +511,7 @@ pub fn compile_as(
     witness: Option<&[Tensor<i64>]>,
 ) -> Result<Compiled, CompileError> {
     let mut p = plan::plan(qm, DEFAULT_LANES, 1, dis, None)?;
-    let lookups = !p.tables.is_empty();
+    let lookups = p.has_lookups();
     let table_rows = if lookups { p.table_rows() } else { 0 };
     let best = LANE_CHOICES
         .iter()
@@ -574,10 +577,10 @@ pub fn compile_layout(
     let layout = circuit.layout();
     let plan = &circuit.plan;
     let rows = plan.rows();
-    let table_rows = if plan.tables.is_empty() {
-        0
-    } else {
+    let table_rows = if plan.has_lookups() {
         plan.table_rows()
+    } else {
+        0
     };
     let k = k_for(rows, table_rows, plan.instance_len, layout);
     if k > MAX_K {
@@ -662,6 +665,7 @@ pub fn compile_layout(
         lookups: usize::from(layout.lookups),
         gates,
         tables: plan.tables.clone(),
+        data_tables: plan.data_tables.iter().map(|t| t.info()).collect(),
         activation_bits: plan.activation_bits,
         public_inputs: n_in,
         public_outputs: plan.instance_len - n_in - hashed,

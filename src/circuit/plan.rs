@@ -15,8 +15,8 @@ use super::commit;
 use super::{CompileError, Disclosure, ParamVisibility, Visibility};
 
 use crate::quantize::{
-    INTERP_FINE_BITS, QOp, QuantizedModel, TableFn, interp_domain, matmul_offsets, rescale,
-    table_entry,
+    INTERP_FINE_BITS, QOp, QuantizedModel, Selection, TableFn, interp_domain, matmul_offsets,
+    rescale, table_entry,
 };
 use crate::tensor::{Tensor, Window, broadcast_index_map, numel, reduction_map};
 
@@ -131,6 +131,49 @@ impl TableSpec {
     }
 }
 
+/// A lookup table of constants selected by a runtime index ([`QOp::Select`] with fixed weights):
+/// entry `j` is `((lo + j)·2^shift, values[j])`, so an index looks up what it selects.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataTable {
+    pub id: u64,
+    /// The quantized node it serves (the first, when several select from the same entries).
+    pub node: String,
+    pub lo: i64,
+    pub shift: u32,
+    pub values: Vec<i64>,
+}
+
+impl DataTable {
+    pub fn rows(&self) -> impl Iterator<Item = (i128, i64)> + '_ {
+        self.values
+            .iter()
+            .enumerate()
+            .map(|(j, &v)| ((self.lo as i128 + j as i128) << self.shift, v))
+    }
+
+    /// What circuit.json records: the entries come from the quantized model.
+    pub fn info(&self) -> DataTableInfo {
+        DataTableInfo {
+            id: self.id,
+            node: self.node.clone(),
+            lo: self.lo,
+            hi: self.lo + self.values.len() as i64 - 1,
+            shift: self.shift,
+        }
+    }
+}
+
+/// A [`DataTable`] as circuit.json describes it: its keys `lo..=hi` (times `2^shift`), and the
+/// node whose constant it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataTableInfo {
+    pub id: u64,
+    pub node: String,
+    pub lo: i64,
+    pub hi: i64,
+    pub shift: u32,
+}
+
 /// A parameter tensor of a circuit with hashed parameters (see [`super::commit::param_tensors`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParamTensor {
@@ -167,6 +210,8 @@ pub struct Plan {
     /// long window) leaves every integer type long before it reaches its zero factor.
     pub values: Vec<Option<Fp>>,
     pub tables: Vec<TableSpec>,
+    /// Tables of constants selected by runtime indices (ids shared with `tables`).
+    pub data_tables: Vec<DataTable>,
     /// The public instance: the inputs (public), their digest (hashed) or nothing (private),
     /// then the outputs.
     pub instance: Option<Vec<Fp>>,
@@ -283,9 +328,19 @@ impl Plan {
         self.regions().iter().map(|r| r.height).sum()
     }
 
+    /// Whether the circuit has a lookup argument (any table).
+    pub fn has_lookups(&self) -> bool {
+        !self.tables.is_empty() || !self.data_tables.is_empty()
+    }
+
     pub fn table_rows(&self) -> usize {
         // One all-zero row for the disabled lookup, then every table.
         1 + self.tables.iter().map(|t| t.len()).sum::<usize>()
+            + self
+                .data_tables
+                .iter()
+                .map(|t| t.values.len())
+                .sum::<usize>()
     }
 
     /// Rows per quantized-model node.
@@ -407,6 +462,7 @@ pub fn plan(
         cells: vec![None; qm.values.len()],
         signs: HashMap::new(),
         tables: vec![],
+        data_tables: vec![],
         zero: None,
         witness: witness.is_some(),
         expected: witness,
@@ -513,6 +569,7 @@ pub fn plan(
         steps,
         values: b.values,
         tables: b.tables,
+        data_tables: b.data_tables,
         instance,
         instance_len: row,
     })

@@ -62,7 +62,7 @@ impl Circuit<Fp> for ModelCircuit {
     fn synthesize(&self, config: Config, mut layouter: impl Layouter<Fp>) -> Result<(), Error> {
         let plan = &*self.plan;
         if let Some(t) = &config.table {
-            load_tables(t, &plan.tables, &mut layouter)?;
+            load_tables(t, plan, &mut layouter)?;
         }
         let chips = NodeChips {
             dot: DotChip {
@@ -403,7 +403,7 @@ pub(super) fn node_region_name(plan: &Plan, node: usize, steps: &[(usize, Step)]
 
 pub(super) fn load_tables(
     cfg: &TableConfig,
-    tables: &[TableSpec],
+    plan: &Plan,
     layouter: &mut impl Layouter<Fp>,
 ) -> Result<(), Error> {
     layouter.assign_table(
@@ -412,19 +412,24 @@ pub(super) fn load_tables(
             let mut row = 0;
             let mut put = |t: &mut halo2_proofs::circuit::Table<'_, Fp>,
                            id: u64,
-                           x: i64,
+                           x: i128,
                            y: i64|
              -> Result<(), Error> {
                 t.assign_cell(|| "id", cfg.t_id, row, || Value::known(Fp::from(id)))?;
-                t.assign_cell(|| "x", cfg.t_in, row, || Value::known(fe(x as i128)))?;
+                t.assign_cell(|| "x", cfg.t_in, row, || Value::known(fe(x)))?;
                 t.assign_cell(|| "y", cfg.t_out, row, || Value::known(fe(y as i128)))?;
                 row += 1;
                 Ok(())
             };
             put(&mut t, 0, 0, 0)?;
-            for spec in tables {
+            for spec in &plan.tables {
                 for (x, y) in spec.rows() {
-                    put(&mut t, spec.id, x, y)?;
+                    put(&mut t, spec.id, x.into(), y)?;
+                }
+            }
+            for table in &plan.data_tables {
+                for (x, y) in table.rows() {
+                    put(&mut t, table.id, x, y)?;
                 }
             }
             Ok(())

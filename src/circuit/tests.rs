@@ -9,6 +9,8 @@ use halo2_proofs::pasta::Fp;
 use super::*;
 use crate::quantize::{QNode, QOp, QValue, QuantConfig, QuantizedModel, TableFn};
 
+mod select;
+
 /// A quantized graph from `(op, input value ids, output shape)`; graph inputs are values
 /// `0..inputs.len()`, each node's output is the next value id.
 fn graph(

@@ -107,12 +107,17 @@ impl Lowering<'_> {
     /// `1/x` at the activation scale for `x` of at least one unit: `⌊(2^(S+sx) + ⌊x/2⌋) / x⌋`,
     /// the nearest integer, proved exactly (no table).
     pub(super) fn reciprocal_positive(&mut self, x: usize) -> Result<usize> {
+        self.reciprocal_at(x, self.s)
+    }
+
+    /// [`Self::reciprocal_positive`] at output scale `scale`.
+    pub(super) fn reciprocal_at(&mut self, x: usize, scale: i32) -> Result<usize> {
         let (sh, sx) = (self.shape(x), self.scale_of(x));
-        let bits = self.s + sx;
+        let bits = scale + sx;
         if !(0..62).contains(&bits) {
             return Err(self.fail(format!("a reciprocal at scale 2^{bits} is out of reach")));
         }
-        self.push(QOp::Recip { num: 1 << bits }, vec![x], sh, self.s)
+        self.push(QOp::Recip { num: 1 << bits }, vec![x], sh, scale)
     }
 
     /// `1/x` of either sign: `|x| = 2·x·s − x` with `s` the sign step, the reciprocal of
@@ -192,12 +197,17 @@ impl Lowering<'_> {
         )?;
         let d = self.binary(&Op::Sub, Operand::Value(x), Operand::Value(m))?;
         let d = self.runtime_value(d, "softmax")?;
-        let e = self.table(d, TableFn::Exp)?;
+        // exp and the reciprocal kept SOFTMAX_GUARD_BITS finer than the output (exp ≤ 1, so
+        // the bits are free of range), so the one rounding that counts is the last.
+        let fine = self.s + SOFTMAX_GUARD_BITS;
+        let e = self.table_at(d, TableFn::Exp, fine)?;
         let e = self.runtime_value(e, "softmax")?;
         let (sum, _) = self.reduce_sum(e, &axes, true)?;
         // The sum is at least exp(0) = one unit: its reciprocal is exact arithmetic.
-        let r = self.reciprocal_positive(sum)?;
-        self.binary(&Op::Mul, Operand::Value(e), Operand::Value(r))
+        let r = self.reciprocal_at(sum, fine)?;
+        let y = self.binary(&Op::Mul, Operand::Value(e), Operand::Value(r))?;
+        let y = self.runtime_value(y, "softmax")?;
+        self.rescale_to(y, self.s).map(Operand::Value)
     }
 
     /// A table function of a value, at the activation scale.
@@ -212,6 +222,11 @@ impl Lowering<'_> {
     /// is interpolated (see [`QOp::Interp`]) with the widest step that stays within one output
     /// unit of the exact table over the whole range.
     pub(super) fn table(&mut self, x: usize, func: TableFn) -> Result<Operand> {
+        self.table_at(x, func, self.s)
+    }
+
+    /// [`Self::table`] with outputs at scale `s`.
+    pub(super) fn table_at(&mut self, x: usize, func: TableFn, s: i32) -> Result<Operand> {
         let sx = self.scale_of(x);
         let (mn, mx) = self.values[x].range;
         let (lo, hi) = table_span(mn, mx, sx, self.cfg.margin);
@@ -235,7 +250,6 @@ impl Lowering<'_> {
         }
         let xin = self.rescale_to(x, t)?;
         let sh = self.shape(xin);
-        let s = self.s;
         // Interpolate between points 2^b apart when that stays within one output unit of the
         // exact table everywhere in range: the table shrinks 2^b-fold, and with it k.
         let step_bits = (1..=10u32)
@@ -270,6 +284,9 @@ impl Lowering<'_> {
         Ok(Operand::Value(self.push(op, vec![xin], sh, s)?))
     }
 }
+
+/// Bits finer than the output at which Softmax keeps exp and the reciprocal of the sum.
+const SOFTMAX_GUARD_BITS: i32 = 4;
 
 /// The real interval a table covers for inputs calibrated to the integers `mn..=mx` at scale
 /// `scale`: that range widened about its centre by `margin` (an input of a package may fall a

@@ -117,6 +117,25 @@ pub fn eval_op(
         QOp::MatMul { batch, m, k, n } => dense::eval_matmul(inputs, out_shape, batch, m, k, n)?,
         QOp::Step { offset, one } => arithmetic::eval_step(x, offset, one)?,
         QOp::Gather { index, fill } => indexing::eval_gather(x, out_shape, index, fill)?,
+        QOp::Select {
+            n,
+            stride,
+            shift,
+            negative,
+            base,
+            at,
+            data,
+        } => {
+            let sel = indexing::Selection {
+                n: *n,
+                stride: *stride,
+                shift: *shift,
+                negative: *negative,
+                base,
+                at,
+            };
+            indexing::eval_select(inputs, out_shape, &sel, data.as_deref())?
+        }
     };
     if out.shape != out_shape {
         return Err(format!(
@@ -178,7 +197,8 @@ pub(super) fn window_params(op: &QOp) -> Vec<&Vec<usize>> {
         | QOp::Concat { .. }
         | QOp::Step { .. }
         | QOp::MatMul { .. }
-        | QOp::Gather { .. } => vec![],
+        | QOp::Gather { .. }
+        | QOp::Select { .. } => vec![],
     }
 }
 

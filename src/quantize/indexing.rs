@@ -71,10 +71,8 @@ impl Lowering<'_> {
                 self.rewire(&arg0, is, index, 0.0)
             }
             Operand::Value(idx) => {
-                let x = self.value(&arg0)?;
                 let at: Vec<usize> = (0..base.len()).collect();
-                let step = xst[a];
-                let v = self.select(x, idx, is, n, &at, &|e, m| base[e] + m * step)?;
+                let v = self.select(&arg0, idx, is, n, xst[a], at, base)?;
                 Ok(Operand::Value(v))
             }
         }
@@ -194,9 +192,7 @@ impl Lowering<'_> {
                         + (a + 1..r).map(|d| o[d + q - 1] * xst[d]).sum::<usize>(),
                 );
             });
-            let x = self.value(&arg0)?;
-            let step = xst[a];
-            let v = self.select(x, idx, out, xs[a], &at, &|e, m| base[e] + m * step)?;
+            let v = self.select(&arg0, idx, out, xs[a], xst[a], at, base)?;
             return Ok(Operand::Value(v));
         }
         let ind = self.constant(&ind_name)?;
@@ -386,54 +382,43 @@ impl Lowering<'_> {
         self.push(QOp::Mul, vec![ge, le], shape.clone(), 0)
     }
 
-    /// Selection by runtime indices: output `e` is `x[cand(e, m)]` where the index `idx[at[e]]`
-    /// is `m`, or `m − n` counted from the end, for `m` in `0..n`; an index out of range selects
-    /// nothing (0). Each candidate costs an equality test (two comparisons through the sign of a
-    /// range check, and their product), its product with the candidate value, and a share of a
-    /// sum.
+    /// Selection by runtime indices ([`QOp::Select`]): output `e` is `x[base[e] + m·stride]`
+    /// where the index `idx[at[e]]` is `m`, or `m − n` counted from the end. A constant `x` is
+    /// quantized at the activation scale and carried by the op (the circuit looks it up in a
+    /// table when the weights are fixed); a runtime one is the op's second input.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn select(
         &mut self,
-        x: usize,
+        data: &str,
         idx: usize,
         out: Vec<usize>,
         n: usize,
-        at: &[usize],
-        cand: &dyn Fn(usize, usize) -> usize,
+        stride: usize,
+        at: Vec<usize>,
+        base: Vec<usize>,
     ) -> Result<usize> {
-        let (e_len, c) = (at.len(), 2 * n);
-        let shape = vec![e_len, c];
-        let grid = Tensor::new(
-            shape.clone(),
-            (0..e_len)
-                .flat_map(|_| {
-                    (0..c).map(|k| {
-                        if k < n {
-                            k as f64
-                        } else {
-                            k as f64 - 2.0 * n as f64
-                        }
-                    })
-                })
-                .collect(),
-        );
-        let eq = self.equal_grid(idx, at, grid)?;
-        let picks = (0..e_len)
-            .flat_map(|e| (0..c).map(move |k| (e, k % n)))
-            .map(|(e, m)| cand(e, m) as i64)
-            .collect();
-        let xc = self.rewire_value(x, shape.clone(), picks)?;
-        let sx = self.scale_of(x);
-        let chosen = self.push(QOp::Mul, vec![eq, xc], shape, sx)?;
-        let sum = self.push(
-            QOp::ReduceSum {
-                axes: vec![1],
-                keepdims: false,
-            },
-            vec![chosen],
-            vec![e_len],
-            sx,
-        )?;
-        self.push(QOp::Reshape, vec![sum], out, sx)
+        // Indices are integers; one at a positive scale holds m·2^scale.
+        let shift = self.scale_of(idx);
+        if !(0..=62).contains(&shift) {
+            return Err(self.fail(format!("an index at scale 2^{shift}")));
+        }
+        let (data, inputs, scale) = match self.operand(data)? {
+            Operand::Const(t) => {
+                let s = self.s;
+                (Some(self.quant(&t, s)?), vec![idx], s)
+            }
+            Operand::Value(x) => (None, vec![idx, x], self.scale_of(x)),
+        };
+        let op = QOp::Select {
+            n,
+            stride,
+            shift: shift as u32,
+            negative: self.values[idx].range.0 < 0,
+            base,
+            at,
+            data,
+        };
+        self.push(op, inputs, out, scale)
     }
 
     /// Gather's and GatherElements' data shape, their axis and the name of their indices.
@@ -467,4 +452,79 @@ pub(super) fn eval_gather(
             .collect();
         Tensor::new(out_shape.to_vec(), data)
     })
+}
+
+/// The fixed structure of a [`QOp::Select`].
+pub struct Selection<'a> {
+    pub n: usize,
+    pub stride: usize,
+    pub shift: u32,
+    pub negative: bool,
+    pub base: &'a [usize],
+    pub at: &'a [usize],
+}
+
+impl Selection<'_> {
+    /// The smallest index: `-n` with negative indices, else 0.
+    pub fn first(&self) -> i64 {
+        if self.negative { -(self.n as i64) } else { 0 }
+    }
+
+    /// The position along the axis that index value `v` selects: `m` for `v = m·2^shift` with
+    /// `m` in `0..n`, `m + n` for `m` in `-n..0` (with `negative`); None for any other value.
+    pub fn position(&self, v: i64) -> Option<usize> {
+        let step = 1i128 << self.shift;
+        let v = v as i128;
+        if v % step != 0 {
+            return None;
+        }
+        let (m, n) = (v / step, self.n as i128);
+        (self.first() as i128..n)
+            .contains(&m)
+            .then(|| m.rem_euclid(n) as usize)
+    }
+
+    /// The candidates of output `e`: each index `c` (in `first()..n`) with the data position
+    /// the index value `c·2^shift` selects.
+    pub fn candidates(&self, e: usize) -> impl Iterator<Item = (i64, usize)> + '_ {
+        let (n, b, st) = (self.n as i64, self.base[e], self.stride);
+        (self.first()..n).map(move |c| (c, b + c.rem_euclid(n) as usize * st))
+    }
+}
+
+/// Select: see [`QOp::Select`]. `data` is the op's constant, else the second input.
+pub(super) fn eval_select(
+    inputs: &[&Tensor<i64>],
+    out_shape: &[usize],
+    sel: &Selection,
+    data: Option<&[i64]>,
+) -> std::result::Result<Tensor<i64>, String> {
+    let idx = inputs.first().ok_or("select needs its indices")?;
+    let data = match data {
+        Some(d) => d,
+        None => &inputs.get(1).ok_or("select needs its data")?.data,
+    };
+    let mut out = Vec::with_capacity(sel.at.len());
+    for (e, &i) in sel.at.iter().enumerate() {
+        let v = idx.data[i];
+        let m = sel.position(v).ok_or_else(|| {
+            let whole = v as f64 / 2f64.powi(sel.shift as i32);
+            if whole < 0.0 && whole >= -(sel.n as f64) && !sel.negative {
+                format!(
+                    "index {whole} counts from the end, and the calibration inputs had no \
+                     negative index, so the circuit covers only 0 to {}: calibrate with one",
+                    sel.n - 1
+                )
+            } else {
+                format!(
+                    "index {whole} is out of range for an axis of {} (indices are integers in \
+                     [{}, {0}))",
+                    sel.n,
+                    sel.first()
+                )
+            }
+        })?;
+        out.push(data[sel.base[e] + m * sel.stride]);
+    }
+    Ok(Tensor::new(out_shape.to_vec(), out))
 }

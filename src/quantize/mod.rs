@@ -41,6 +41,7 @@ mod spec;
 
 pub use calibrate::{Calibration, choose_scale, quantize, quantize_calibrated};
 pub use eval::*;
+pub use indexing::Selection;
 pub use lower::*;
 
 /// Version of the quantized-model format (`quantized.json`).
@@ -241,6 +242,21 @@ pub enum QOp {
         index: Vec<i64>,
         fill: i64,
     },
+    /// Selection by runtime indices (Gather and GatherElements with runtime indices): output
+    /// `e` is `data[base[e] + m·stride]` where the index `idx[at[e]]` is `m·2^shift` for `m` in
+    /// `0..n`, or, with `negative`, `(m − n)·2^shift` (counted from the end); any other index
+    /// is an error. `negative` is set when calibration saw a negative index (it doubles the
+    /// candidates). `data` is the constant selected from, or None when that is the op's second
+    /// input (a runtime value). The index is the first input.
+    Select {
+        n: usize,
+        stride: usize,
+        shift: u32,
+        negative: bool,
+        base: Vec<usize>,
+        at: Vec<usize>,
+        data: Option<Vec<i64>>,
+    },
 }
 
 /// The integer ops that carry no parameter tensor, named once for [`QOp::params`] and
@@ -285,7 +301,11 @@ impl QOp {
                     .chain(bias.as_ref().map(|b| ("bias", b)))
                     .collect()
             }
-            QOp::Const { data } => vec![("constant", data)],
+            QOp::Const { data }
+            | QOp::Select {
+                data: Some(data), ..
+            } => vec![("constant", data)],
+            QOp::Select { data: None, .. } => vec![],
             without_params!() => vec![],
         }
     }
@@ -296,7 +316,11 @@ impl QOp {
             QOp::Linear { weight, bias, .. } | QOp::Conv { weight, bias, .. } => {
                 std::iter::once(weight).chain(bias.as_mut()).collect()
             }
-            QOp::Const { data } => vec![data],
+            QOp::Const { data }
+            | QOp::Select {
+                data: Some(data), ..
+            } => vec![data],
+            QOp::Select { data: None, .. } => vec![],
             without_params!() => vec![],
         }
     }
@@ -327,6 +351,7 @@ impl QOp {
             QOp::Transpose { .. } => "transpose",
             QOp::Concat { .. } => "concat",
             QOp::Gather { .. } => "gather",
+            QOp::Select { .. } => "select",
             QOp::MatMul { .. } => "matmul",
             QOp::Step { .. } => "step",
         }

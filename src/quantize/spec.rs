@@ -195,6 +195,7 @@ impl QuantizedModel {
             | QOp::Transpose { .. }
             | QOp::Concat { .. }
             | QOp::Gather { .. }
+            | QOp::Select { .. }
             | QOp::MatMul { .. } => Ok(()),
         }
     }
@@ -315,6 +316,7 @@ impl QuantizedModel {
             QOp::Input { .. } | QOp::Const { .. } => 0,
             QOp::Add | QOp::Sub | QOp::Mul | QOp::MatMul { .. } => 2,
             QOp::Concat { .. } => n.inputs.len().max(1),
+            QOp::Select { data, .. } => 1 + usize::from(data.is_none()),
             QOp::Linear { .. }
             | QOp::Conv { .. }
             | QOp::ShiftLeft { .. }
@@ -416,6 +418,28 @@ impl QuantizedModel {
             }
             QOp::Gather { index, .. } => {
                 index.len() == numel(out) && index.iter().all(|&i| i < numel(x) as i64)
+            }
+            QOp::Select {
+                n: len,
+                stride,
+                shift,
+                base,
+                negative: _,
+                at,
+                data,
+            } => {
+                let from = match data {
+                    Some(d) => d.len(),
+                    None => n.inputs.get(1).map_or(0, |&v| numel(shape(v))),
+                };
+                // The last candidate of every output lies in the data.
+                let last = (*len as u128).saturating_sub(1) * *stride as u128;
+                *len > 0
+                    && *shift <= 62
+                    && base.len() == numel(out)
+                    && at.len() == numel(out)
+                    && at.iter().all(|&i| i < numel(x))
+                    && base.iter().all(|&b| (b as u128 + last) < from as u128)
             }
             QOp::MatMul {
                 batch,

@@ -15,6 +15,7 @@ pub(super) struct Builder<'a> {
     /// Per value id, the sign cell of each element when known (1 iff ≥ 0), from a range check.
     pub(super) signs: HashMap<usize, Vec<CellId>>,
     pub(super) tables: Vec<TableSpec>,
+    pub(super) data_tables: Vec<DataTable>,
     pub(super) zero: Option<CellId>,
     pub(super) witness: bool,
     pub(super) expected: Option<&'a [Tensor<i64>]>,
@@ -409,6 +410,25 @@ impl Builder<'_> {
             } => self.plan_mat_mul(n, batch, m, k, cols)?,
             QOp::Step { offset, one } => self.plan_step(n, offset, one)?,
             QOp::Gather { index, fill } => self.plan_gather(n, index, fill)?,
+            QOp::Select {
+                n: len,
+                stride,
+                shift,
+                negative,
+                base,
+                at,
+                data,
+            } => {
+                let sel = Selection {
+                    n: *len,
+                    stride: *stride,
+                    shift: *shift,
+                    negative: *negative,
+                    base,
+                    at,
+                };
+                self.plan_select(n, &sel, data.as_deref())?
+            }
             QOp::Transpose { perm } => self.plan_transpose(n, perm)?,
             QOp::Concat { axis } => self.plan_concat(n, axis)?,
         };
@@ -474,10 +494,33 @@ impl Builder<'_> {
         match self.tables.iter().find(|t| same(t)) {
             Some(t) => t.id,
             None => {
-                let id = self.tables.len() as u64 + 1;
+                let id = self.next_table_id();
                 self.tables.push(TableSpec { id, ..spec });
                 id
             }
         }
+    }
+
+    /// The id of a table of constants, added unless a table with the same entries exists.
+    pub(super) fn data_table_id(&mut self, lo: i64, shift: u32, values: Vec<i64>) -> u64 {
+        let same = |t: &DataTable| t.lo == lo && t.shift == shift && t.values == values;
+        if let Some(t) = self.data_tables.iter().find(|t| same(t)) {
+            return t.id;
+        }
+        let id = self.next_table_id();
+        let node = self.qm.nodes[self.node].origin.clone();
+        self.data_tables.push(DataTable {
+            id,
+            node,
+            lo,
+            shift,
+            values,
+        });
+        id
+    }
+
+    /// Table ids start at 1 (0 is the disabled rows' id), one sequence for every kind.
+    fn next_table_id(&self) -> u64 {
+        (self.tables.len() + self.data_tables.len()) as u64 + 1
     }
 }

@@ -9,35 +9,6 @@ use common::onnx::*;
 use common::*;
 use tract_onnx::pb;
 
-fn float_attr(name: &str, f: f32) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: 1,
-        f,
-        ..Default::default()
-    }
-}
-
-fn scalar(name: &str, v: f32) -> pb::TensorProto {
-    pb::TensorProto {
-        name: name.into(),
-        dims: vec![],
-        data_type: 1,
-        float_data: vec![v],
-        ..Default::default()
-    }
-}
-
-fn tensor(name: &str, dims: &[i64], data: Vec<f32>) -> pb::TensorProto {
-    pb::TensorProto {
-        name: name.into(),
-        dims: dims.to_vec(),
-        data_type: 1,
-        float_data: data,
-        ..Default::default()
-    }
-}
-
 /// What a Clip case is, the opset, the node's inputs, their initializers and its attributes.
 type ClipCase = (
     &'static str,

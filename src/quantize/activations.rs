@@ -200,7 +200,9 @@ impl Lowering<'_> {
         // exp and the reciprocal kept SOFTMAX_GUARD_BITS finer than the output (exp ≤ 1, so
         // the bits are free of range), so the one rounding that counts is the last.
         let fine = self.s + SOFTMAX_GUARD_BITS;
-        let e = self.table_at(d, TableFn::Exp, fine)?;
+        // x − max ≤ 0: the table stops at 0, where exp is gentlest, which lets the
+        // interpolation step widen.
+        let e = self.table_at(d, TableFn::Exp, fine, Some(0.0))?;
         let e = self.runtime_value(e, "softmax")?;
         let (sum, _) = self.reduce_sum(e, &axes, true)?;
         // The sum is at least exp(0) = one unit: its reciprocal is exact arithmetic.
@@ -222,14 +224,22 @@ impl Lowering<'_> {
     /// is interpolated (see [`QOp::Interp`]) with the widest step that stays within one output
     /// unit of the exact table over the whole range.
     pub(super) fn table(&mut self, x: usize, func: TableFn) -> Result<Operand> {
-        self.table_at(x, func, self.s)
+        self.table_at(x, func, self.s, None)
     }
 
-    /// [`Self::table`] with outputs at scale `s`.
-    pub(super) fn table_at(&mut self, x: usize, func: TableFn, s: i32) -> Result<Operand> {
+    /// [`Self::table`] with outputs at scale `s`, and no entries above `cap` where the op
+    /// guarantees its inputs stay below it.
+    pub(super) fn table_at(
+        &mut self,
+        x: usize,
+        func: TableFn,
+        s: i32,
+        cap: Option<f64>,
+    ) -> Result<Operand> {
         let sx = self.scale_of(x);
         let (mn, mx) = self.values[x].range;
         let (lo, hi) = table_span(mn, mx, sx, self.cfg.margin);
+        let hi = cap.map_or(hi, |c| hi.min(c));
         // The input's own scale, or coarser when the span would not fit 2^table_bits entries.
         let mut t = sx;
         while t > 0 && (hi - lo) * 2f64.powi(t) + 1.0 > 2f64.powi(self.cfg.table_bits as i32) {

@@ -157,6 +157,101 @@ fn gather_by_runtime_indices() {
     gather("Gather", &[2, 3], &[3, 2, 3, 2], true);
 }
 
+/// ScatterElements of X `[3, 4, 2]` along axis 1 with indices and updates `[3, 2, 2]` (no two
+/// writes to one element; negative indices included): indices runtime or constant, updates
+/// runtime or constant.
+fn scatter(
+    indices: &[i64],
+    runtime_indices: bool,
+    runtime_updates: bool,
+) -> (Vec<u8>, Vec<Vec<f32>>) {
+    let node = pb::NodeProto {
+        op_type: "ScatterElements".into(),
+        name: "scatter".into(),
+        input: vec!["X".into(), "I".into(), "U".into()],
+        output: vec!["Y".into()],
+        attribute: vec![int_attr("axis", 1)],
+        ..Default::default()
+    };
+    let mut inputs = vec![info("X", &[3, 4, 2])];
+    let mut data = vec![values(24, 21)];
+    let mut inits = vec![];
+    if runtime_indices {
+        inputs.push(typed_info("I", &[3, 2, 2], 7));
+        data.push(indices.iter().map(|&i| i as f32).collect());
+    } else {
+        inits.push(int64_init("I", &[3, 2, 2], indices));
+    }
+    if runtime_updates {
+        inputs.push(info("U", &[3, 2, 2]));
+        data.push(values(12, 22));
+    } else {
+        inits.push(init("U", &[3, 2, 2], 22));
+    }
+    let model = graph_model(node, inits, inputs, vec![info("Y", &[3, 4, 2])]);
+    (model, data)
+}
+
+const SCATTER_INDICES: [i64; 12] = [0, 3, -1, 2, -4, 1, 2, -2, 1, 0, -2, 3];
+
+#[test]
+fn scatter_elements_by_runtime_and_constant_indices() {
+    for (ri, ru) in [(true, true), (true, false), (false, true), (false, false)] {
+        let (model, data) = scatter(&SCATTER_INDICES, ri, ru);
+        check(&format!("ScatterElements {ri} {ru}"), model, data, 1);
+    }
+}
+
+/// Two indices that write one element are refused (ONNX leaves the result undefined), as is a
+/// reduction other than none.
+#[test]
+fn scatter_elements_refuses_two_writes_and_reductions() {
+    let mut twice = SCATTER_INDICES;
+    twice[2] = 0; // (0, 1, 0) now writes where (0, 0, 0) does.
+    for runtime in [true, false] {
+        let (model, data) = scatter(&twice, runtime, true);
+        let dir = tempfile::tempdir().unwrap();
+        let (m, input) = (dir.path().join("m.onnx"), dir.path().join("i.json"));
+        std::fs::write(&m, model).unwrap();
+        std::fs::write(
+            &input,
+            serde_json::to_vec(&serde_json::json!({ "input_data": data })).unwrap(),
+        )
+        .unwrap();
+        let e = zkreceipt::receipt::build_chain(&m, &input, &Default::default())
+            .err()
+            .expect("two writes to one element are refused")
+            .to_string();
+        assert!(e.contains("two indices write element"), "{e}");
+    }
+    let node = node("ScatterElements", &["X", "I", "U"], &["Y"], vec![]);
+    let mut node = node;
+    node.attribute.push(pb::AttributeProto {
+        name: "reduction".into(),
+        r#type: 3,
+        s: b"add".to_vec(),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m.onnx");
+    let inputs = vec![
+        info("X", &[2, 2]),
+        typed_info("I", &[2, 2], 7),
+        info("U", &[2, 2]),
+    ];
+    std::fs::write(
+        &m,
+        model_of(vec![node], vec![], inputs, vec![info("Y", &[2, 2])], 16),
+    )
+    .unwrap();
+    let model = zkreceipt::model::Model::load(&m).unwrap();
+    let refused = model.preflight();
+    assert!(
+        format!("{refused:?}").contains("reduction `add` is not supported"),
+        "{refused:?}"
+    );
+}
+
 #[test]
 fn cast_to_an_integer_rounds_toward_zero() {
     let node = pb::NodeProto {

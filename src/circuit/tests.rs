@@ -9,7 +9,7 @@ use halo2_proofs::pasta::Fp;
 use super::*;
 use crate::quantize::{QNode, QOp, QValue, QuantConfig, QuantizedModel, TableFn};
 
-mod select;
+mod indexing;
 
 /// A quantized graph from `(op, input value ids, output shape)`; graph inputs are values
 /// `0..inputs.len()`, each node's output is the next value id.

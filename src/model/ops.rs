@@ -186,6 +186,13 @@ pub enum Op {
     GatherElements {
         axis: i64,
     },
+    /// ScatterElements (and the older Scatter), reduction `none`: the data with `updates[…]`
+    /// written at `indices[…]` along `axis`; constant indices are rewiring, runtime ones a
+    /// one-hot choice per written element. Two writes to one element are refused (ONNX leaves
+    /// their result undefined).
+    ScatterElements {
+        axis: i64,
+    },
     /// Cast to an integer type: toward zero (saturation and wrapping are not modelled).
     Truncate,
     /// OneHot with constant depth and values: a new axis `axis` of `depth` entries, `on` where

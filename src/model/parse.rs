@@ -394,6 +394,17 @@ fn parse_indexing(op_type: &str, a: &Attrs, opset: i64) -> FamilyParse {
         "GatherElements" => Op::GatherElements {
             axis: a.int("axis", 0),
         },
+        "ScatterElements" | "Scatter" => {
+            let reduction = a.string("reduction").unwrap_or_else(|| "none".into());
+            if reduction != "none" {
+                return Err(format!(
+                    "{op_type} reduction `{reduction}` is not supported (only none)"
+                ));
+            }
+            Op::ScatterElements {
+                axis: a.int("axis", 0),
+            }
+        }
         "Resize" | "Upsample" => {
             let mode = a.string("mode").unwrap_or_else(|| "nearest".into());
             if mode != "nearest" {

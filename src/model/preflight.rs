@@ -150,7 +150,7 @@ fn refusal(n: &Node, f: &Facts) -> Option<String> {
         Op::Pad { .. } | Op::Slice { .. } | Op::Resize { .. } => runtime_second_input(n, f),
         Op::OneHot { .. } => (n.inputs.len() < 3 || (1..3).any(|i| f.runtime_input(n, i)))
             .then(|| "OneHot's depth and values must be constant".into()),
-        Op::Gather { .. } | Op::GatherElements { .. } => None,
+        Op::Gather { .. } | Op::GatherElements { .. } | Op::ScatterElements { .. } => None,
         // Recurrent.
         Op::Recurrent { .. } => recurrent(n, f),
     }

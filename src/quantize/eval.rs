@@ -117,6 +117,23 @@ pub fn eval_op(
         QOp::MatMul { batch, m, k, n } => dense::eval_matmul(inputs, out_shape, batch, m, k, n)?,
         QOp::Step { offset, one } => arithmetic::eval_step(x, offset, one)?,
         QOp::Gather { index, fill } => indexing::eval_gather(x, out_shape, index, fill)?,
+        QOp::Scatter {
+            n,
+            stride,
+            shift,
+            negative,
+            base,
+        } => {
+            let sel = indexing::Selection {
+                n: *n,
+                stride: *stride,
+                shift: *shift,
+                negative: *negative,
+                base,
+                at: &[],
+            };
+            indexing::eval_scatter(inputs, &sel)?
+        }
         QOp::Select {
             n,
             stride,
@@ -198,7 +215,8 @@ pub(super) fn window_params(op: &QOp) -> Vec<&Vec<usize>> {
         | QOp::Step { .. }
         | QOp::MatMul { .. }
         | QOp::Gather { .. }
-        | QOp::Select { .. } => vec![],
+        | QOp::Select { .. }
+        | QOp::Scatter { .. } => vec![],
     }
 }
 

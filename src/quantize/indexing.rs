@@ -78,6 +78,120 @@ impl Lowering<'_> {
         }
     }
 
+    /// ScatterElements: index element `q` writes `updates[q]` at its own coordinates with the
+    /// axis one replaced by its index. Constant indices: a rewiring of the data and the updates
+    /// joined; runtime ones: [`QOp::Scatter`].
+    pub(super) fn lower_scatter_elements(
+        &mut self,
+        node: &Node,
+        arg0: String,
+        axis: &i64,
+    ) -> Result<Operand> {
+        let (xs, a, ind_name) = self.indexed_by(node, &arg0, *axis)?;
+        let upd_name = input(node, 2).ok_or_else(|| self.fail("no updates"))?;
+        let (r, is) = (xs.len(), self.shape_of(&ind_name)?);
+        if is.len() != r
+            || self.shape_of(&upd_name)? != is
+            || (0..r).any(|d| d != a && is[d] > xs[d])
+        {
+            return Err(self.fail(format!(
+                "indices and updates of shape {is:?} do not fit data of shape {xs:?} off axis {a}"
+            )));
+        }
+        let xst = strides(&xs);
+        let mut base = vec![];
+        for_each_index(&is, |o| {
+            base.push(
+                (0..r)
+                    .filter(|&d| d != a)
+                    .map(|d| o[d] * xst[d])
+                    .sum::<usize>(),
+            );
+        });
+        let (n, total) = (xs[a], numel(&xs));
+        let idx = match self.operand(&ind_name)? {
+            Operand::Value(idx) => idx,
+            Operand::Const(t) => {
+                // Output p reads the data, or the update q that writes it (at total + q of
+                // the data and the updates joined).
+                let mut index: Vec<i64> = (0..total as i64).collect();
+                for (q, &v) in t.data.iter().enumerate() {
+                    let i = if v < 0.0 { v + n as f64 } else { v };
+                    if !(0.0..n as f64).contains(&i) {
+                        return Err(self.fail(format!("index {v} is out of range for {n}")));
+                    }
+                    let p = base[q] + i as usize * xst[a];
+                    if index[p] >= total as i64 {
+                        return Err(self.fail(twice(p)));
+                    }
+                    index[p] = (total + q) as i64;
+                }
+                return self.join_and_rewire(&arg0, &upd_name, xs, index);
+            }
+        };
+        let shift = self.index_shift(idx)?;
+        let (data, updates, scale) = self.at_one_scale(&arg0, &upd_name)?;
+        let op = QOp::Scatter {
+            n,
+            stride: xst[a],
+            shift,
+            negative: self.values[idx].range.0 < 0,
+            base,
+        };
+        Ok(Operand::Value(self.push(
+            op,
+            vec![idx, data, updates],
+            xs,
+            scale,
+        )?))
+    }
+
+    /// Two operands as values at one scale (the finer one; constants at the activation scale).
+    fn at_one_scale(&mut self, a: &str, b: &str) -> Result<(usize, usize, i32)> {
+        let (a, b) = (self.value(a)?, self.value(b)?);
+        let scale = self.scale_of(a).max(self.scale_of(b));
+        Ok((
+            self.rescale_to(a, scale)?,
+            self.rescale_to(b, scale)?,
+            scale,
+        ))
+    }
+
+    /// `out[p] = joined[index[p]]` over `a` and `b` flattened and joined: folded when both
+    /// are constants, else rewiring of values at one scale.
+    fn join_and_rewire(
+        &mut self,
+        a: &str,
+        b: &str,
+        out: Vec<usize>,
+        index: Vec<i64>,
+    ) -> Result<Operand> {
+        if let (Operand::Const(x), Operand::Const(y)) = (self.operand(a)?, self.operand(b)?) {
+            let joined: Vec<f64> = x.data.iter().chain(&y.data).copied().collect();
+            let data = index.iter().map(|&i| joined[i as usize]).collect();
+            return Ok(Operand::Const(Tensor::new(out, data)));
+        }
+        let (x, y, scale) = self.at_one_scale(a, b)?;
+        let flat = |this: &mut Self, v: usize| {
+            let len = numel(&this.shape(v));
+            this.push(QOp::Reshape, vec![v], vec![len], scale)
+        };
+        let (x, y) = (flat(self, x)?, flat(self, y)?);
+        let len = numel(&self.shape(x)) + numel(&self.shape(y));
+        let joined = self.push(QOp::Concat { axis: 0 }, vec![x, y], vec![len], scale)?;
+        let gathered = self.push(QOp::Gather { index, fill: 0 }, vec![joined], out, scale)?;
+        Ok(Operand::Value(gathered))
+    }
+
+    /// The scale of an index value, as a shift (integers at a positive scale hold m·2^scale).
+    fn index_shift(&self, idx: usize) -> Result<u32> {
+        let shift = self.scale_of(idx);
+        if !(0..=62).contains(&shift) {
+            return Err(self.fail(format!("an index at scale 2^{shift}")));
+        }
+        Ok(shift as u32)
+    }
+
     pub(super) fn lower_pad(
         &mut self,
         node: &Node,
@@ -397,11 +511,7 @@ impl Lowering<'_> {
         at: Vec<usize>,
         base: Vec<usize>,
     ) -> Result<usize> {
-        // Indices are integers; one at a positive scale holds m·2^scale.
-        let shift = self.scale_of(idx);
-        if !(0..=62).contains(&shift) {
-            return Err(self.fail(format!("an index at scale 2^{shift}")));
-        }
+        let shift = self.index_shift(idx)?;
         let (data, inputs, scale) = match self.operand(data)? {
             Operand::Const(t) => {
                 let s = self.s;
@@ -412,7 +522,7 @@ impl Lowering<'_> {
         let op = QOp::Select {
             n,
             stride,
-            shift: shift as u32,
+            shift,
             negative: self.values[idx].range.0 < 0,
             base,
             at,
@@ -484,6 +594,24 @@ impl Selection<'_> {
             .then(|| m.rem_euclid(n) as usize)
     }
 
+    /// Why index value `v` selects nothing.
+    pub fn refusal(&self, v: i64) -> String {
+        let whole = v as f64 / 2f64.powi(self.shift as i32);
+        if whole < 0.0 && whole >= -(self.n as f64) && !self.negative {
+            format!(
+                "index {whole} counts from the end, and the calibration inputs had no negative \
+                 index, so the circuit covers only 0 to {}: calibrate with one",
+                self.n - 1
+            )
+        } else {
+            format!(
+                "index {whole} is out of range for an axis of {} (indices are integers in [{}, {0}))",
+                self.n,
+                self.first()
+            )
+        }
+    }
+
     /// The candidates of output `e`: each index `c` (in `first()..n`) with the data position
     /// the index value `c·2^shift` selects.
     pub fn candidates(&self, e: usize) -> impl Iterator<Item = (i64, usize)> + '_ {
@@ -507,24 +635,33 @@ pub(super) fn eval_select(
     let mut out = Vec::with_capacity(sel.at.len());
     for (e, &i) in sel.at.iter().enumerate() {
         let v = idx.data[i];
-        let m = sel.position(v).ok_or_else(|| {
-            let whole = v as f64 / 2f64.powi(sel.shift as i32);
-            if whole < 0.0 && whole >= -(sel.n as f64) && !sel.negative {
-                format!(
-                    "index {whole} counts from the end, and the calibration inputs had no \
-                     negative index, so the circuit covers only 0 to {}: calibrate with one",
-                    sel.n - 1
-                )
-            } else {
-                format!(
-                    "index {whole} is out of range for an axis of {} (indices are integers in \
-                     [{}, {0}))",
-                    sel.n,
-                    sel.first()
-                )
-            }
-        })?;
+        let m = sel.position(v).ok_or_else(|| sel.refusal(v))?;
         out.push(data[sel.base[e] + m * sel.stride]);
     }
     Ok(Tensor::new(out_shape.to_vec(), out))
+}
+
+/// Scatter: see [`QOp::Scatter`] (`sel.at` unused).
+pub(super) fn eval_scatter(
+    inputs: &[&Tensor<i64>],
+    sel: &Selection,
+) -> std::result::Result<Tensor<i64>, String> {
+    let [idx, data, updates] = inputs else {
+        return Err("scatter needs indices, data and updates".into());
+    };
+    let mut out = (*data).clone();
+    let mut written = vec![false; out.data.len()];
+    for (q, &v) in idx.data.iter().enumerate() {
+        let m = sel.position(v).ok_or_else(|| sel.refusal(v))?;
+        let p = sel.base[q] + m * sel.stride;
+        if std::mem::replace(&mut written[p], true) {
+            return Err(twice(p));
+        }
+        out.data[p] = updates.data[q];
+    }
+    Ok(out)
+}
+
+fn twice(p: usize) -> String {
+    format!("two indices write element {p} (ONNX leaves the result undefined)")
 }

@@ -398,6 +398,7 @@ impl<'a> Lowering<'a> {
             Op::OneHot { axis } => self.lower_one_hot(node, arg0, axis),
             Op::Truncate => self.lower_truncate(arg0),
             Op::GatherElements { axis } => self.lower_gather_elements(node, arg0, axis),
+            Op::ScatterElements { axis } => self.lower_scatter_elements(node, arg0, axis),
             Op::TopK { axis, largest, k } => self.lower_top_k(node, arg0, axis, largest, k),
             Op::Sigmoid | Op::Tanh => self.lower_sigmoid_tanh(node, arg0),
             Op::Unary(func) => self.lower_unary(arg0, func),

@@ -257,6 +257,17 @@ pub enum QOp {
         at: Vec<usize>,
         data: Option<Vec<i64>>,
     },
+    /// ScatterElements by runtime indices: the data (second input) with `updates[q]` (third
+    /// input) written at `base[q] + m·stride`, where the index `idx[q]` (first input) is
+    /// `m·2^shift` as for [`QOp::Select`] (`n`, `negative` alike). An index that selects
+    /// nothing, or two writes to one element, is an error.
+    Scatter {
+        n: usize,
+        stride: usize,
+        shift: u32,
+        negative: bool,
+        base: Vec<usize>,
+    },
 }
 
 /// The integer ops that carry no parameter tensor, named once for [`QOp::params`] and
@@ -285,6 +296,7 @@ macro_rules! without_params {
             | QOp::Step { .. }
             | QOp::MatMul { .. }
             | QOp::Gather { .. }
+            | QOp::Scatter { .. }
     };
 }
 
@@ -352,6 +364,7 @@ impl QOp {
             QOp::Concat { .. } => "concat",
             QOp::Gather { .. } => "gather",
             QOp::Select { .. } => "select",
+            QOp::Scatter { .. } => "scatter",
             QOp::MatMul { .. } => "matmul",
             QOp::Step { .. } => "step",
         }

@@ -196,6 +196,7 @@ impl QuantizedModel {
             | QOp::Concat { .. }
             | QOp::Gather { .. }
             | QOp::Select { .. }
+            | QOp::Scatter { .. }
             | QOp::MatMul { .. } => Ok(()),
         }
     }
@@ -317,6 +318,7 @@ impl QuantizedModel {
             QOp::Add | QOp::Sub | QOp::Mul | QOp::MatMul { .. } => 2,
             QOp::Concat { .. } => n.inputs.len().max(1),
             QOp::Select { data, .. } => 1 + usize::from(data.is_none()),
+            QOp::Scatter { .. } => 3,
             QOp::Linear { .. }
             | QOp::Conv { .. }
             | QOp::ShiftLeft { .. }
@@ -440,6 +442,24 @@ impl QuantizedModel {
                     && at.len() == numel(out)
                     && at.iter().all(|&i| i < numel(x))
                     && base.iter().all(|&b| (b as u128 + last) < from as u128)
+            }
+            QOp::Scatter {
+                n: len,
+                stride,
+                shift,
+                base,
+                ..
+            } => {
+                let (data, updates) = (n.inputs.get(1), n.inputs.get(2));
+                let last = (*len as u128).saturating_sub(1) * *stride as u128;
+                *len > 0
+                    && *shift <= 62
+                    && base.len() == numel(x)
+                    && updates.is_some_and(|&u| numel(shape(u)) == numel(x))
+                    && data.is_some_and(|&d| shape(d) == out)
+                    && base
+                        .iter()
+                        .all(|&b| (b as u128 + last) < numel(out) as u128)
             }
             QOp::MatMul {
                 batch,

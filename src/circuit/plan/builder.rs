@@ -410,6 +410,23 @@ impl Builder<'_> {
             } => self.plan_mat_mul(n, batch, m, k, cols)?,
             QOp::Step { offset, one } => self.plan_step(n, offset, one)?,
             QOp::Gather { index, fill } => self.plan_gather(n, index, fill)?,
+            QOp::Scatter {
+                n: len,
+                stride,
+                shift,
+                negative,
+                base,
+            } => {
+                let sel = Selection {
+                    n: *len,
+                    stride: *stride,
+                    shift: *shift,
+                    negative: *negative,
+                    base,
+                    at: &[],
+                };
+                self.plan_scatter(n, &sel)?
+            }
             QOp::Select {
                 n: len,
                 stride,

@@ -172,4 +172,62 @@ impl Builder<'_> {
         self.equal(at, i);
         Ok(z)
     }
+
+    /// Scatter: the one-hot bits of every index element (as for Select); per data element `p`
+    /// that some index element's row reaches, `h = Σ` the bits that put a write at `p`, with
+    /// `h·h = h` (at most one write), and `out = data + Σ bit·update − h·data`. Elements no
+    /// row reaches are the data's cells.
+    ///
+    /// ```text
+    ///  dot:  h = Σ z_q,c               (c: the index values that land on p)
+    ///  mul:  h · h = h                 u_q · z_q,c = w_q,c      h · data_p = g
+    ///  dot:  out_p = data_p + Σ w_q,c − g
+    /// ```
+    pub(super) fn plan_scatter(&mut self, n: &QNode, sel: &Selection) -> PResult<Vec<CellId>> {
+        let idx = self.value_cells(n.inputs[0])?;
+        let data = self.value_cells(n.inputs[1])?;
+        let updates = self.value_cells(n.inputs[2])?;
+        let z: Vec<Vec<CellId>> = idx
+            .iter()
+            .map(|&i| self.one_hot(i, sel))
+            .collect::<PResult<_>>()?;
+        let mut writers: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (q, &b) in sel.base.iter().enumerate() {
+            writers.entry(b).or_default().push(q);
+        }
+        let (first, len, z) = (sel.first(), sel.n as i64, &z);
+        let mut out = data.clone();
+        for (p, cell) in out.iter_mut().enumerate() {
+            // p's coordinate on the axis, and its row's base.
+            let k = (p / sel.stride) as i64 % len;
+            let Some(row) = writers.get(&(p - k as usize * sel.stride)) else {
+                continue;
+            };
+            // Index values k and (counted from the end) k − n land on p.
+            let hits: Vec<(CellId, usize)> = row
+                .iter()
+                .flat_map(|&q| {
+                    [k, k - len]
+                        .into_iter()
+                        .filter(|&c| c >= first)
+                        .map(move |c| (z[q][(c - first) as usize], q))
+                })
+                .collect();
+            let h = self.dot(hits.iter().map(|&(bit, _)| (bit, 1)).collect(), 0);
+            if self.val(h)?.is_some_and(|h| h > 1) {
+                return Err(self.err(format!("two indices write element {p}")));
+            }
+            self.push(Step::Mul {
+                items: vec![(h, h, h)],
+            });
+            let mut terms: Vec<(CellId, i128)> = hits
+                .iter()
+                .map(|&(bit, q)| (self.mul(bit, updates[q]), 1))
+                .collect();
+            terms.push((self.mul(h, data[p]), -1));
+            terms.push((data[p], 1));
+            *cell = self.dot(terms, 0);
+        }
+        Ok(out)
+    }
 }

@@ -1,6 +1,7 @@
 //! Select (Gather and GatherElements by runtime indices): a lookup in a table of the constant
-//! with fixed weights, a one-hot choice for runtime data and for hashed weights. Every
-//! assignment tampered is caught; the evaluator and the circuit refuse the same indices.
+//! with fixed weights, a one-hot choice for runtime data and for hashed weights; Scatter
+//! (ScatterElements by runtime indices): one-hot writes. Every assignment tampered is caught;
+//! the evaluator and the circuit refuse the same indices.
 
 use super::*;
 
@@ -204,4 +205,73 @@ fn select_evaluator_and_circuit_refuse_the_same_indices() {
         }
     }
     assert!(refused > 40, "{refused} refused");
+}
+
+/// Data `[2, 4]`, indices and updates `[2, 2]` along axis 1 (all runtime).
+fn scatter(negative: bool) -> QuantizedModel {
+    graph(
+        &[vec![2, 2], vec![2, 4], vec![2, 2]],
+        vec![(
+            QOp::Scatter {
+                n: 4,
+                stride: 1,
+                shift: 0,
+                negative,
+                base: vec![0, 0, 4, 4],
+            },
+            vec![0, 1, 2],
+            vec![2, 4],
+        )],
+        &[3],
+    )
+}
+
+#[test]
+fn scatter_writes_each_update_once_and_is_sound() {
+    let data = vec![1, 2, 3, 4, 5, 6, 7, 8];
+    let c = assert_sound(
+        &scatter(true),
+        &[vec![1, -1, 0, 2], data.clone(), vec![-10, -20, -30, -40]],
+        6,
+    );
+    assert_eq!(outputs(&c), fes(&[1, -10, 3, -20, -30, 6, -40, 8]));
+    // Without negative indices: half the bits.
+    let c = assert_sound(
+        &scatter(false),
+        &[vec![3, 1, 2, 0], data, vec![-10, -20, -30, -40]],
+        6,
+    );
+    assert_eq!(outputs(&c), fes(&[1, -20, 3, -10, -40, 6, -30, 8]));
+}
+
+/// Two writes to one element, or an index that selects nothing: the evaluator refuses, and the
+/// circuit has no witness.
+#[test]
+fn scatter_refuses_two_writes_and_bad_indices_as_the_evaluator_does() {
+    let qm = scatter(false);
+    let data = vec![1, 2, 3, 4, 5, 6, 7, 8];
+    let cases: [(&[i64], bool); 5] = [
+        (&[0, 3, 1, 2], true),
+        (&[2, 2, 1, 2], false),  // both of row 0 write element 2
+        (&[0, 1, -1, 2], false), // no negative indices here
+        (&[0, 4, 1, 2], false),  // past the end
+        (&[3, 0, 0, 3], true),
+    ];
+    for (idx, ok) in cases {
+        let inputs = vec![idx.to_vec(), data.clone(), vec![9, 9, 9, 9]];
+        let ins: Vec<Tensor<i64>> = qm
+            .inputs
+            .iter()
+            .zip(&inputs)
+            .map(|(&v, d)| Tensor::new(qm.values[v].shape.clone(), d.clone()))
+            .collect();
+        assert_eq!(qm.evaluate(&ins).is_ok(), ok, "{idx:?}");
+        let raw = unchecked_values(&qm, &inputs);
+        let planned = compile_layout(&qm, 6, 1, Disclosure::default(), Some(&raw));
+        assert_eq!(planned.is_ok(), ok, "{idx:?}");
+        if let Ok(c) = planned {
+            let inst = c.circuit.instance().unwrap();
+            assert_eq!(mock(&c.circuit, c.info.k, inst), Ok(()), "{idx:?}");
+        }
+    }
 }

@@ -88,7 +88,7 @@ fn human(bytes: u64) -> String {
 }
 
 /// Remove what a killed run left in `dir`: entries named `prefix` + the id of a process that no
-/// longer runs (the temporary names of [`write_atomic`] and of receipt folders). Entries of a
+/// longer runs (the temporary names of [`crate::proof::write_atomic`] and of receipt folders). Entries of a
 /// live process, and names that do not parse, are left alone.
 pub fn remove_stale_temps(dir: &Path, prefix: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else {

@@ -252,6 +252,46 @@ fn scatter_elements_refuses_two_writes_and_reductions() {
     );
 }
 
+/// ReduceSumSquare, ReduceL1 and ReduceL2 of X `[2, 3, 4]`, with axes as the attribute (opset
+/// 13) and as the input (opset 18), keepdims on and off.
+#[test]
+fn reduce_sum_square_l1_and_l2() {
+    for op in ["ReduceSumSquare", "ReduceL1", "ReduceL2"] {
+        for (opset, axes, keepdims) in [(13, vec![1], 1), (13, vec![-1, 0], 0), (18, vec![2], 0)] {
+            let out: Vec<i64> = [2i64, 3, 4]
+                .iter()
+                .enumerate()
+                .filter_map(|(d, &n)| {
+                    let reduced = axes.iter().any(|&a| (a + 3) % 3 == d as i64);
+                    match (reduced, keepdims) {
+                        (false, _) => Some(n),
+                        (true, 1) => Some(1),
+                        (true, _) => None,
+                    }
+                })
+                .collect();
+            let mut attrs = vec![int_attr("keepdims", keepdims)];
+            let mut inputs = vec!["X"];
+            let mut inits = vec![];
+            if opset < 18 {
+                attrs.push(ints_attr("axes", &axes));
+            } else {
+                inputs.push("A");
+                inits.push(int64_init("A", &[axes.len() as i64], &axes));
+            }
+            let model = model_of(
+                vec![node(op, &inputs, &["Y"], attrs)],
+                inits,
+                vec![info("X", &[2, 3, 4])],
+                vec![info("Y", &out)],
+                opset,
+            );
+            let what = format!("{op} opset {opset} axes {axes:?} keepdims {keepdims}");
+            check(&what, model, vec![values(24, 51)], 1);
+        }
+    }
+}
+
 #[test]
 fn cast_to_an_integer_rounds_toward_zero() {
     let node = pb::NodeProto {

@@ -26,7 +26,7 @@ mod preflight;
 mod tables;
 pub mod types;
 
-pub use ops::{Attr, Op, Pads, Variadic};
+pub use ops::{Attr, Op, Pads, Reduction, Variadic};
 use parse::*;
 pub use parse::{MAX_FOLDED_ELEMENTS, folded_dims};
 pub use tables::TableFn;

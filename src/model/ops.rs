@@ -130,12 +130,10 @@ pub enum Op {
     },
     Identity,
     Constant,
-    ReduceMean {
-        axes: Option<Vec<i64>>,
-        keepdims: bool,
-        noop_with_empty_axes: bool,
-    },
-    ReduceSum {
+    /// ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceSumSquare, ReduceL1 and ReduceL2;
+    /// `axes` from the attribute (before opset 18 for all but ReduceSum) or the second input.
+    Reduce {
+        of: Reduction,
         axes: Option<Vec<i64>>,
         keepdims: bool,
         noop_with_empty_axes: bool,
@@ -225,13 +223,6 @@ pub enum Op {
         axes: Option<Vec<i64>>,
         unsqueeze: bool,
     },
-    /// ReduceMax, or ReduceMin with `min`.
-    ReduceMax {
-        axes: Option<Vec<i64>>,
-        keepdims: bool,
-        noop_with_empty_axes: bool,
-        min: bool,
-    },
     Unsupported {
         reason: String,
     },
@@ -283,4 +274,19 @@ impl Pads {
             }
         }
     }
+}
+
+/// What a reduction computes over its axes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Reduction {
+    Sum,
+    Mean,
+    Max,
+    Min,
+    /// `Σ x²`.
+    SumSquare,
+    /// `Σ |x|`.
+    L1,
+    /// `√(Σ x²)`.
+    L2,
 }

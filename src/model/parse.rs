@@ -530,30 +530,21 @@ fn parse_pooling(op_type: &str, a: &Attrs, _opset: i64) -> FamilyParse {
             }
         }
         "GlobalAveragePool" => Op::GlobalAveragePool,
-        "ReduceMax" | "ReduceMin" => Op::ReduceMax {
+        "ReduceMax" | "ReduceMin" | "ReduceMean" | "ReduceSum" | "ReduceSumSquare" | "ReduceL1"
+        | "ReduceL2" => Op::Reduce {
+            of: match op_type {
+                "ReduceMax" => Reduction::Max,
+                "ReduceMin" => Reduction::Min,
+                "ReduceMean" => Reduction::Mean,
+                "ReduceSum" => Reduction::Sum,
+                "ReduceSumSquare" => Reduction::SumSquare,
+                "ReduceL1" => Reduction::L1,
+                _ => Reduction::L2,
+            },
             axes: a.ints("axes"),
             keepdims: a.int("keepdims", 1) != 0,
             noop_with_empty_axes: a.int("noop_with_empty_axes", 0) != 0,
-            min: op_type == "ReduceMin",
         },
-        "ReduceMean" | "ReduceSum" => {
-            let keepdims = a.int("keepdims", 1) != 0;
-            let noop_with_empty_axes = a.int("noop_with_empty_axes", 0) != 0;
-            let axes = a.ints("axes");
-            if op_type == "ReduceMean" {
-                Op::ReduceMean {
-                    axes,
-                    keepdims,
-                    noop_with_empty_axes,
-                }
-            } else {
-                Op::ReduceSum {
-                    axes,
-                    keepdims,
-                    noop_with_empty_axes,
-                }
-            }
-        }
         _ => return Ok(None),
     }))
 }

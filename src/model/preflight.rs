@@ -124,7 +124,7 @@ fn refusal(n: &Node, f: &Facts) -> Option<String> {
             .then(|| "MaxPool's Indices output is not supported".into()),
         Op::AveragePool { .. } | Op::GlobalAveragePool => None,
         // Reductions.
-        Op::ReduceMean { .. } | Op::ReduceSum { .. } | Op::ReduceMax { .. } => f
+        Op::Reduce { .. } => f
             .runtime_input(n, 1)
             .then(|| "reduction with runtime axes is not supported".into()),
         Op::ArgMax { .. } => None,

@@ -446,22 +446,12 @@ impl<'a> Lowering<'a> {
                 to_depth,
             } => self.lower_depth_space(arg0, *block, *crd, *to_depth),
             Op::Expand => self.lower_expand(node, arg0),
-            Op::ReduceMean {
+            Op::Reduce {
+                of,
                 axes,
                 keepdims,
                 noop_with_empty_axes,
-            }
-            | Op::ReduceSum {
-                axes,
-                keepdims,
-                noop_with_empty_axes,
-            }
-            | Op::ReduceMax {
-                axes,
-                keepdims,
-                noop_with_empty_axes,
-                ..
-            } => self.lower_reduce(node, arg0, axes, keepdims, noop_with_empty_axes),
+            } => self.lower_reduce(node, arg0, *of, axes, keepdims, noop_with_empty_axes),
             Op::Flatten { axis } => self.lower_flatten(arg0, axis),
             Op::Reshape { allowzero } => self.lower_reshape(node, arg0, allowzero),
             Op::Transpose { perm } => self.lower_transpose(arg0, perm),

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, Unsupported};
-use crate::model::{FloatRun, Model, Node, Op};
+use crate::model::{FloatRun, Model, Node, Op, Reduction};
 use crate::tensor::{
     Tensor, Window, broadcast_index_map, broadcast_shape, for_each_index, numel, reduction_map,
     strides, zip_broadcast,

@@ -1,5 +1,6 @@
-//! Lowering of AveragePool, MaxPool, GlobalAveragePool and the reductions ReduceMean, ReduceSum,
-//! ReduceMax and ReduceMin into integer ops (`QOp`); `Lowering::lower_op` dispatches here.
+//! Lowering of AveragePool, MaxPool, GlobalAveragePool and the reductions (ReduceSum, ReduceMean,
+//! ReduceMax, ReduceMin, ReduceSumSquare, ReduceL1, ReduceL2) into integer ops (`QOp`);
+//! `Lowering::lower_op` dispatches here.
 
 use super::*;
 use crate::model::Pads;
@@ -124,6 +125,7 @@ impl Lowering<'_> {
         &mut self,
         node: &Node,
         arg0: String,
+        kind: Reduction,
         axes: &Option<Vec<i64>>,
         keepdims: &bool,
         noop_with_empty_axes: &bool,
@@ -148,21 +150,46 @@ impl Lowering<'_> {
         axes.sort();
         axes.dedup();
         let x = self.value(&arg0)?;
-        if let Op::ReduceMax { min, .. } = node.op {
-            let out = reduced_shape(&self.shape(x), &axes, *keepdims);
-            let sc = self.scale_of(x);
-            let op = QOp::ReduceMax {
-                axes,
-                keepdims: *keepdims,
-                min,
-            };
-            Ok(Operand::Value(self.push(op, vec![x], out, sc)?))
-        } else if matches!(node.op, Op::ReduceMean { .. }) {
-            self.mean(x, axes, *keepdims)
-        } else {
-            let (sum, _) = self.reduce_sum(x, &axes, *keepdims)?;
-            Ok(Operand::Value(sum))
-        }
+        let keepdims = *keepdims;
+        let sum = |this: &mut Self, x: usize| -> Result<usize> {
+            Ok(this.reduce_sum(x, &axes, keepdims)?.0)
+        };
+        let v = match kind {
+            Reduction::Max | Reduction::Min => {
+                let out = reduced_shape(&self.shape(x), &axes, keepdims);
+                let sc = self.scale_of(x);
+                let op = QOp::ReduceMax {
+                    axes,
+                    keepdims,
+                    min: kind == Reduction::Min,
+                };
+                self.push(op, vec![x], out, sc)?
+            }
+            Reduction::Mean => return self.mean(x, axes, keepdims),
+            Reduction::Sum => sum(self, x)?,
+            // |x| = 2·relu(x) − x, exactly.
+            Reduction::L1 => {
+                let r = self.relu_operand(Operand::Value(x))?;
+                let r = self.runtime_value(r, "ReduceL1")?;
+                let (sh, sc) = (self.shape(x), self.scale_of(x));
+                let twice = self.push(QOp::ShiftLeft { bits: 1 }, vec![r], sh.clone(), sc)?;
+                let abs = self.push(QOp::Sub, vec![twice, x], sh, sc)?;
+                sum(self, abs)?
+            }
+            // Σ x² at twice the scale, back to the activation scale (the range the root's
+            // checks take); L2 is its exact root.
+            Reduction::SumSquare | Reduction::L2 => {
+                let sq = self.push(QOp::Mul, vec![x, x], self.shape(x), 2 * self.scale_of(x))?;
+                let s = sum(self, sq)?;
+                let s = self.rescale_to(s, self.s)?;
+                if kind == Reduction::L2 {
+                    self.sqrt(s)?
+                } else {
+                    s
+                }
+            }
+        };
+        Ok(Operand::Value(v))
     }
 
     pub(super) fn reduce_sum(

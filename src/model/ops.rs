@@ -104,6 +104,7 @@ pub enum Op {
         strides: Vec<usize>,
         pads: Pads,
         count_include_pad: bool,
+        ceil_mode: bool,
     },
     MaxPool {
         kernel_shape: Vec<usize>,

@@ -502,9 +502,6 @@ fn parse_pooling(op_type: &str, a: &Attrs, _opset: i64) -> FamilyParse {
             let strides = a.usizes("strides")?.unwrap_or_default();
             let pads = spatial_pads(a)?;
             if op_type == "AveragePool" {
-                if ceil_mode {
-                    return Err("AveragePool with ceil_mode=1 is not supported".into());
-                }
                 if a.usizes("dilations")?
                     .is_some_and(|d| d.iter().any(|&x| x != 1))
                 {
@@ -515,6 +512,7 @@ fn parse_pooling(op_type: &str, a: &Attrs, _opset: i64) -> FamilyParse {
                     strides,
                     pads,
                     count_include_pad: a.int("count_include_pad", 0) != 0,
+                    ceil_mode,
                 }
             } else {
                 if a.int("storage_order", 0) != 0 {

@@ -1,4 +1,4 @@
-//! Lowering of Gemm, MatMul, Conv, ConvTranspose, and BatchNormalization when it is not folded into
+//! Lowering of Gemm, Conv, ConvTranspose, and BatchNormalization when it is not folded into
 //! the layer before it into integer ops (`QOp`); `Lowering::lower_op` dispatches here.
 
 use super::*;
@@ -43,100 +43,6 @@ impl Lowering<'_> {
             .transpose()?
             .map(|c| c.map(|v| v * beta));
         self.linear(x, w, c, fold_bn)
-    }
-
-    pub(super) fn lower_matmul(
-        &mut self,
-        node: &Node,
-        fold_bn: Option<&Node>,
-        arg0: String,
-    ) -> Result<Operand> {
-        let b_name = input(node, 1).ok_or_else(|| self.fail("MatMul needs two inputs"))?;
-        match (self.operand(&arg0)?, self.operand(&b_name)?) {
-            (Operand::Value(x), Operand::Const(w)) => {
-                let w = squeeze_leading(w);
-                if w.rank() != 2 {
-                    return Err(self.fail(format!(
-                        "MatMul with a constant of shape {:?} is not supported (2-D only)",
-                        w.shape
-                    )));
-                }
-                self.linear(x, w, None, fold_bn)
-            }
-            (Operand::Const(a), Operand::Value(x)) => {
-                // y = A·x = (xᵀ·Aᵀ)ᵀ over the last two axes.
-                let a = squeeze_leading(a);
-                let sh = self.shape(x);
-                if a.rank() != 2 || sh.len() < 2 {
-                    return Err(self.fail("MatMul with a constant left operand needs a 2-D constant and a runtime operand of rank ≥ 2"));
-                }
-                let r = sh.len();
-                let mut perm: Vec<usize> = (0..r).collect();
-                perm.swap(r - 1, r - 2);
-                let mut tsh = sh.clone();
-                tsh.swap(r - 1, r - 2);
-                let xt = self.push(
-                    QOp::Transpose { perm: perm.clone() },
-                    vec![x],
-                    tsh,
-                    self.scale_of(x),
-                )?;
-                let y = match self.linear(xt, a.transpose(&[1, 0]), None, fold_bn)? {
-                    Operand::Value(y) => y,
-                    c => return Ok(c),
-                };
-                let mut ysh = self.shape(y);
-                ysh.swap(r - 1, r - 2);
-                let sc = self.scale_of(y);
-                Ok(Operand::Value(self.push(
-                    QOp::Transpose { perm },
-                    vec![y],
-                    ysh,
-                    sc,
-                )?))
-            }
-            (Operand::Const(a), Operand::Const(b)) => {
-                let (a, b) = (squeeze_leading(a), squeeze_leading(b));
-                if a.rank() != 2 || b.rank() != 2 {
-                    return Err(self.fail("MatMul of constants is folded only for 2-D operands"));
-                }
-                Ok(Operand::Const(float_matmul(&a, &b)))
-            }
-            (Operand::Value(a), Operand::Value(b)) => {
-                let (sa, sb) = (self.shape(a), self.shape(b));
-                if sa.len() < 2 || sb.len() < 2 {
-                    return Err(self.fail(format!(
-                        "MatMul of runtime tensors {sa:?} × {sb:?} needs rank ≥ 2"
-                    )));
-                }
-                let (m, k) = (sa[sa.len() - 2], sa[sa.len() - 1]);
-                let (k2, n) = (sb[sb.len() - 2], sb[sb.len() - 1]);
-                let (ba, bb) = (&sa[..sa.len() - 2], &sb[..sb.len() - 2]);
-                // Leading axes: equal, or one side a single matrix.
-                let lead = if numel(ba) == 1 && ba.len() <= bb.len() {
-                    bb.to_vec()
-                } else if (numel(bb) == 1 && bb.len() <= ba.len()) || ba == bb {
-                    ba.to_vec()
-                } else {
-                    return Err(self.fail(format!(
-                        "MatMul of runtime tensors {sa:?} × {sb:?}: leading axes must match"
-                    )));
-                };
-                if k != k2 {
-                    return Err(self.fail(format!("MatMul shapes {sa:?} × {sb:?} do not match")));
-                }
-                let mut out = lead.clone();
-                out.extend([m, n]);
-                let sc = self.scale_of(a) + self.scale_of(b);
-                let op = QOp::MatMul {
-                    batch: numel(&lead),
-                    m,
-                    k,
-                    n,
-                };
-                Ok(Operand::Value(self.push(op, vec![a, b], out, sc)?))
-            }
-        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -591,36 +497,6 @@ pub(super) fn eval_conv(
             .into_iter()
             .map(|v| to_i64(v, "a convolution"))
             .collect::<std::result::Result<_, _>>()?;
-        Tensor::new(out_shape.to_vec(), data)
-    })
-}
-
-/// MatMul: see [`QOp::MatMul`].
-pub(super) fn eval_matmul(
-    inputs: &[&Tensor<i64>],
-    out_shape: &[usize],
-    batch: &usize,
-    m: &usize,
-    k: &usize,
-    n: &usize,
-) -> std::result::Result<Tensor<i64>, String> {
-    Ok({
-        let (a, b) = match inputs {
-            [a, b] => (a, b),
-            _ => return Err("matmul needs two inputs".into()),
-        };
-        let mut data = Vec::with_capacity(batch * m * n);
-        for t in 0..*batch {
-            let (ao, bo) = matmul_offsets(t, a.len(), b.len(), *m, *k, *n);
-            for i in 0..*m {
-                for j in 0..*n {
-                    let acc: i128 = (0..*k)
-                        .map(|l| a.data[ao + i * k + l] as i128 * b.data[bo + l * n + j] as i128)
-                        .sum();
-                    data.push(to_i64(acc, "a matrix product")?);
-                }
-            }
-        }
         Tensor::new(out_shape.to_vec(), data)
     })
 }

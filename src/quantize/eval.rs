@@ -114,7 +114,7 @@ pub fn eval_op(
         QOp::Reshape => shape::eval_reshape(x, out_shape)?,
         QOp::Transpose { perm } => x.ok_or("transpose needs an input")?.transpose(perm),
         QOp::Concat { axis } => concat(inputs, *axis),
-        QOp::MatMul { batch, m, k, n } => dense::eval_matmul(inputs, out_shape, batch, m, k, n)?,
+        QOp::MatMul { batch, m, k, n } => matmul::eval_matmul(inputs, out_shape, batch, m, k, n)?,
         QOp::Step { offset, one } => arithmetic::eval_step(x, offset, one)?,
         QOp::Gather { index, fill } => indexing::eval_gather(x, out_shape, index, fill)?,
         QOp::Scatter {

@@ -420,7 +420,15 @@ impl<'a> Lowering<'a> {
                 strides: st,
                 pads,
                 count_include_pad,
-            } => self.lower_average_pool(arg0, kernel_shape, st, pads, count_include_pad),
+                ceil_mode,
+            } => self.lower_average_pool(
+                arg0,
+                kernel_shape,
+                st,
+                pads,
+                *count_include_pad,
+                *ceil_mode,
+            ),
             Op::MaxPool {
                 kernel_shape,
                 strides: st,

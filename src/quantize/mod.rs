@@ -30,6 +30,7 @@ mod dense;
 mod eval;
 mod indexing;
 mod lower;
+mod matmul;
 mod normalization;
 pub mod pipeline;
 mod pooling;

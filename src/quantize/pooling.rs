@@ -12,28 +12,24 @@ impl Lowering<'_> {
         kernel_shape: &[usize],
         st: &[usize],
         pads: &Pads,
-        count_include_pad: &bool,
+        count_include_pad: bool,
+        ceil_mode: bool,
     ) -> Result<Operand> {
         let (x, xs) = self.pool_input(&arg0, kernel_shape)?;
         let nsp = kernel_shape.len();
         let st = or_ones(st, nsp);
         let ones = vec![1; nsp];
         let (pb, pe) = pads.resolve(&xs[2..], kernel_shape, &st, &ones);
-        let mut out_shape = xs[..2].to_vec();
-        for d in 0..nsp {
-            out_shape.push(
-                window_out(xs[d + 2], pb[d] + pe[d], kernel_shape[d], st[d], false)
-                    .map_err(|e| self.fail(e))?,
-            );
-        }
-        // Divisor per output position: the window size, or only its in-bounds part.
+        let out_shape = self.pool_shape(&xs, kernel_shape, &st, &ones, (&pb, &pe), ceil_mode)?;
+        // Divisor per output position: the window within the padded input (a ceil_mode window
+        // past it counts only that part), or only its in-bounds part.
         let mut divisor = vec![];
         for_each_index(&out_shape[2..], |p| {
             let mut n = 1u64;
             for d in 0..nsp {
                 let start = (p[d] * st[d]) as isize - pb[d] as isize;
                 let end = start + kernel_shape[d] as isize;
-                let (lo, hi) = if *count_include_pad {
+                let (lo, hi) = if count_include_pad {
                     (
                         start.max(-(pb[d] as isize)),
                         end.min((xs[d + 2] + pe[d]) as isize),
@@ -89,18 +85,7 @@ impl Lowering<'_> {
         let st = or_ones(st, nsp);
         let dil = or_ones(dilations, nsp);
         let (pb, pe) = pads.resolve(&xs[2..], kernel_shape, &st, &dil);
-        let mut out_shape = xs[..2].to_vec();
-        for d in 0..nsp {
-            let eff = (kernel_shape[d] - 1) * dil[d] + 1;
-            let mut o = window_out(xs[d + 2], pb[d] + pe[d], eff, st[d], *ceil_mode)
-                .map_err(|e| self.fail(e))?;
-            // With ceil_mode the last window must still start inside the input or its
-            // leading padding (ONNX's rule).
-            if *ceil_mode && (o - 1) * st[d] >= xs[d + 2] + pb[d] {
-                o -= 1;
-            }
-            out_shape.push(o);
-        }
+        let out_shape = self.pool_shape(&xs, kernel_shape, &st, &dil, (&pb, &pe), *ceil_mode)?;
         let sc = self.scale_of(x);
         let op = QOp::MaxPool {
             kernel: kernel_shape.to_vec(),
@@ -226,6 +211,30 @@ impl Lowering<'_> {
             sh,
             sc,
         )?))
+    }
+
+    /// A pool's output shape `[N, C, *windows]`; with `ceil_mode` the last window may run past
+    /// the padded input, but must start inside the input or its leading padding (ONNX's rule).
+    fn pool_shape(
+        &self,
+        xs: &[usize],
+        kernel: &[usize],
+        st: &[usize],
+        dil: &[usize],
+        (pb, pe): (&[usize], &[usize]),
+        ceil_mode: bool,
+    ) -> Result<Vec<usize>> {
+        let mut out = xs[..2].to_vec();
+        for d in 0..kernel.len() {
+            let eff = (kernel[d] - 1) * dil[d] + 1;
+            let mut o = window_out(xs[d + 2], pb[d] + pe[d], eff, st[d], ceil_mode)
+                .map_err(|e| self.fail(e))?;
+            if ceil_mode && (o - 1) * st[d] >= xs[d + 2] + pb[d] {
+                o -= 1;
+            }
+            out.push(o);
+        }
+        Ok(out)
     }
 
     /// A pool's input and its shape, `[N, C, *spatial]` with one spatial axis per kernel axis.

@@ -1,0 +1,195 @@
+//! Lowering of MatMul into integer ops (`QOp`), numpy semantics: a constant matrix on either
+//! side folds into a linear layer (weights fixed in the gates); every other form (1-D operands,
+//! broadcast leading axes, constants with batch axes, two runtime operands) is a product of
+//! runtime tensors (`QOp::MatMul`). `Lowering::lower_op` dispatches here.
+
+use super::*;
+
+impl Lowering<'_> {
+    pub(super) fn lower_matmul(
+        &mut self,
+        node: &Node,
+        fold_bn: Option<&Node>,
+        arg0: String,
+    ) -> Result<Operand> {
+        let b_name = input(node, 1).ok_or_else(|| self.fail("MatMul needs two inputs"))?;
+        let (a, b) = (self.operand(&arg0)?, self.operand(&b_name)?);
+        let is_matrix = |t: &Tensor<f64>| squeeze_leading(t.clone()).rank() == 2;
+        match (a, b) {
+            (Operand::Const(a), Operand::Const(b)) if is_matrix(&a) && is_matrix(&b) => Ok(
+                Operand::Const(float_matmul(&squeeze_leading(a), &squeeze_leading(b))),
+            ),
+            (Operand::Value(x), Operand::Const(w)) if is_matrix(&w) => {
+                self.linear(x, squeeze_leading(w), None, fold_bn)
+            }
+            (Operand::Const(a), Operand::Value(x)) if is_matrix(&a) && self.shape(x).len() >= 2 => {
+                self.constant_times(squeeze_leading(a), x, fold_bn)
+            }
+            (a, b) => {
+                let a = self.matmul_operand(a)?;
+                let b = self.matmul_operand(b)?;
+                self.matmul_values(a, b).map(Operand::Value)
+            }
+        }
+    }
+
+    /// A MatMul operand as a value: a constant at its own parameter scale.
+    fn matmul_operand(&mut self, o: Operand) -> Result<usize> {
+        match o {
+            Operand::Value(v) => Ok(v),
+            Operand::Const(t) => {
+                let s = self.param_scale(&t);
+                self.const_value(&t, s)
+            }
+        }
+    }
+
+    /// `A·x` for a constant matrix `A`: `(xᵀ·Aᵀ)ᵀ` over the last two axes.
+    fn constant_times(
+        &mut self,
+        a: Tensor<f64>,
+        x: usize,
+        fold_bn: Option<&Node>,
+    ) -> Result<Operand> {
+        let sh = self.shape(x);
+        let r = sh.len();
+        let mut perm: Vec<usize> = (0..r).collect();
+        perm.swap(r - 1, r - 2);
+        let mut tsh = sh.clone();
+        tsh.swap(r - 1, r - 2);
+        let xt = self.push(
+            QOp::Transpose { perm: perm.clone() },
+            vec![x],
+            tsh,
+            self.scale_of(x),
+        )?;
+        let y = match self.linear(xt, a.transpose(&[1, 0]), None, fold_bn)? {
+            Operand::Value(y) => y,
+            c => return Ok(c),
+        };
+        let mut ysh = self.shape(y);
+        ysh.swap(r - 1, r - 2);
+        let sc = self.scale_of(y);
+        Ok(Operand::Value(self.push(
+            QOp::Transpose { perm },
+            vec![y],
+            ysh,
+            sc,
+        )?))
+    }
+
+    /// The product of two values with numpy's MatMul semantics: a 1-D operand gains a unit axis
+    /// (`[k]` is `[1, k]` on the left, `[k, 1]` on the right) that the result drops; the leading
+    /// axes broadcast (an operand is expanded by rewiring unless it is one matrix for all).
+    fn matmul_values(&mut self, a: usize, b: usize) -> Result<usize> {
+        let (sa, sb) = (self.shape(a), self.shape(b));
+        if sa.is_empty() || sb.is_empty() {
+            return Err(self.fail(format!("MatMul of {sa:?} × {sb:?}: a scalar operand")));
+        }
+        let (a1, b1) = (sa.len() == 1, sb.len() == 1);
+        let a = if a1 {
+            self.reshaped(a, vec![1, sa[0]])?
+        } else {
+            a
+        };
+        let b = if b1 {
+            self.reshaped(b, vec![sb[0], 1])?
+        } else {
+            b
+        };
+        let (sa2, sb2) = (self.shape(a), self.shape(b));
+        let (m, k) = (sa2[sa2.len() - 2], sa2[sa2.len() - 1]);
+        let (k2, n) = (sb2[sb2.len() - 2], sb2[sb2.len() - 1]);
+        let (la, lb) = (&sa2[..sa2.len() - 2], &sb2[..sb2.len() - 2]);
+        let lead = match broadcast_shape(la, lb) {
+            Some(l) if k == k2 => l,
+            _ => return Err(self.fail(format!("MatMul shapes {sa:?} × {sb:?} do not match"))),
+        };
+        let a = self.expand_batch(a, la, &lead, [m, k])?;
+        let b = self.expand_batch(b, lb, &lead, [k, n])?;
+        let mut out = lead.clone();
+        out.extend([m, n]);
+        let sc = self.scale_of(a) + self.scale_of(b);
+        let op = QOp::MatMul {
+            batch: numel(&lead),
+            m,
+            k,
+            n,
+        };
+        let y = self.push(op, vec![a, b], out.clone(), sc)?;
+        // Drop the unit axes a 1-D operand brought.
+        let r = out.len();
+        let kept: Vec<usize> = out
+            .iter()
+            .enumerate()
+            .filter(|&(d, _)| !((a1 && d == r - 2) || (b1 && d == r - 1)))
+            .map(|(_, &n)| n)
+            .collect();
+        if kept.len() == out.len() {
+            Ok(y)
+        } else {
+            self.reshaped(y, kept)
+        }
+    }
+
+    /// Operand `v` (leading axes `from`, then `matrix`) with its leading axes broadcast to
+    /// `lead`; unchanged when it already has them all, or is one matrix used for every batch.
+    fn expand_batch(
+        &mut self,
+        v: usize,
+        from: &[usize],
+        lead: &[usize],
+        matrix: [usize; 2],
+    ) -> Result<usize> {
+        if numel(from) == 1 || numel(from) == numel(lead) {
+            return Ok(v);
+        }
+        let mut src = from.to_vec();
+        src.extend(matrix);
+        let mut target = lead.to_vec();
+        target.extend(matrix);
+        let index = broadcast_index_map(&src, &target)
+            .into_iter()
+            .map(|i| i as i64)
+            .collect();
+        self.rewire_value(v, target, index)
+    }
+
+    /// The same data with a new shape (no rows).
+    fn reshaped(&mut self, v: usize, shape: Vec<usize>) -> Result<usize> {
+        let sc = self.scale_of(v);
+        self.push(QOp::Reshape, vec![v], shape, sc)
+    }
+}
+
+// Evaluation of the integer op this family introduces: the specification the circuit matches.
+
+/// MatMul: see [`QOp::MatMul`].
+pub(super) fn eval_matmul(
+    inputs: &[&Tensor<i64>],
+    out_shape: &[usize],
+    batch: &usize,
+    m: &usize,
+    k: &usize,
+    n: &usize,
+) -> std::result::Result<Tensor<i64>, String> {
+    Ok({
+        let (a, b) = match inputs {
+            [a, b] => (a, b),
+            _ => return Err("matmul needs two inputs".into()),
+        };
+        let mut data = Vec::with_capacity(batch * m * n);
+        for t in 0..*batch {
+            let (ao, bo) = matmul_offsets(t, a.len(), b.len(), *m, *k, *n);
+            for i in 0..*m {
+                for j in 0..*n {
+                    let acc: i128 = (0..*k)
+                        .map(|l| a.data[ao + i * k + l] as i128 * b.data[bo + l * n + j] as i128)
+                        .sum();
+                    data.push(to_i64(acc, "a matrix product")?);
+                }
+            }
+        }
+        Tensor::new(out_shape.to_vec(), data)
+    })
+}

@@ -1,0 +1,56 @@
+//! MatMul in the forms numpy's semantics allow (1-D operands, broadcast leading axes, constants
+//! with batch axes, on either side), written here and checked against tract and MockProver.
+
+mod common;
+
+use common::onnx::*;
+
+/// One MatMul of `a` × `b`; a side named `W` is a constant (seeded), `A`/`B` a graph input.
+fn matmul(a: (&str, &[i64]), b: (&str, &[i64]), out: &[i64]) {
+    let mut inputs = vec![];
+    let mut inits = vec![];
+    let mut data = vec![];
+    for (i, (name, shape)) in [a, b].into_iter().enumerate() {
+        let n = shape.iter().product::<i64>() as usize;
+        if name.starts_with('W') {
+            inits.push(init(name, shape, 70 + i as u64));
+        } else {
+            inputs.push(info(name, shape));
+            data.push(values(n, 60 + i as u64));
+        }
+    }
+    let model = model_of(
+        vec![node("MatMul", &[a.0, b.0], &["Y"], vec![])],
+        inits,
+        inputs,
+        vec![info("Y", out)],
+        13,
+    );
+    check(&format!("MatMul {a:?} × {b:?}"), model, data, 1);
+}
+
+#[test]
+fn matmul_broadcasts_leading_axes() {
+    matmul(("A", &[3, 1, 3, 4]), ("B", &[1, 2, 4, 2]), &[3, 2, 3, 2]);
+    matmul(("A", &[2, 3, 4]), ("B", &[4, 2]), &[2, 3, 2]);
+    matmul(("A", &[3, 4]), ("B", &[2, 4, 2]), &[2, 3, 2]);
+}
+
+#[test]
+fn matmul_of_one_dimensional_operands() {
+    matmul(("A", &[4]), ("B", &[4, 3]), &[3]);
+    matmul(("A", &[2, 3, 4]), ("B", &[4]), &[2, 3]);
+    matmul(("A", &[5]), ("W", &[5, 3]), &[3]);
+    matmul(("A", &[2, 3, 4]), ("W", &[4]), &[2, 3]);
+    matmul(("W", &[4]), ("B", &[2, 4, 3]), &[2, 3]);
+}
+
+#[test]
+fn matmul_with_constants_of_rank_above_two() {
+    matmul(("A", &[2, 3, 4]), ("W", &[2, 4, 5]), &[2, 3, 5]);
+    matmul(("W", &[2, 3, 4]), ("B", &[2, 4, 2]), &[2, 3, 2]);
+    matmul(("A", &[3, 4]), ("W", &[2, 4, 5]), &[2, 3, 5]);
+    // A constant matrix with unit leading axes still folds into the gates.
+    matmul(("A", &[2, 3, 4]), ("W", &[1, 4, 5]), &[2, 3, 5]);
+    matmul(("W", &[1, 3, 4]), ("B", &[2, 4, 2]), &[2, 3, 2]);
+}

@@ -325,13 +325,22 @@ impl Model {
 
     /// Names of the tensors whose element type is an integer type (see [`types`]).
     pub fn integer_tensors(&self) -> HashSet<String> {
+        self.tensors_typed(types::is_integer)
+    }
+
+    /// Names of the tensors whose element type is bool.
+    pub fn bool_tensors(&self) -> HashSet<String> {
+        self.tensors_typed(|t| t == types::code::BOOL)
+    }
+
+    fn tensors_typed(&self, keep: impl Fn(i32) -> bool) -> HashSet<String> {
         self.proto
             .graph
             .as_ref()
             .map(|g| {
                 types::element_types(g)
                     .into_iter()
-                    .filter(|&(_, t)| types::is_integer(t))
+                    .filter(|&(_, t)| keep(t))
                     .map(|(n, _)| n)
                     .collect()
             })

@@ -154,11 +154,16 @@ pub enum Op {
     Gather {
         axis: i64,
     },
-    /// Resize / Upsample, nearest mode.
+    /// Resize, nearest mode (Upsample is refused: tract cannot run it).
     Resize {
         coordinate_mode: String,
         nearest_mode: String,
         scales: Option<Vec<f64>>,
+        /// The axes `scales` or `sizes` are given for (opset 18; None: all).
+        axes: Option<Vec<i64>>,
+        /// With `sizes`: `stretch` (each axis to its size), `not_larger` or `not_smaller` (one
+        /// scale for the listed axes, the smallest or the largest of theirs; opset 18).
+        keep_aspect: String,
     },
     Tile,
     Expand,

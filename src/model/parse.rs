@@ -405,33 +405,68 @@ fn parse_indexing(op_type: &str, a: &Attrs, opset: i64) -> FamilyParse {
                 axis: a.int("axis", 0),
             }
         }
-        "Resize" | "Upsample" => {
+        "Upsample" => {
+            return Err(
+                "Upsample (deprecated since opset 10) is not supported: tract cannot \
+                        run it; export with opset 11 or later, which writes Resize"
+                    .into(),
+            );
+        }
+        "Resize" => {
             let mode = a.string("mode").unwrap_or_else(|| "nearest".into());
             if mode != "nearest" {
                 return Err(format!(
                     "{op_type} mode `{mode}` is not supported (only nearest)"
                 ));
             }
-            let default_ctm = if op_type == "Upsample" || opset < 11 {
+            let default_ctm = if opset < 11 {
                 "asymmetric"
             } else {
                 "half_pixel"
             };
-            let default_nearest = if op_type == "Upsample" || opset < 11 {
+            let default_nearest = if opset < 11 {
                 "floor"
             } else {
                 "round_prefer_floor"
             };
+            let coordinate_mode = a
+                .string("coordinate_transformation_mode")
+                .unwrap_or_else(|| default_ctm.into());
+            let nearest_mode = a
+                .string("nearest_mode")
+                .unwrap_or_else(|| default_nearest.into());
+            let keep_aspect = a
+                .string("keep_aspect_ratio_policy")
+                .unwrap_or_else(|| "stretch".into());
+            // Refused here, so that the preflight refuses what the lowering cannot do.
+            for (what, v, known) in [
+                (
+                    "coordinate_transformation_mode",
+                    &coordinate_mode,
+                    &COORDINATE_MODES[..],
+                ),
+                ("nearest_mode", &nearest_mode, &NEAREST_MODES[..]),
+                (
+                    "keep_aspect_ratio_policy",
+                    &keep_aspect,
+                    &ASPECT_POLICIES[..],
+                ),
+            ] {
+                if !known.contains(&v.as_str()) {
+                    return Err(format!(
+                        "{op_type} {what} `{v}` is not supported (only {})",
+                        known.join(", ")
+                    ));
+                }
+            }
             Op::Resize {
-                coordinate_mode: a
-                    .string("coordinate_transformation_mode")
-                    .unwrap_or_else(|| default_ctm.into()),
-                nearest_mode: a
-                    .string("nearest_mode")
-                    .unwrap_or_else(|| default_nearest.into()),
+                coordinate_mode,
+                nearest_mode,
                 scales: a
                     .attr_floats("scales")
                     .map(|v| v.into_iter().map(f64::from).collect()),
+                axes: a.ints("axes"),
+                keep_aspect,
             }
         }
         _ => return Ok(None),
@@ -589,3 +624,14 @@ fn parse_shape(op_type: &str, a: &Attrs, _opset: i64) -> FamilyParse {
         _ => return Ok(None),
     }))
 }
+
+/// Resize's coordinate transformations, nearest modes and aspect policies the lowering knows.
+pub const COORDINATE_MODES: [&str; 5] = [
+    "asymmetric",
+    "half_pixel",
+    "pytorch_half_pixel",
+    "tf_half_pixel_for_nn",
+    "align_corners",
+];
+pub const NEAREST_MODES: [&str; 4] = ["floor", "ceil", "round_prefer_ceil", "round_prefer_floor"];
+pub const ASPECT_POLICIES: [&str; 3] = ["stretch", "not_larger", "not_smaller"];

@@ -14,6 +14,8 @@ struct Facts<'m> {
     fixed: HashSet<&'m str>,
     /// Tensors of an integer element type.
     integer: HashSet<String>,
+    /// Tensors of the bool element type.
+    boolean: HashSet<String>,
 }
 
 impl<'m> Facts<'m> {
@@ -32,6 +34,7 @@ impl<'m> Facts<'m> {
             model,
             fixed,
             integer: model.integer_tensors(),
+            boolean: model.bool_tensors(),
         }
     }
 
@@ -124,6 +127,9 @@ fn refusal(n: &Node, f: &Facts) -> Option<String> {
             .then(|| "MaxPool's Indices output is not supported".into()),
         Op::AveragePool { .. } | Op::GlobalAveragePool => None,
         // Reductions.
+        Op::Reduce { .. } if f.boolean.contains(input(n, 0)) => refuse(
+            "a reduction of a bool tensor is not supported (tract cannot evaluate it): Cast it to float first",
+        ),
         Op::Reduce { .. } => f
             .runtime_input(n, 1)
             .then(|| "reduction with runtime axes is not supported".into()),

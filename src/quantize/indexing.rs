@@ -210,6 +210,22 @@ impl Lowering<'_> {
             Some(n) => self.constant(&n)?.data.first().copied().unwrap_or(0.0),
             None => *value,
         };
+        // Opset 18's `axes` input: the pads are for those axes only.
+        let pads = match input(node, 3) {
+            Some(n) => {
+                let axes = self.constant_ints(&n)?;
+                if pads.len() != 2 * axes.len() {
+                    return Err(self.fail(format!("{} pads for axes {axes:?}", pads.len())));
+                }
+                let mut full = vec![0; 2 * r];
+                for (j, &a) in axes.iter().enumerate() {
+                    let d = axis_index(a, r).map_err(|e| self.fail(e))?;
+                    (full[d], full[r + d]) = (pads[j], pads[axes.len() + j]);
+                }
+                full
+            }
+            None => pads,
+        };
         if pads.len() != 2 * r {
             return Err(self.fail(format!("{} pads for rank {r}", pads.len())));
         }
@@ -345,14 +361,22 @@ impl Lowering<'_> {
         &mut self,
         node: &Node,
         arg0: String,
-        coordinate_mode: &str,
-        nearest_mode: &str,
+        (coordinate_mode, nearest_mode): (&str, &str),
         scales: &Option<Vec<f64>>,
+        axes: &Option<Vec<i64>>,
+        keep_aspect: &str,
     ) -> Result<Operand> {
         let xs = self.shape_of(&arg0)?;
         let r = xs.len();
-        // Resize(X, roi, scales, sizes) from opset 11; (X, scales) before; Upsample's
-        // scales are an attribute (opset < 9) or the second input.
+        let axes: Vec<usize> = match axes {
+            Some(a) => a
+                .iter()
+                .map(|&a| axis_index(a, r))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| self.fail(e))?,
+            None => (0..r).collect(),
+        };
+        // Resize(X, roi, scales, sizes) from opset 11; (X, scales) before.
         let last = node.inputs.len();
         let scales_in = if last >= 3 {
             input(node, 2)
@@ -363,27 +387,44 @@ impl Lowering<'_> {
             Some(n) => Some(self.constant_ints(&n)?).filter(|v| !v.is_empty()),
             None => None,
         };
-        let scales: Vec<f64> = match (sizes.as_ref(), scales_in, scales) {
-            (Some(sz), _, _) => sz
-                .iter()
-                .zip(&xs)
-                .map(|(&o, &i)| o as f64 / i as f64)
-                .collect(),
+        let given = match (&sizes, scales_in, scales) {
+            (Some(sz), _, _) => sz.iter().map(|&v| v as f64).collect(),
             (None, Some(n), _) => self.constant(&n)?.data,
             (None, None, Some(s)) => s.clone(),
             (None, None, None) => return Err(self.fail("neither scales nor sizes")),
         };
-        if scales.len() != r || scales.iter().any(|&s| s <= 0.0) {
-            return Err(self.fail(format!("scales {scales:?} for rank {r}")));
+        if given.len() != axes.len() || given.iter().any(|&s| s <= 0.0) {
+            return Err(self.fail(format!(
+                "{} {given:?} for axes {axes:?}",
+                if sizes.is_some() { "sizes" } else { "scales" }
+            )));
         }
-        let out: Vec<usize> = match &sizes {
-            Some(sz) => sz.iter().map(|&v| v.max(0) as usize).collect(),
-            None => xs
-                .iter()
-                .zip(&scales)
-                .map(|(&n, &s)| (n as f64 * s).floor() as usize)
-                .collect(),
-        };
+        // Scale and output size per axis; axes not listed keep theirs.
+        let (mut scales, mut out) = (vec![1.0; r], xs.clone());
+        match &sizes {
+            Some(_) if keep_aspect != "stretch" => {
+                let ratios = axes.iter().zip(&given).map(|(&d, &o)| o / xs[d] as f64);
+                let s = if keep_aspect == "not_larger" {
+                    ratios.fold(f64::INFINITY, f64::min)
+                } else {
+                    ratios.fold(0.0, f64::max)
+                };
+                for &d in &axes {
+                    scales[d] = s;
+                    out[d] = (s * xs[d] as f64).round() as usize;
+                }
+            }
+            Some(_) => {
+                for (&d, &o) in axes.iter().zip(&given) {
+                    (scales[d], out[d]) = (o / xs[d] as f64, o as usize);
+                }
+            }
+            None => {
+                for (&d, &s) in axes.iter().zip(&given) {
+                    (scales[d], out[d]) = (s, (xs[d] as f64 * s).floor() as usize);
+                }
+            }
+        }
         let (cm, nm) = (coordinate_mode, nearest_mode);
         let mut err = None;
         let index = index_map(&xs, &out, |d, o| {

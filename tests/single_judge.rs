@@ -182,6 +182,32 @@ fn variants() -> Vec<Variant> {
             false,
         ),
         variant(
+            "GroupNormalization, scale and bias per channel (opset 21)",
+            node(
+                "GroupNormalization",
+                &["X", "gs", "gb"],
+                &["Y"],
+                vec![int_attr("num_groups", 2)],
+            ),
+            vec![init("gs", &[4], 5), init("gb", &[4], 6)],
+            (&[1, 4, 3, 3], &[1, 4, 3, 3]),
+            21,
+            true,
+        ),
+        variant(
+            "GroupNormalization, scale and bias per group (opset 18)",
+            node(
+                "GroupNormalization",
+                &["X", "gs", "gb"],
+                &["Y"],
+                vec![int_attr("num_groups", 2)],
+            ),
+            vec![init("gs", &[2], 5), init("gb", &[2], 6)],
+            (&[1, 4, 3, 3], &[1, 4, 3, 3]),
+            18,
+            true,
+        ),
+        variant(
             "Scatter (opset 10)",
             node(
                 "Scatter",

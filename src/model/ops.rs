@@ -70,11 +70,14 @@ pub enum Op {
     Not,
     Where,
     /// LayerNormalization over the axes from `axis` on (`instance`: InstanceNormalization, over
-    /// the spatial axes, scale and bias per channel).
+    /// the spatial axes, scale and bias per channel; with `groups`, GroupNormalization: over
+    /// each group of channels and the spatial axes, scale and bias per channel, or per group
+    /// as opset 18 gives them).
     Normalization {
         axis: i64,
         epsilon: f64,
         instance: bool,
+        groups: Option<usize>,
     },
     /// PRelu with a constant slope.
     PRelu,

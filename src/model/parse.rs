@@ -354,13 +354,30 @@ fn parse_normalization(op_type: &str, a: &Attrs, _opset: i64) -> FamilyParse {
                 axis: a.int("axis", -1),
                 epsilon: a.float("epsilon", 1e-5),
                 instance: false,
+                groups: None,
             }
         }
         "InstanceNormalization" => Op::Normalization {
             axis: 2,
             epsilon: a.float("epsilon", 1e-5),
             instance: true,
+            groups: None,
         },
+        "GroupNormalization" => {
+            if a.int("stash_type", 1) != 1 {
+                return Err("GroupNormalization stash_type other than float".into());
+            }
+            let groups = a.int("num_groups", 0);
+            if groups < 1 {
+                return Err(format!("GroupNormalization num_groups {groups}"));
+            }
+            Op::Normalization {
+                axis: 2,
+                epsilon: a.float("epsilon", 1e-5),
+                instance: true,
+                groups: Some(groups as usize),
+            }
+        }
         _ => return Ok(None),
     }))
 }

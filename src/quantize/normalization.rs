@@ -1,4 +1,5 @@
-//! Lowering of LayerNormalization and InstanceNormalization into integer ops (`QOp`);
+//! Lowering of LayerNormalization, InstanceNormalization and GroupNormalization into integer ops
+//! (`QOp`);
 //! `Lowering::lower_op` dispatches here.
 
 use super::*;
@@ -8,18 +9,33 @@ impl Lowering<'_> {
         &mut self,
         node: &Node,
         arg0: String,
-        axis: &i64,
-        epsilon: &f64,
-        instance: &bool,
+        (axis, epsilon): (i64, f64),
+        instance: bool,
+        groups: Option<usize>,
     ) -> Result<Operand> {
         // (x − mean) · rsqrt(var + ε) · scale + bias: means by sums and rescales, the
         // square and the normalizing product by the mul gate, rsqrt in exact arithmetic.
         let x = self.value(&arg0)?;
         let xs = self.shape(x);
         let r = xs.len();
-        let a = axis_index(*axis, r).map_err(|e| self.fail(e))?;
-        let axes: Vec<usize> = (a..r).collect();
         let sc = self.scale_of(x);
+        // Groups: [N, C, …] is normalized as [N, G, C/G·…] over its last axis (no rows).
+        let (x, axes) = match groups {
+            Some(g) if r >= 2 && g > 0 && xs[0] > 0 && xs[1].is_multiple_of(g) => {
+                let per = numel(&xs) / (xs[0] * g);
+                (
+                    self.push(QOp::Reshape, vec![x], vec![xs[0], g, per], sc)?,
+                    vec![2],
+                )
+            }
+            Some(g) => {
+                return Err(self.fail(format!("{g} groups for an input of shape {xs:?}")));
+            }
+            None => {
+                let a = axis_index(axis, r).map_err(|e| self.fail(e))?;
+                (x, (a..r).collect())
+            }
+        };
         const WHAT: &str = "normalization";
         let as_value = |this: &mut Self, o: Operand| -> Result<usize> {
             let v = this.runtime_value(o, WHAT)?;
@@ -56,32 +72,42 @@ impl Lowering<'_> {
             var_shape,
             fine,
         )?);
-        let eps = Operand::Const(Tensor::new(vec![], vec![*epsilon]));
+        let eps = Operand::Const(Tensor::new(vec![], vec![epsilon]));
         let ve = self.binary(&Op::Add, var, eps)?;
         let ve = self.runtime_value(ve, WHAT)?;
         let inv = self.rsqrt(ve)?;
         let y = self.binary(&Op::Mul, Operand::Value(d), Operand::Value(inv))?;
         let mut y = as_value(self, y)?;
-        // Scale and bias: over the normalized axes, or per channel (instance).
-        let shape_for = |t: &Tensor<f64>| -> Vec<usize> {
-            if *instance {
-                let mut sh = vec![t.len()];
-                sh.extend(std::iter::repeat_n(1, r - 2));
-                sh
-            } else {
-                t.shape.clone()
+        if groups.is_some() {
+            y = self.push(QOp::Reshape, vec![y], xs.clone(), sc)?;
+        }
+        // Scale and bias: over the normalized axes, or per channel (instance, groups; a
+        // per-group one, as opset 18 gives it, repeated over the group's channels).
+        let channels = xs.get(1).copied().unwrap_or(1);
+        let shape_for = |t: Tensor<f64>| -> Tensor<f64> {
+            if !instance {
+                return t;
             }
+            let t = match groups {
+                Some(g) if t.len() == g && g != channels => {
+                    let per = channels / g;
+                    let data = t.data.iter().flat_map(|&v| std::iter::repeat_n(v, per));
+                    Tensor::new(vec![channels], data.collect())
+                }
+                _ => t,
+            };
+            let mut sh = vec![t.len()];
+            sh.extend(std::iter::repeat_n(1, r - 2));
+            t.reshaped(sh)
         };
         if let Some(n) = input(node, 1) {
-            let g = self.constant(&n)?;
-            let g = g.reshaped(shape_for(&g));
+            let g = shape_for(self.constant(&n)?);
             let o = self.binary(&Op::Mul, Operand::Value(y), Operand::Const(g))?;
             y = as_value(self, o)?;
         }
         match input(node, 2) {
             Some(n) => {
-                let b = self.constant(&n)?;
-                let b = b.reshaped(shape_for(&b));
+                let b = shape_for(self.constant(&n)?);
                 self.binary(&Op::Add, Operand::Value(y), Operand::Const(b))
             }
             None => Ok(Operand::Value(y)),

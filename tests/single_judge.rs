@@ -73,8 +73,38 @@ fn variants() -> Vec<Variant> {
         ),
         node("Cast", &["R"], &["Y"], vec![int_attr("to", 1)]),
     ]);
+    // Log of x² + 0.5 (positive where the seeded X is).
+    let mut log = variant(
+        "Log of a positive tensor",
+        node("Mul", &["X", "X"], &["sq"], vec![]),
+        vec![scalar("half", 0.5)],
+        (x4, x4),
+        13,
+        true,
+    );
+    log.nodes.extend([
+        node("Add", &["sq", "half"], &["p"], vec![]),
+        node("Log", &["p"], &["Y"], vec![]),
+    ]);
     vec![
         bool_max,
+        log,
+        variant(
+            "LogSoftmax over the last axis",
+            node("LogSoftmax", &["X"], &["Y"], vec![int_attr("axis", -1)]),
+            vec![],
+            (x4, x4),
+            13,
+            true,
+        ),
+        variant(
+            "LogSoftmax over the axes from 1 (opset 11)",
+            node("LogSoftmax", &["X"], &["Y"], vec![int_attr("axis", 1)]),
+            vec![],
+            (x4, x4),
+            11,
+            true,
+        ),
         variant(
             "Upsample by a scales input (opset 9)",
             node("Upsample", &["X", "S"], &["Y"], vec![]),

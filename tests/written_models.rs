@@ -252,11 +252,11 @@ fn scatter_elements_refuses_two_writes_and_reductions() {
     );
 }
 
-/// ReduceSumSquare, ReduceL1 and ReduceL2 of X `[2, 3, 4]`, with axes as the attribute (opset
-/// 13) and as the input (opset 18), keepdims on and off.
+/// ReduceSumSquare, ReduceL1, ReduceL2 and ReduceLogSumExp of X `[2, 3, 4]`, with axes as the
+/// attribute (opset 13) and as the input (opset 18), keepdims on and off.
 #[test]
-fn reduce_sum_square_l1_and_l2() {
-    for op in ["ReduceSumSquare", "ReduceL1", "ReduceL2"] {
+fn reduce_sum_square_l1_l2_and_log_sum_exp() {
+    for op in ["ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceLogSumExp"] {
         for (opset, axes, keepdims) in [(13, vec![1], 1), (13, vec![-1, 0], 0), (18, vec![2], 0)] {
             let out: Vec<i64> = [2i64, 3, 4]
                 .iter()

@@ -81,10 +81,13 @@ pub enum Op {
     },
     /// PRelu with a constant slope.
     PRelu,
-    /// Softmax over `axis` (before opset 13: over all axes from `axis` on, `flatten`).
+    /// Softmax (or LogSoftmax) over `axis` (before opset 13: over all axes from `axis` on,
+    /// `flatten`).
     Softmax {
         axis: i64,
         flatten: bool,
+        /// LogSoftmax: `x − log Σ exp(x)`.
+        log: bool,
     },
     /// Div: by a constant, or by a runtime tensor (through a reciprocal table).
     Div,
@@ -298,4 +301,6 @@ pub enum Reduction {
     L1,
     /// `√(Σ x²)`.
     L2,
+    /// `log Σ exp(x)`.
+    LogSumExp,
 }

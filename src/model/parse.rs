@@ -334,9 +334,10 @@ fn parse_activations(op_type: &str, a: &Attrs, opset: i64) -> FamilyParse {
             max: a.float_opt("max"),
         },
         "PRelu" => Op::PRelu,
-        "Softmax" => Op::Softmax {
+        "Softmax" | "LogSoftmax" => Op::Softmax {
             axis: a.int("axis", if opset < 13 { 1 } else { -1 }),
             flatten: opset < 13,
+            log: op_type == "LogSoftmax",
         },
         "Tanh" => Op::Tanh,
         _ => return Ok(None),
@@ -581,7 +582,7 @@ fn parse_pooling(op_type: &str, a: &Attrs, _opset: i64) -> FamilyParse {
         }
         "GlobalAveragePool" => Op::GlobalAveragePool,
         "ReduceMax" | "ReduceMin" | "ReduceMean" | "ReduceSum" | "ReduceSumSquare" | "ReduceL1"
-        | "ReduceL2" => Op::Reduce {
+        | "ReduceL2" | "ReduceLogSumExp" => Op::Reduce {
             of: match op_type {
                 "ReduceMax" => Reduction::Max,
                 "ReduceMin" => Reduction::Min,
@@ -589,7 +590,8 @@ fn parse_pooling(op_type: &str, a: &Attrs, _opset: i64) -> FamilyParse {
                 "ReduceSum" => Reduction::Sum,
                 "ReduceSumSquare" => Reduction::SumSquare,
                 "ReduceL1" => Reduction::L1,
-                _ => Reduction::L2,
+                "ReduceL2" => Reduction::L2,
+                _ => Reduction::LogSumExp,
             },
             axes: a.ints("axes"),
             keepdims: a.int("keepdims", 1) != 0,

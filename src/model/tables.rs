@@ -51,6 +51,8 @@ pub enum TableFn {
     Asin,
     Atan,
     Sign,
+    /// Natural logarithm; 0 at and below 0 (where ONNX gives −∞ or NaN).
+    Log,
 }
 
 impl TableFn {
@@ -87,6 +89,7 @@ impl TableFn {
             "Asin" => TableFn::Asin,
             "Atan" => TableFn::Atan,
             "Sign" => TableFn::Sign,
+            "Log" => TableFn::Log,
             _ => return None,
         })
     }
@@ -126,6 +129,7 @@ impl TableFn {
             TableFn::Acos => x.acos(),
             TableFn::Asin => x.asin(),
             TableFn::Atan => x.atan(),
+            TableFn::Log => x.ln(),
             TableFn::Sign => {
                 if x > 0.0 {
                     1.0
@@ -164,6 +168,7 @@ impl TableFn {
             TableFn::Asin => "Asin",
             TableFn::Atan => "Atan",
             TableFn::Sign => "Sign",
+            TableFn::Log => "Log",
         }
     }
 }

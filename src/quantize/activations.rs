@@ -173,6 +173,7 @@ impl Lowering<'_> {
         arg0: String,
         axis: &i64,
         flatten: &bool,
+        log: bool,
     ) -> Result<Operand> {
         // exp(x − max) / Σ exp(x − max): max and sum over the axes, exp and the
         // reciprocal of the sum through tables, one product.
@@ -184,6 +185,12 @@ impl Lowering<'_> {
         } else {
             vec![a]
         };
+        if log {
+            // x − log Σ exp(x), the second as ReduceLogSumExp computes it.
+            let lse = self.log_sum_exp(x, &axes, true)?;
+            let x = self.rescale_to(x, self.s)?;
+            return self.binary(&Op::Sub, Operand::Value(x), Operand::Value(lse));
+        }
         let sc = self.scale_of(x);
         let m = self.push(
             QOp::ReduceMax {
@@ -202,7 +209,7 @@ impl Lowering<'_> {
         let fine = self.s + SOFTMAX_GUARD_BITS;
         // x − max ≤ 0: the table stops at 0, where exp is gentlest, which lets the
         // interpolation step widen.
-        let e = self.table_at(d, TableFn::Exp, fine, Some(0.0))?;
+        let e = self.table_at(d, TableFn::Exp, fine, (f64::NEG_INFINITY, 0.0))?;
         let e = self.runtime_value(e, "softmax")?;
         let (sum, _) = self.reduce_sum(e, &axes, true)?;
         // The sum is at least exp(0) = one unit: its reciprocal is exact arithmetic.
@@ -224,22 +231,22 @@ impl Lowering<'_> {
     /// is interpolated (see [`QOp::Interp`]) with the widest step that stays within one output
     /// unit of the exact table over the whole range.
     pub(super) fn table(&mut self, x: usize, func: TableFn) -> Result<Operand> {
-        self.table_at(x, func, self.s, None)
+        self.table_at(x, func, self.s, (f64::NEG_INFINITY, f64::INFINITY))
     }
 
-    /// [`Self::table`] with outputs at scale `s`, and no entries above `cap` where the op
-    /// guarantees its inputs stay below it.
+    /// [`Self::table`] with outputs at scale `s`, and no entries outside `bounds` where the op
+    /// guarantees its inputs stay within them.
     pub(super) fn table_at(
         &mut self,
         x: usize,
         func: TableFn,
         s: i32,
-        cap: Option<f64>,
+        bounds: (f64, f64),
     ) -> Result<Operand> {
         let sx = self.scale_of(x);
         let (mn, mx) = self.values[x].range;
         let (lo, hi) = table_span(mn, mx, sx, self.cfg.margin);
-        let hi = cap.map_or(hi, |c| hi.min(c));
+        let (lo, hi) = (lo.max(bounds.0), hi.min(bounds.1));
         // The input's own scale, or coarser when the span would not fit 2^table_bits entries.
         let mut t = sx;
         while t > 0 && (hi - lo) * 2f64.powi(t) + 1.0 > 2f64.powi(self.cfg.table_bits as i32) {
@@ -296,7 +303,7 @@ impl Lowering<'_> {
 }
 
 /// Bits finer than the output at which Softmax keeps exp and the reciprocal of the sum.
-const SOFTMAX_GUARD_BITS: i32 = 4;
+pub(super) const SOFTMAX_GUARD_BITS: i32 = 4;
 
 /// The real interval a table covers for inputs calibrated to the integers `mn..=mx` at scale
 /// `scale`: that range widened about its centre by `margin` (an input of a package may fall a

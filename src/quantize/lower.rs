@@ -413,7 +413,7 @@ impl<'a> Lowering<'a> {
                 groups,
             } => self.lower_normalization(node, arg0, (*axis, *epsilon), *instance, *groups),
             Op::PRelu => self.lower_prelu(node, arg0),
-            Op::Softmax { axis, flatten } => self.lower_softmax(arg0, axis, flatten),
+            Op::Softmax { axis, flatten, log } => self.lower_softmax(arg0, axis, flatten, *log),
             Op::Pow => self.lower_pow(node, arg0),
             Op::Div => self.lower_div(node, arg0),
             Op::AveragePool {

@@ -151,6 +151,7 @@ impl Lowering<'_> {
                 self.push(op, vec![x], out, sc)?
             }
             Reduction::Mean => return self.mean(x, axes, keepdims),
+            Reduction::LogSumExp => self.log_sum_exp(x, &axes, keepdims)?,
             Reduction::Sum => sum(self, x)?,
             // |x| = 2·relu(x) − x, exactly.
             Reduction::L1 => {
@@ -211,6 +212,40 @@ impl Lowering<'_> {
             sh,
             sc,
         )?))
+    }
+
+    /// `max + log Σ exp(x − max)`: exp kept finer than the output, as Softmax keeps it (its
+    /// table stops at 0), and the sum, at least exp(0) = 1, through a Log table from 1 up.
+    pub(super) fn log_sum_exp(
+        &mut self,
+        x: usize,
+        axes: &[usize],
+        keepdims: bool,
+    ) -> Result<usize> {
+        let (xs, sc) = (self.shape(x), self.scale_of(x));
+        let kept = reduced_shape(&xs, axes, true);
+        let max = QOp::ReduceMax {
+            axes: axes.to_vec(),
+            keepdims: true,
+            min: false,
+        };
+        let m = self.push(max, vec![x], kept.clone(), sc)?;
+        let d = self.binary(&Op::Sub, Operand::Value(x), Operand::Value(m))?;
+        let d = self.runtime_value(d, "ReduceLogSumExp")?;
+        let fine = self.s + super::activations::SOFTMAX_GUARD_BITS;
+        let e = self.table_at(d, TableFn::Exp, fine, (f64::NEG_INFINITY, 0.0))?;
+        let e = self.runtime_value(e, "ReduceLogSumExp")?;
+        let (sum, _) = self.reduce_sum(e, axes, true)?;
+        let l = self.table_at(sum, TableFn::Log, self.s, (1.0, f64::INFINITY))?;
+        let y = self.binary(&Op::Add, Operand::Value(m), l)?;
+        let y = self.runtime_value(y, "ReduceLogSumExp")?;
+        let y = self.rescale_to(y, self.s)?;
+        if keepdims {
+            Ok(y)
+        } else {
+            let out = reduced_shape(&xs, axes, false);
+            self.push(QOp::Reshape, vec![y], out, self.s)
+        }
     }
 
     /// A pool's output shape `[N, C, *windows]`; with `ceil_mode` the last window may run past

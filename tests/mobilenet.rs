@@ -202,31 +202,12 @@ fn a_mobilenet_block_proves_verifies_and_breaks() {
         vec![values(3 * 64, 40)],
         1,
     );
-    let w = work_dir("mobilenet-block");
-    let m = w.join("block.onnx");
-    std::fs::write(&m, mobilenet_block()).unwrap();
-    let i = w.join("input.json");
-    let x: Vec<f32> = values(3 * 64, 40);
-    std::fs::write(
-        &i,
-        serde_json::to_vec(&serde_json::json!({ "input_data": [x] })).unwrap(),
-    )
-    .unwrap();
-    let o = zk(&["model", m.to_str().unwrap()]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
+    prove_verify_and_break(
+        "mobilenet-block",
+        mobilenet_block(),
+        values(3 * 64, 40),
+        "9",
     );
-    let out = w.join("receipt");
-    let o = prove_seeded(&m, &i, &out, "9", &[]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let (code, v) = verify(&out);
-    assert_eq!(code, 0, "{v}");
-    let o = zk(&["break-test", out.to_str().unwrap(), "--json"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(stdout_json(&o)["passed"], true);
 }
 
 /// A Clip whose bound the graph computes is refused by the preflight, naming the node.

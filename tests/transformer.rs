@@ -99,30 +99,7 @@ fn a_transformer_block_matches_tract_and_its_circuit_is_satisfied() {
 
 #[test]
 fn a_transformer_block_proves_verifies_and_breaks() {
-    let w = work_dir("transformer-block");
-    let m = w.join("block.onnx");
-    std::fs::write(&m, transformer_block()).unwrap();
-    let i = w.join("input.json");
-    std::fs::write(
-        &i,
-        serde_json::to_vec(&serde_json::json!({ "input_data": [tokens()] })).unwrap(),
-    )
-    .unwrap();
-    let o = zk(&["model", m.to_str().unwrap()]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    let out = w.join("receipt");
-    let o = prove_seeded(&m, &i, &out, "11", &[]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let (code, v) = verify(&out);
-    assert_eq!(code, 0, "{v}");
-    let o = zk(&["break-test", out.to_str().unwrap(), "--json"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(stdout_json(&o)["passed"], true);
+    prove_verify_and_break("transformer-block", transformer_block(), tokens(), "11");
 }
 
 /// tests/data/transformer_block holds this block and its input as files, for `zkreceipt bench`

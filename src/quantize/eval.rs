@@ -117,42 +117,13 @@ pub fn eval_op(
         QOp::MatMul { batch, m, k, n } => matmul::eval_matmul(inputs, out_shape, batch, m, k, n)?,
         QOp::Step { offset, one } => arithmetic::eval_step(x, offset, one)?,
         QOp::Gather { index, fill } => indexing::eval_gather(x, out_shape, index, fill)?,
-        QOp::Scatter {
-            n,
-            stride,
-            shift,
-            negative,
-            base,
-        } => {
-            let sel = indexing::Selection {
-                n: *n,
-                stride: *stride,
-                shift: *shift,
-                negative: *negative,
-                base,
-                at: &[],
-            };
-            indexing::eval_scatter(inputs, &sel)?
-        }
-        QOp::Select {
-            n,
-            stride,
-            shift,
-            negative,
-            base,
-            at,
-            data,
-        } => {
-            let sel = indexing::Selection {
-                n: *n,
-                stride: *stride,
-                shift: *shift,
-                negative: *negative,
-                base,
-                at,
-            };
-            indexing::eval_select(inputs, out_shape, &sel, data.as_deref())?
-        }
+        QOp::Scatter { .. } => indexing::eval_scatter(inputs, &indexing::Selection::of(op))?,
+        QOp::Select { data, .. } => indexing::eval_select(
+            inputs,
+            out_shape,
+            &indexing::Selection::of(op),
+            data.as_deref(),
+        )?,
     };
     if out.shape != out_shape {
         return Err(format!(

@@ -43,16 +43,7 @@ impl Lowering<'_> {
         }
         // Output e (a multi-index of the indices) reads data at e with its axis
         // coordinate replaced by the index.
-        let xst = strides(&xs);
-        let mut base = vec![];
-        for_each_index(&is, |o| {
-            base.push(
-                (0..r)
-                    .filter(|&d| d != a)
-                    .map(|d| o[d] * xst[d])
-                    .sum::<usize>(),
-            );
-        });
+        let (xst, base) = (strides(&xs), row_bases(&xs, &is, a));
         let n = xs[a];
         match self.operand(&ind_name)? {
             Operand::Const(t) => {
@@ -98,16 +89,7 @@ impl Lowering<'_> {
                 "indices and updates of shape {is:?} do not fit data of shape {xs:?} off axis {a}"
             )));
         }
-        let xst = strides(&xs);
-        let mut base = vec![];
-        for_each_index(&is, |o| {
-            base.push(
-                (0..r)
-                    .filter(|&d| d != a)
-                    .map(|d| o[d] * xst[d])
-                    .sum::<usize>(),
-            );
-        });
+        let (xst, base) = (strides(&xs), row_bases(&xs, &is, a));
         let (n, total) = (xs[a], numel(&xs));
         let idx = match self.operand(&ind_name)? {
             Operand::Value(idx) => idx,
@@ -615,7 +597,52 @@ pub struct Selection<'a> {
     pub at: &'a [usize],
 }
 
-impl Selection<'_> {
+impl<'a> Selection<'a> {
+    /// The selection structure of a [`QOp::Select`] or [`QOp::Scatter`] (for a Scatter, `at` is
+    /// empty: every index element writes); an empty one for any other op.
+    pub fn of(op: &'a QOp) -> Self {
+        match op {
+            QOp::Select {
+                n,
+                stride,
+                shift,
+                negative,
+                base,
+                at,
+                ..
+            } => Selection {
+                n: *n,
+                stride: *stride,
+                shift: *shift,
+                negative: *negative,
+                base,
+                at,
+            },
+            QOp::Scatter {
+                n,
+                stride,
+                shift,
+                negative,
+                base,
+            } => Selection {
+                n: *n,
+                stride: *stride,
+                shift: *shift,
+                negative: *negative,
+                base,
+                at: &[],
+            },
+            _ => Selection {
+                n: 0,
+                stride: 0,
+                shift: 0,
+                negative: false,
+                base: &[],
+                at: &[],
+            },
+        }
+    }
+
     /// The smallest index: `-n` with negative indices, else 0.
     pub fn first(&self) -> i64 {
         if self.negative { -(self.n as i64) } else { 0 }
@@ -705,4 +732,21 @@ pub(super) fn eval_scatter(
 
 fn twice(p: usize) -> String {
     format!("two indices write element {p} (ONNX leaves the result undefined)")
+}
+
+/// For each element of an index tensor of shape `is` along axis `a` of data of shape `xs`: the
+/// flat data position of its own coordinates with the axis one set to 0 (GatherElements and
+/// ScatterElements read and write at `base + index·stride`).
+fn row_bases(xs: &[usize], is: &[usize], a: usize) -> Vec<usize> {
+    let xst = strides(xs);
+    let mut base = Vec::with_capacity(numel(is));
+    for_each_index(is, |o| {
+        base.push(
+            (0..xs.len())
+                .filter(|&d| d != a)
+                .map(|d| o[d] * xst[d])
+                .sum::<usize>(),
+        );
+    });
+    base
 }

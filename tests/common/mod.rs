@@ -191,3 +191,29 @@ pub fn bump_linear_weight(dir: &Path, i: usize, delta: i64) {
         n["weight"][i] = (w + delta).into();
     })
 }
+
+/// Write `model` and an input of `data` (one tensor) under the work folder `name`, check that
+/// `model` calls it supported, prove it with the real prover (seed `seed`), verify the receipt
+/// and pass the break test.
+pub fn prove_verify_and_break(name: &str, model: Vec<u8>, data: Vec<f32>, seed: &str) {
+    let w = work_dir(name);
+    let (m, i) = (w.join("model.onnx"), w.join("input.json"));
+    std::fs::write(&m, model).unwrap();
+    let input = serde_json::json!({ "input_data": [data] });
+    std::fs::write(&i, serde_json::to_vec(&input).unwrap()).unwrap();
+    let o = zk(&["model", m.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{name}: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let out = w.join("receipt");
+    let o = prove_seeded(&m, &i, &out, seed, &[]);
+    assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+    let (code, v) = verify(&out);
+    assert_eq!(code, 0, "{name}: {v}");
+    let o = zk(&["break-test", out.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+    assert_eq!(stdout_json(&o)["passed"], true, "{name}");
+}

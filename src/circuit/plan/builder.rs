@@ -410,41 +410,9 @@ impl Builder<'_> {
             } => self.plan_mat_mul(n, batch, m, k, cols)?,
             QOp::Step { offset, one } => self.plan_step(n, offset, one)?,
             QOp::Gather { index, fill } => self.plan_gather(n, index, fill)?,
-            QOp::Scatter {
-                n: len,
-                stride,
-                shift,
-                negative,
-                base,
-            } => {
-                let sel = Selection {
-                    n: *len,
-                    stride: *stride,
-                    shift: *shift,
-                    negative: *negative,
-                    base,
-                    at: &[],
-                };
-                self.plan_scatter(n, &sel)?
-            }
-            QOp::Select {
-                n: len,
-                stride,
-                shift,
-                negative,
-                base,
-                at,
-                data,
-            } => {
-                let sel = Selection {
-                    n: *len,
-                    stride: *stride,
-                    shift: *shift,
-                    negative: *negative,
-                    base,
-                    at,
-                };
-                self.plan_select(n, &sel, data.as_deref())?
+            QOp::Scatter { .. } => self.plan_scatter(n, &Selection::of(&n.op))?,
+            QOp::Select { data, .. } => {
+                self.plan_select(n, &Selection::of(&n.op), data.as_deref())?
             }
             QOp::Transpose { perm } => self.plan_transpose(n, perm)?,
             QOp::Concat { axis } => self.plan_concat(n, axis)?,

@@ -99,14 +99,17 @@ fn compiled_shape(
     groups: usize,
     dis: Disclosure,
 ) -> Compiled {
-    let ins: Vec<Tensor<i64>> = qm
-        .inputs
+    let vals = qm.evaluate(&tensors(qm, inputs)).expect("evaluates");
+    compile_layout(qm, lanes, groups, dis, Some(&vals)).expect("compiles")
+}
+
+/// The graph inputs of `qm` with the given integers.
+fn tensors(qm: &QuantizedModel, inputs: &[Vec<i64>]) -> Vec<Tensor<i64>> {
+    qm.inputs
         .iter()
         .zip(inputs)
         .map(|(&v, d)| Tensor::new(qm.values[v].shape.clone(), d.clone()))
-        .collect();
-    let vals = qm.evaluate(&ins).expect("evaluates");
-    compile_layout(qm, lanes, groups, dis, Some(&vals)).expect("compiles")
+        .collect()
 }
 
 fn mock(c: &ModelCircuit, k: u32, instance: Vec<Fp>) -> Result<(), Vec<VerifyFailure>> {

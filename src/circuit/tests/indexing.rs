@@ -178,13 +178,7 @@ fn select_evaluator_and_circuit_refuse_the_same_indices() {
                     if runtime_data {
                         inputs.push(vec![1, 2, 3, 4, 5]);
                     }
-                    let ins: Vec<Tensor<i64>> = qm
-                        .inputs
-                        .iter()
-                        .zip(&inputs)
-                        .map(|(&v, d)| Tensor::new(qm.values[v].shape.clone(), d.clone()))
-                        .collect();
-                    let accepted = qm.evaluate(&ins).is_ok();
+                    let accepted = qm.evaluate(&tensors(&qm, &inputs)).is_ok();
                     let inside =
                         i.rem_euclid(1 << shift) == 0 && (first..5).contains(&(i >> shift));
                     assert_eq!(accepted, inside, "index {i} at shift {shift}, {negative}");
@@ -259,13 +253,7 @@ fn scatter_refuses_two_writes_and_bad_indices_as_the_evaluator_does() {
     ];
     for (idx, ok) in cases {
         let inputs = vec![idx.to_vec(), data.clone(), vec![9, 9, 9, 9]];
-        let ins: Vec<Tensor<i64>> = qm
-            .inputs
-            .iter()
-            .zip(&inputs)
-            .map(|(&v, d)| Tensor::new(qm.values[v].shape.clone(), d.clone()))
-            .collect();
-        assert_eq!(qm.evaluate(&ins).is_ok(), ok, "{idx:?}");
+        assert_eq!(qm.evaluate(&tensors(&qm, &inputs)).is_ok(), ok, "{idx:?}");
         let raw = unchecked_values(&qm, &inputs);
         let planned = compile_layout(&qm, 6, 1, Disclosure::default(), Some(&raw));
         assert_eq!(planned.is_ok(), ok, "{idx:?}");

@@ -156,7 +156,7 @@ pub enum Op {
         ends: Option<Vec<i64>>,
         axes: Option<Vec<i64>>,
     },
-    /// Gather with constant indices.
+    /// Gather: constant indices are rewiring, runtime ones a selection (`QOp::Select`).
     Gather {
         axis: i64,
     },
@@ -192,7 +192,7 @@ pub enum Op {
         value: f64,
     },
     /// `out[…] = data[…, indices[…], …]` element by element along `axis`; constant indices are
-    /// rewiring, runtime ones a selection (see the quantizer's `select`).
+    /// rewiring, runtime ones a selection (`QOp::Select`).
     GatherElements {
         axis: i64,
     },

@@ -1,5 +1,7 @@
-//! Lowering of Pad, Slice, Gather, GatherElements, OneHot and Resize: rewiring by index maps, or
-//! selections by runtime indices into integer ops (`QOp`); `Lowering::lower_op` dispatches here.
+//! Lowering of Pad, Slice, Gather, GatherElements, ScatterElements, OneHot and Resize: rewiring by
+//! index maps, or selections and writes by runtime indices (`QOp::Select`, `QOp::Scatter`) into
+//! integer ops (`QOp`); `Lowering::lower_op` dispatches here. The evaluation of Gather, Select and
+//! Scatter follows.
 
 use super::*;
 

@@ -54,3 +54,58 @@ fn matmul_with_constants_of_rank_above_two() {
     matmul(("A", &[2, 3, 4]), ("W", &[1, 4, 5]), &[2, 3, 5]);
     matmul(("W", &[1, 3, 4]), ("B", &[2, 4, 2]), &[2, 3, 2]);
 }
+
+/// Einsum of `eq` over operands of the given shapes (a name starting with W is a constant).
+fn einsum(eq: &str, operands: &[(&str, &[i64])], out: &[i64]) {
+    let mut inputs = vec![];
+    let mut inits = vec![];
+    let mut data = vec![];
+    for (i, (name, shape)) in operands.iter().enumerate() {
+        let n = shape.iter().product::<i64>() as usize;
+        if name.starts_with('W') {
+            inits.push(init(name, shape, 80 + i as u64));
+        } else {
+            inputs.push(info(name, shape));
+            data.push(values(n, 90 + i as u64));
+        }
+    }
+    let names: Vec<&str> = operands.iter().map(|o| o.0).collect();
+    let attr = tract_onnx::pb::AttributeProto {
+        name: "equation".into(),
+        r#type: 3,
+        s: eq.as_bytes().to_vec(),
+        ..Default::default()
+    };
+    let model = model_of(
+        vec![node("Einsum", &names, &["Y"], vec![attr])],
+        inits,
+        inputs,
+        vec![info("Y", out)],
+        13,
+    );
+    check(&format!("Einsum {eq}"), model, data, 1);
+}
+
+#[test]
+fn einsum_in_its_common_forms() {
+    einsum("ij,jk->ik", &[("A", &[3, 4]), ("W", &[4, 5])], &[3, 5]);
+    einsum(
+        "bij,bjk->bik",
+        &[("A", &[2, 3, 4]), ("B", &[2, 4, 5])],
+        &[2, 3, 5],
+    );
+    einsum(
+        "bhqd,bhkd->bhqk",
+        &[("A", &[1, 2, 3, 4]), ("B", &[1, 2, 5, 4])],
+        &[1, 2, 3, 5],
+    );
+    einsum("ij,kj", &[("A", &[3, 4]), ("B", &[5, 4])], &[3, 5]);
+    einsum(
+        "bid,de->bie",
+        &[("A", &[2, 3, 4]), ("W", &[4, 2])],
+        &[2, 3, 2],
+    );
+    einsum("ij,jk->i", &[("A", &[3, 4]), ("B", &[4, 5])], &[3]);
+    einsum("ij->ji", &[("A", &[3, 4])], &[4, 3]);
+    einsum("ij->i", &[("A", &[3, 4])], &[3]);
+}

@@ -238,6 +238,45 @@ fn variants() -> Vec<Variant> {
             true,
         ),
         variant(
+            "Einsum with an ellipsis",
+            node(
+                "Einsum",
+                &["X"],
+                &["Y"],
+                vec![string_attr("equation", "...ij->...ji")],
+            ),
+            vec![],
+            (x4, &[1, 2, 4, 2]),
+            13,
+            false,
+        ),
+        variant(
+            "Einsum of a diagonal",
+            node(
+                "Einsum",
+                &["X"],
+                &["Y"],
+                vec![string_attr("equation", "abii->abi")],
+            ),
+            vec![],
+            (&[1, 2, 3, 3], &[1, 2, 3]),
+            13,
+            false,
+        ),
+        variant(
+            "Einsum over the last two axes",
+            node(
+                "Einsum",
+                &["X", "W"],
+                &["Y"],
+                vec![string_attr("equation", "abij,jk->abik")],
+            ),
+            vec![init("W", &[4, 3], 7)],
+            (x4, &[1, 2, 2, 3]),
+            13,
+            true,
+        ),
+        variant(
             "Scatter (opset 10)",
             node(
                 "Scatter",

@@ -38,6 +38,13 @@ pub enum Op {
         trans_b: bool,
     },
     MatMul,
+    /// Einsum of one or two operands: `inputs` (one letter per axis each) and `output`, from an
+    /// equation checked at parse time (explicit or implicit output; no ellipsis, no letter
+    /// twice in one operand).
+    Einsum {
+        inputs: Vec<Vec<char>>,
+        output: Vec<char>,
+    },
     /// Max, Min, Sum or Mean of one or more tensors, broadcast.
     Variadic {
         of: Variadic,

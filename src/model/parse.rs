@@ -242,6 +242,7 @@ fn parse_dense(op_type: &str, a: &Attrs, _opset: i64) -> FamilyParse {
             trans_b: a.int("transB", 0) != 0,
         },
         "MatMul" => Op::MatMul,
+        "Einsum" => einsum(&a.string("equation").ok_or("Einsum needs an equation")?)?,
         "Conv" => {
             let kernel_shape = a.usizes("kernel_shape")?;
             let group = a.int("group", 1);
@@ -654,3 +655,51 @@ pub const COORDINATE_MODES: [&str; 5] = [
 ];
 pub const NEAREST_MODES: [&str; 4] = ["floor", "ceil", "round_prefer_ceil", "round_prefer_floor"];
 pub const ASPECT_POLICIES: [&str; 3] = ["stretch", "not_larger", "not_smaller"];
+
+/// An Einsum equation as letters: `"bij,bjk->bik"`, or implicit (`"ij,jk"`: the output is the
+/// letters that appear once, in alphabetical order).
+fn einsum(equation: &str) -> std::result::Result<Op, String> {
+    let eq: String = equation.chars().filter(|c| !c.is_whitespace()).collect();
+    let refuse = |why: &str| Err(format!("Einsum `{equation}`: {why} is not supported"));
+    if eq.contains("...") {
+        return refuse("an ellipsis");
+    }
+    let (lhs, rhs) = match eq.split_once("->") {
+        Some((l, r)) => (l, Some(r)),
+        None => (eq.as_str(), None),
+    };
+    let inputs: Vec<Vec<char>> = lhs.split(',').map(|t| t.chars().collect()).collect();
+    if inputs.is_empty() || inputs.len() > 2 {
+        return refuse("other than one or two operands");
+    }
+    let letters = |t: &[char]| t.iter().all(|c| c.is_ascii_alphabetic());
+    let mut seen: Vec<char> = inputs.iter().flatten().copied().collect();
+    if !inputs.iter().all(|t| letters(t)) {
+        return refuse("a term that is not letters");
+    }
+    if inputs
+        .iter()
+        .any(|t| (1..t.len()).any(|i| t[..i].contains(&t[i])))
+    {
+        return refuse("a letter twice in one operand (a diagonal)");
+    }
+    let output: Vec<char> = match rhs {
+        Some(r) => r.chars().collect(),
+        None => {
+            seen.sort_unstable();
+            let once = |c: &char| seen.iter().filter(|d| *d == c).count() == 1;
+            let mut out: Vec<char> = seen.iter().copied().filter(once).collect();
+            out.dedup();
+            out
+        }
+    };
+    if !letters(&output)
+        || (1..output.len()).any(|i| output[..i].contains(&output[i]))
+        || output
+            .iter()
+            .any(|c| !inputs.iter().flatten().any(|d| d == c))
+    {
+        return refuse("that output");
+    }
+    Ok(Op::Einsum { inputs, output })
+}

@@ -103,7 +103,7 @@ fn refusal(n: &Node, f: &Facts) -> Option<String> {
         Op::BatchNormalization { .. } => f
             .runtime_operands(n)
             .then(|| "BatchNormalization parameters must be constant".into()),
-        Op::MatMul => None,
+        Op::MatMul | Op::Einsum { .. } => None,
         // Arithmetic.
         Op::Div => integer_division(n, f),
         Op::Pow => pow(n, f),

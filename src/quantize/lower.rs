@@ -360,6 +360,7 @@ impl<'a> Lowering<'a> {
                 trans_b,
             } => self.lower_gemm(node, fold_bn, arg0, alpha, beta, trans_a, trans_b),
             Op::MatMul => self.lower_matmul(node, fold_bn, arg0),
+            Op::Einsum { inputs, output } => self.lower_einsum(node, inputs, output),
             Op::Conv {
                 kernel_shape,
                 strides: st,

@@ -14,6 +14,11 @@ impl Lowering<'_> {
     ) -> Result<Operand> {
         let b_name = input(node, 1).ok_or_else(|| self.fail("MatMul needs two inputs"))?;
         let (a, b) = (self.operand(&arg0)?, self.operand(&b_name)?);
+        self.matmul_of(a, b, fold_bn)
+    }
+
+    /// MatMul of two operands (see [`Self::lower_matmul`]).
+    fn matmul_of(&mut self, a: Operand, b: Operand, fold_bn: Option<&Node>) -> Result<Operand> {
         let is_matrix = |t: &Tensor<f64>| squeeze_leading(t.clone()).rank() == 2;
         match (a, b) {
             (Operand::Const(a), Operand::Const(b)) if is_matrix(&a) && is_matrix(&b) => Ok(
@@ -31,6 +36,138 @@ impl Lowering<'_> {
                 self.matmul_values(a, b).map(Operand::Value)
             }
         }
+    }
+
+    /// Einsum: operands transposed to `[batch…, free…, summed…]` and `[batch…, summed…,
+    /// free…]`, each reshaped to three axes, one MatMul, then reshaped and transposed to the
+    /// output (a single operand: a transpose and a sum). Letters of one operand that the output
+    /// lacks are summed first.
+    pub(super) fn lower_einsum(
+        &mut self,
+        node: &Node,
+        terms: &[Vec<char>],
+        output: &[char],
+    ) -> Result<Operand> {
+        let mut ops = vec![];
+        for (i, t) in terms.iter().enumerate() {
+            let name = input(node, i).ok_or_else(|| self.fail("Einsum misses an operand"))?;
+            let shape = self.shape_of(&name)?;
+            if shape.len() != t.len() {
+                return Err(self.fail(format!("term {t:?} for an operand of shape {shape:?}")));
+            }
+            ops.push((self.operand(&name)?, t.clone(), shape));
+        }
+        // Sum the letters only one operand has and the output lacks.
+        let others: Vec<Vec<char>> = terms.to_vec();
+        for (j, (o, t, sh)) in ops.iter_mut().enumerate() {
+            let lonely: Vec<usize> = (0..t.len())
+                .filter(|&d| {
+                    !output.contains(&t[d])
+                        && !others
+                            .iter()
+                            .enumerate()
+                            .any(|(k, u)| k != j && u.contains(&t[d]))
+                })
+                .collect();
+            if lonely.is_empty() {
+                continue;
+            }
+            let v = self.matmul_operand(o.clone())?;
+            let (sum, _) = self.reduce_sum(v, &lonely, false)?;
+            *o = Operand::Value(sum);
+            for &d in lonely.iter().rev() {
+                t.remove(d);
+                sh.remove(d);
+            }
+        }
+        let dim = |c: char| -> usize {
+            ops.iter()
+                .find_map(|(_, t, sh)| t.iter().position(|&d| d == c).map(|p| sh[p]))
+                .unwrap_or(1)
+        };
+        let (y, letters) = match ops.as_slice() {
+            [(a, ta, _)] => (a.clone(), ta.clone()),
+            [(a, ta, _), (b, tb, _)] => {
+                let both = |c: &&char| ta.contains(c) && tb.contains(c);
+                let batch: Vec<char> = output.iter().filter(both).copied().collect();
+                let summed: Vec<char> = ta
+                    .iter()
+                    .filter(|c| tb.contains(c) && !output.contains(c))
+                    .copied()
+                    .collect();
+                let free_a: Vec<char> = ta.iter().filter(|c| !tb.contains(c)).copied().collect();
+                let free_b: Vec<char> = tb.iter().filter(|c| !ta.contains(c)).copied().collect();
+                let size = |cs: &[char]| cs.iter().map(|&c| dim(c)).product::<usize>();
+                let (nb, m, k, n) = (size(&batch), size(&free_a), size(&summed), size(&free_b));
+                let a = self.arrange(a.clone(), ta, [&batch, &free_a, &summed], [nb, m, k])?;
+                let b = self.arrange(b.clone(), tb, [&batch, &summed, &free_b], [nb, k, n])?;
+                let y = self.matmul_of(a, b, None)?;
+                let letters: Vec<char> = [batch, free_a, free_b].concat();
+                let shape: Vec<usize> = letters.iter().map(|&c| dim(c)).collect();
+                (self.reshape_operand(y, shape)?, letters)
+            }
+            _ => return Err(self.fail("Einsum of more than two operands")),
+        };
+        // Letters left that the output lacks (one operand): summed; then the output's order.
+        let gone: Vec<usize> = (0..letters.len())
+            .filter(|&d| !output.contains(&letters[d]))
+            .collect();
+        let (y, letters) = if gone.is_empty() {
+            (y, letters)
+        } else {
+            let v = self.matmul_operand(y)?;
+            let (sum, _) = self.reduce_sum(v, &gone, false)?;
+            let kept = letters.into_iter().filter(|c| output.contains(c)).collect();
+            (Operand::Value(sum), kept)
+        };
+        let perm: Vec<usize> = output
+            .iter()
+            .map(|c| letters.iter().position(|d| d == c).unwrap_or(0))
+            .collect();
+        self.transpose_operand(y, &perm)
+    }
+
+    /// Operand `o` (axes named by `letters`) transposed to the letters of `groups` in order and
+    /// reshaped to `shape` (one axis per group).
+    fn arrange(
+        &mut self,
+        o: Operand,
+        letters: &[char],
+        groups: [&[char]; 3],
+        shape: [usize; 3],
+    ) -> Result<Operand> {
+        let perm: Vec<usize> = groups
+            .iter()
+            .flat_map(|g| g.iter())
+            .map(|c| letters.iter().position(|d| d == c).unwrap_or(0))
+            .collect();
+        let o = self.transpose_operand(o, &perm)?;
+        self.reshape_operand(o, shape.to_vec())
+    }
+
+    fn transpose_operand(&mut self, o: Operand, perm: &[usize]) -> Result<Operand> {
+        if perm.iter().enumerate().all(|(i, &p)| i == p) {
+            return Ok(o);
+        }
+        Ok(match o {
+            Operand::Const(t) => Operand::Const(t.transpose(perm)),
+            Operand::Value(v) => {
+                let sh = self.shape(v);
+                let out = perm.iter().map(|&p| sh[p]).collect();
+                let sc = self.scale_of(v);
+                let op = QOp::Transpose {
+                    perm: perm.to_vec(),
+                };
+                Operand::Value(self.push(op, vec![v], out, sc)?)
+            }
+        })
+    }
+
+    fn reshape_operand(&mut self, o: Operand, shape: Vec<usize>) -> Result<Operand> {
+        Ok(match o {
+            Operand::Const(t) => Operand::Const(t.reshaped(shape)),
+            Operand::Value(v) => Operand::Value(self.reshaped(v, shape)?),
+        })
     }
 
     /// A MatMul operand as a value: a constant at its own parameter scale.

@@ -108,9 +108,15 @@ impl Builder<'_> {
     }
 
     /// One-hot choice among candidate cells: per index element, a cell `z_c` per candidate
-    /// index `c` (in `-n..n`, or `0..n` without negative indices) with `z_c·z_c = z_c` (a bit), `Σ z_c = 1` (exactly one) and
-    /// `Σ c·2^shift·z_c = i` (the one set is the index); each output is `Σ z_c·x_c`. The bits
-    /// are shared by the outputs that read the same index element.
+    /// index `c` (in `-n..n`, or `0..n` without negative indices) with `z_c·z_c = z_c` (a
+    /// bit), `Σ z_c = 1` (exactly one) and `Σ c·2^shift·z_c = i` (the one set is the index);
+    /// each output is `Σ z_c·x_c`. The bits are shared by the outputs that read the same index
+    /// element.
+    ///
+    /// ```text
+    ///  witness: z_c (a row of lanes)     mul: z_c · z_c = z_c      z_c · x_c = p_c
+    ///  dot:     Σ z_c − 1 = 0            dot: Σ c·2^shift·z_c = i  dot: y = Σ p_c
+    /// ```
     fn select_one_hot(
         &mut self,
         idx: &[CellId],

@@ -38,3 +38,30 @@ fn pools_with_ceil_mode() {
     pool("AveragePool", [1, 1, 0, 1], 1, [3, 4]);
     pool("AveragePool", [0, 0, 1, 0], 1, [3, 3]);
 }
+
+/// AveragePool with dilations (opset 19), with and without padding counted.
+#[test]
+fn average_pool_with_dilations() {
+    for (pads, count_include_pad, out) in [
+        ([0, 0, 0, 0], 0, [2, 3]),
+        ([1, 1, 1, 1], 1, [4, 5]),
+        ([1, 1, 1, 1], 0, [4, 5]),
+    ] {
+        let attrs = vec![
+            ints_attr("kernel_shape", &[2, 2]),
+            ints_attr("dilations", &[2, 2]),
+            ints_attr("pads", &pads),
+            int_attr("count_include_pad", count_include_pad),
+        ];
+        let model = model_of(
+            vec![node("AveragePool", &["X"], &["Y"], attrs)],
+            vec![],
+            vec![info("X", &[1, 2, 4, 5])],
+            vec![info("Y", &[1, 2, out[0], out[1]])],
+            19,
+        );
+        let what =
+            format!("dilated AveragePool pads {pads:?} count_include_pad {count_include_pad}");
+        check(&what, model, vec![values(40, 83)], 1);
+    }
+}

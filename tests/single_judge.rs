@@ -209,7 +209,7 @@ fn variants() -> Vec<Variant> {
             vec![],
             (x4, &[1, 2, 1, 2]),
             19,
-            false,
+            true,
         ),
         variant(
             "GroupNormalization, scale and bias per channel (opset 21)",

@@ -454,6 +454,7 @@ fn conv_sum_pool_reduce_sum() {
                     kernel: vec![2, 2],
                     strides: vec![1, 1],
                     pads_begin: vec![0, 0],
+                    dilations: vec![],
                 },
                 vec![1],
                 vec![1, 2, 2, 1],

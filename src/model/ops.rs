@@ -116,6 +116,7 @@ pub enum Op {
         kernel_shape: Vec<usize>,
         strides: Vec<usize>,
         pads: Pads,
+        dilations: Vec<usize>,
         count_include_pad: bool,
         ceil_mode: bool,
     },

@@ -556,15 +556,11 @@ fn parse_pooling(op_type: &str, a: &Attrs, _opset: i64) -> FamilyParse {
             let strides = a.usizes("strides")?.unwrap_or_default();
             let pads = spatial_pads(a)?;
             if op_type == "AveragePool" {
-                if a.usizes("dilations")?
-                    .is_some_and(|d| d.iter().any(|&x| x != 1))
-                {
-                    return Err("dilated AveragePool is not supported".into());
-                }
                 Op::AveragePool {
                     kernel_shape,
                     strides,
                     pads,
+                    dilations: a.usizes("dilations")?.unwrap_or_default(),
                     count_include_pad: a.int("count_include_pad", 0) != 0,
                     ceil_mode,
                 }

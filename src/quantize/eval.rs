@@ -102,7 +102,8 @@ pub fn eval_op(
             kernel,
             strides: st,
             pads_begin,
-        } => pooling::eval_sum_pool(x, out_shape, kernel, st, pads_begin)?,
+            dilations,
+        } => pooling::eval_sum_pool(x, out_shape, kernel, st, pads_begin, dilations)?,
         QOp::MaxPool {
             kernel,
             strides: st,
@@ -163,7 +164,8 @@ pub(super) fn window_params(op: &QOp) -> Vec<&Vec<usize>> {
             kernel,
             strides,
             pads_begin,
-        } => vec![kernel, strides, pads_begin],
+            dilations,
+        } => vec![kernel, strides, pads_begin, dilations],
         QOp::Input { .. }
         | QOp::Const { .. }
         | QOp::Linear { .. }

@@ -421,6 +421,7 @@ impl<'a> Lowering<'a> {
                 kernel_shape,
                 strides: st,
                 pads,
+                dilations,
                 count_include_pad,
                 ceil_mode,
             } => self.lower_average_pool(
@@ -428,8 +429,8 @@ impl<'a> Lowering<'a> {
                 kernel_shape,
                 st,
                 pads,
-                *count_include_pad,
-                *ceil_mode,
+                dilations,
+                (*count_include_pad, *ceil_mode),
             ),
             Op::MaxPool {
                 kernel_shape,

@@ -189,11 +189,14 @@ pub enum QOp {
         hi: i64,
         step_bits: u32,
     },
-    /// Sum over each window (padding contributes nothing); input `[N, C, *spatial]`.
+    /// Sum over each window (padding contributes nothing); input `[N, C, *spatial]`. Empty
+    /// `dilations` are ones (and are not written).
     SumPool {
         kernel: Vec<usize>,
         strides: Vec<usize>,
         pads_begin: Vec<usize>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        dilations: Vec<usize>,
     },
     /// Max over the in-bounds elements of each window.
     MaxPool {
@@ -529,6 +532,7 @@ mod tests {
             kernel: vec![2, 2],
             strides: vec![2, 2],
             pads_begin: vec![0, 0],
+            dilations: vec![],
         };
         assert_eq!(eval_op(&sp, &[&x], &[1, 1, 1, 1]).unwrap().data, vec![-26]);
     }

@@ -12,32 +12,32 @@ impl Lowering<'_> {
         kernel_shape: &[usize],
         st: &[usize],
         pads: &Pads,
-        count_include_pad: bool,
-        ceil_mode: bool,
+        dilations: &[usize],
+        (count_include_pad, ceil_mode): (bool, bool),
     ) -> Result<Operand> {
         let (x, xs) = self.pool_input(&arg0, kernel_shape)?;
         let nsp = kernel_shape.len();
         let st = or_ones(st, nsp);
-        let ones = vec![1; nsp];
-        let (pb, pe) = pads.resolve(&xs[2..], kernel_shape, &st, &ones);
-        let out_shape = self.pool_shape(&xs, kernel_shape, &st, &ones, (&pb, &pe), ceil_mode)?;
-        // Divisor per output position: the window within the padded input (a ceil_mode window
-        // past it counts only that part), or only its in-bounds part.
+        let dil = or_ones(dilations, nsp);
+        let (pb, pe) = pads.resolve(&xs[2..], kernel_shape, &st, &dil);
+        let out_shape = self.pool_shape(&xs, kernel_shape, &st, &dil, (&pb, &pe), ceil_mode)?;
+        // Divisor per output position: the window's taps within the padded input (a ceil_mode
+        // window past it counts only those), or only its in-bounds taps.
         let mut divisor = vec![];
         for_each_index(&out_shape[2..], |p| {
             let mut n = 1u64;
             for d in 0..nsp {
                 let start = (p[d] * st[d]) as isize - pb[d] as isize;
-                let end = start + kernel_shape[d] as isize;
                 let (lo, hi) = if count_include_pad {
-                    (
-                        start.max(-(pb[d] as isize)),
-                        end.min((xs[d + 2] + pe[d]) as isize),
-                    )
+                    (-(pb[d] as isize), (xs[d + 2] + pe[d]) as isize)
                 } else {
-                    (start.max(0), end.min(xs[d + 2] as isize))
+                    (0, xs[d + 2] as isize)
                 };
-                n *= (hi - lo).max(1) as u64;
+                let taps = (0..kernel_shape[d] as isize)
+                    .map(|j| start + j * dil[d] as isize)
+                    .filter(|q| (lo..hi).contains(q))
+                    .count();
+                n *= taps.max(1) as u64;
             }
             divisor.push(n);
         });
@@ -58,6 +58,12 @@ impl Lowering<'_> {
                 kernel: kernel_shape.to_vec(),
                 strides: st,
                 pads_begin: pb,
+                // Ones are not written, so undilated pools keep their quantized.json.
+                dilations: if dil.iter().all(|&d| d == 1) {
+                    vec![]
+                } else {
+                    dil
+                },
             },
             vec![x],
             out_shape.clone(),
@@ -295,6 +301,7 @@ pub(super) fn eval_sum_pool(
     kernel: &[usize],
     st: &[usize],
     pads_begin: &[usize],
+    dilations: &[usize],
 ) -> std::result::Result<Tensor<i64>, String> {
     Ok({
         pool(
@@ -303,7 +310,7 @@ pub(super) fn eval_sum_pool(
             kernel,
             st,
             pads_begin,
-            None,
+            (!dilations.is_empty()).then_some(dilations),
             0,
             |a, v| a + v as i128,
         )?

@@ -380,7 +380,12 @@ impl QuantizedModel {
                 kernel,
                 strides,
                 pads_begin,
-            } => windowed(&[kernel, strides, pads_begin]) && out[..2] == x[..2],
+                dilations,
+            } => {
+                windowed(&[kernel, strides, pads_begin])
+                    && (dilations.is_empty() || windowed(&[dilations]))
+                    && out[..2] == x[..2]
+            }
             QOp::MaxPool {
                 kernel,
                 strides,

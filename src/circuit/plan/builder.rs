@@ -370,7 +370,8 @@ impl Builder<'_> {
                 kernel,
                 strides: st,
                 pads_begin,
-            } => self.plan_sum_pool(n, &out_shape, kernel, st, pads_begin)?,
+                dilations,
+            } => self.plan_sum_pool(n, &out_shape, kernel, st, pads_begin, dilations)?,
             QOp::MaxPool {
                 kernel,
                 strides: st,

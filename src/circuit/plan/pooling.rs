@@ -13,9 +13,11 @@ impl Builder<'_> {
         kernel: &[usize],
         st: &[usize],
         pads_begin: &[usize],
+        dilations: &[usize],
     ) -> PResult<Vec<CellId>> {
         Ok({
-            let windows = self.windows(n.inputs[0], out_shape, kernel, st, pads_begin, None)?;
+            let dil = (!dilations.is_empty()).then_some(dilations);
+            let windows = self.windows(n.inputs[0], out_shape, kernel, st, pads_begin, dil)?;
             windows
                 .into_iter()
                 .map(|w| self.dot(w.into_iter().map(|c| (c, 1)).collect(), 0))

@@ -312,3 +312,14 @@ pub enum Reduction {
     /// `log Σ exp(x)`.
     LogSumExp,
 }
+
+/// Resize's coordinate transformations, nearest modes and aspect policies the lowering knows.
+pub const COORDINATE_MODES: [&str; 5] = [
+    "asymmetric",
+    "half_pixel",
+    "pytorch_half_pixel",
+    "tf_half_pixel_for_nn",
+    "align_corners",
+];
+pub const NEAREST_MODES: [&str; 4] = ["floor", "ceil", "round_prefer_ceil", "round_prefer_floor"];
+pub const ASPECT_POLICIES: [&str; 3] = ["stretch", "not_larger", "not_smaller"];

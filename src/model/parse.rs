@@ -2,6 +2,7 @@
 //! and the constants folded at load time (Constant, ConstantOfShape of a static shape).
 
 use super::*;
+use ops::{ASPECT_POLICIES, COORDINATE_MODES, NEAREST_MODES};
 
 pub(super) fn parse_attr(a: &pb::AttributeProto, file: &str) -> Result<Attr> {
     use pb::attribute_proto::AttributeType as T;
@@ -640,17 +641,6 @@ fn parse_shape(op_type: &str, a: &Attrs, _opset: i64) -> FamilyParse {
         _ => return Ok(None),
     }))
 }
-
-/// Resize's coordinate transformations, nearest modes and aspect policies the lowering knows.
-pub const COORDINATE_MODES: [&str; 5] = [
-    "asymmetric",
-    "half_pixel",
-    "pytorch_half_pixel",
-    "tf_half_pixel_for_nn",
-    "align_corners",
-];
-pub const NEAREST_MODES: [&str; 4] = ["floor", "ceil", "round_prefer_ceil", "round_prefer_floor"];
-pub const ASPECT_POLICIES: [&str; 3] = ["stretch", "not_larger", "not_smaller"];
 
 /// An Einsum equation as letters: `"bij,bjk->bik"`, or implicit (`"ij,jk"`: the output is the
 /// letters that appear once, in alphabetical order).

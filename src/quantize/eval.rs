@@ -118,11 +118,11 @@ pub fn eval_op(
         QOp::MatMul { batch, m, k, n } => matmul::eval_matmul(inputs, out_shape, batch, m, k, n)?,
         QOp::Step { offset, one } => arithmetic::eval_step(x, offset, one)?,
         QOp::Gather { index, fill } => indexing::eval_gather(x, out_shape, index, fill)?,
-        QOp::Scatter { .. } => indexing::eval_scatter(inputs, &indexing::Selection::of(op))?,
-        QOp::Select { data, .. } => indexing::eval_select(
+        QOp::Scatter { .. } => selection::eval_scatter(inputs, &selection::Selection::of(op))?,
+        QOp::Select { data, .. } => selection::eval_select(
             inputs,
             out_shape,
-            &indexing::Selection::of(op),
+            &selection::Selection::of(op),
             data.as_deref(),
         )?,
     };

@@ -145,24 +145,6 @@ impl Lowering<'_> {
         self.reshape_operand(o, shape.to_vec())
     }
 
-    fn transpose_operand(&mut self, o: Operand, perm: &[usize]) -> Result<Operand> {
-        if perm.iter().enumerate().all(|(i, &p)| i == p) {
-            return Ok(o);
-        }
-        Ok(match o {
-            Operand::Const(t) => Operand::Const(t.transpose(perm)),
-            Operand::Value(v) => {
-                let sh = self.shape(v);
-                let out = perm.iter().map(|&p| sh[p]).collect();
-                let sc = self.scale_of(v);
-                let op = QOp::Transpose {
-                    perm: perm.to_vec(),
-                };
-                Operand::Value(self.push(op, vec![v], out, sc)?)
-            }
-        })
-    }
-
     fn reshape_operand(&mut self, o: Operand, shape: Vec<usize>) -> Result<Operand> {
         Ok(match o {
             Operand::Const(t) => Operand::Const(t.reshaped(shape)),

@@ -37,13 +37,14 @@ mod pooling;
 mod recurrent;
 mod reductions;
 pub mod report;
+mod selection;
 mod shape;
 mod spec;
 
 pub use calibrate::{Calibration, choose_scale, quantize, quantize_calibrated};
 pub use eval::*;
-pub use indexing::Selection;
 pub use lower::*;
+pub use selection::Selection;
 
 /// Version of the quantized-model format (`quantized.json`).
 pub const FORMAT_VERSION: u32 = 1;

@@ -127,11 +127,7 @@ impl Lowering<'_> {
             (None, Some(n)) => self.constant(&n)?.data.iter().map(|&v| v as i64).collect(),
             (None, None) => vec![],
         };
-        let mut axes: Vec<usize> = axes
-            .iter()
-            .map(|&a| axis_index(a, rank))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| self.fail(e))?;
+        let mut axes = self.axes_of(&axes, rank)?;
         if axes.is_empty() {
             if *noop_with_empty_axes {
                 return self.operand(&arg0);

@@ -4,6 +4,33 @@
 use super::*;
 
 impl Lowering<'_> {
+    /// Axis i of the result is axis `perm[i]` of `o`: folded on a constant, rewiring of a value.
+    pub(super) fn transpose_operand(&mut self, o: Operand, perm: &[usize]) -> Result<Operand> {
+        if perm.iter().enumerate().all(|(i, &p)| i == p) {
+            return Ok(o);
+        }
+        Ok(match o {
+            Operand::Const(t) => Operand::Const(t.transpose(perm)),
+            Operand::Value(v) => {
+                let sh = self.shape(v);
+                let out = perm.iter().map(|&p| sh[p]).collect();
+                let sc = self.scale_of(v);
+                let op = QOp::Transpose {
+                    perm: perm.to_vec(),
+                };
+                Operand::Value(self.push(op, vec![v], out, sc)?)
+            }
+        })
+    }
+
+    /// ONNX axes (negative from the end) of a tensor of rank `r`, each checked.
+    pub(super) fn axes_of(&self, axes: &[i64], r: usize) -> Result<Vec<usize>> {
+        axes.iter()
+            .map(|&a| axis_index(a, r))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| self.fail(e))
+    }
+
     pub(super) fn lower_constant_of_shape(&mut self, arg0: String, value: &f64) -> Result<Operand> {
         // The shape is static (shape arithmetic on fixed shapes), so the fill is a
         // constant.
@@ -43,11 +70,7 @@ impl Lowering<'_> {
         let target = if *unsqueeze {
             let axes = axes.ok_or_else(|| self.fail("Unsqueeze needs axes"))?;
             let r = sh.len() + axes.len();
-            let mut at: Vec<usize> = axes
-                .iter()
-                .map(|&a| axis_index(a, r))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|e| self.fail(e))?;
+            let mut at = self.axes_of(&axes, r)?;
             at.sort_unstable();
             let mut out = sh.clone();
             for a in at {
@@ -57,11 +80,7 @@ impl Lowering<'_> {
         } else {
             let r = sh.len();
             let drop: Vec<usize> = match axes {
-                Some(a) => a
-                    .iter()
-                    .map(|&a| axis_index(a, r))
-                    .collect::<std::result::Result<_, _>>()
-                    .map_err(|e| self.fail(e))?,
+                Some(a) => self.axes_of(&a, r)?,
                 None => (0..r).filter(|&d| sh[d] == 1).collect(),
             };
             if drop.iter().any(|&d| sh[d] != 1) {
@@ -215,19 +234,8 @@ impl Lowering<'_> {
                 sh.len()
             )));
         }
-        match self.operand(&arg0)? {
-            Operand::Const(t) => Ok(Operand::Const(t.transpose(&perm))),
-            Operand::Value(x) => {
-                let out: Vec<usize> = perm.iter().map(|&p| sh[p]).collect();
-                let sc = self.scale_of(x);
-                Ok(Operand::Value(self.push(
-                    QOp::Transpose { perm },
-                    vec![x],
-                    out,
-                    sc,
-                )?))
-            }
-        }
+        let x = self.operand(&arg0)?;
+        self.transpose_operand(x, &perm)
     }
 
     pub(super) fn lower_concat(&mut self, node: &Node, axis: &i64) -> Result<Operand> {

@@ -9,6 +9,9 @@ pub struct Unsupported {
     pub node: String,
     pub op_type: String,
     pub reason: String,
+    /// A known workaround, if there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 impl fmt::Display for Unsupported {
@@ -17,7 +20,11 @@ impl fmt::Display for Unsupported {
             f,
             "node `{}` ({}): {}",
             self.node, self.op_type, self.reason
-        )
+        )?;
+        match &self.hint {
+            Some(h) => write!(f, "\n      what to do: {h}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -44,7 +51,12 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
     /// A model with nodes the chain cannot handle: exit 3, every such node named.
-    #[error("{file}: {} unsupported node(s):\n{}", nodes.len(), list(nodes))]
+    #[error(
+        "{file}: {} unsupported node(s):\n{}\n(what is supported, and what to do: README.md, \
+         \"Supported ops\" and \"When an op is refused\")",
+        nodes.len(),
+        list(nodes)
+    )]
     Unsupported {
         file: String,
         nodes: Vec<Unsupported>,

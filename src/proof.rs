@@ -290,7 +290,21 @@ impl Vk {
 }
 
 fn halo2_err(what: &str, e: halo2_proofs::plonk::Error) -> Error {
-    Error::invalid("circuit", format!("{what}: {e:?}"))
+    Error::invalid("circuit", format!("{what}: {e}"))
+}
+
+/// Why halo2 rejected a proof, in words.
+fn plain(e: halo2_proofs::plonk::Error) -> String {
+    use halo2_proofs::plonk::Error as E;
+    match e {
+        E::ConstraintSystemFailure => {
+            "its constraints fail for this key and these public values".into()
+        }
+        E::Opening => "the proof's polynomial openings do not check out".into(),
+        E::Transcript(e) => format!("the proof bytes end early or cannot be read ({e})"),
+        E::InvalidInstances => "the public values do not fit the circuit".into(),
+        e => e.to_string(),
+    }
 }
 
 /// The verifier key of `circuit` (a circuit without witness suffices).
@@ -362,8 +376,7 @@ pub fn verify(
     let strategy = SingleVerifier::new(params);
     let mut rest = proof;
     let mut transcript = Blake2bRead::<_, EqAffine, Challenge255<_>>::init(&mut rest);
-    verify_proof(params, vk, strategy, &[&[instance]], &mut transcript)
-        .map_err(|e| format!("{e:?}"))?;
+    verify_proof(params, vk, strategy, &[&[instance]], &mut transcript).map_err(plain)?;
     if rest.is_empty() {
         Ok(())
     } else {

@@ -109,3 +109,63 @@ fn einsum_in_its_common_forms() {
     einsum("ij->ji", &[("A", &[3, 4])], &[4, 3]);
     einsum("ij->i", &[("A", &[3, 4])], &[3]);
 }
+
+/// Einsum's ellipsis (aligned at the right across operands of different ranks) and diagonals (a letter twice in one operand). tract, which runs the float
+/// model, gets an ellipsis in only some operands or with an implicit output, and a diagonal beside
+/// a second operand, wrong: those are refused.
+#[test]
+fn einsum_with_ellipsis_and_diagonals() {
+    einsum(
+        "...ij,...jk->...ik",
+        &[("A", &[2, 3, 4]), ("B", &[2, 4, 5])],
+        &[2, 3, 5],
+    );
+    einsum(
+        "...ij,...jk->...ik",
+        &[("A", &[2, 2, 3, 4]), ("B", &[2, 2, 4, 3])],
+        &[2, 2, 3, 3],
+    );
+    einsum(
+        "...ij,...jk->...ik",
+        &[("A", &[2, 2, 3, 4]), ("B", &[2, 4, 3])],
+        &[2, 2, 3, 3],
+    );
+    einsum("...i->...", &[("A", &[2, 2, 3])], &[2, 2]);
+    einsum(
+        "...ij,...jk->...ik",
+        &[("A", &[2, 3, 4]), ("W", &[2, 4, 3])],
+        &[2, 3, 3],
+    );
+    einsum("...i->...", &[("A", &[2, 3, 4])], &[2, 3]);
+    einsum("ii->i", &[("A", &[4, 4])], &[4]);
+    einsum("ii", &[("A", &[3, 3])], &[]);
+    einsum("abii->abi", &[("A", &[1, 2, 3, 3])], &[1, 2, 3]);
+}
+
+/// Gemm with a runtime B (transposed, scaled by alpha) and a runtime C (scaled by beta): a
+/// product of runtime tensors, a scaling and a sum.
+#[test]
+fn gemm_of_runtime_operands() {
+    let attrs = vec![
+        int_attr("transB", 1),
+        float_attr("alpha", 0.5),
+        float_attr("beta", 2.0),
+    ];
+    let model = model_of(
+        vec![node("Gemm", &["A", "B", "C"], &["Y"], attrs)],
+        vec![],
+        vec![info("A", &[3, 4]), info("B", &[5, 4]), info("C", &[1, 5])],
+        vec![info("Y", &[3, 5])],
+        13,
+    );
+    let data = vec![values(12, 61), values(20, 62), values(5, 63)];
+    check("Gemm of runtime A, B and C", model, data, 1);
+    let model = model_of(
+        vec![node("Gemm", &["A", "W"], &["Y"], vec![])],
+        vec![init("W", &[4, 5], 64)],
+        vec![info("A", &[3, 4])],
+        vec![info("Y", &[3, 5])],
+        13,
+    );
+    check("Gemm of a constant B", model, vec![values(12, 61)], 1);
+}

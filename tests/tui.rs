@@ -10,6 +10,7 @@ use common::*;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use zkreceipt::receipt::ChainLink;
+use zkreceipt::receipt::break_test::Group;
 use zkreceipt::tui::app::{Action, App, Status, Statuses};
 use zkreceipt::tui::jobs::Command;
 use zkreceipt::tui::ui::render;
@@ -56,6 +57,8 @@ fn folder() -> PathBuf {
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        // Unbound and load-dependent: pinned for the snapshots (see below).
+        edit_receipt(&d, |r| r["proof"]["prove_s"] = serde_json::json!(0.5));
         d
     })
     .clone()
@@ -145,24 +148,43 @@ fn state_machine_follows_the_chain() {
     assert_eq!(app.status[ChainLink::VerifierKey], Status::Holds);
     assert_eq!(app.status[ChainLink::Proof], Status::Holds);
 
-    // b opens on the first output value; Enter changes it and the proof rejects it.
+    // b opens on the first output value; Enter changes it and the proof rejects it, and the
+    // chain bar shows the Proof link broken for the changed folder.
     act(&mut app, Action::BreakTest);
     let b = app.breaking.as_ref().unwrap();
-    assert!(b.items[b.selected].0.starts_with("output"));
+    let (_, c) = b.change().unwrap();
+    assert!(c.item.starts_with("output"), "{}", c.item);
+    let (before, after) = b.preview.clone().unwrap();
+    assert_eq!(
+        after.parse::<i64>().unwrap(),
+        before.parse::<i64>().unwrap() + 1
+    );
     act(&mut app, Action::Enter);
     let (_, verified, reason) = app.breaking.as_ref().unwrap().verdict.clone().unwrap();
     assert!(!verified);
-    assert!(reason.unwrap().contains("proof"));
-    // An unbound field keeps the verdict.
-    let idx = app
+    let reason = reason.unwrap();
+    assert!(reason.contains("proof"), "{reason}");
+    assert!(!reason.contains("ConstraintSystemFailure"), "{reason}");
+    assert_eq!(app.status[ChainLink::Proof], Status::Broken);
+    assert_eq!(app.status[ChainLink::VerifierKey], Status::Holds);
+    // Tab jumps group by group to the unbound fields; one keeps the verdict.
+    for _ in 0..10 {
+        let b = app.breaking.as_ref().unwrap();
+        if b.change().unwrap().1.group == Group::Unbound {
+            break;
+        }
+        act(&mut app, Action::Tab);
+    }
+    while !app
         .breaking
         .as_ref()
         .unwrap()
-        .items
-        .iter()
-        .position(|(n, _, _)| n.starts_with("proof.prove_s"))
-        .unwrap();
-    while app.breaking.as_ref().unwrap().selected < idx {
+        .change()
+        .unwrap()
+        .1
+        .item
+        .starts_with("proof.prove_s")
+    {
         act(&mut app, Action::Down);
     }
     act(&mut app, Action::Enter);
@@ -227,6 +249,9 @@ fn a_redacted_folder_opens_verifies_and_says_what_it_lacks() {
     let run = |args: &[&str]| zk_ok(&cache, args);
     let o = prove_seeded(&m, &i, &full, "3", &["--param-visibility", "hashed"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // The proving time is unbound and varies with the machine's load: pinned, so that the
+    // snapshots' widths do not move with it.
+    edit_receipt(&full, |r| r["proof"]["prove_s"] = serde_json::json!(2.5));
     run(&[
         "redact",
         full.to_str().unwrap(),
@@ -509,4 +534,101 @@ fn the_gap_pane_scrolls_to_its_end_and_sorts_by_error() {
     // The digits sample's largest error is element 2 (6.4e-4): first when sorted.
     let first_row = s.lines().find(|l| l.contains("[0,")).unwrap();
     assert!(first_row.contains("[0,2]"), "{first_row}");
+}
+
+/// The conventions a terminal user expects: y copies the selected link's full hash (OSC 52),
+/// o opens its file in the pager (binary files are refused with a hint), the mouse selects links
+/// and panes, Esc cancels a running job (its result is dropped), NO_COLOR strips colours, and
+/// the break test shows a sample of the outputs until asked for all.
+#[test]
+fn copy_open_mouse_cancel_no_color_and_all_outputs() {
+    use ratatui::layout::Rect;
+    use zkreceipt::tui::app::{Effect, Pane, Row, Target};
+    use zkreceipt::tui::ui::{strip_colors, target_at};
+
+    let mut app = opened();
+    let sha = app
+        .loaded
+        .as_ref()
+        .unwrap()
+        .folder
+        .receipt
+        .proof
+        .sha256
+        .clone();
+    app.click(Target::Link(ChainLink::Proof));
+    assert_eq!(app.selected, ChainLink::Proof);
+    act(&mut app, Action::Copy);
+    assert_eq!(app.effect.take(), Some(Effect::Copy(sha)));
+    assert!(app.note.as_ref().unwrap().contains("copied"));
+    assert_eq!(zkreceipt::tui::base64_encode(b"hello"), "aGVsbG8=");
+    assert_eq!(zkreceipt::tui::base64_encode(b"hi"), "aGk=");
+    // The proof is binary: no pager, a hint.
+    act(&mut app, Action::Open);
+    assert!(app.effect.is_none());
+    assert!(app.note.as_ref().unwrap().contains("binary"));
+    app.click(Target::Link(ChainLink::Quantized));
+    act(&mut app, Action::Open);
+    match app.effect.take() {
+        Some(Effect::Page(p)) => assert!(p.ends_with("quantized.json"), "{p:?}"),
+        e => panic!("{e:?}"),
+    }
+
+    // The mouse: what lies where, on a 100×30 screen.
+    let area = Rect::new(0, 0, 100, 30);
+    assert_eq!(
+        target_at(area, 3, 1),
+        Some(Target::Link(ChainLink::FloatOnnx))
+    );
+    assert_eq!(
+        target_at(area, 97, 2),
+        Some(Target::Link(ChainLink::Receipt))
+    );
+    assert_eq!(target_at(area, 10, 10), Some(Target::Pane(Pane::Details)));
+    assert_eq!(target_at(area, 80, 10), Some(Target::Pane(Pane::Gap)));
+    assert_eq!(target_at(Rect::new(0, 0, 40, 10), 3, 1), None);
+    app.wheel(Target::Pane(Pane::Gap), true);
+    assert_eq!(app.pane, Pane::Gap);
+    assert_eq!(app.gap_scroll, 3);
+
+    // Esc cancels a running verify: its result, when it comes, is dropped.
+    let cmds = app.handle(Action::Verify);
+    assert!(app.busy());
+    act(&mut app, Action::Esc);
+    assert!(!app.busy());
+    assert!(app.note.as_ref().unwrap().contains("cancelled verify"));
+    assert_eq!(app.status[ChainLink::Proof], Status::Unchecked);
+    exec(&mut app, cmds);
+    assert!(app.verdict.is_none());
+    // The next verify is heard.
+    act(&mut app, Action::Verify);
+    assert_eq!(app.verdict.as_ref().map(|v| v.0), Some(true));
+
+    // NO_COLOR: no colour left in the frame.
+    let mut t = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    t.draw(|f| {
+        render(&app, f);
+        strip_colors(f.buffer_mut());
+    })
+    .unwrap();
+    let buf = t.backend().buffer();
+    assert!(
+        buf.content
+            .iter()
+            .all(|c| c.fg == ratatui::style::Color::Reset && c.bg == ratatui::style::Color::Reset)
+    );
+
+    // The break test: a sample of the output elements, then all of them.
+    act(&mut app, Action::BreakTest);
+    let shown = |app: &App| app.breaking.as_ref().unwrap().rows().len();
+    let before = shown(&app);
+    while !matches!(app.breaking.as_ref().unwrap().selected, Row::More(_)) {
+        act(&mut app, Action::Down);
+    }
+    act(&mut app, Action::Enter);
+    let b = app.breaking.as_ref().unwrap();
+    assert!(b.all_outputs);
+    // 10 outputs, an integer and a float change each: 20 rows where the sample had 8 and "more".
+    assert_eq!(shown(&app), before + 20 - 8 - 1);
+    assert!(b.change().unwrap().1.item.starts_with("output"));
 }

@@ -120,6 +120,10 @@ pub(super) fn cmd_model(path: &std::path::Path, json: bool) -> Result<i32> {
         for u in &unsupported {
             println!("  ✗ {u}");
         }
+        println!(
+            "          what is supported, and what to do: README.md, \"Supported ops\" and \
+             \"When an op is refused\""
+        );
     }
     Ok(code)
 }

@@ -19,6 +19,7 @@ use crate::files::{MODEL_CAP, read_capped};
 use crate::tensor::{Tensor, numel};
 
 mod check;
+mod hints;
 pub mod input;
 mod ops;
 mod parse;
@@ -26,7 +27,7 @@ mod preflight;
 mod tables;
 pub mod types;
 
-pub use ops::{Attr, Op, Pads, Reduction, Variadic};
+pub use ops::{Attr, ELLIPSIS, Op, PadMode, Pads, Reduction, Variadic};
 use parse::*;
 pub use parse::{MAX_FOLDED_ELEMENTS, folded_dims};
 pub use tables::TableFn;

@@ -39,8 +39,9 @@ pub enum Op {
     },
     MatMul,
     /// Einsum of one or two operands: `inputs` (one letter per axis each) and `output`, from an
-    /// equation checked at parse time (explicit or implicit output; no ellipsis, no letter
-    /// twice in one operand).
+    /// equation checked at parse time (explicit or implicit output). An ellipsis is the one
+    /// character [`ELLIPSIS`], expanded once the ranks are known; a letter twice in one operand
+    /// is its diagonal.
     Einsum {
         inputs: Vec<Vec<char>>,
         output: Vec<char>,
@@ -153,10 +154,18 @@ pub enum Op {
         keepdims: bool,
         noop_with_empty_axes: bool,
     },
-    /// Pad (constant mode): `pads` from the attribute (opset < 11) or the second input.
+    /// Pad: `pads` from the attribute (opset < 11) or the second input.
     Pad {
         pads: Option<Vec<i64>>,
         value: f64,
+        mode: PadMode,
+    },
+    /// Split along `axis`: piece sizes from the attribute (before opset 13) or the constant
+    /// second input, else as many equal pieces as the node has outputs, the last one smaller
+    /// (opset 18's `num_outputs`).
+    Split {
+        axis: i64,
+        split: Option<Vec<i64>>,
     },
     /// Slice: from attributes (opset < 10) or the constant inputs.
     Slice {
@@ -323,3 +332,17 @@ pub const COORDINATE_MODES: [&str; 5] = [
 ];
 pub const NEAREST_MODES: [&str; 4] = ["floor", "ceil", "round_prefer_ceil", "round_prefer_floor"];
 pub const ASPECT_POLICIES: [&str; 3] = ["stretch", "not_larger", "not_smaller"];
+
+/// Einsum's ellipsis (`...`), one character in a term.
+pub const ELLIPSIS: char = '.';
+
+/// How Pad fills the new elements: with a constant, the mirror image without the edge element
+/// (`reflect`), or the edge element repeated (`edge`). Each is rewiring. Opset 19's `wrap` is not
+/// among them: tract cannot run it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PadMode {
+    Constant,
+    Reflect,
+    Edge,
+}

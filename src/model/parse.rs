@@ -2,7 +2,7 @@
 //! and the constants folded at load time (Constant, ConstantOfShape of a static shape).
 
 use super::*;
-use ops::{ASPECT_POLICIES, COORDINATE_MODES, NEAREST_MODES};
+use ops::{ASPECT_POLICIES, COORDINATE_MODES, ELLIPSIS, NEAREST_MODES};
 
 pub(super) fn parse_attr(a: &pb::AttributeProto, file: &str) -> Result<Attr> {
     use pb::attribute_proto::AttributeType as T;
@@ -322,6 +322,14 @@ fn parse_arithmetic(op_type: &str, a: &Attrs, _opset: i64) -> FamilyParse {
 
 /// The activations family's ONNX ops (`Ok(None)` for another family's).
 fn parse_activations(op_type: &str, a: &Attrs, opset: i64) -> FamilyParse {
+    if let Some(TableFn::Celu { alpha }) = TableFn::parse(op_type, a)
+        && alpha != 1.0
+    {
+        return Err(format!(
+            "Celu with alpha {alpha} is not supported: tract, which runs the float model, \
+             computes it without alpha (alpha 1 is)"
+        ));
+    }
     if let Some(f) = TableFn::parse(op_type, a) {
         return Ok(Some(Op::Unary(f)));
     }
@@ -392,15 +400,31 @@ fn parse_indexing(op_type: &str, a: &Attrs, opset: i64) -> FamilyParse {
             axis: a.int("axis", -1),
         },
         "Pad" => {
-            let mode = a.string("mode").unwrap_or_else(|| "constant".into());
-            if mode != "constant" {
-                return Err(format!(
-                    "Pad mode `{mode}` is not supported (only constant)"
-                ));
-            }
+            let mode = match a.string("mode").as_deref().unwrap_or("constant") {
+                "constant" => PadMode::Constant,
+                "reflect" => PadMode::Reflect,
+                "edge" => PadMode::Edge,
+                other => {
+                    return Err(format!(
+                        "Pad mode `{other}` is not supported (constant, reflect and edge are; \
+                         tract cannot run wrap)"
+                    ));
+                }
+            };
             Op::Pad {
                 pads: a.ints("pads"),
                 value: a.float("value", 0.0),
+                mode,
+            }
+        }
+        "Split" => {
+            let split = a.ints("split");
+            if split.as_ref().is_some_and(|s| s.iter().any(|&n| n < 0)) {
+                return Err("a negative `split` size".into());
+            }
+            Op::Split {
+                axis: a.int("axis", 0),
+                split,
             }
         }
         "Slice" => Op::Slice {
@@ -643,13 +667,15 @@ fn parse_shape(op_type: &str, a: &Attrs, _opset: i64) -> FamilyParse {
 }
 
 /// An Einsum equation as letters: `"bij,bjk->bik"`, or implicit (`"ij,jk"`: the output is the
-/// letters that appear once, in alphabetical order).
+/// letters that appear once, in alphabetical order). An ellipsis becomes the one character
+/// [`ELLIPSIS`].
 fn einsum(equation: &str) -> std::result::Result<Op, String> {
-    let eq: String = equation.chars().filter(|c| !c.is_whitespace()).collect();
+    let eq: String = equation
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .replace("...", &ELLIPSIS.to_string());
     let refuse = |why: &str| Err(format!("Einsum `{equation}`: {why} is not supported"));
-    if eq.contains("...") {
-        return refuse("an ellipsis");
-    }
     let (lhs, rhs) = match eq.split_once("->") {
         Some((l, r)) => (l, Some(r)),
         None => (eq.as_str(), None),
@@ -658,28 +684,45 @@ fn einsum(equation: &str) -> std::result::Result<Op, String> {
     if inputs.is_empty() || inputs.len() > 2 {
         return refuse("other than one or two operands");
     }
-    let letters = |t: &[char]| t.iter().all(|c| c.is_ascii_alphabetic());
-    let mut seen: Vec<char> = inputs.iter().flatten().copied().collect();
-    if !inputs.iter().all(|t| letters(t)) {
-        return refuse("a term that is not letters");
+    let term = |t: &[char]| {
+        t.iter().all(|&c| c.is_ascii_alphabetic() || c == ELLIPSIS)
+            && t.iter().filter(|&&c| c == ELLIPSIS).count() <= 1
+    };
+    if !inputs.iter().all(|t| term(t)) {
+        return refuse("a term that is not letters and one ellipsis");
     }
-    if inputs
-        .iter()
-        .any(|t| (1..t.len()).any(|i| t[..i].contains(&t[i])))
-    {
-        return refuse("a letter twice in one operand (a diagonal)");
+    // tract, which runs the float model, loses axes when only some operands have an ellipsis,
+    // and miscomputes a diagonal beside a second operand: both are refused.
+    let ellipsis = inputs.iter().flatten().any(|&c| c == ELLIPSIS);
+    if ellipsis && !inputs.iter().all(|t| t.contains(&ELLIPSIS)) {
+        return refuse("an ellipsis in only some operands");
+    }
+    let diagonal = |t: &Vec<char>| (1..t.len()).any(|i| t[..i].contains(&t[i]));
+    if inputs.len() == 2 && inputs.iter().any(diagonal) {
+        return refuse("a letter twice in one operand (a diagonal) beside a second operand");
     }
     let output: Vec<char> = match rhs {
         Some(r) => r.chars().collect(),
         None => {
+            let mut seen: Vec<char> = inputs
+                .iter()
+                .flatten()
+                .copied()
+                .filter(|&c| c != ELLIPSIS)
+                .collect();
             seen.sort_unstable();
             let once = |c: &char| seen.iter().filter(|d| *d == c).count() == 1;
             let mut out: Vec<char> = seen.iter().copied().filter(once).collect();
             out.dedup();
+            if ellipsis {
+                return refuse(
+                    "an ellipsis with an implicit output (tract drops its axes; write the output after `->`)",
+                );
+            }
             out
         }
     };
-    if !letters(&output)
+    if !term(&output)
         || (1..output.len()).any(|i| output[..i].contains(&output[i]))
         || output
             .iter()

@@ -84,6 +84,7 @@ impl Model {
                 refusal(n, &facts).map(|reason| Unsupported {
                     node: n.name.clone(),
                     op_type: n.op_type.clone(),
+                    hint: hints::hint(n, &reason).map(String::from),
                     reason,
                 })
             })
@@ -96,7 +97,7 @@ fn refusal(n: &Node, f: &Facts) -> Option<String> {
     match &n.op {
         Op::Unsupported { reason } => Some(reason.clone()),
         // Dense.
-        Op::Gemm { .. } => gemm(n, f),
+        Op::Gemm { .. } => (n.inputs.len() < 2).then(|| "Gemm needs two inputs".into()),
         Op::Conv { .. } => conv(n, f),
         Op::ConvTranspose { .. } => (n.inputs.len() < 2 || f.runtime_operands(n))
             .then(|| "ConvTranspose weights and bias must be constant".into()),
@@ -153,24 +154,14 @@ fn refusal(n: &Node, f: &Facts) -> Option<String> {
             .then(|| format!("{}'s mask output is not supported", n.op_type)),
         Op::Constant | Op::Shape { .. } => None,
         // Indexing.
-        Op::Pad { .. } | Op::Slice { .. } | Op::Resize { .. } => runtime_second_input(n, f),
+        Op::Pad { .. } | Op::Slice { .. } | Op::Resize { .. } | Op::Split { .. } => {
+            runtime_second_input(n, f)
+        }
         Op::OneHot { .. } => (n.inputs.len() < 3 || (1..3).any(|i| f.runtime_input(n, i)))
             .then(|| "OneHot's depth and values must be constant".into()),
         Op::Gather { .. } | Op::GatherElements { .. } | Op::ScatterElements { .. } => None,
         // Recurrent.
         Op::Recurrent { .. } => recurrent(n, f),
-    }
-}
-
-fn gemm(n: &Node, f: &Facts) -> Option<String> {
-    if n.inputs.len() < 2 {
-        refuse("Gemm needs two inputs")
-    } else if f.runtime_input(n, 1) {
-        refuse("Gemm with a runtime B operand (two runtime matrices) is not supported yet")
-    } else if f.runtime_input(n, 2) {
-        refuse("Gemm with a runtime C operand is not supported yet")
-    } else {
-        None
     }
 }
 

@@ -53,6 +53,20 @@ pub enum TableFn {
     Sign,
     /// Natural logarithm; 0 at and below 0 (where ONNX gives −∞ or NaN).
     Log,
+    /// `x / (1 + |x|)`.
+    Softsign,
+    /// `x` above `alpha`, else 0.
+    ThresholdedRelu {
+        alpha: f64,
+    },
+    /// `max(0, x) + min(0, α·(exp(x/α) − 1))`.
+    Celu {
+        alpha: f64,
+    },
+    Floor,
+    Ceil,
+    /// To the nearest integer, ties to even (as ONNX says).
+    Round,
 }
 
 impl TableFn {
@@ -90,6 +104,18 @@ impl TableFn {
             "Atan" => TableFn::Atan,
             "Sign" => TableFn::Sign,
             "Log" => TableFn::Log,
+            "Softsign" => TableFn::Softsign,
+            "ThresholdedRelu" => TableFn::ThresholdedRelu {
+                alpha: a.float("alpha", 1.0),
+            },
+            // tract, which runs the float model, leaves α out of the negative branch; for
+            // α = 1 (the default) it agrees with ONNX, and the parser refuses any other α.
+            "Celu" => TableFn::Celu {
+                alpha: a.float("alpha", 1.0),
+            },
+            "Floor" => TableFn::Floor,
+            "Ceil" => TableFn::Ceil,
+            "Round" => TableFn::Round,
             _ => return None,
         })
     }
@@ -130,6 +156,18 @@ impl TableFn {
             TableFn::Asin => x.asin(),
             TableFn::Atan => x.atan(),
             TableFn::Log => x.ln(),
+            TableFn::Softsign => x / (1.0 + x.abs()),
+            TableFn::ThresholdedRelu { alpha } => {
+                if x > alpha {
+                    x
+                } else {
+                    0.0
+                }
+            }
+            TableFn::Celu { alpha } => x.max(0.0) + (alpha * (x / alpha).exp_m1()).min(0.0),
+            TableFn::Floor => x.floor(),
+            TableFn::Ceil => x.ceil(),
+            TableFn::Round => x.round_ties_even(),
             TableFn::Sign => {
                 if x > 0.0 {
                     1.0
@@ -169,6 +207,12 @@ impl TableFn {
             TableFn::Atan => "Atan",
             TableFn::Sign => "Sign",
             TableFn::Log => "Log",
+            TableFn::Softsign => "Softsign",
+            TableFn::ThresholdedRelu { .. } => "ThresholdedRelu",
+            TableFn::Celu { .. } => "Celu",
+            TableFn::Floor => "Floor",
+            TableFn::Ceil => "Ceil",
+            TableFn::Round => "Round",
         }
     }
 }

@@ -30,7 +30,13 @@ impl Lowering<'_> {
                 s,
             )?;
         }
-        let mut w = self.constant(&input(node, 1).unwrap())?;
+        let b_name = input(node, 1).ok_or_else(|| self.fail("Gemm needs two inputs"))?;
+        let c = input(node, 2).map(|n| self.operand(&n)).transpose()?;
+        let runtime = |o: &Operand| matches!(o, Operand::Value(_));
+        if runtime(&self.operand(&b_name)?) || c.as_ref().is_some_and(runtime) {
+            return self.gemm_of_runtime(x, &b_name, c, (*alpha, *beta), *trans_b);
+        }
+        let mut w = self.constant(&b_name)?;
         if w.rank() != 2 {
             return Err(self.fail(format!("Gemm input B must be 2-D, got {:?}", w.shape)));
         }
@@ -38,11 +44,51 @@ impl Lowering<'_> {
             w = w.transpose(&[1, 0]);
         }
         let w = w.map(|v| v * alpha);
-        let c = input(node, 2)
-            .map(|n| self.constant(&n))
-            .transpose()?
-            .map(|c| c.map(|v| v * beta));
+        let c = match c {
+            Some(Operand::Const(c)) => Some(c.map(|v| v * beta)),
+            _ => None,
+        };
         self.linear(x, w, c, fold_bn)
+    }
+
+    /// Gemm with a runtime B or C: `α·(A·B) + β·C` as a product of runtime tensors, a scaling
+    /// and a sum (no BatchNormalization folds into it).
+    fn gemm_of_runtime(
+        &mut self,
+        a: usize,
+        b_name: &str,
+        c: Option<Operand>,
+        (alpha, beta): (f64, f64),
+        trans_b: bool,
+    ) -> Result<Operand> {
+        let b = self.operand(b_name)?;
+        let rank = match &b {
+            Operand::Const(t) => t.rank(),
+            Operand::Value(v) => self.shape(*v).len(),
+        };
+        if rank != 2 {
+            return Err(self.fail("Gemm input B must be 2-D"));
+        }
+        let b = if trans_b {
+            self.transpose_operand(b, &[1, 0])?
+        } else {
+            b
+        };
+        let times = |this: &mut Self, o: Operand, k: f64| -> Result<Operand> {
+            if k == 1.0 {
+                return Ok(o);
+            }
+            this.binary(&Op::Mul, o, Operand::Const(Tensor::new(vec![], vec![k])))
+        };
+        let y = self.matmul_of(Operand::Value(a), b, None)?;
+        let y = times(self, y, alpha)?;
+        match c {
+            Some(c) => {
+                let c = times(self, c, beta)?;
+                self.binary(&Op::Add, y, c)
+            }
+            None => Ok(y),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

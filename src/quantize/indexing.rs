@@ -1,4 +1,4 @@
-//! Lowering of Pad, Slice, Gather, GatherElements, OneHot and Resize into integer ops (`QOp`):
+//! Lowering of Pad, Split, Slice, Gather, GatherElements, OneHot and Resize into integer ops (`QOp`):
 //! rewiring by index maps; a runtime index goes to `selection.rs` (`QOp::Select`), as does
 //! ScatterElements. `Lowering::lower_op` dispatches here. The evaluation of Gather follows.
 
@@ -77,6 +77,7 @@ impl Lowering<'_> {
         arg0: String,
         pads: &Option<Vec<i64>>,
         value: &f64,
+        mode: PadMode,
     ) -> Result<Operand> {
         let xs = self.shape_of(&arg0)?;
         let r = xs.len();
@@ -113,10 +114,69 @@ impl Lowering<'_> {
             .map(|n| usize::try_from(n).unwrap_or(0))
             .collect();
         let index = index_map(&xs, &out, |d, o| {
-            let i = o as i64 - pads[d];
-            (i >= 0 && i < xs[d] as i64).then_some(i as usize)
+            let (i, n) = (o as i64 - pads[d], xs[d] as i64);
+            if (0..n).contains(&i) {
+                return Some(i as usize);
+            }
+            match mode {
+                PadMode::Constant => None,
+                PadMode::Edge => Some(i.clamp(0, n - 1) as usize),
+                // The mirror image, repeated for a pad longer than the axis (as numpy does).
+                PadMode::Reflect if n == 1 => Some(0),
+                PadMode::Reflect => {
+                    let m = i.rem_euclid(2 * (n - 1));
+                    Some(if m < n { m } else { 2 * (n - 1) - m } as usize)
+                }
+            }
         });
         self.rewire(&arg0, out, index, value)
+    }
+
+    /// Split: each piece is rewiring of its span of the axis; the pieces after the first are
+    /// the node's further outputs.
+    pub(super) fn lower_split(
+        &mut self,
+        node: &Node,
+        arg0: String,
+        axis: i64,
+        split: &Option<Vec<i64>>,
+    ) -> Result<Operand> {
+        let xs = self.shape_of(&arg0)?;
+        let d = axis_index(axis, xs.len()).map_err(|e| self.fail(e))?;
+        let count = node.outputs.len();
+        let sizes: Vec<i64> = match (split, input(node, 1)) {
+            (Some(s), _) => s.clone(),
+            (None, Some(n)) => self.constant_ints(&n)?,
+            (None, None) => {
+                let chunk = xs[d].div_ceil(count.max(1));
+                (0..count)
+                    .map(|i| chunk.min(xs[d].saturating_sub(i * chunk)) as i64)
+                    .collect()
+            }
+        };
+        if sizes.len() != count
+            || sizes.iter().any(|&n| n < 0)
+            || sizes.iter().sum::<i64>() != xs[d] as i64
+        {
+            return Err(self.fail(format!(
+                "split sizes {sizes:?} for {count} outputs of axis {d} of {xs:?}"
+            )));
+        }
+        let mut start = 0;
+        let mut first = None;
+        for (name, &len) in node.outputs.iter().zip(&sizes) {
+            let mut out = xs.clone();
+            out[d] = len as usize;
+            let index = index_map(&xs, &out, |e, o| Some(if e == d { start + o } else { o }));
+            start += len as usize;
+            let piece = self.rewire(&arg0, out, index, 0.0)?;
+            if first.is_none() {
+                first = Some(piece);
+            } else if !name.is_empty() {
+                self.extra_outputs.push((name.clone(), piece));
+            }
+        }
+        first.ok_or_else(|| self.fail("Split has no outputs"))
     }
 
     pub(super) fn lower_slice(

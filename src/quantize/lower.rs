@@ -92,6 +92,7 @@ impl<'a> Lowering<'a> {
                 node: self.origin.clone(),
                 op_type: self.origin_type.clone(),
                 reason: reason.into(),
+                hint: None,
             }],
         }
     }
@@ -440,7 +441,8 @@ impl<'a> Lowering<'a> {
                 ceil_mode,
             } => self.lower_max_pool(arg0, kernel_shape, st, pads, dilations, ceil_mode),
             Op::GlobalAveragePool => self.lower_global_average_pool(arg0),
-            Op::Pad { pads, value } => self.lower_pad(node, arg0, pads, value),
+            Op::Pad { pads, value, mode } => self.lower_pad(node, arg0, pads, value, *mode),
+            Op::Split { axis, split } => self.lower_split(node, arg0, *axis, split),
             Op::Slice { starts, ends, axes } => self.lower_slice(node, arg0, starts, ends, axes),
             Op::Gather { axis } => self.lower_gather(node, arg0, axis),
             Op::Resize {

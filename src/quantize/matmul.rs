@@ -4,6 +4,7 @@
 //! runtime tensors (`QOp::MatMul`). `Lowering::lower_op` dispatches here.
 
 use super::*;
+use crate::model::ELLIPSIS;
 
 impl Lowering<'_> {
     pub(super) fn lower_matmul(
@@ -18,7 +19,12 @@ impl Lowering<'_> {
     }
 
     /// MatMul of two operands (see [`Self::lower_matmul`]).
-    fn matmul_of(&mut self, a: Operand, b: Operand, fold_bn: Option<&Node>) -> Result<Operand> {
+    pub(super) fn matmul_of(
+        &mut self,
+        a: Operand,
+        b: Operand,
+        fold_bn: Option<&Node>,
+    ) -> Result<Operand> {
         let is_matrix = |t: &Tensor<f64>| squeeze_leading(t.clone()).rank() == 2;
         match (a, b) {
             (Operand::Const(a), Operand::Const(b)) if is_matrix(&a) && is_matrix(&b) => Ok(
@@ -49,14 +55,33 @@ impl Lowering<'_> {
         output: &[char],
     ) -> Result<Operand> {
         let mut ops = vec![];
-        for (i, t) in terms.iter().enumerate() {
+        for i in 0..terms.len() {
             let name = input(node, i).ok_or_else(|| self.fail("Einsum misses an operand"))?;
-            let shape = self.shape_of(&name)?;
-            if shape.len() != t.len() {
-                return Err(self.fail(format!("term {t:?} for an operand of shape {shape:?}")));
-            }
-            ops.push((self.operand(&name)?, t.clone(), shape));
+            ops.push((self.operand(&name)?, self.shape_of(&name)?));
         }
+        let ranks: Vec<usize> = ops.iter().map(|(_, sh)| sh.len()).collect();
+        let (terms, output) = expand_ellipsis(terms, output, &ranks).map_err(|e| self.fail(e))?;
+        let output = output.as_slice();
+        let mut ops: Vec<(Operand, Vec<char>, Vec<usize>)> = ops
+            .into_iter()
+            .zip(&terms)
+            .map(|((o, sh), t)| (o, t.clone(), sh))
+            .collect();
+        for (o, t, sh) in ops.iter_mut() {
+            if sh.len() != t.len() {
+                return Err(self.fail(format!("term {t:?} for an operand of shape {sh:?}")));
+            }
+            // A letter twice in one operand: its diagonal.
+            while let Some((p, q)) = repeated(t) {
+                if sh[p] != sh[q] {
+                    return Err(self.fail(format!("a diagonal of axes {p} and {q} of {sh:?}")));
+                }
+                *o = self.diagonal(o.clone(), sh, p, q)?;
+                t.remove(q);
+                sh.remove(q);
+            }
+        }
+        let terms: Vec<Vec<char>> = ops.iter().map(|(_, t, _)| t.clone()).collect();
         // Sum the letters only one operand has and the output lacks.
         let others: Vec<Vec<char>> = terms.to_vec();
         for (j, (o, t, sh)) in ops.iter_mut().enumerate() {
@@ -125,6 +150,27 @@ impl Lowering<'_> {
             .map(|c| letters.iter().position(|d| d == c).unwrap_or(0))
             .collect();
         self.transpose_operand(y, &perm)
+    }
+
+    /// The diagonal of axes `p < q` of `o` (shape `sh`): axis `q` goes, and its index is axis
+    /// `p`'s. Rewiring of a value, folded on a constant.
+    fn diagonal(&mut self, o: Operand, sh: &[usize], p: usize, q: usize) -> Result<Operand> {
+        let mut out = sh.to_vec();
+        out.remove(q);
+        let st = strides(sh);
+        let mut index = Vec::with_capacity(numel(&out));
+        for_each_index(&out, |c| {
+            let mut at: Vec<usize> = c.to_vec();
+            at.insert(q, c[p]);
+            index.push(at.iter().zip(&st).map(|(i, s)| i * s).sum::<usize>() as i64);
+        });
+        Ok(match o {
+            Operand::Const(t) => Operand::Const(Tensor::new(
+                out,
+                index.iter().map(|&i| t.data[i as usize]).collect(),
+            )),
+            Operand::Value(v) => Operand::Value(self.rewire_value(v, out, index)?),
+        })
     }
 
     /// Operand `o` (axes named by `letters`) transposed to the letters of `groups` in order and
@@ -311,4 +357,60 @@ pub(super) fn eval_matmul(
         }
         Tensor::new(out_shape.to_vec(), data)
     })
+}
+
+/// The first letter that `t` holds twice, as the positions `(p, q)`, `p < q`.
+fn repeated(t: &[char]) -> Option<(usize, usize)> {
+    (1..t.len()).find_map(|q| t[..q].iter().position(|&c| c == t[q]).map(|p| (p, q)))
+}
+
+/// Einsum terms with the ellipsis replaced by letters of their own, given the operands' ranks:
+/// the ellipsis stands for the axes its term's letters leave, aligned at the right across
+/// operands (numpy's rule), and the output's ellipsis for all of them.
+fn expand_ellipsis(
+    terms: &[Vec<char>],
+    output: &[char],
+    ranks: &[usize],
+) -> std::result::Result<(Vec<Vec<char>>, Vec<char>), String> {
+    let spans: Vec<usize> = terms
+        .iter()
+        .zip(ranks)
+        .map(|(t, &r)| {
+            if !t.contains(&ELLIPSIS) {
+                return Ok(0);
+            }
+            r.checked_sub(t.len() - 1)
+                .ok_or_else(|| format!("term {t:?} for an operand of rank {r}"))
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    let empty = terms
+        .iter()
+        .zip(&spans)
+        .any(|(t, &n)| t.contains(&ELLIPSIS) && n == 0);
+    if terms.len() > 1 && empty {
+        // tract drops the output's ellipsis axes then.
+        return Err("an ellipsis that spans no axis of one operand is not supported".into());
+    }
+    let most = spans.iter().copied().max().unwrap_or(0);
+    // Letters no equation can use: ONNX allows only ASCII letters.
+    let fresh: Vec<char> = (0..most as u32)
+        .map(|k| char::from_u32(0x100 + k).unwrap_or('?'))
+        .collect();
+    let expand = |t: &[char], span: usize| -> Vec<char> {
+        t.iter()
+            .flat_map(|&c| {
+                if c == ELLIPSIS {
+                    fresh[most - span..].to_vec()
+                } else {
+                    vec![c]
+                }
+            })
+            .collect()
+    };
+    let terms = terms
+        .iter()
+        .zip(&spans)
+        .map(|(t, &span)| expand(t, span))
+        .collect();
+    Ok((terms, expand(output, most)))
 }

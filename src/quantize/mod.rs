@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, Unsupported};
-use crate::model::{FloatRun, Model, Node, Op, Reduction};
+use crate::model::{FloatRun, Model, Node, Op, PadMode, Reduction};
 use crate::tensor::{
     Tensor, Window, broadcast_index_map, broadcast_shape, for_each_index, numel, reduction_map,
     strides, zip_broadcast,
@@ -447,7 +447,10 @@ pub(super) fn batchnorm_folds(model: &Model) -> HashMap<usize, usize> {
     let outputs: Vec<&str> = model.outputs.iter().map(|o| o.name.as_str()).collect();
     let mut folds = HashMap::new();
     for (i, n) in model.nodes.iter().enumerate() {
+        // A Gemm with a runtime B or C is a product of runtime tensors: nothing folds into it.
+        let runtime_operand = n.inputs.iter().skip(1).any(|i| !model.is_constant(i));
         if !matches!(n.op, Op::Conv { .. } | Op::Gemm { .. })
+            || (matches!(n.op, Op::Gemm { .. }) && runtime_operand)
             || n.outputs.len() != 1
             || outputs.contains(&n.outputs[0].as_str())
         {

@@ -1,10 +1,10 @@
 //! The inspector's state machine: actions in, commands for the worker out, worker events in.
 //! No terminal and no threads here, so tests drive it headless.
 
+pub use super::break_view::{BreakView, Row};
 use super::jobs::{Command, Event, Loaded};
 use crate::receipt::ChainLink;
 use crate::receipt::audit::AuditReport;
-use crate::receipt::break_test::{Tamper, cases};
 
 /// The status of each link of the chain bar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +51,8 @@ pub enum Action {
     Left,
     Right,
     Tab,
+    /// Shift-Tab: the panes, as Tab; in the break test, the previous group.
+    BackTab,
     Up,
     Down,
     PageUp,
@@ -65,17 +67,21 @@ pub enum Action {
     BreakTest,
     Audit,
     Rebuild,
+    /// Copy the selected link's full hash (OSC 52).
+    Copy,
+    /// Open the selected link's artifact in `$PAGER`.
+    Open,
     Help,
     Quit,
 }
 
-/// The break-test overlay: what can be changed, which is selected, the last verdict.
-pub struct BreakView {
-    pub items: Vec<(String, bool, Tamper)>,
-    pub selected: usize,
-    /// (item index, verified, reason) of the last change applied.
-    pub verdict: Option<(usize, bool, Option<String>)>,
-    pub running: bool,
+/// Work outside the screen that the event loop does for the App (the App itself does no I/O).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Put this text on the clipboard (OSC 52).
+    Copy(String),
+    /// Show this file in `$PAGER`, the screen suspended meanwhile.
+    Page(std::path::PathBuf),
 }
 
 /// A job the worker is running.
@@ -88,6 +94,13 @@ pub struct Running {
     pub elapsed_s: f64,
     /// A key pressed while this job runs, which it did not start: said on the gauge.
     pub refused: Option<&'static str>,
+}
+
+/// What is under the mouse pointer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Link(ChainLink),
+    Pane(Pane),
 }
 
 /// The checks whose outcome the status line reports.
@@ -123,6 +136,13 @@ pub struct App {
     scroll_max: std::cell::Cell<[u16; 2]>,
     /// The name shown in the title bar instead of the folder's path (the bundled sample).
     pub title: Option<String>,
+    /// What the event loop should do next outside the screen.
+    pub effect: Option<Effect>,
+    /// A one-line message for the status line (what a key did), until the next key.
+    pub note: Option<String>,
+    /// Cancelled jobs whose results are still to come: dropped when they do (the worker runs
+    /// one job at a time, so they come first).
+    dropping: usize,
 }
 
 impl App {
@@ -147,6 +167,9 @@ impl App {
             gap_sorted: false,
             scroll_max: std::cell::Cell::new([u16::MAX; 2]),
             title: None,
+            effect: None,
+            note: None,
+            dropping: 0,
         }
     }
 
@@ -207,6 +230,7 @@ impl App {
 
     /// Handle a user action; returns the commands the worker should run.
     pub fn handle(&mut self, a: Action) -> Vec<Command> {
+        self.note = None;
         if a == Action::Quit {
             self.quit = true;
             return vec![];
@@ -215,6 +239,10 @@ impl App {
             if matches!(a, Action::Esc | Action::Help | Action::Enter) {
                 self.help = false;
             }
+            return vec![];
+        }
+        if a == Action::Esc && self.busy() {
+            self.cancel();
             return vec![];
         }
         if self.breaking.is_some() {
@@ -243,7 +271,7 @@ impl App {
                 self.selected = self.selected.step(1);
                 self.scroll = 0;
             }
-            Action::Tab => {
+            Action::Tab | Action::BackTab => {
                 self.pane = match self.pane {
                     Pane::Details => Pane::Gap,
                     Pane::Gap => Pane::Details,
@@ -260,6 +288,8 @@ impl App {
                 self.gap_scroll = 0;
             }
             Action::Help => self.help = true,
+            Action::Copy => self.copy(),
+            Action::Open => self.open(),
             Action::Verify if !self.busy() => {
                 if let Some(folder) = self.loaded.as_ref().map(|l| l.folder.clone()) {
                     self.begin("verify");
@@ -284,18 +314,7 @@ impl App {
             }
             Action::BreakTest if !self.busy() => {
                 if let Some(l) = &self.loaded {
-                    let items = cases(&l.folder);
-                    // Start on the first output value.
-                    let selected = items
-                        .iter()
-                        .position(|(n, _, _)| n.starts_with("output"))
-                        .unwrap_or(0);
-                    self.breaking = Some(BreakView {
-                        items,
-                        selected,
-                        verdict: None,
-                        running: false,
-                    });
+                    self.breaking = Some(BreakView::open(&l.folder, self.status));
                 }
             }
             _ => {}
@@ -303,23 +322,126 @@ impl App {
         vec![]
     }
 
+    /// Esc while a job runs: stop waiting for it. halo2 cannot be interrupted inside key
+    /// generation or a proof check, so the worker finishes the job and its result is dropped.
+    fn cancel(&mut self) {
+        if self.loaded.is_none() {
+            self.note = Some("nothing is open yet to go back to: q quits".into());
+            return;
+        }
+        let Some(j) = self.job.take() else { return };
+        self.dropping += 1;
+        for s in self.status.0.iter_mut() {
+            if *s == Status::Running {
+                *s = Status::Unchecked;
+            }
+        }
+        if let Some(b) = self.breaking.as_mut() {
+            b.running = false;
+        }
+        self.note = Some(format!(
+            "cancelled {}: it finishes in the background (halo2 cannot stop mid-way) and its \
+             result is dropped; a new job waits for it",
+            j.what
+        ));
+    }
+
+    /// Copy the selected link's full hash.
+    fn copy(&mut self) {
+        let Some(l) = &self.loaded else { return };
+        let r = &l.folder.receipt;
+        let (what, hash) = match self.selected {
+            ChainLink::FloatOnnx => ("model.onnx", &r.model_commitment.onnx_sha256),
+            ChainLink::Quantized => ("quantized.json", &r.model_commitment.quantized_sha256),
+            ChainLink::Circuit => ("circuit.json", &r.model_commitment.circuit_sha256),
+            ChainLink::VerifierKey => ("the verifier key", &r.verifier.vk_sha256),
+            ChainLink::Proof => ("proof.bin", &r.proof.sha256),
+            ChainLink::Receipt => ("receipt.json", &l.receipt_sha256),
+        };
+        self.note = Some(format!(
+            "copied the sha256 of {what} ({}) to the clipboard (OSC 52: if the terminal allows it)",
+            hash
+        ));
+        self.effect = Some(Effect::Copy(hash.clone()));
+    }
+
+    /// Open the selected link's artifact in the pager, when it is text.
+    fn open(&mut self) {
+        let Some(l) = &self.loaded else { return };
+        use crate::receipt::{
+            CIRCUIT_FILE, MODEL_FILE, PROOF_FILE, QUANTIZED_FILE, RECEIPT_FILE, VK_FILE,
+        };
+        let file = match self.selected {
+            ChainLink::FloatOnnx => MODEL_FILE,
+            ChainLink::Quantized => QUANTIZED_FILE,
+            ChainLink::Circuit => CIRCUIT_FILE,
+            ChainLink::VerifierKey => VK_FILE,
+            ChainLink::Proof => PROOF_FILE,
+            ChainLink::Receipt => RECEIPT_FILE,
+        };
+        let path = l.folder.dir.join(file);
+        self.note = Some(if file == MODEL_FILE || file == PROOF_FILE {
+            format!(
+                "{file} is binary: `zkreceipt model` describes a model, `xxd` shows the proof bytes"
+            )
+        } else if !path.is_file() {
+            format!("{file} is not in this folder")
+        } else {
+            self.effect = Some(Effect::Page(path));
+            return;
+        });
+    }
+
+    /// A mouse click: on a link of the chain bar selects it; on a pane focuses it.
+    pub fn click(&mut self, at: Target) {
+        if self.breaking.is_some() || self.help {
+            return;
+        }
+        match at {
+            Target::Link(l) => {
+                if l != self.selected {
+                    self.selected = l;
+                    self.scroll = 0;
+                }
+            }
+            Target::Pane(p) => self.pane = p,
+        }
+    }
+
+    /// The mouse wheel over a pane scrolls it (and focuses it).
+    pub fn wheel(&mut self, at: Target, down: bool) {
+        if let Target::Pane(p) = at
+            && self.breaking.is_none()
+            && !self.help
+        {
+            self.pane = p;
+            self.scroll_by(if down { 3 } else { -3 });
+        }
+    }
+
     fn handle_break(&mut self, a: Action) -> Vec<Command> {
-        let Some(b) = self.breaking.as_mut() else {
+        let (Some(b), Some(l)) = (self.breaking.as_mut(), self.loaded.as_ref()) else {
             return vec![];
         };
+        let folder = &l.folder;
         match a {
-            // The folder was never changed: closing restores it.
-            Action::Esc if !b.running => self.breaking = None,
-            Action::Up => b.selected = b.selected.saturating_sub(1),
-            Action::Down => b.selected = (b.selected + 1).min(b.items.len().saturating_sub(1)),
+            // The folder was never changed: closing restores it, and the chain bar.
+            Action::Esc if !b.running => {
+                self.status = b.saved;
+                self.breaking = None;
+            }
+            Action::Up => b.step(-1, folder),
+            Action::Down => b.step(1, folder),
+            Action::PageUp | Action::BackTab | Action::Left => b.jump(false, folder),
+            Action::PageDown | Action::Tab | Action::Right => b.jump(true, folder),
+            Action::Enter if !b.running && matches!(b.selected, Row::More(_)) => b.show_all(folder),
             Action::Enter if !b.running => {
-                if let Some(l) = &self.loaded {
-                    let mut changed = l.folder.clone();
-                    (b.items[b.selected].2)(&mut changed);
+                if let Some((index, c)) = b.change() {
+                    let mut changed = folder.clone();
+                    (c.tamper)(&mut changed);
+                    let what = format!("break test: {}", c.item);
                     b.running = true;
                     b.verdict = None;
-                    let (index, what) =
-                        (b.selected, format!("break test: {}", b.items[b.selected].0));
                     self.begin(&what);
                     return vec![Command::BreakCase(index, Box::new(changed))];
                 }
@@ -331,6 +453,13 @@ impl App {
 
     /// Take a worker event.
     pub fn on_event(&mut self, e: Event) {
+        if self.dropping > 0 {
+            // A cancelled job's progress or result.
+            if !matches!(e, Event::Progress { .. }) {
+                self.dropping -= 1;
+            }
+            return;
+        }
         match e {
             Event::Progress {
                 stage,
@@ -390,6 +519,16 @@ impl App {
                 if let Some(b) = self.breaking.as_mut() {
                     b.running = false;
                     b.verdict = Some((index, verified, reason));
+                    // The chain bar shows the changed folder: the link that should catch the
+                    // change, as verify judged it.
+                    self.status = b.saved;
+                    if let Some(c) = b.items.get(index) {
+                        self.status[c.link] = if verified {
+                            Status::Holds
+                        } else {
+                            Status::Broken
+                        };
+                    }
                 }
             }
             Event::Failed(msg) => {

@@ -88,6 +88,8 @@ pub struct Loaded {
     /// prints), derived once here rather than on every frame.
     pub k_reason: String,
     pub forecast: crate::proof::Forecast,
+    /// sha256 of receipt.json as read, the Receipt link's full hash.
+    pub receipt_sha256: String,
 }
 
 /// Read a folder and derive the views' data: the ONNX summary and, when the input is there,
@@ -97,6 +99,9 @@ pub fn load(dir: &std::path::Path, title: &str) -> crate::Result<Loaded> {
     let folder = Folder::load(dir)?;
     let k_reason = folder.circuit.k_reason();
     let forecast = crate::proof::forecast(folder.circuit.layout, folder.circuit.k);
+    let receipt_sha256 = std::fs::read(folder.dir.join(crate::receipt::RECEIPT_FILE))
+        .map(|b| crate::model::sha256_hex(&b))
+        .unwrap_or_default();
     if folder.qm.redacted.is_some() && !folder.dir.join(MODEL_FILE).exists() {
         return Ok(Loaded {
             title: title.into(),
@@ -109,6 +114,7 @@ pub fn load(dir: &std::path::Path, title: &str) -> crate::Result<Loaded> {
             report: None,
             k_reason,
             forecast,
+            receipt_sha256,
             folder,
         });
     }
@@ -143,6 +149,7 @@ pub fn load(dir: &std::path::Path, title: &str) -> crate::Result<Loaded> {
         report,
         k_reason,
         forecast,
+        receipt_sha256,
         folder,
     })
 }

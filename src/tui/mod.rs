@@ -5,6 +5,7 @@
 //! events come back into the App. Rendering reads the App and changes nothing.
 
 pub mod app;
+pub mod break_view;
 pub mod jobs;
 pub mod screenshot;
 pub mod ui;
@@ -12,11 +13,14 @@ pub mod ui;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ratatui::crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
+use ratatui::crossterm::event::{
+    self, DisableMouseCapture, EnableMouseCapture, Event as TermEvent, KeyCode, KeyEventKind,
+    KeyModifiers, MouseButton, MouseEventKind,
+};
 
 use crate::error::{Error, Result};
 use crate::files::{FILE_CAP, MODEL_CAP, read_capped};
-use app::{Action, App};
+use app::{Action, App, Effect};
 use jobs::{Command, Worker};
 
 /// The bundled default sample, so `zkreceipt` works after `cargo install` too.
@@ -73,12 +77,13 @@ pub const BINDINGS: &[Binding] = &[
     ),
     bind(&[KeyCode::Right, KeyCode::Char('l')], Action::Right),
     shown(
-        &[KeyCode::Tab, KeyCode::BackTab],
+        &[KeyCode::Tab],
         Action::Tab,
         "Tab",
         Some(("Tab", "pane")),
-        "switch pane (details / quantization gap) and what scrolls",
+        "switch pane (details / gap) and what scrolls; break test: next group",
     ),
+    bind(&[KeyCode::BackTab], Action::BackTab),
     shown(
         &[KeyCode::Up, KeyCode::Char('k')],
         Action::Up,
@@ -99,7 +104,13 @@ pub const BINDINGS: &[Binding] = &[
         "sort the gap by error (again: by index)",
     ),
     bind(&[KeyCode::Enter], Action::Enter),
-    bind(&[KeyCode::Esc], Action::Esc),
+    shown(
+        &[KeyCode::Esc],
+        Action::Esc,
+        "Esc",
+        None,
+        "close an overlay; while a job runs, cancel it (result dropped)",
+    ),
     shown(
         &[KeyCode::Char('v')],
         Action::Verify,
@@ -127,6 +138,20 @@ pub const BINDINGS: &[Binding] = &[
         "p",
         Some(("p", "rebuild")),
         "rebuild the chain",
+    ),
+    shown(
+        &[KeyCode::Char('y')],
+        Action::Copy,
+        "y",
+        None,
+        "copy the selected link's full sha256 to the clipboard (OSC 52)",
+    ),
+    shown(
+        &[KeyCode::Char('o')],
+        Action::Open,
+        "o",
+        None,
+        "open the selected link's file in $PAGER (default: less)",
     ),
     shown(
         &[KeyCode::Char('?')],
@@ -246,7 +271,9 @@ pub fn run(source: Command, title: Option<String>) -> Result<i32> {
     // ratatui's panic hook restores the terminal; a panic the worker catches quietly (tract on
     // a malformed model) must not, so the quiet hook goes outside it.
     crate::panics::install_hook();
+    let _ = ratatui::crossterm::execute!(std::io::stdout(), EnableMouseCapture);
     let r = event_loop(&mut terminal, &mut app);
+    let _ = ratatui::crossterm::execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();
     r.map_err(|e| Error::invalid("terminal", e))?;
     match app.failed_start() {
@@ -264,6 +291,8 @@ fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App) -> std::io
     };
     send(app.start());
     let mut job_started: Option<Instant> = None;
+    // no-color.org: set and not empty.
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     loop {
         while let Ok(e) = worker.events.try_recv() {
             app.on_event(e);
@@ -274,18 +303,105 @@ fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App) -> std::io
             (Some(_), None) => job_started = Some(Instant::now()),
             (None, _) => job_started = None,
         }
-        terminal.draw(|f| ui::render(app, f))?;
-        if event::poll(Duration::from_millis(100))?
-            && let TermEvent::Key(k) = event::read()?
-            && k.kind == KeyEventKind::Press
-            && let Some(a) = action_for(k.code, k.modifiers)
-        {
-            send(app.handle(a));
+        terminal.draw(|f| {
+            ui::render(app, f);
+            if no_color {
+                ui::strip_colors(f.buffer_mut());
+            }
+        })?;
+        if event::poll(Duration::from_millis(100))? {
+            match event::read()? {
+                TermEvent::Key(k) if k.kind == KeyEventKind::Press => {
+                    if let Some(a) = action_for(k.code, k.modifiers) {
+                        send(app.handle(a));
+                    }
+                }
+                TermEvent::Mouse(m) => {
+                    let size = terminal.size()?;
+                    let area = ratatui::layout::Rect::new(0, 0, size.width, size.height);
+                    if let Some(at) = ui::target_at(area, m.column, m.row) {
+                        match m.kind {
+                            MouseEventKind::Down(MouseButton::Left) => app.click(at),
+                            MouseEventKind::ScrollDown => app.wheel(at, true),
+                            MouseEventKind::ScrollUp => app.wheel(at, false),
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(e) = app.effect.take() {
+            perform(e, terminal, app)?;
         }
         if app.quit {
             return Ok(());
         }
     }
+}
+
+/// Do what the App asked for outside the screen.
+fn perform(
+    e: Effect,
+    terminal: &mut ratatui::DefaultTerminal,
+    app: &mut App,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    match e {
+        // OSC 52: the terminal puts the text on the clipboard (where it allows this).
+        Effect::Copy(text) => {
+            let mut out = std::io::stdout();
+            write!(out, "\x1b]52;c;{}\x07", base64_encode(text.as_bytes()))?;
+            out.flush()
+        }
+        // The pager gets the terminal: the screen is suspended and restored after.
+        Effect::Page(path) => {
+            let pager = std::env::var("PAGER")
+                .ok()
+                .filter(|p| !p.trim().is_empty())
+                .unwrap_or_else(|| "less".into());
+            let _ = ratatui::crossterm::execute!(std::io::stdout(), DisableMouseCapture);
+            ratatui::restore();
+            // $PAGER may carry arguments (`less -R`): the shell splits it.
+            let status = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("{pager} \"$0\""))
+                .arg(&path)
+                .status();
+            *terminal = ratatui::try_init()?;
+            let _ = ratatui::crossterm::execute!(std::io::stdout(), EnableMouseCapture);
+            terminal.clear()?;
+            if !status.is_ok_and(|s| s.success()) {
+                app.note = Some(format!(
+                    "the pager `{pager}` could not show {}",
+                    path.display()
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Standard base64 (RFC 4648, with padding), for OSC 52.
+pub fn base64_encode(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(ABC[((n >> shift) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// Run commands on this thread and feed their events to the App, with elapsed times zeroed:

@@ -6,7 +6,7 @@ use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Gauge, Paragraph, Wrap};
 
-use super::app::{App, Check, Pane, Status};
+use super::app::{App, Check, Pane, Row, Status, Target};
 use crate::circuit::{ParamVisibility, Visibility};
 use crate::receipt::ChainLink;
 
@@ -43,16 +43,9 @@ pub fn render(app: &App, f: &mut Frame) {
         f.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
         return;
     }
-    let [top, body, status, footer] = Layout::vertical([
-        Constraint::Length(4),
-        Constraint::Min(0),
-        Constraint::Length(1),
-        Constraint::Length(1),
-    ])
-    .areas(area);
+    let [top, body, status, footer] = regions(area);
     chain_bar(app, f, top);
-    let [left, right] =
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(body);
+    let [left, right] = panes(body);
     details(app, f, left);
     gap(app, f, right);
     status_line(app, f, status);
@@ -68,6 +61,62 @@ pub fn render(app: &App, f: &mut Frame) {
     }
 }
 
+/// The screen's rows: the chain bar, the panes, the status line and the footer.
+fn regions(area: Rect) -> [Rect; 4] {
+    Layout::vertical([
+        Constraint::Length(4),
+        Constraint::Min(0),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area)
+}
+
+/// The details pane and the gap pane, side by side.
+fn panes(body: Rect) -> [Rect; 2] {
+    Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(body)
+}
+
+/// The chain bar's six cells, one per link.
+fn link_cells(top: Rect) -> std::rc::Rc<[Rect]> {
+    Layout::horizontal([Constraint::Ratio(1, 6); 6]).split(Block::bordered().inner(top))
+}
+
+/// What lies at column `x`, row `y` of a screen of size `area`, as [`render`] lays it out: a
+/// link of the chain bar or a pane (for the mouse).
+pub fn target_at(area: Rect, x: u16, y: u16) -> Option<Target> {
+    if area.width < MIN_W || area.height < MIN_H {
+        return None;
+    }
+    let at = ratatui::layout::Position { x, y };
+    let [top, body, _, _] = regions(area);
+    if top.contains(at) {
+        let cells = link_cells(top);
+        return ChainLink::ALL
+            .into_iter()
+            .zip(cells.iter())
+            .find(|(_, c)| c.contains(at))
+            .map(|(l, _)| Target::Link(l));
+    }
+    let [left, right] = panes(body);
+    if left.contains(at) {
+        Some(Target::Pane(Pane::Details))
+    } else if right.contains(at) {
+        Some(Target::Pane(Pane::Gap))
+    } else {
+        None
+    }
+}
+
+/// NO_COLOR (no-color.org): the drawn frame without colours; bold, reverse and the other
+/// modifiers stay, so the selection still shows.
+pub fn strip_colors(buf: &mut ratatui::buffer::Buffer) {
+    for cell in buf.content.iter_mut() {
+        cell.set_fg(Color::Reset);
+        cell.set_bg(Color::Reset);
+    }
+}
+
 fn chain_bar(app: &App, f: &mut Frame, area: Rect) {
     let title = app
         .title
@@ -75,9 +124,8 @@ fn chain_bar(app: &App, f: &mut Frame, area: Rect) {
         .or_else(|| app.loaded.as_ref().map(|l| l.title.clone()))
         .unwrap_or_else(|| "…".into());
     let block = Block::bordered().title(Line::from(format!(" zkreceipt · {title} ")).bold());
-    let inner = block.inner(area);
     f.render_widget(block, area);
-    let cells = Layout::horizontal([Constraint::Ratio(1, 6); 6]).split(inner);
+    let cells = link_cells(area);
     for link in ChainLink::ALL {
         let (i, name) = (link.index(), link.name());
         let sel = link == app.selected;
@@ -172,6 +220,13 @@ fn bar(frac: f64, width: usize) -> String {
     "█".repeat(n) + &" ".repeat(width - n)
 }
 
+/// The width of a column of names: the longest name when the pane leaves `room` for it, else
+/// `room`, and never below `least` (names longer than the column are cut with `…`).
+fn name_width<'a>(names: impl Iterator<Item = &'a str>, least: usize, room: usize) -> usize {
+    let longest = names.map(|n| n.chars().count()).max().unwrap_or(0);
+    longest.min(room).max(least)
+}
+
 fn trunc(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
@@ -199,6 +254,8 @@ fn status_line(app: &App, f: &mut Frame, area: Rect) {
     }
     let line = if let Some(e) = &app.error {
         Line::from(format!(" error: {e}")).red().bold()
+    } else if let Some(n) = &app.note {
+        Line::from(format!(" {n}"))
     } else if let (Some(Check::Verify), Some((ok, reason, secs))) = (app.last, &app.verdict) {
         if *ok {
             Line::from(format!(" ✓ verified in {secs:.3}s"))
@@ -263,52 +320,77 @@ fn break_overlay(app: &App, f: &mut Frame, area: Rect) {
     let block = Block::bordered()
         .title(Line::from(" Break test: change one item, verify, expect rejection ").bold())
         .border_style(Style::new().fg(Color::Red));
+    let verdict = match &b.verdict {
+        None if b.running => Line::from("verifying the changed folder…").fg(Color::Yellow),
+        None => Line::from("nothing changed yet: the folder on disk is never touched"),
+        Some((i, verified, reason)) => {
+            let c = &b.items[*i];
+            if !verified {
+                Line::from(format!(
+                    "{}: rejected — {}",
+                    c.item,
+                    reason.clone().unwrap_or_default()
+                ))
+                .red()
+                .bold()
+            } else if c.bound {
+                Line::from(format!(
+                    "{}: VERIFIED — a bound change was not caught",
+                    c.item
+                ))
+                .red()
+                .bold()
+            } else {
+                Line::from(format!(
+                    "{}: still verified (not bound by the proof)",
+                    c.item
+                ))
+                .green()
+                .bold()
+            }
+        }
+    };
+    // The list gets what the keys line, the value and the (wrapped) verdict leave.
+    let inner_w = r.width.saturating_sub(2).max(1) as usize;
     let inner_h = r.height.saturating_sub(2) as usize;
-    let list_h = inner_h.saturating_sub(4).max(1);
-    let first = b
-        .selected
+    let verdict_h = verdict.width().max(1).div_ceil(inner_w);
+    let list_h = inner_h.saturating_sub(2 + verdict_h).max(1);
+    let rows = b.rows();
+    let at = rows.iter().position(|x| *x == b.selected).unwrap_or(0);
+    let first = at
         .saturating_sub(list_h / 2)
-        .min(b.items.len().saturating_sub(list_h));
+        .min(rows.len().saturating_sub(list_h));
     let mut lines: Vec<Line> = vec![
-        Line::from("↑/↓ choose · Enter apply the change and verify · Esc restore and close")
-            .fg(Color::Gray),
+        Line::from(
+            "↑/↓ choose · Tab/Shift-Tab group · Enter change and verify · Esc restore, close",
+        )
+        .fg(Color::Gray),
     ];
-    for (i, (name, bound, _)) in b.items.iter().enumerate().skip(first).take(list_h) {
-        let tag = if *bound { "bound  " } else { "unbound" };
-        let line = Line::from(format!(
-            "{} {tag} {name}",
-            if i == b.selected { "▶" } else { " " }
-        ));
-        lines.push(if i == b.selected {
+    for row in rows.iter().skip(first).take(list_h) {
+        let mark = if *row == b.selected { "▶" } else { " " };
+        let line = match row {
+            Row::Header(g) => Line::from(format!("── {} ──", g.title())).bold(),
+            Row::Item(i) => {
+                let c = &b.items[*i];
+                let tag = if c.bound { "bound  " } else { "unbound" };
+                Line::from(format!("{mark} {tag} {}", c.item))
+            }
+            Row::More(n) => Line::from(format!(
+                "{mark} … {n} more (shown: first, last, largest, runner-up) · Enter: all"
+            ))
+            .fg(Color::Gray),
+        };
+        lines.push(if *row == b.selected {
             line.add_modifier(Modifier::REVERSED)
         } else {
             line
         });
     }
-    lines.push(Line::from(""));
-    lines.push(match &b.verdict {
-        None if b.running => Line::from("verifying the changed folder…").fg(Color::Yellow),
-        None => Line::from("nothing changed yet: the folder on disk is never touched"),
-        Some((i, verified, reason)) => {
-            let (name, bound, _) = &b.items[*i];
-            if !verified {
-                Line::from(format!(
-                    "{name}: rejected — {}",
-                    reason.clone().unwrap_or_default()
-                ))
-                .red()
-                .bold()
-            } else if *bound {
-                Line::from(format!("{name}: VERIFIED — a bound change was not caught"))
-                    .red()
-                    .bold()
-            } else {
-                Line::from(format!("{name}: still verified (not bound by the proof)"))
-                    .green()
-                    .bold()
-            }
-        }
+    lines.push(match &b.preview {
+        Some((before, after)) => Line::from(format!("value: {before} → {after}")),
+        None => Line::from(""),
     });
+    lines.push(verdict);
     f.render_widget(
         Paragraph::new(lines)
             .block(block)

@@ -8,13 +8,17 @@ pub(super) fn details(app: &App, f: &mut Frame, area: Rect) {
     let title = format!(" {} ", app.selected.name());
     let block = pane_block(title, app.pane == Pane::Details);
     let Some(l) = &app.loaded else {
+        let mut lines = vec![Line::from(if app.error.is_some() {
+            "Nothing is open. Press p to try again, q to quit."
+        } else {
+            "Opening the receipt chain: see the progress below."
+        })];
+        lines.push(Line::from(""));
+        lines.extend(error_lines(app));
         f.render_widget(
-            Paragraph::new(if app.error.is_some() {
-                "Nothing is open: see the error below. Press p to try again, q to quit."
-            } else {
-                "Opening the receipt chain: see the progress below."
-            })
-            .block(block),
+            Paragraph::new(lines)
+                .block(block)
+                .wrap(Wrap { trim: false }),
             area,
         );
         return;
@@ -24,14 +28,33 @@ pub(super) fn details(app: &App, f: &mut Frame, area: Rect) {
     let mut lines = match app.selected {
         ChainLink::FloatOnnx if qm.redacted.is_some() => float_onnx_redacted_lines(l),
         ChainLink::FloatOnnx => float_onnx_lines(l),
-        ChainLink::Quantized => quantized_lines(l),
+        ChainLink::Quantized => quantized_lines(l, w),
         ChainLink::Circuit => circuit_lines(l, w),
         ChainLink::VerifierKey => verifier_key_lines(l),
         ChainLink::Proof => proof_lines(app, l),
         ChainLink::Receipt => receipt_lines(app, l),
     };
     lines.extend(audit_lines(app));
+    if app.error.is_some() {
+        let mut first: Vec<Line> = error_lines(app);
+        first.push(Line::from(""));
+        first.append(&mut lines);
+        lines = first;
+    }
     super::render_pane(app, Pane::Details, lines, block, f, area);
+}
+
+/// The last error in full (the status line has room for its start only), one line per line.
+fn error_lines(app: &App) -> Vec<Line<'static>> {
+    app.error
+        .iter()
+        .flat_map(|e| {
+            format!("error: {e}")
+                .lines()
+                .map(|l| Line::from(l.to_string()).red())
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// The details of the float onnx link (a redacted folder).
@@ -75,7 +98,7 @@ fn float_onnx_lines<'a>(l: &'a Loaded) -> Vec<Line<'a>> {
 }
 
 /// The details of the quantized link.
-fn quantized_lines<'a>(l: &'a Loaded) -> Vec<Line<'a>> {
+fn quantized_lines<'a>(l: &'a Loaded, w: usize) -> Vec<Line<'a>> {
     let mut lines: Vec<Line> = vec![];
     let r = &l.folder.receipt;
     let qm = &l.folder.qm;
@@ -92,12 +115,23 @@ fn quantized_lines<'a>(l: &'a Loaded) -> Vec<Line<'a>> {
     lines.push(Line::from(""));
     match &l.report {
         Some(rep) => {
-            lines
-                .push(Line::from("node          range             bits  headroom  max err").bold());
+            // The rest of a row takes 45 columns.
+            let nw = name_width(
+                rep.layers.iter().map(|l| l.node.as_str()),
+                13,
+                w.saturating_sub(46),
+            );
+            lines.push(
+                Line::from(format!(
+                    "{:<nw$} range             bits  headroom  max err",
+                    "node"
+                ))
+                .bold(),
+            );
             for layer in &rep.layers {
                 lines.push(Line::from(format!(
-                    "{:<13} [{}, {}]{}{:>2}/{:<2}  {:>5}     {:.1e}",
-                    trunc(&layer.node, 13),
+                    "{:<nw$} [{}, {}]{}{:>2}/{:<2}  {:>5}     {:.1e}",
+                    trunc(&layer.node, nw),
                     layer.range.0,
                     layer.range.1,
                     " ".repeat(
@@ -225,11 +259,17 @@ fn circuit_lines<'a>(l: &'a Loaded, w: usize) -> Vec<Line<'a>> {
         .max()
         .unwrap_or(1)
         .max(1);
-    let bw = w.saturating_sub(30).max(5);
+    // A row: the name, 8 columns of count, a bar of at least 8.
+    let nw = name_width(
+        c.rows_per_node.iter().map(|n| n.node.as_str()),
+        16,
+        w.saturating_sub(17),
+    );
+    let bw = w.saturating_sub(nw + 14).max(5);
     for n in &c.rows_per_node {
         lines.push(Line::from(format!(
-            "{:<16} {:>6} {}",
-            trunc(&n.node, 16),
+            "{:<nw$} {:>6} {}",
+            trunc(&n.node, nw),
             n.rows,
             bar(n.rows as f64 / max as f64, bw)
         )));

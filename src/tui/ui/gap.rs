@@ -8,7 +8,7 @@ use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::{bar, pane_block, render_pane, trunc};
+use super::{bar, name_width, pane_block, render_pane, trunc};
 use crate::quantize::report::{OutputReport, RunReport};
 use crate::tui::app::{App, Pane};
 
@@ -190,7 +190,13 @@ fn layer_lines(rep: &RunReport, w: usize, lines: &mut Vec<Line<'static>>) {
     lines.push(
         Line::from("per-layer max abs error (log scale, 1e-8 … 1) · local: this node alone").bold(),
     );
-    let bw = w.saturating_sub(33).max(4);
+    // A row: the name, 27 columns of figures, a bar of at least 8.
+    let nw = name_width(
+        rep.layers.iter().map(|l| l.node.as_str()),
+        12,
+        w.saturating_sub(36),
+    );
+    let bw = w.saturating_sub(nw + 21).max(4);
     for layer in &rep.layers {
         let lg = if layer.max_abs_error > 0.0 {
             ((layer.max_abs_error.log10() + 8.0) / 8.0).clamp(0.0, 1.0)
@@ -203,8 +209,8 @@ fn layer_lines(rep: &RunReport, w: usize, lines: &mut Vec<Line<'static>>) {
             ""
         };
         lines.push(Line::from(format!(
-            "{:<12} {:>7.1e} local {:>7.1e} {}{mark}",
-            trunc(&layer.node, 12),
+            "{:<nw$} {:>7.1e} local {:>7.1e} {}{mark}",
+            trunc(&layer.node, nw),
             layer.max_abs_error,
             layer.local_abs_error,
             bar(lg, bw.saturating_sub(3))

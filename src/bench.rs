@@ -299,6 +299,8 @@ pub struct CorpusRow {
     pub max_abs_error: Option<f64>,
     pub k: Option<u32>,
     pub rows: Option<usize>,
+    /// The activation scale the precision choice settled on (`--target`, default balanced).
+    pub scale: Option<u32>,
     pub prove_s: Option<f64>,
     pub verified: Option<bool>,
     /// Where and why the chain stopped, when it did.
@@ -326,6 +328,7 @@ fn corpus_model(dir: &Path, e: &serde_json::Value, max_k: u32) -> CorpusRow {
         max_abs_error: None,
         k: None,
         rows: None,
+        scale: None,
         prove_s: None,
         verified: None,
         stopped: None,
@@ -387,6 +390,7 @@ fn corpus_model(dir: &Path, e: &serde_json::Value, max_k: u32) -> CorpusRow {
     let info = &chain.compiled.info;
     row.k = Some(info.k);
     row.rows = Some(info.rows);
+    row.scale = Some(chain.qm.scale);
     if info.k > max_k {
         row.stopped = Some(format!("k={} > --max-k {max_k}: not proved", info.k));
         return row;

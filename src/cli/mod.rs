@@ -339,6 +339,30 @@ pub struct QuantArgs {
     /// Signed bits an activation may use.
     #[arg(long, default_value_t = QuantConfig::default().activation_bits)]
     pub activation_bits: u32,
+    /// What the scale and tables are chosen for: resources (the default scale, the smallest
+    /// circuit), balanced (the most accurate that keeps k at most max(that k, 10)) or accuracy
+    /// (the most accurate within two more k, or k 12). Each candidate scale is compiled and
+    /// measured on the input; `run` and `prove` say what was chosen and why.
+    #[arg(long, value_enum, default_value_t = TargetArg::Balanced)]
+    pub target: TargetArg,
+}
+
+/// `--target` (see [`crate::quantize::Target`]).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetArg {
+    Resources,
+    Balanced,
+    Accuracy,
+}
+
+impl From<TargetArg> for crate::quantize::Target {
+    fn from(t: TargetArg) -> Self {
+        match t {
+            TargetArg::Resources => crate::quantize::Target::Resources,
+            TargetArg::Balanced => crate::quantize::Target::Balanced,
+            TargetArg::Accuracy => crate::quantize::Target::Accuracy,
+        }
+    }
 }
 
 impl QuantArgs {
@@ -347,6 +371,7 @@ impl QuantArgs {
             scale: self.scale,
             param_bits: self.param_bits,
             activation_bits: self.activation_bits,
+            target: self.target.into(),
             ..QuantConfig::default()
         }
     }
@@ -532,11 +557,15 @@ pub fn print_proved(p: &crate::receipt::Proved, json: bool) {
                 "lane_groups": p.circuit.layout.groups,
             },
             "timings": p.timings,
+            "precision": p.precision,
         }));
         return;
     }
     println!("receipt   {}", p.dir.display());
     println!("statement {}", r.statement);
+    if let Some(c) = &p.precision {
+        println!("precision {}", c.why);
+    }
     println!(
         "circuit   k={} · {} rows used of {} · {} advice columns ({}) · {} lookup table rows",
         p.circuit.k,

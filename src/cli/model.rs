@@ -133,15 +133,20 @@ pub fn quantize_and_compare(
     model_path: &std::path::Path,
     input: &std::path::Path,
     cfg: &QuantConfig,
-) -> Result<(Model, crate::quantize::QuantizedModel, RunReport)> {
-    // What `prove` would prove (default visibility): exact tables where they are free.
-    let run = crate::receipt::quantize_for_proof(
+) -> Result<(
+    Model,
+    crate::quantize::QuantizedModel,
+    RunReport,
+    crate::receipt::precision::Choice,
+)> {
+    // What `prove` would prove (default visibility), at the precision the target chooses.
+    let (run, choice) = crate::receipt::quantize_for_proof(
         model_path,
         input,
         cfg,
         crate::circuit::Disclosure::default(),
     )?;
-    Ok((run.model, run.qm, run.report))
+    Ok((run.model, run.qm, run.report, choice))
 }
 
 pub(super) fn cmd_run(
@@ -150,13 +155,14 @@ pub(super) fn cmd_run(
     cfg: &QuantConfig,
     json: bool,
 ) -> Result<i32> {
-    let (_m, qm, report) = quantize_and_compare(model, input, cfg)?;
+    let (_m, qm, report, choice) = quantize_and_compare(model, input, cfg)?;
     if json {
         print_json(&json!({
             "model": report.model,
             "sha256": report.sha256,
             "scale": report.scale,
             "config": qm.config,
+            "precision": choice,
             "outputs": report.outputs,
             "layers": report.layers,
             "error_enters": report.error_enters,
@@ -172,6 +178,7 @@ pub(super) fn cmd_run(
         "scale     activations 2^{} · weights ≤ {} bits each · activations ≤ {} bits",
         qm.scale, qm.config.param_bits, qm.config.activation_bits
     );
+    println!("precision {}", choice.why);
     for o in &report.outputs {
         println!();
         println!("output `{}` {:?} (scale 2^{})", o.name, o.shape, o.scale);

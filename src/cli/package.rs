@@ -289,7 +289,7 @@ pub fn cmd_run_data_set(
 fn fixed_by_package(quant: &QuantArgs) -> Result<()> {
     if quant.config() != QuantConfig::default() {
         return Err(Error::Usage(
-            "the package fixes the quantization: give --scale, --param-bits and --activation-bits to setup".into(),
+            "the package fixes the quantization: give --scale, --param-bits, --activation-bits and --target to setup".into(),
         ));
     }
     Ok(())

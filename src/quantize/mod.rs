@@ -75,6 +75,33 @@ pub struct QuantConfig {
     /// (`receipt::quantize_for_proof`). Written only when set.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exact_tables: bool,
+    /// What the chain optimizes when it chooses the scale and the tables
+    /// (`receipt::precision`). Not recorded: the choice is (as `max_scale` and `exact_tables`).
+    #[serde(skip)]
+    pub target: Target,
+}
+
+/// What the chain optimizes when it chooses the quantization's precision (`--target`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// The default scale: the smallest circuit.
+    Resources,
+    /// The most accurate quantization that keeps k small.
+    #[default]
+    Balanced,
+    /// The most accurate quantization within a larger k.
+    Accuracy,
+}
+
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Resources => "resources",
+            Target::Balanced => "balanced",
+            Target::Accuracy => "accuracy",
+        }
+    }
 }
 
 pub const DEFAULT_MARGIN: f64 = 2.0;
@@ -100,6 +127,7 @@ impl Default for QuantConfig {
             table_bits: 16,
             margin: DEFAULT_MARGIN,
             exact_tables: false,
+            target: Target::default(),
         }
     }
 }

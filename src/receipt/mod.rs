@@ -11,13 +11,14 @@ pub mod break_test;
 pub mod export;
 mod folder;
 pub mod package;
+pub mod precision;
 mod prove;
 mod verify;
 
 pub use folder::Folder;
 pub use prove::{
     Chain, Keys, ProofRng, ProveOptions, Proved, Timings, build_chain, build_chain_as,
-    prefer_exact_tables, prove_folder, quantize_for_proof, redact_folder, redactable,
+    prove_folder, quantize_for_proof, redact_folder, redactable,
 };
 pub use verify::{Check, KeyCache, Verdict, verify_folder, verify_folder_with};
 

@@ -7,6 +7,7 @@
 use std::time::Instant;
 
 use super::folder::{read_file, read_json};
+use super::precision::{self, relative_error};
 use super::prove::{Keys, prove_chain};
 use super::*;
 use crate::files::write_folder;
@@ -15,6 +16,7 @@ use crate::model::input::{DataSample, read_samples};
 use crate::quantize::dataset::{DataSetReport, data_set_gap, in_sample};
 use crate::quantize::pipeline::run_floats;
 use crate::quantize::quantize_calibrated;
+use crate::quantize::report::analyze;
 
 /// File names inside a package folder (besides model.onnx, quantized.json, circuit.json and
 /// vk.txt, as in a receipt folder).
@@ -78,8 +80,11 @@ fn float_runs(
     Ok(floats)
 }
 
+/// How many samples of the data set the precision's candidates are compared on.
+const PRECISION_SAMPLES: usize = 16;
+
 /// Read a model and a data set, run every sample in floats, and quantize calibrated on all of
-/// them. Returns the model file's bytes, the model, the quantized model and the data-set gap.
+/// them (at the precision the target chooses, [`precision::choose_among`]). Returns the model file's bytes, the model, the quantized model and the data-set gap.
 pub fn calibrate(
     model_path: &Path,
     data: &[PathBuf],
@@ -102,8 +107,28 @@ pub fn calibrate(
     );
     progress("quantize");
     let qm = quantize_calibrated(&model, &calibration, cfg)?;
-    let qm = prove::prefer_exact_tables(&qm, dis, |c| quantize_calibrated(&model, &calibration, c))
-        .unwrap_or(qm);
+    // The precision is chosen on the first samples' error (each candidate is evaluated on them).
+    let probe = samples.len().min(PRECISION_SAMPLES);
+    let error = |q: &QuantizedModel| -> Option<f64> {
+        samples[..probe]
+            .iter()
+            .zip(&floats)
+            .map(|(s, f)| {
+                analyze(&model, q, &s.inputs, f)
+                    .ok()
+                    .map(|r| relative_error(&r))
+            })
+            .try_fold(0f64, |m, e| e.map(|e| m.max(e)))
+    };
+    let base_error = error(&qm).unwrap_or(f64::INFINITY);
+    progress("choose the precision");
+    let (choice, better) = precision::choose_among(&qm, base_error, dis, |c| {
+        let q = quantize_calibrated(&model, &calibration, c).ok()?;
+        let e = error(&q)?;
+        Some((q, e))
+    })?;
+    progress(&format!("precision: {}", choice.why));
+    let qm = better.unwrap_or(qm);
     let gap = data_set_gap(&model, &qm, &samples, &floats, progress)?;
     Ok((onnx_bytes, model, qm, gap))
 }
@@ -334,6 +359,7 @@ impl Package {
             outputs,
             onnx_bytes: self.onnx_bytes.clone(),
             input_bytes: sample.text.clone().into_bytes(),
+            precision: None,
             calibration: Some(self.calibration.clone()),
         })
     }

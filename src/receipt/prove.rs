@@ -2,6 +2,7 @@
 //! atomically, and the redacted copy.
 
 use super::folder::read_file;
+use super::precision::{self, Choice};
 use super::*;
 use crate::files::write_folder;
 /// What `prove_folder` made, with timings.
@@ -13,6 +14,8 @@ pub struct Proved {
     pub timings: Timings,
     /// Whether a receipt folder already at `dir` was replaced.
     pub replaced: bool,
+    /// How the quantization's precision was chosen (not for a package's receipts).
+    pub precision: Option<Choice>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -39,6 +42,8 @@ pub struct Chain {
     pub input_bytes: Vec<u8>,
     /// The data-set report of the package the chain was proved against, when it was.
     pub calibration: Option<DataSetReport>,
+    /// How the quantization's precision was chosen (not for a package: its setup chose).
+    pub precision: Option<Choice>,
 }
 
 /// Load, quantize, evaluate in integers, and compile with the witness.
@@ -46,55 +51,18 @@ pub fn build_chain(model_path: &Path, input: &Path, cfg: &QuantConfig) -> Result
     build_chain_as(model_path, input, cfg, Disclosure::default())
 }
 
-/// The quantized model a proof of `input` proves ([`quantize_files`]), with exact tables
-/// instead of interpolated ones when they cost no larger k ([`prefer_exact_tables`]).
+/// The quantized model a proof of `input` proves ([`quantize_files`]), its precision chosen
+/// for the target within a k budget ([`precision::choose`]), with what was chosen and why.
 pub fn quantize_for_proof(
     model_path: &Path,
     input: &Path,
     cfg: &QuantConfig,
     dis: Disclosure,
-) -> Result<QuantizedRun> {
+) -> Result<(QuantizedRun, Choice)> {
     let mut run = quantize_files(model_path, input, cfg)?;
-    let exact = prefer_exact_tables(&run.qm, dis, |c| {
-        crate::quantize::quantize(&run.model, &run.floats, &run.float, c)
-    });
-    if let Some(qm) = exact {
-        let file = input.display().to_string();
-        run.report = crate::quantize::report::analyze(&run.model, &qm, &run.floats, &run.float)
-            .map_err(|e| e.in_input(&file))?;
-        let names: Vec<String> = run.model.inputs.iter().map(|i| i.name.clone()).collect();
-        run.inputs = qm
-            .quantize_inputs(&run.floats, &names)
-            .map_err(|e| e.in_input(&file))?;
-        run.qm = qm;
-    }
-    Ok(run)
-}
-
-/// An interpolated table has fewer rows than the exact one but may be one output unit off it.
-/// When `qm` has interpolated tables and the same model with exact ones (`requantize` with
-/// `exact_tables`, which the quantized model records) compiles for `dis` to no larger k, that
-/// model: where the gates' rows set k, the exact tables are free and the error is not larger.
-pub fn prefer_exact_tables(
-    qm: &QuantizedModel,
-    dis: Disclosure,
-    requantize: impl FnOnce(&QuantConfig) -> Result<QuantizedModel>,
-) -> Option<QuantizedModel> {
-    let interpolated = qm
-        .nodes
-        .iter()
-        .any(|n| matches!(n.op, crate::quantize::QOp::Interp { .. }));
-    if qm.config.exact_tables || !interpolated {
-        return None;
-    }
-    let k = |q: &QuantizedModel| circuit::compile_as(q, dis, None).map(|c| c.info.k).ok();
-    let k_interpolated = k(qm)?;
-    let exact = requantize(&QuantConfig {
-        exact_tables: true,
-        ..qm.config.clone()
-    })
-    .ok()?;
-    (k(&exact)? <= k_interpolated).then_some(exact)
+    let file = input.display().to_string();
+    let choice = precision::choose(&mut run, dis).map_err(|e| e.in_input(&file))?;
+    Ok((run, choice))
 }
 
 /// [`build_chain`] with the input's and the parameters' visibility (and the input's salt).
@@ -104,15 +72,18 @@ pub fn build_chain_as(
     cfg: &QuantConfig,
     dis: Disclosure,
 ) -> Result<Chain> {
-    let QuantizedRun {
-        model,
-        onnx_bytes,
-        input_text,
-        qm,
-        report,
-        inputs,
-        ..
-    } = quantize_for_proof(model_path, input, cfg, dis)?;
+    let (
+        QuantizedRun {
+            model,
+            onnx_bytes,
+            input_text,
+            qm,
+            report,
+            inputs,
+            ..
+        },
+        choice,
+    ) = quantize_for_proof(model_path, input, cfg, dis)?;
     let values = qm.evaluate(&inputs)?;
     qm.check_activation_budget(&values)?;
     let compiled = circuit::compile_as(&qm, dis, Some(&values))
@@ -128,6 +99,7 @@ pub fn build_chain_as(
         onnx_bytes,
         input_bytes: input_text.into_bytes(),
         calibration: None,
+        precision: Some(choice),
     })
 }
 
@@ -392,6 +364,7 @@ pub(super) fn prove_chain(
         report: chain.report,
         timings: t,
         replaced,
+        precision: chain.precision,
     })
 }
 

@@ -71,6 +71,10 @@ pub enum Action {
     Copy,
     /// Open the selected link's artifact in `$PAGER`.
     Open,
+    /// `/`: search the details pane (node names and every other line).
+    Search,
+    /// `n`: the next match of the search.
+    NextMatch,
     Help,
     Quit,
 }
@@ -94,6 +98,15 @@ pub struct Running {
     pub elapsed_s: f64,
     /// A key pressed while this job runs, which it did not start: said on the gauge.
     pub refused: Option<&'static str>,
+}
+
+/// A search of the details pane: the query, whether it is still being typed, and which match
+/// is shown.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Search {
+    pub query: String,
+    pub typing: bool,
+    pub at: usize,
 }
 
 /// What is under the mouse pointer.
@@ -140,6 +153,10 @@ pub struct App {
     pub effect: Option<Effect>,
     /// A one-line message for the status line (what a key did), until the next key.
     pub note: Option<String>,
+    pub search: Option<Search>,
+    /// The wrapped rows of the details pane where the search matches, at the last frame (the
+    /// renderer records them, as it records the scroll limits).
+    search_rows: std::cell::RefCell<Vec<u16>>,
     /// Cancelled jobs whose results are still to come: dropped when they do (the worker runs
     /// one job at a time, so they come first).
     dropping: usize,
@@ -169,6 +186,8 @@ impl App {
             title: None,
             effect: None,
             note: None,
+            search: None,
+            search_rows: std::cell::RefCell::new(vec![]),
             dropping: 0,
         }
     }
@@ -241,6 +260,12 @@ impl App {
             }
             return vec![];
         }
+        if self.search.as_ref().is_some_and(|s| s.typing)
+            || (self.search.is_some() && matches!(a, Action::Esc | Action::NextMatch))
+        {
+            self.handle_search(a);
+            return vec![];
+        }
         if a == Action::Esc && self.busy() {
             self.cancel();
             return vec![];
@@ -288,6 +313,13 @@ impl App {
                 self.gap_scroll = 0;
             }
             Action::Help => self.help = true,
+            Action::Search => {
+                self.pane = Pane::Details;
+                self.search = Some(Search {
+                    typing: true,
+                    ..Search::default()
+                });
+            }
             Action::Copy => self.copy(),
             Action::Open => self.open(),
             Action::Verify if !self.busy() => {
@@ -320,6 +352,71 @@ impl App {
             _ => {}
         }
         vec![]
+    }
+
+    /// Whether keys are being typed into the search (they are text, not commands).
+    pub fn typing(&self) -> bool {
+        self.search.as_ref().is_some_and(|s| s.typing)
+    }
+
+    /// A character typed into the search, or `None` for Backspace.
+    pub fn type_key(&mut self, c: Option<char>) {
+        if let Some(s) = self.search.as_mut().filter(|s| s.typing) {
+            match c {
+                Some(c) => s.query.push(c),
+                None => {
+                    s.query.pop();
+                }
+            }
+            s.at = 0;
+        }
+    }
+
+    fn handle_search(&mut self, a: Action) {
+        let Some(s) = self.search.as_mut() else {
+            return;
+        };
+        match a {
+            Action::Esc => self.search = None,
+            Action::Enter if s.typing => {
+                s.typing = false;
+                self.show_match();
+            }
+            Action::NextMatch if !s.typing => {
+                s.at += 1;
+                self.show_match();
+            }
+            _ => {}
+        }
+    }
+
+    /// Scroll the details pane to the current match.
+    fn show_match(&mut self) {
+        let rows = self.search_rows.borrow().clone();
+        let Some(s) = self.search.as_mut() else {
+            return;
+        };
+        if rows.is_empty() {
+            self.note = Some(format!(
+                "no line of the {} details has “{}”",
+                self.selected.name(),
+                s.query
+            ));
+            return;
+        }
+        s.at %= rows.len();
+        self.pane = Pane::Details;
+        self.scroll = rows[s.at].min(self.scroll_max.get()[Pane::Details as usize]);
+    }
+
+    /// Record where the search matches (the renderer's, at each frame).
+    pub fn record_search_rows(&self, rows: Vec<u16>) {
+        *self.search_rows.borrow_mut() = rows;
+    }
+
+    /// How many lines match the search, at the last frame.
+    pub fn search_matches(&self) -> usize {
+        self.search_rows.borrow().len()
     }
 
     /// Esc while a job runs: stop waiting for it. halo2 cannot be interrupted inside key

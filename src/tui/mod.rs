@@ -140,6 +140,14 @@ pub const BINDINGS: &[Binding] = &[
         "rebuild the chain",
     ),
     shown(
+        &[KeyCode::Char('/')],
+        Action::Search,
+        "/ and n",
+        None,
+        "search the details (node names and all): Enter goes, n the next match",
+    ),
+    bind(&[KeyCode::Char('n')], Action::NextMatch),
+    shown(
         &[KeyCode::Char('y')],
         Action::Copy,
         "y",
@@ -311,11 +319,20 @@ fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App) -> std::io
         })?;
         if event::poll(Duration::from_millis(100))? {
             match event::read()? {
-                TermEvent::Key(k) if k.kind == KeyEventKind::Press => {
-                    if let Some(a) = action_for(k.code, k.modifiers) {
-                        send(app.handle(a));
+                TermEvent::Key(k) if k.kind == KeyEventKind::Press => match k.code {
+                    // Typing a search: characters are text.
+                    KeyCode::Char(c)
+                        if app.typing() && !k.modifiers.contains(KeyModifiers::CONTROL) =>
+                    {
+                        app.type_key(Some(c))
                     }
-                }
+                    KeyCode::Backspace if app.typing() => app.type_key(None),
+                    _ => {
+                        if let Some(a) = action_for(k.code, k.modifiers) {
+                            send(app.handle(a));
+                        }
+                    }
+                },
                 TermEvent::Mouse(m) => {
                     let size = terminal.size()?;
                     let area = ratatui::layout::Rect::new(0, 0, size.width, size.height);

@@ -174,8 +174,19 @@ fn link_id(app: &App, link: ChainLink) -> String {
     }
 }
 
-/// A pane's text in its block, wrapped, at its scroll offset ([`scrolled`]).
-fn render_pane(app: &App, pane: Pane, lines: Vec<Line>, block: Block, f: &mut Frame, area: Rect) {
+/// A pane's text in its block, wrapped, at its scroll offset ([`scrolled`]). In the details
+/// pane, the lines that match the search are highlighted and their rows recorded.
+fn render_pane(
+    app: &App,
+    pane: Pane,
+    mut lines: Vec<Line>,
+    block: Block,
+    f: &mut Frame,
+    area: Rect,
+) {
+    if pane == Pane::Details {
+        mark_matches(app, &mut lines, area);
+    }
     let scroll = scrolled(app, pane, &lines, area);
     f.render_widget(
         Paragraph::new(lines)
@@ -184,6 +195,27 @@ fn render_pane(app: &App, pane: Pane, lines: Vec<Line>, block: Block, f: &mut Fr
             .scroll((scroll, 0)),
         area,
     );
+}
+
+/// Highlight the lines holding the search's query (ignoring case) and record their wrapped
+/// rows, so that Enter and `n` can scroll to them.
+fn mark_matches(app: &App, lines: &mut [Line], area: Rect) {
+    let Some(q) = app.search.as_ref().filter(|s| !s.query.is_empty()) else {
+        app.record_search_rows(vec![]);
+        return;
+    };
+    let q = q.query.to_lowercase();
+    let w = area.width.saturating_sub(2).max(1) as usize;
+    let (mut row, mut rows) = (0usize, vec![]);
+    for line in lines.iter_mut() {
+        let text: String = line.spans.iter().map(|s| s.content.as_ref()).collect();
+        if text.to_lowercase().contains(&q) {
+            rows.push(row.min(u16::MAX as usize) as u16);
+            *line = std::mem::take(line).style(Style::new().bg(Color::Yellow).fg(Color::Black));
+        }
+        row += line.width().max(1).div_ceil(w);
+    }
+    app.record_search_rows(rows);
 }
 
 /// The scroll offset to draw `pane` at: the app's, stopped at the last screenful of `lines`
@@ -254,6 +286,20 @@ fn status_line(app: &App, f: &mut Frame, area: Rect) {
     }
     let line = if let Some(e) = &app.error {
         Line::from(format!(" error: {e}")).red().bold()
+    } else if let Some(s) = &app.search {
+        let n = app.search_matches();
+        Line::from(if s.typing {
+            format!(" /{}▏ {n} matching lines · Enter: go · Esc: close", s.query)
+        } else if n == 0 {
+            format!(" /{}: no match · Esc: close", s.query)
+        } else {
+            format!(
+                " /{}: match {} of {n} · n: next · Esc: close",
+                s.query,
+                s.at % n + 1
+            )
+        })
+        .fg(Color::Yellow)
     } else if let Some(n) = &app.note {
         Line::from(format!(" {n}"))
     } else if let (Some(Check::Verify), Some((ok, reason, secs))) = (app.last, &app.verdict) {

@@ -1,0 +1,208 @@
+//! The quantization a proof proves, chosen on purpose: precision against proof size.
+//!
+//! A finer activation scale shrinks the rounding error of every op (2× per bit) and costs no
+//! rows where only range checks of a fixed width see it; it costs rows where tables grow with
+//! it or rescales check more bits, and fails where an activation no longer fits the budget. So
+//! each candidate scale (from the default up to the finest that fits), with interpolated or
+//! exact tables, is quantized, compiled (for k) and evaluated against the float run, and the
+//! most accurate within the target's k budget is kept:
+//! - `resources`: the default scale; exact tables only where they cost no larger k;
+//! - `balanced` (default): no larger k than `resources`, or up to k = 10 (proofs of a few
+//!   hundred milliseconds), whichever is larger;
+//! - `accuracy`: up to two more than `resources`' k, or up to k = 12.
+
+use serde::Serialize;
+
+use super::*;
+use crate::quantize::pipeline::QuantizedRun;
+use crate::quantize::report::{RunReport, analyze};
+
+use crate::quantize::{QOp, Target};
+
+/// The finest activation scale tried.
+const FINEST: u32 = 20;
+/// Balanced proofs may grow to this k (a proof of a few hundred milliseconds).
+const BALANCED_K: u32 = 10;
+/// Accuracy may grow k to this, or by two.
+const ACCURACY_K: u32 = 12;
+
+/// One quantization tried.
+#[derive(Clone, Debug, Serialize)]
+pub struct Candidate {
+    pub scale: u32,
+    pub exact_tables: bool,
+    pub k: u32,
+    /// max |circuit − float| / max(1, |float|) over the outputs, on this input.
+    pub error: f64,
+}
+
+/// What the compiler chose, and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct Choice {
+    pub target: Target,
+    /// The k every candidate had to stay within.
+    pub k_budget: u32,
+    pub chosen: Candidate,
+    pub candidates: Vec<Candidate>,
+    pub why: String,
+}
+
+/// The relative error the corpus measures: per output, max |error| / max(1, max |float|).
+pub fn relative_error(r: &RunReport) -> f64 {
+    r.outputs
+        .iter()
+        .map(|o| {
+            let size = o.float.iter().fold(1f64, |m, v| m.max(v.abs()));
+            o.max_abs_error / size
+        })
+        .fold(0.0, f64::max)
+}
+
+/// Replace `run`'s quantization by the most accurate candidate within its target's budget, and
+/// say what was chosen. An explicit `--scale` is kept as given (only the tables are chosen).
+pub fn choose(run: &mut QuantizedRun, dis: Disclosure) -> Result<Choice> {
+    let names: Vec<String> = run.model.inputs.iter().map(|i| i.name.clone()).collect();
+    let base_error = relative_error(&run.report);
+    let (choice, qm) = {
+        let run: &QuantizedRun = run;
+        choose_among(&run.qm, base_error, dis, |c| {
+            let qm = crate::quantize::quantize(&run.model, &run.floats, &run.float, c).ok()?;
+            let values = qm
+                .evaluate(&qm.quantize_inputs(&run.floats, &names).ok()?)
+                .ok()?;
+            qm.check_activation_budget(&values).ok()?;
+            let report = analyze(&run.model, &qm, &run.floats, &run.float).ok()?;
+            Some((qm, relative_error(&report)))
+        })?
+    };
+    if let Some(qm) = qm {
+        run.report = analyze(&run.model, &qm, &run.floats, &run.float)?;
+        run.inputs = qm.quantize_inputs(&run.floats, &names)?;
+        run.qm = qm;
+    }
+    Ok(choice)
+}
+
+/// The most accurate of the candidates `attempt` makes (a quantized model and its error, or
+/// `None` where the configuration does not quantize within the budget) for each scale from
+/// `base`'s up, with interpolated and exact tables, within the k budget of `base`'s target. The
+/// model is `None` when `base` stays.
+pub fn choose_among(
+    base: &QuantizedModel,
+    base_error: f64,
+    dis: Disclosure,
+    mut attempt: impl FnMut(&QuantConfig) -> Option<(QuantizedModel, f64)>,
+) -> Result<(Choice, Option<QuantizedModel>)> {
+    let cfg = base.config.clone();
+    let k_of = |q: &QuantizedModel| circuit::compile_as(q, dis, None).map(|c| c.info.k).ok();
+    let base_k = k_of(base)
+        .ok_or_else(|| Error::Internal("the default quantization does not compile".into()))?;
+    let mut tried: Vec<(Candidate, QuantizedModel)> = vec![];
+    let mut try_one = |c: &QuantConfig| -> Option<(Candidate, QuantizedModel)> {
+        let (qm, error) = attempt(c)?;
+        let k = k_of(&qm)?;
+        let cand = Candidate {
+            scale: qm.scale,
+            exact_tables: c.exact_tables,
+            k,
+            error,
+        };
+        Some((cand, qm))
+    };
+    let interpolated =
+        |q: &QuantizedModel| q.nodes.iter().any(|n| matches!(n.op, QOp::Interp { .. }));
+    let finest = match (cfg.target, cfg.scale) {
+        (Target::Resources, _) | (_, Some(_)) => cfg.max_scale,
+        _ => FINEST.max(cfg.max_scale),
+    };
+    let budget = match cfg.target {
+        Target::Resources => base_k,
+        Target::Balanced => base_k.max(BALANCED_K),
+        Target::Accuracy => (base_k + 2).max(ACCURACY_K),
+    };
+    let mut last_scale = None;
+    for max_scale in cfg.max_scale..=finest {
+        let c = QuantConfig {
+            max_scale,
+            exact_tables: false,
+            ..cfg.clone()
+        };
+        let Some(first) = try_one(&c) else { break };
+        // The scale stopped growing: the activations fill the budget.
+        if last_scale == Some(first.0.scale) {
+            break;
+        }
+        last_scale = Some(first.0.scale);
+        // k only grows with the scale: finer scales would not fit either.
+        if first.0.k > budget {
+            tried.push(first);
+            break;
+        }
+        let exact = interpolated(&first.1)
+            .then(|| {
+                try_one(&QuantConfig {
+                    exact_tables: true,
+                    ..c.clone()
+                })
+            })
+            .flatten();
+        tried.push(first);
+        tried.extend(exact);
+    }
+    // The most accurate within budget; on a tie (within 1%), the smaller k, then the coarser.
+    let best = tried
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.0.k <= budget)
+        .min_by(|(_, a), (_, b)| {
+            let (a, b) = (&a.0, &b.0);
+            if (a.error - b.error).abs() <= 0.01 * a.error.max(b.error) {
+                (a.k, a.scale).cmp(&(b.k, b.scale))
+            } else {
+                a.error.total_cmp(&b.error)
+            }
+        })
+        .map(|(i, _)| i);
+    let candidates: Vec<Candidate> = tried.iter().map(|t| t.0.clone()).collect();
+    let base_candidate = Candidate {
+        scale: base.scale,
+        exact_tables: cfg.exact_tables,
+        k: base_k,
+        error: base_error,
+    };
+    let Some(i) = best else {
+        let choice = Choice {
+            target: cfg.target,
+            k_budget: budget,
+            chosen: base_candidate,
+            candidates,
+            why: "no other candidate quantized: the default stands".into(),
+        };
+        return Ok((choice, None));
+    };
+    let (chosen, qm) = tried.swap_remove(i);
+    let why = format!(
+        "{}: the smallest error of {} candidates with k ≤ {budget}: scale 2^{}{}, k={}, error \
+         {:.1e} (the default scale 2^{}: k={base_k}, error {:.1e})",
+        cfg.target.name(),
+        candidates.len(),
+        chosen.scale,
+        if chosen.exact_tables {
+            ", exact tables"
+        } else {
+            ""
+        },
+        chosen.k,
+        chosen.error,
+        base_candidate.scale,
+        base_error,
+    );
+    let choice = Choice {
+        target: cfg.target,
+        k_budget: budget,
+        chosen,
+        candidates,
+        why,
+    };
+    Ok((choice, Some(qm)))
+}

@@ -334,8 +334,9 @@ pub struct QuantArgs {
     #[arg(long)]
     pub scale: Option<u32>,
     /// Signed bits per quantized weight; each constant gets the largest scale that fits.
-    #[arg(long, default_value_t = QuantConfig::default().param_bits)]
-    pub param_bits: u32,
+    /// Default: 16, or 20 where --target finds that more accurate within its budget.
+    #[arg(long)]
+    pub param_bits: Option<u32>,
     /// Signed bits an activation may use.
     #[arg(long, default_value_t = QuantConfig::default().activation_bits)]
     pub activation_bits: u32,
@@ -369,7 +370,8 @@ impl QuantArgs {
     pub fn config(&self) -> QuantConfig {
         QuantConfig {
             scale: self.scale,
-            param_bits: self.param_bits,
+            param_bits: self.param_bits.unwrap_or(QuantConfig::default().param_bits),
+            param_bits_given: self.param_bits.is_some(),
             activation_bits: self.activation_bits,
             target: self.target.into(),
             ..QuantConfig::default()

@@ -247,16 +247,7 @@ impl Lowering<'_> {
         let (mn, mx) = self.values[x].range;
         let (lo, hi) = table_span(mn, mx, sx, self.cfg.margin);
         let (lo, hi) = (lo.max(bounds.0), hi.min(bounds.1));
-        // The input's own scale, or coarser when the span would not fit 2^table_bits entries.
-        let mut t = sx;
-        while t > 0 && (hi - lo) * 2f64.powi(t) + 1.0 > 2f64.powi(self.cfg.table_bits as i32) {
-            t -= 1;
-        }
-        let (lo, hi) = (
-            (lo * 2f64.powi(t)).floor() as i64,
-            (hi * 2f64.powi(t)).ceil() as i64,
-        );
-        if hi - lo + 1 > 1i64 << self.cfg.table_bits {
+        let Some((t, lo, hi, step_bits)) = self.table_resolution(func, (lo, hi), sx, s) else {
             return Err(self.fail(format!(
                 "inputs span {:.3} to {:.3}, too wide for a {} table of 2^{} entries",
                 mn as f64 / 2f64.powi(sx),
@@ -264,22 +255,9 @@ impl Lowering<'_> {
                 func.name(),
                 self.cfg.table_bits
             )));
-        }
+        };
         let xin = self.rescale_to(x, t)?;
         let sh = self.shape(xin);
-        // Interpolate between points 2^b apart when that stays within one output unit of the
-        // exact table everywhere in range: the table shrinks 2^b-fold, and with it k.
-        let step_bits = (1..=10u32)
-            .rev()
-            .filter(|_| !self.cfg.exact_tables)
-            .find(|&b| {
-                let (lo, hi) = interp_domain(lo, hi, b);
-                (lo..=hi).all(|v| {
-                    let e = table_entry(func, v, t, s);
-                    (interp_entry(func, v, t, s, b) - e).abs() <= 1
-                })
-            })
-            .unwrap_or(0);
         let op = if step_bits >= 2 {
             QOp::Interp {
                 func,
@@ -299,6 +277,51 @@ impl Lowering<'_> {
             }
         };
         Ok(Operand::Value(self.push(op, vec![xin], sh, s)?))
+    }
+}
+
+impl Lowering<'_> {
+    /// The input scale `t ≤ sx` of a table of `func` over the real interval `lo..hi` (outputs
+    /// at scale `s`), its integer bounds and its interpolation step: points 2^b apart, the
+    /// widest b that stays within one output unit of the exact table everywhere in range (0:
+    /// exact). `t` is the finest at which the span has at most 2^table_bits values; with
+    /// `fine_tables`, the finest at which the interpolated table has at most 2^table_bits
+    /// points, so the input's rounding, not the table, sets the error (scales whose span
+    /// exceeds 2^(table_bits + 4) values are not tried: checking an interpolation visits every
+    /// value).
+    fn table_resolution(
+        &self,
+        func: TableFn,
+        (lo, hi): (f64, f64),
+        sx: i32,
+        s: i32,
+    ) -> Option<(i32, i64, i64, u32)> {
+        let bits = self.cfg.table_bits as i32;
+        (0..=sx).rev().find_map(|t| {
+            let (lo, hi) = (
+                (lo * 2f64.powi(t)).floor() as i64,
+                (hi * 2f64.powi(t)).ceil() as i64,
+            );
+            let values = hi - lo + 1;
+            let most = if self.cfg.fine_tables { bits + 4 } else { bits };
+            if values > 1i64 << most {
+                return None;
+            }
+            let step_bits = (1..=10u32)
+                .rev()
+                .filter(|_| !self.cfg.exact_tables)
+                .find(|&b| {
+                    let (lo, hi) = interp_domain(lo, hi, b);
+                    (lo..=hi).all(|v| {
+                        let e = table_entry(func, v, t, s);
+                        (interp_entry(func, v, t, s, b) - e).abs() <= 1
+                    })
+                })
+                .unwrap_or(0);
+            let step_bits = if step_bits >= 2 { step_bits } else { 0 };
+            let points = (values >> step_bits) + 1;
+            (points <= 1i64 << bits).then_some((t, lo, hi, step_bits))
+        })
     }
 }
 

@@ -75,10 +75,19 @@ pub struct QuantConfig {
     /// (`receipt::quantize_for_proof`). Written only when set.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exact_tables: bool,
+    /// Interpolated tables keep their input as fine as 2^table_bits points allow, rather than
+    /// as fine as 2^table_bits exact entries allow (then interpolated): more points, less
+    /// error. The chain sets this where it is the more accurate within the target's budget
+    /// (`receipt::precision`). Written only when set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fine_tables: bool,
     /// What the chain optimizes when it chooses the scale and the tables
     /// (`receipt::precision`). Not recorded: the choice is (as `max_scale` and `exact_tables`).
     #[serde(skip)]
     pub target: Target,
+    /// `param_bits` was given (`--param-bits`): the precision choice keeps it.
+    #[serde(skip)]
+    pub param_bits_given: bool,
 }
 
 /// What the chain optimizes when it chooses the quantization's precision (`--target`).
@@ -127,7 +136,9 @@ impl Default for QuantConfig {
             table_bits: 16,
             margin: DEFAULT_MARGIN,
             exact_tables: false,
+            fine_tables: false,
             target: Target::default(),
+            param_bits_given: false,
         }
     }
 }

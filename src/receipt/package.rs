@@ -122,7 +122,7 @@ pub fn calibrate(
     };
     let base_error = error(&qm).unwrap_or(f64::INFINITY);
     progress("choose the precision");
-    let (choice, better) = precision::choose_among(&qm, base_error, dis, |c| {
+    let (choice, better) = precision::choose_among(&qm, base_error, dis, false, |c| {
         let q = quantize_calibrated(&model, &calibration, c).ok()?;
         let e = error(&q)?;
         Some((q, e))

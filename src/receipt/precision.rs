@@ -21,16 +21,89 @@ use crate::quantize::{QOp, Target};
 
 /// The finest activation scale tried.
 const FINEST: u32 = 20;
+/// The finer weights tried beside the default 16 bits (with a scale of up to 2^20).
+const FINE_PARAM_BITS: u32 = 20;
 /// Balanced proofs may grow to this k (a proof of a few hundred milliseconds).
 const BALANCED_K: u32 = 10;
 /// Accuracy may grow k to this, or by two.
 const ACCURACY_K: u32 = 12;
 
+/// Where a scan of the scales stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reached {
+    /// At this scale the activations fill their bits.
+    Fit(u32),
+    /// Over the k budget.
+    Budget,
+}
+
+type Tried = Vec<(Candidate, QuantizedModel)>;
+
+/// Try `base` at each automatic scale bound from `from` to `to` (with its table variants where
+/// it has interpolated tables), until the scale stops growing or k leaves the budget.
+fn scan(
+    base: &QuantConfig,
+    from: u32,
+    to: u32,
+    budget: u32,
+    try_one: &mut impl FnMut(&QuantConfig) -> Option<(Candidate, QuantizedModel)>,
+    tried: &mut Tried,
+) -> Option<Reached> {
+    let interpolated =
+        |q: &QuantizedModel| q.nodes.iter().any(|n| matches!(n.op, QOp::Interp { .. }));
+    let mut last_scale = None;
+    for max_scale in from..=to {
+        let c = QuantConfig {
+            max_scale,
+            ..base.clone()
+        };
+        let Some(first) = try_one(&c) else {
+            return last_scale.map(Reached::Fit);
+        };
+        // The scale stopped growing: the activations fill the budget.
+        if last_scale == Some(first.0.scale) {
+            return last_scale.map(Reached::Fit);
+        }
+        last_scale = Some(first.0.scale);
+        // k only grows with the scale: finer scales would not fit either.
+        if first.0.k > budget {
+            tried.push(first);
+            return Some(Reached::Budget);
+        }
+        // Tables: exact, and interpolated with finer inputs.
+        let others: Vec<_> = if interpolated(&first.1) {
+            [
+                QuantConfig {
+                    exact_tables: true,
+                    ..c.clone()
+                },
+                QuantConfig {
+                    fine_tables: true,
+                    ..c.clone()
+                },
+            ]
+            .iter()
+            .filter_map(&mut *try_one)
+            .collect()
+        } else {
+            vec![]
+        };
+        tried.push(first);
+        tried.extend(others);
+    }
+    last_scale.map(Reached::Fit)
+}
+
 /// One quantization tried.
 #[derive(Clone, Debug, Serialize)]
 pub struct Candidate {
     pub scale: u32,
+    /// Signed bits of a weight.
+    pub param_bits: u32,
     pub exact_tables: bool,
+    pub fine_tables: bool,
+    /// The calibration margin (1: the proven input's own range, no headroom).
+    pub margin: f64,
     pub k: u32,
     /// max |circuit − float| / max(1, |float|) over the outputs, on this input.
     pub error: f64,
@@ -65,7 +138,7 @@ pub fn choose(run: &mut QuantizedRun, dis: Disclosure) -> Result<Choice> {
     let base_error = relative_error(&run.report);
     let (choice, qm) = {
         let run: &QuantizedRun = run;
-        choose_among(&run.qm, base_error, dis, |c| {
+        choose_among(&run.qm, base_error, dis, true, |c| {
             let qm = crate::quantize::quantize(&run.model, &run.floats, &run.float, c).ok()?;
             let values = qm
                 .evaluate(&qm.quantize_inputs(&run.floats, &names).ok()?)
@@ -85,32 +158,35 @@ pub fn choose(run: &mut QuantizedRun, dis: Disclosure) -> Result<Choice> {
 
 /// The most accurate of the candidates `attempt` makes (a quantized model and its error, or
 /// `None` where the configuration does not quantize within the budget) for each scale from
-/// `base`'s up, with interpolated and exact tables, within the k budget of `base`'s target. The
-/// model is `None` when `base` stays.
+/// `base`'s up, with interpolated and exact tables, within the k budget of `base`'s target.
+/// `tight`: the calibration is the proven input alone, so a margin-1 candidate is tried where
+/// the activations limit the scale. The model is `None` when `base` stays.
 pub fn choose_among(
     base: &QuantizedModel,
     base_error: f64,
     dis: Disclosure,
+    tight: bool,
     mut attempt: impl FnMut(&QuantConfig) -> Option<(QuantizedModel, f64)>,
 ) -> Result<(Choice, Option<QuantizedModel>)> {
     let cfg = base.config.clone();
     let k_of = |q: &QuantizedModel| circuit::compile_as(q, dis, None).map(|c| c.info.k).ok();
     let base_k = k_of(base)
         .ok_or_else(|| Error::Internal("the default quantization does not compile".into()))?;
-    let mut tried: Vec<(Candidate, QuantizedModel)> = vec![];
+    let mut tried: Tried = vec![];
     let mut try_one = |c: &QuantConfig| -> Option<(Candidate, QuantizedModel)> {
         let (qm, error) = attempt(c)?;
         let k = k_of(&qm)?;
         let cand = Candidate {
             scale: qm.scale,
+            param_bits: c.param_bits,
             exact_tables: c.exact_tables,
+            fine_tables: c.fine_tables,
+            margin: c.margin,
             k,
             error,
         };
         Some((cand, qm))
     };
-    let interpolated =
-        |q: &QuantizedModel| q.nodes.iter().any(|n| matches!(n.op, QOp::Interp { .. }));
     let finest = match (cfg.target, cfg.scale) {
         (Target::Resources, _) | (_, Some(_)) => cfg.max_scale,
         _ => FINEST.max(cfg.max_scale),
@@ -120,34 +196,39 @@ pub fn choose_among(
         Target::Balanced => base_k.max(BALANCED_K),
         Target::Accuracy => (base_k + 2).max(ACCURACY_K),
     };
-    let mut last_scale = None;
-    for max_scale in cfg.max_scale..=finest {
-        let c = QuantConfig {
-            max_scale,
+    // Finer weights where the target allows a search and --param-bits did not fix them.
+    let mut params = vec![cfg.param_bits];
+    if cfg.target != Target::Resources && !cfg.param_bits_given && cfg.param_bits < FINE_PARAM_BITS
+    {
+        params.push(FINE_PARAM_BITS);
+    }
+    for param_bits in params {
+        let weights = QuantConfig {
+            param_bits,
+            max_param_scale: cfg.max_param_scale.max(param_bits),
             exact_tables: false,
+            fine_tables: false,
             ..cfg.clone()
         };
-        let Some(first) = try_one(&c) else { break };
-        // The scale stopped growing: the activations fill the budget.
-        if last_scale == Some(first.0.scale) {
-            break;
+        let reached = scan(
+            &weights,
+            cfg.max_scale,
+            finest,
+            budget,
+            &mut try_one,
+            &mut tried,
+        );
+        // Calibrated on the proven input alone, the margin guards no other input: without
+        // it, one more bit may fit where the activations set the scale.
+        if let (true, Some(Reached::Fit(s))) = (tight, reached)
+            && cfg.margin > 1.0
+        {
+            let tight_cfg = QuantConfig {
+                margin: 1.0,
+                ..weights
+            };
+            scan(&tight_cfg, s + 1, finest, budget, &mut try_one, &mut tried);
         }
-        last_scale = Some(first.0.scale);
-        // k only grows with the scale: finer scales would not fit either.
-        if first.0.k > budget {
-            tried.push(first);
-            break;
-        }
-        let exact = interpolated(&first.1)
-            .then(|| {
-                try_one(&QuantConfig {
-                    exact_tables: true,
-                    ..c.clone()
-                })
-            })
-            .flatten();
-        tried.push(first);
-        tried.extend(exact);
     }
     // The most accurate within budget; on a tie (within 1%), the smaller k, then the coarser.
     let best = tried
@@ -157,7 +238,7 @@ pub fn choose_among(
         .min_by(|(_, a), (_, b)| {
             let (a, b) = (&a.0, &b.0);
             if (a.error - b.error).abs() <= 0.01 * a.error.max(b.error) {
-                (a.k, a.scale).cmp(&(b.k, b.scale))
+                (a.k, a.param_bits, a.scale).cmp(&(b.k, b.param_bits, b.scale))
             } else {
                 a.error.total_cmp(&b.error)
             }
@@ -166,7 +247,10 @@ pub fn choose_among(
     let candidates: Vec<Candidate> = tried.iter().map(|t| t.0.clone()).collect();
     let base_candidate = Candidate {
         scale: base.scale,
+        param_bits: cfg.param_bits,
         exact_tables: cfg.exact_tables,
+        fine_tables: cfg.fine_tables,
+        margin: cfg.margin,
         k: base_k,
         error: base_error,
     };
@@ -182,15 +266,21 @@ pub fn choose_among(
     };
     let (chosen, qm) = tried.swap_remove(i);
     let why = format!(
-        "{}: the smallest error of {} candidates with k ≤ {budget}: scale 2^{}{}, k={}, error \
-         {:.1e} (the default scale 2^{}: k={base_k}, error {:.1e})",
+        "{}: the smallest error of {} candidates with k ≤ {budget}: scale 2^{}{}, {}-bit weights{}, \
+         k={}, error {:.1e} (the default scale 2^{}: k={base_k}, error {:.1e})",
         cfg.target.name(),
         candidates.len(),
         chosen.scale,
-        if chosen.exact_tables {
-            ", exact tables"
+        if chosen.margin == 1.0 && cfg.margin != 1.0 {
+            " (no headroom: the activations of this input fill their bits)"
         } else {
             ""
+        },
+        chosen.param_bits,
+        match (chosen.exact_tables, chosen.fine_tables) {
+            (true, _) => ", exact tables",
+            (_, true) => ", interpolated tables of finer input",
+            _ => "",
         },
         chosen.k,
         chosen.error,

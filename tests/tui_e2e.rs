@@ -1,4 +1,5 @@
-//! The real binary in a real terminal (tmux): open a receipt folder, verify, watch a tampered
+//! The real binary in a real terminal (tmux): open a receipt folder (the CNN sample), verify
+//! twice (the second reuses the derived key; both times are printed), watch a tampered
 //! output be rejected in the break test, quit with exit 0; a folder that fails to open quits
 //! with exit 3 and its error.
 
@@ -61,9 +62,9 @@ fn start_inspect(session: &str, cache: &std::path::Path, dir: &std::path::Path) 
     ]);
 }
 
-/// Prove the digits sample into `dir` (seeded).
-fn prove_digits(cache: &std::path::Path, dir: &std::path::Path) {
-    let (m, i, _) = sample("digits");
+/// Prove a sample into `dir` (seeded).
+fn prove_sample(name: &str, cache: &std::path::Path, dir: &std::path::Path) {
+    let (m, i, _) = sample(name);
     let o = Command::new(env!("CARGO_BIN_EXE_zkreceipt"))
         .args(["prove", m.to_str().unwrap(), "--input", i.to_str().unwrap()])
         .args(["--out", dir.to_str().unwrap(), "--seed", "5"])
@@ -80,8 +81,9 @@ fn inspect_verify_break_and_quit_in_tmux() {
     }
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let cache = tmp.join("params-cache");
+    // The CNN sample (k=13): the first verify derives the key, a repeated one reuses it.
     let dir = tmp.join("tui-e2e-receipt");
-    prove_digits(&cache, &dir);
+    prove_sample("cnn", &cache, &dir);
 
     let session = format!("zkreceipt-e2e-{}", std::process::id());
     start_inspect(&session, &cache, &dir);
@@ -130,7 +132,7 @@ fn a_folder_that_fails_to_open_quits_with_its_error_in_tmux() {
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let cache = tmp.join("params-cache");
     let dir = tmp.join("tui-e2e-broken-receipt");
-    prove_digits(&cache, &dir);
+    prove_sample("digits", &cache, &dir);
     // The folder reads (receipt, circuit, proof), but its model does not load.
     std::fs::write(dir.join("model.onnx"), b"not a model").unwrap();
 

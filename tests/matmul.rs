@@ -70,12 +70,7 @@ fn einsum(eq: &str, operands: &[(&str, &[i64])], out: &[i64]) {
         }
     }
     let names: Vec<&str> = operands.iter().map(|o| o.0).collect();
-    let attr = tract_onnx::pb::AttributeProto {
-        name: "equation".into(),
-        r#type: 3,
-        s: eq.as_bytes().to_vec(),
-        ..Default::default()
-    };
+    let attr = string_attr("equation", eq);
     let model = model_of(
         vec![node("Einsum", &names, &["Y"], vec![attr])],
         inits,

@@ -233,12 +233,7 @@ fn a_runtime_clip_bound_is_refused_up_front() {
 /// (values in [-3, 3)), each through a table sized by what the input reaches.
 #[test]
 fn hard_swish_mish_and_gelu() {
-    let s = |name: &str, v: &str| pb::AttributeProto {
-        name: name.into(),
-        r#type: 3,
-        s: v.as_bytes().to_vec(),
-        ..Default::default()
-    };
+    let s = string_attr;
     let cases: Vec<(&str, i64, Vec<pb::AttributeProto>)> = vec![
         ("HardSwish", 14, vec![]),
         ("Mish", 18, vec![]),

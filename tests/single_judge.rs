@@ -9,15 +9,6 @@ use common::onnx::*;
 use tract_onnx::pb;
 use zkreceipt::model::Model;
 
-fn string_attr(name: &str, s: &str) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: 3,
-        s: s.as_bytes().to_vec(),
-        ..Default::default()
-    }
-}
-
 fn floats_init(name: &str, data: &[f32]) -> pb::TensorProto {
     tensor(name, &[data.len() as i64], data.to_vec())
 }

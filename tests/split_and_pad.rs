@@ -4,16 +4,6 @@
 mod common;
 
 use common::onnx::*;
-use tract_onnx::pb;
-
-fn string_attr(name: &str, s: &str) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: 3,
-        s: s.as_bytes().to_vec(),
-        ..Default::default()
-    }
-}
 
 /// X `[2, 7]` split along axis 1 into pieces of `sizes`, each piece scaled by its own factor so
 /// that a swapped piece would show.

@@ -226,12 +226,7 @@ fn scatter_elements_refuses_two_writes_and_reductions() {
     }
     let node = node("ScatterElements", &["X", "I", "U"], &["Y"], vec![]);
     let mut node = node;
-    node.attribute.push(pb::AttributeProto {
-        name: "reduction".into(),
-        r#type: 3,
-        s: b"add".to_vec(),
-        ..Default::default()
-    });
+    node.attribute.push(string_attr("reduction", "add"));
     let dir = tempfile::tempdir().unwrap();
     let m = dir.path().join("m.onnx");
     let inputs = vec![
@@ -652,12 +647,7 @@ fn pow_by_a_constant_exponent_tensor() {
 /// pure rewiring, so any misplaced element shows as an error against tract.
 #[test]
 fn depth_to_space_and_space_to_depth() {
-    let mode = |m: &str| pb::AttributeProto {
-        name: "mode".into(),
-        r#type: 3,
-        s: m.as_bytes().to_vec(),
-        ..Default::default()
-    };
+    let mode = |m: &str| string_attr("mode", m);
     for (op, attrs, x, y) in [
         ("DepthToSpace", vec![], [1, 8, 2, 3], [1, 2, 4, 6]),
         (

@@ -88,13 +88,20 @@ pub(super) fn cmd_break_test(dir: &std::path::Path, json: bool) -> Result<i32> {
         );
         return Ok(1);
     }
+    let mut group = None;
     for c in &b.cases {
+        if group != Some(c.group) {
+            println!("{}", c.group.title());
+            group = Some(c.group);
+        }
         let verdict = if c.verified { "verified" } else { "rejected" };
         let expect = if c.bound { "bound  " } else { "unbound" };
         println!(
-            "  {} {expect} {verdict:8} {}{}",
+            "  {} {expect} {verdict:8} {} [{} → {}]{}",
             if c.ok { "✓" } else { "✗" },
             c.item,
+            short_value(&c.before),
+            short_value(&c.after),
             c.reason
                 .as_ref()
                 .filter(|_| !c.verified)
@@ -168,4 +175,12 @@ pub(super) fn cmd_redact(dir: &std::path::Path, out: &std::path::Path, force: bo
         &v.vk_sha256[..12.min(v.vk_sha256.len())]
     );
     Ok(0)
+}
+
+/// A changed field's value as the break test's table shows it: long texts cut.
+fn short_value(v: &str) -> String {
+    match v.char_indices().nth(40) {
+        Some((i, _)) => format!("{}…", &v[..i]),
+        None => v.to_string(),
+    }
 }

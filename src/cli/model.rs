@@ -145,6 +145,7 @@ pub fn quantize_and_compare(
         input,
         cfg,
         crate::circuit::Disclosure::default(),
+        &mut stderr_progress(),
     )?;
     Ok((run.model, run.qm, run.report, choice))
 }

@@ -18,7 +18,7 @@ mod verify;
 pub use folder::Folder;
 pub use prove::{
     Chain, Keys, ProofRng, ProveOptions, Proved, Timings, build_chain, build_chain_as,
-    prove_folder, quantize_for_proof, redact_folder, redactable,
+    build_chain_heard, prove_folder, quantize_for_proof, redact_folder, redactable,
 };
 pub use verify::{Check, KeyCache, Verdict, verify_folder, verify_folder_with};
 

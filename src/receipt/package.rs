@@ -122,11 +122,12 @@ pub fn calibrate(
     };
     let base_error = error(&qm).unwrap_or(f64::INFINITY);
     progress("choose the precision");
-    let (choice, better) = precision::choose_among(&qm, base_error, dis, false, |c| {
-        let q = quantize_calibrated(&model, &calibration, c).ok()?;
-        let e = error(&q)?;
-        Some((q, e))
-    })?;
+    let (choice, better) =
+        precision::choose_among(&qm, base_error, dis, false, &mut *progress, |c| {
+            let q = quantize_calibrated(&model, &calibration, c).ok()?;
+            let e = error(&q)?;
+            Some((q, e))
+        })?;
     progress(&format!("precision: {}", choice.why));
     let qm = better.unwrap_or(qm);
     let gap = data_set_gap(&model, &qm, &samples, &floats, progress)?;

@@ -3,10 +3,12 @@
 //! A finer activation scale shrinks the rounding error of every op (2× per bit) and costs no
 //! rows where only range checks of a fixed width see it; it costs rows where tables grow with
 //! it or rescales check more bits, and fails where an activation no longer fits the budget. So
-//! each candidate scale (from the default up to the finest that fits), with interpolated or
-//! exact tables, is quantized, compiled (for k) and evaluated against the float run, and the
-//! most accurate within the target's k budget is kept:
-//! - `resources`: the default scale; exact tables only where they cost no larger k;
+//! each candidate is quantized, compiled (for k) and evaluated against the float run: every
+//! scale from the default up to the finest that fits, with 16- and 20-bit weights (unless
+//! `--param-bits` fixes them), with interpolated, exact, and finer-input interpolated tables, and,
+//! where the calibration is the proven input alone, without the calibration margin once the
+//! activations fill their bits. The most accurate within the target's k budget is kept:
+//! - `resources`: the default scale and weights; other tables only where they cost no larger k;
 //! - `balanced` (default): no larger k than `resources`, or up to k = 10 (proofs of a few
 //!   hundred milliseconds), whichever is larger;
 //! - `accuracy`: up to two more than `resources`' k, or up to k = 12.
@@ -16,7 +18,6 @@ use serde::Serialize;
 use super::*;
 use crate::quantize::pipeline::QuantizedRun;
 use crate::quantize::report::{RunReport, analyze};
-
 use crate::quantize::{QOp, Target};
 
 /// The finest activation scale tried.
@@ -52,6 +53,8 @@ fn scan(
     let interpolated =
         |q: &QuantizedModel| q.nodes.iter().any(|n| matches!(n.op, QOp::Interp { .. }));
     let mut last_scale = None;
+    // A table variant over budget at one scale is over it at every finer one.
+    let (mut exact_over, mut fine_over) = (false, false);
     for max_scale in from..=to {
         let c = QuantConfig {
             max_scale,
@@ -71,25 +74,29 @@ fn scan(
             return Some(Reached::Budget);
         }
         // Tables: exact, and interpolated with finer inputs.
-        let others: Vec<_> = if interpolated(&first.1) {
-            [
-                QuantConfig {
-                    exact_tables: true,
-                    ..c.clone()
-                },
-                QuantConfig {
-                    fine_tables: true,
-                    ..c.clone()
-                },
-            ]
-            .iter()
-            .filter_map(&mut *try_one)
-            .collect()
-        } else {
-            vec![]
-        };
+        let mut variants = vec![];
+        if interpolated(&first.1) && !exact_over {
+            variants.push(QuantConfig {
+                exact_tables: true,
+                ..c.clone()
+            });
+        }
+        if interpolated(&first.1) && !fine_over {
+            variants.push(QuantConfig {
+                fine_tables: true,
+                ..c.clone()
+            });
+        }
         tried.push(first);
-        tried.extend(others);
+        for v in variants {
+            if let Some(t) = try_one(&v) {
+                if t.0.k > budget {
+                    exact_over |= v.exact_tables;
+                    fine_over |= v.fine_tables;
+                }
+                tried.push(t);
+            }
+        }
     }
     last_scale.map(Reached::Fit)
 }
@@ -133,12 +140,16 @@ pub fn relative_error(r: &RunReport) -> f64 {
 
 /// Replace `run`'s quantization by the most accurate candidate within its target's budget, and
 /// say what was chosen. An explicit `--scale` is kept as given (only the tables are chosen).
-pub fn choose(run: &mut QuantizedRun, dis: Disclosure) -> Result<Choice> {
+pub fn choose(
+    run: &mut QuantizedRun,
+    dis: Disclosure,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Choice> {
     let names: Vec<String> = run.model.inputs.iter().map(|i| i.name.clone()).collect();
     let base_error = relative_error(&run.report);
     let (choice, qm) = {
         let run: &QuantizedRun = run;
-        choose_among(&run.qm, base_error, dis, true, |c| {
+        choose_among(&run.qm, base_error, dis, true, progress, |c| {
             let qm = crate::quantize::quantize(&run.model, &run.floats, &run.float, c).ok()?;
             let values = qm
                 .evaluate(&qm.quantize_inputs(&run.floats, &names).ok()?)
@@ -166,6 +177,7 @@ pub fn choose_among(
     base_error: f64,
     dis: Disclosure,
     tight: bool,
+    progress: &mut dyn FnMut(&str),
     mut attempt: impl FnMut(&QuantConfig) -> Option<(QuantizedModel, f64)>,
 ) -> Result<(Choice, Option<QuantizedModel>)> {
     let cfg = base.config.clone();
@@ -176,6 +188,16 @@ pub fn choose_among(
     let mut try_one = |c: &QuantConfig| -> Option<(Candidate, QuantizedModel)> {
         let (qm, error) = attempt(c)?;
         let k = k_of(&qm)?;
+        progress(&format!(
+            "precision: scale 2^{}, {}-bit weights{} → k={k}, error {error:.1e}",
+            qm.scale,
+            c.param_bits,
+            match (c.exact_tables, c.fine_tables) {
+                (true, _) => ", exact tables",
+                (_, true) => ", finer tables",
+                _ => "",
+            },
+        ));
         let cand = Candidate {
             scale: qm.scale,
             param_bits: c.param_bits,

@@ -58,10 +58,11 @@ pub fn quantize_for_proof(
     input: &Path,
     cfg: &QuantConfig,
     dis: Disclosure,
+    progress: &mut dyn FnMut(&str),
 ) -> Result<(QuantizedRun, Choice)> {
     let mut run = quantize_files(model_path, input, cfg)?;
     let file = input.display().to_string();
-    let choice = precision::choose(&mut run, dis).map_err(|e| e.in_input(&file))?;
+    let choice = precision::choose(&mut run, dis, progress).map_err(|e| e.in_input(&file))?;
     Ok((run, choice))
 }
 
@@ -71,6 +72,17 @@ pub fn build_chain_as(
     input: &Path,
     cfg: &QuantConfig,
     dis: Disclosure,
+) -> Result<Chain> {
+    build_chain_heard(model_path, input, cfg, dis, &mut |_| {})
+}
+
+/// [`build_chain_as`], `progress` hearing the precision choice's candidates.
+pub fn build_chain_heard(
+    model_path: &Path,
+    input: &Path,
+    cfg: &QuantConfig,
+    dis: Disclosure,
+    progress: &mut dyn FnMut(&str),
 ) -> Result<Chain> {
     let (
         QuantizedRun {
@@ -83,7 +95,7 @@ pub fn build_chain_as(
             ..
         },
         choice,
-    ) = quantize_for_proof(model_path, input, cfg, dis)?;
+    ) = quantize_for_proof(model_path, input, cfg, dis, progress)?;
     let values = qm.evaluate(&inputs)?;
     qm.check_activation_budget(&values)?;
     let compiled = circuit::compile_as(&qm, dis, Some(&values))
@@ -215,7 +227,7 @@ pub fn prove_folder(
     crate::files::replaces(out, &RECEIPT_FOLDER, opts.force)?;
     progress("quantize");
     let dis = opts.disclosure()?;
-    let chain = build_chain_as(model_path, input, cfg, dis)?;
+    let chain = build_chain_heard(model_path, input, cfg, dis, progress)?;
     t.quantize_s = clock.elapsed().as_secs_f64();
     t.compile_s = clock.elapsed().as_secs_f64() - t.quantize_s;
     let keys = Keys::make(&chain.compiled, opts, model_path, progress)?;

@@ -123,6 +123,16 @@ pub fn int64_init(name: &str, dims: &[i64], data: &[i64]) -> pb::TensorProto {
     }
 }
 
+/// A string attribute.
+pub fn string_attr(name: &str, s: &str) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: 3,
+        s: s.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
 /// A float attribute.
 pub fn float_attr(name: &str, f: f32) -> pb::AttributeProto {
     pb::AttributeProto {

@@ -71,8 +71,8 @@ pub struct QuantConfig {
     #[serde(default = "default_margin", skip_serializing_if = "is_default_margin")]
     pub margin: f64,
     /// Every table exact, none interpolated. An interpolated table has fewer rows but may be one
-    /// output unit off the exact one; the chain sets this when exact tables cost no larger k
-    /// (`receipt::quantize_for_proof`). Written only when set.
+    /// output unit off the exact one; the chain sets this where exact tables are the more
+    /// accurate within the target's budget (`receipt::precision`). Written only when set.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exact_tables: bool,
     /// Interpolated tables keep their input as fine as 2^table_bits points allow, rather than

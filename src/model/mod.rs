@@ -19,6 +19,7 @@ use crate::files::{MODEL_CAP, read_capped};
 use crate::tensor::{Tensor, numel};
 
 mod check;
+mod einsum;
 mod hints;
 pub mod input;
 mod ops;

@@ -75,7 +75,7 @@ fn each_target_keeps_the_most_accurate_candidate_within_its_budget() {
     assert!(b.chosen.error < r.chosen.error / 4.0, "{b:?}");
     // The chain proves what was chosen: the report is that quantization's, the circuit holds.
     assert_eq!(balanced.qm.scale, b.chosen.scale);
-    assert!((relative_error(&balanced.report) - b.chosen.error).abs() < 1e-12);
+    assert!((relative_error(&balanced.report.outputs) - b.chosen.error).abs() < 1e-12);
     assert!(
         b.why.starts_with("balanced: the smallest error of"),
         "{}",

@@ -100,8 +100,8 @@ pub(super) fn cmd_break_test(dir: &std::path::Path, json: bool) -> Result<i32> {
             "  {} {expect} {verdict:8} {} [{} → {}]{}",
             if c.ok { "✓" } else { "✗" },
             c.item,
-            short_value(&c.before),
-            short_value(&c.after),
+            crate::model::shortened(&c.before, 40),
+            crate::model::shortened(&c.after, 40),
             c.reason
                 .as_ref()
                 .filter(|_| !c.verified)
@@ -175,12 +175,4 @@ pub(super) fn cmd_redact(dir: &std::path::Path, out: &std::path::Path, force: bo
         &v.vk_sha256[..12.min(v.vk_sha256.len())]
     );
     Ok(0)
-}
-
-/// A changed field's value as the break test's table shows it: long texts cut.
-fn short_value(v: &str) -> String {
-    match v.char_indices().nth(40) {
-        Some((i, _)) => format!("{}…", &v[..i]),
-        None => v.to_string(),
-    }
 }

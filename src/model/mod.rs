@@ -85,6 +85,16 @@ pub fn short_hash(s: &str, n: usize) -> &str {
     s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
 }
 
+/// `s` cut to its first `n` characters, with `…` where something was cut.
+pub fn shortened(s: &str, n: usize) -> String {
+    let head = short_hash(s, n);
+    if head.len() < s.len() {
+        format!("{head}…")
+    } else {
+        s.to_string()
+    }
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     digest.iter().map(|b| format!("{b:02x}")).collect()

@@ -51,15 +51,8 @@ impl Lowering<'_> {
             Operand::Const(t) => {
                 let mut index = Vec::with_capacity(base.len());
                 for (e, &v) in t.data.iter().enumerate() {
-                    let i = if v < 0.0 {
-                        v as i64 + n as i64
-                    } else {
-                        v as i64
-                    };
-                    if i < 0 || i >= n as i64 {
-                        return Err(self.fail(format!("index {v} is out of range for {n}")));
-                    }
-                    index.push((base[e] + i as usize * xst[a]) as i64);
+                    let i = self.constant_position(v, n)?;
+                    index.push((base[e] + i * xst[a]) as i64);
                 }
                 self.rewire(&arg0, is, index, 0.0)
             }
@@ -69,6 +62,20 @@ impl Lowering<'_> {
                 Ok(Operand::Value(v))
             }
         }
+    }
+
+    /// The position along an axis of `n` that a constant index `v` picks (ONNX: a negative
+    /// index counts from the end); out of range is an error naming the index.
+    pub(super) fn constant_position(&self, v: f64, n: usize) -> Result<usize> {
+        let i = if v < 0.0 {
+            v as i64 + n as i64
+        } else {
+            v as i64
+        };
+        if i < 0 || i >= n as i64 {
+            return Err(self.fail(format!("index {v} is out of range for {n}")));
+        }
+        Ok(i as usize)
     }
 
     pub(super) fn lower_pad(
@@ -265,15 +272,11 @@ impl Lowering<'_> {
             return Ok(Operand::Value(v));
         }
         let ind = self.constant(&ind_name)?;
-        let n = xs[a] as i64;
-        let mut picks = vec![];
-        for &v in &ind.data {
-            let i = if v < 0.0 { v as i64 + n } else { v as i64 };
-            if i < 0 || i >= n {
-                return Err(self.fail(format!("index {v} is out of range for {n}")));
-            }
-            picks.push(i as usize);
-        }
+        let picks: Vec<usize> = ind
+            .data
+            .iter()
+            .map(|&v| self.constant_position(v, xs[a]))
+            .collect::<Result<_>>()?;
         let mut out: Vec<usize> = xs[..a].to_vec();
         out.extend(&ind.shape);
         out.extend(&xs[a + 1..]);

@@ -272,7 +272,19 @@ impl<'a> Lowering<'a> {
         index: Vec<i64>,
         fill: f64,
     ) -> Result<Operand> {
-        match self.operand(arg)? {
+        let o = self.operand(arg)?;
+        self.rewire_operand(o, out, index, fill)
+    }
+
+    /// [`Self::rewire`] of an operand in hand.
+    pub(super) fn rewire_operand(
+        &mut self,
+        o: Operand,
+        out: Vec<usize>,
+        index: Vec<i64>,
+        fill: f64,
+    ) -> Result<Operand> {
+        match o {
             Operand::Const(t) => {
                 let data = index
                     .iter()

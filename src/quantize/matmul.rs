@@ -164,13 +164,7 @@ impl Lowering<'_> {
             at.insert(q, c[p]);
             index.push(at.iter().zip(&st).map(|(i, s)| i * s).sum::<usize>() as i64);
         });
-        Ok(match o {
-            Operand::Const(t) => Operand::Const(Tensor::new(
-                out,
-                index.iter().map(|&i| t.data[i as usize]).collect(),
-            )),
-            Operand::Value(v) => Operand::Value(self.rewire_value(v, out, index)?),
-        })
+        self.rewire_operand(o, out, index, 0.0)
     }
 
     /// Operand `o` (axes named by `letters`) transposed to the letters of `groups` in order and

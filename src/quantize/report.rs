@@ -223,7 +223,7 @@ pub fn analyze(
 }
 
 /// Each graph output: float (tract) against the evaluator's integers, dequantized.
-fn output_reports(
+pub fn output_reports(
     model: &Model,
     qm: &QuantizedModel,
     float: &FloatRun,

@@ -35,11 +35,7 @@ impl Lowering<'_> {
                 // the data and the updates joined).
                 let mut index: Vec<i64> = (0..total as i64).collect();
                 for (q, &v) in t.data.iter().enumerate() {
-                    let i = if v < 0.0 { v + n as f64 } else { v };
-                    if !(0.0..n as f64).contains(&i) {
-                        return Err(self.fail(format!("index {v} is out of range for {n}")));
-                    }
-                    let p = base[q] + i as usize * xst[a];
+                    let p = base[q] + self.constant_position(v, n)? * xst[a];
                     if index[p] >= total as i64 {
                         return Err(self.fail(twice(p)));
                     }
@@ -150,6 +146,7 @@ impl Lowering<'_> {
 // Evaluation of the integer ops this family introduces: the specification the circuit matches.
 
 /// The fixed structure of a [`QOp::Select`].
+#[derive(Default)]
 pub struct Selection<'a> {
     pub n: usize,
     pub stride: usize,
@@ -194,14 +191,7 @@ impl<'a> Selection<'a> {
                 base,
                 at: &[],
             },
-            _ => Selection {
-                n: 0,
-                stride: 0,
-                shift: 0,
-                negative: false,
-                base: &[],
-                at: &[],
-            },
+            _ => Selection::default(),
         }
     }
 

@@ -115,10 +115,7 @@ fn change(
 
 /// The first characters of a hash.
 fn short(h: &str) -> String {
-    match h.char_indices().nth(16) {
-        Some((i, _)) => format!("{}…", &h[..i]),
-        None => h.to_string(),
-    }
+    crate::model::shortened(h, 16)
 }
 
 fn set_output(f: &mut Folder, t: usize, i: usize, delta: i64) {

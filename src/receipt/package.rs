@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use super::folder::{read_file, read_json};
-use super::precision::{self, relative_error};
+use super::precision::{self, error_on};
 use super::prove::{Keys, prove_chain};
 use super::*;
 use crate::files::write_folder;
@@ -16,7 +16,6 @@ use crate::model::input::{DataSample, read_samples};
 use crate::quantize::dataset::{DataSetReport, data_set_gap, in_sample};
 use crate::quantize::pipeline::run_floats;
 use crate::quantize::quantize_calibrated;
-use crate::quantize::report::analyze;
 
 /// File names inside a package folder (besides model.onnx, quantized.json, circuit.json and
 /// vk.txt, as in a receipt folder).
@@ -113,11 +112,7 @@ pub fn calibrate(
         samples[..probe]
             .iter()
             .zip(&floats)
-            .map(|(s, f)| {
-                analyze(&model, q, &s.inputs, f)
-                    .ok()
-                    .map(|r| relative_error(&r))
-            })
+            .map(|(s, f)| error_on(&model, q, &s.inputs, f).ok().map(|(e, _)| e))
             .try_fold(0f64, |m, e| e.map(|e| m.max(e)))
     };
     let base_error = error(&qm).unwrap_or(f64::INFINITY);

@@ -16,8 +16,9 @@
 use serde::Serialize;
 
 use super::*;
+use crate::model::FloatRun;
 use crate::quantize::pipeline::QuantizedRun;
-use crate::quantize::report::{RunReport, analyze};
+use crate::quantize::report::{OutputReport, analyze, output_reports};
 use crate::quantize::{QOp, Target};
 
 /// The finest activation scale tried.
@@ -128,14 +129,29 @@ pub struct Choice {
 }
 
 /// The relative error the corpus measures: per output, max |error| / max(1, max |float|).
-pub fn relative_error(r: &RunReport) -> f64 {
-    r.outputs
+pub fn relative_error(outputs: &[OutputReport]) -> f64 {
+    outputs
         .iter()
         .map(|o| {
             let size = o.float.iter().fold(1f64, |m, v| m.max(v.abs()));
             o.max_abs_error / size
         })
         .fold(0.0, f64::max)
+}
+
+/// The error of `qm` on one input (`floats`, whose float run is `float`): the outputs'
+/// [`relative_error`], as [`analyze`] would report it without re-running each layer alone; with
+/// the integer values, for the activation budget.
+pub fn error_on(
+    model: &Model,
+    qm: &QuantizedModel,
+    floats: &[Tensor<f64>],
+    float: &FloatRun,
+) -> Result<(f64, Vec<Tensor<i64>>)> {
+    let names: Vec<String> = model.inputs.iter().map(|i| i.name.clone()).collect();
+    let values = qm.evaluate(&qm.quantize_inputs(floats, &names)?)?;
+    let outputs = output_reports(model, qm, float, &values)?;
+    Ok((relative_error(&outputs), values))
 }
 
 /// Replace `run`'s quantization by the most accurate candidate within its target's budget, and
@@ -145,21 +161,18 @@ pub fn choose(
     dis: Disclosure,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Choice> {
-    let names: Vec<String> = run.model.inputs.iter().map(|i| i.name.clone()).collect();
-    let base_error = relative_error(&run.report);
+    let base_error = relative_error(&run.report.outputs);
     let (choice, qm) = {
         let run: &QuantizedRun = run;
         choose_among(&run.qm, base_error, dis, true, progress, |c| {
             let qm = crate::quantize::quantize(&run.model, &run.floats, &run.float, c).ok()?;
-            let values = qm
-                .evaluate(&qm.quantize_inputs(&run.floats, &names).ok()?)
-                .ok()?;
+            let (error, values) = error_on(&run.model, &qm, &run.floats, &run.float).ok()?;
             qm.check_activation_budget(&values).ok()?;
-            let report = analyze(&run.model, &qm, &run.floats, &run.float).ok()?;
-            Some((qm, relative_error(&report)))
+            Some((qm, error))
         })?
     };
     if let Some(qm) = qm {
+        let names: Vec<String> = run.model.inputs.iter().map(|i| i.name.clone()).collect();
         run.report = analyze(&run.model, &qm, &run.floats, &run.float)?;
         run.inputs = qm.quantize_inputs(&run.floats, &names)?;
         run.qm = qm;
@@ -187,7 +200,8 @@ pub fn choose_among(
     let mut tried: Tried = vec![];
     let mut try_one = |c: &QuantConfig| -> Option<(Candidate, QuantizedModel)> {
         let (qm, error) = attempt(c)?;
-        let k = k_of(&qm)?;
+        // `base`'s own configuration quantizes to `base`: its k is known.
+        let k = if *c == cfg { base_k } else { k_of(&qm)? };
         progress(&format!(
             "precision: scale 2^{}, {}-bit weights{} → k={k}, error {error:.1e}",
             qm.scale,

@@ -35,14 +35,7 @@ impl Lowering<'_> {
         arg0: String,
         axis: &i64,
     ) -> Result<Operand> {
-        let (xs, a, ind_name) = self.indexed_by(node, &arg0, *axis)?;
-        let r = xs.len();
-        let is = self.shape_of(&ind_name)?;
-        if is.len() != r || (0..r).any(|d| d != a && is[d] > xs[d]) {
-            return Err(self.fail(format!(
-                "indices of shape {is:?} do not fit data of shape {xs:?} off axis {a}"
-            )));
-        }
+        let (xs, a, ind_name, is) = self.indexed_elementwise(node, &arg0, *axis)?;
         // Output e (a multi-index of the indices) reads data at e with its axis
         // coordinate replaced by the index.
         let (xst, base) = (strides(&xs), row_bases(&xs, &is, a));
@@ -473,6 +466,24 @@ impl Lowering<'_> {
         let ge = sign(self, Operand::Value(ix), Operand::Const(grid.clone()))?;
         let le = sign(self, Operand::Const(grid), Operand::Value(ix))?;
         self.push(QOp::Mul, vec![ge, le], shape.clone(), 0)
+    }
+
+    /// GatherElements' and ScatterElements' [`Self::indexed_by`], with the indices' shape, which
+    /// must have the data's rank and fit within it off the axis.
+    pub(super) fn indexed_elementwise(
+        &self,
+        node: &Node,
+        data: &str,
+        axis: i64,
+    ) -> Result<(Vec<usize>, usize, String, Vec<usize>)> {
+        let (xs, a, ind_name) = self.indexed_by(node, data, axis)?;
+        let is = self.shape_of(&ind_name)?;
+        if is.len() != xs.len() || (0..xs.len()).any(|d| d != a && is[d] > xs[d]) {
+            return Err(self.fail(format!(
+                "indices of shape {is:?} do not fit data of shape {xs:?} off axis {a}"
+            )));
+        }
+        Ok((xs, a, ind_name, is))
     }
 
     /// Gather's and GatherElements' data shape, their axis and the name of their indices.

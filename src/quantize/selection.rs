@@ -15,15 +15,12 @@ impl Lowering<'_> {
         arg0: String,
         axis: &i64,
     ) -> Result<Operand> {
-        let (xs, a, ind_name) = self.indexed_by(node, &arg0, *axis)?;
+        let (xs, a, ind_name, is) = self.indexed_elementwise(node, &arg0, *axis)?;
         let upd_name = input(node, 2).ok_or_else(|| self.fail("no updates"))?;
-        let (r, is) = (xs.len(), self.shape_of(&ind_name)?);
-        if is.len() != r
-            || self.shape_of(&upd_name)? != is
-            || (0..r).any(|d| d != a && is[d] > xs[d])
-        {
+        let us = self.shape_of(&upd_name)?;
+        if us != is {
             return Err(self.fail(format!(
-                "indices and updates of shape {is:?} do not fit data of shape {xs:?} off axis {a}"
+                "updates of shape {us:?} differ from the indices' shape {is:?}"
             )));
         }
         let (xst, base) = (strides(&xs), row_bases(&xs, &is, a));

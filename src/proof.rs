@@ -413,14 +413,19 @@ mod tests {
         assert_eq!(pinned_params_sha256(MAX_K + 1), None);
     }
 
-    fn layout(lanes: usize, groups: usize, chips: usize) -> Layout {
+    /// A layout; with `hash_lanes` > 0, hashed weights on that many Poseidon lanes.
+    fn layout(lanes: usize, groups: usize, hash_lanes: usize) -> Layout {
         Layout {
             lanes,
             groups,
             lookups: false,
             input: crate::circuit::Visibility::Public,
-            params: crate::circuit::ParamVisibility::Fixed,
-            chips,
+            params: if hash_lanes > 0 {
+                crate::circuit::ParamVisibility::Hashed
+            } else {
+                crate::circuit::ParamVisibility::Fixed
+            },
+            hash_lanes,
             salted: false,
         }
     }

@@ -1,5 +1,6 @@
 //! The Poseidon commitments, natively (out of circuit); the circuit computes the same chain with
-//! halo2_gadgets' Poseidon chip (`Pow5Chip`, P128Pow5T3, width 3, rate 2).
+//! its own Poseidon chip ([`super::poseidon`]), which is halo2_gadgets' P128Pow5T3 permutation
+//! (width 3, rate 2) in gates of degree 5.
 //!
 //! A message is a domain tag followed by words. It is hashed in blocks of [`BLOCK`] words, each
 //! block absorbed together with a running digest through halo2_gadgets' fixed-length sponge
@@ -7,34 +8,39 @@
 //! words per permutation), the last block padded with zeros. Block `i` goes to chain `i mod s`,
 //! with `s = min(CHAINS, blocks)` chains, so that the circuit can run them side by side in
 //! different lanes: every chain starts at `h = tag` and takes `h = H(h, block)` for each of its
-//! blocks; with one chain its `h` is the digest, else the digest is `H(tag, [h₀ … h₍ₛ₋₁₎])`.
-//! Every message ends with its count of integers, and its length is fixed by the circuit, so the
-//! padding is unambiguous.
+//! blocks; with one chain its `h` is the digest, else the digest is `H(tag, [h₀ … h₍ₛ₋₁₎])`
+//! (at most [`CHAINS`] = 16 digests: one block). Every message ends with its count of integers,
+//! and its length is fixed by the circuit, so the padding is unambiguous.
+//!
+//! Integers of `b` signed bits are offset to `[0, 2^b)` and packed [`per_word`]`(b)` to a field
+//! element, `Σ_j (x_j + 2^(b-1))·2^(b·j)`: two halves of `⌊126/b⌋` integers each, so at most 252
+//! bits, below the field's modulus (injective for integers in range).
 //!
 //! The input digest (hashed inputs) covers `[tag, salt, words…, n]`: the input integers (each in
-//! the signed activation range `[-2^(A-1), 2^(A-1))`) are offset to `[0, 2^A)` and packed
-//! `⌊126/A⌋` to a field element; `n` counts them. The tag `zkreceipt/in/v1` separates this use of
-//! Poseidon from any other; the salt (up to 120 bits, 0 when none is given) keeps low-entropy
-//! inputs from being found by trying them all.
+//! the signed activation range `[-2^(A-1), 2^(A-1))`) packed; `n` counts them. The tag
+//! `zkreceipt/in/v2` separates this use of Poseidon from any other; the salt (up to 120 bits, 0
+//! when none is given) keeps low-entropy inputs from being found by trying them all.
 //!
 //! The weights digest (hashed parameters, [`params_digest`]) covers `[tag, words…, n]` over the
 //! model's parameter tensors ([`param_tensors`]), each packed on its own at its range-checked
-//! width ([`param_bits`]); `n` counts the parameter integers; the tag is `zkreceipt/wt/v1`.
+//! width ([`param_bits`]); `n` counts the parameter integers; the tag is `zkreceipt/wt/v2`.
+//! (Version 1 packed one half per word and ran at most four chains.)
 
 use halo2_gadgets::poseidon::primitives::{ConstantLength, Hash, P128Pow5T3};
 use halo2_proofs::pasta::Fp;
 use halo2_proofs::pasta::group::ff::PrimeField;
 
+use super::chips::fe;
 use crate::quantize::QuantizedModel;
 
-/// Domain tag: the bytes of `zkreceipt/in/v1`, little-endian, as an integer (< 2^120).
+/// Domain tag: the bytes of `zkreceipt/in/v2`, little-endian, as an integer (< 2^120).
 pub fn tag() -> i128 {
-    tag_of(b"zkreceipt/in/v1")
+    tag_of(b"zkreceipt/in/v2")
 }
 
-/// The weights digest's domain tag, `zkreceipt/wt/v1`.
+/// The weights digest's domain tag, `zkreceipt/wt/v2`.
 pub fn params_tag() -> i128 {
-    tag_of(b"zkreceipt/wt/v1")
+    tag_of(b"zkreceipt/wt/v2")
 }
 
 fn tag_of(s: &[u8; 15]) -> i128 {
@@ -131,41 +137,49 @@ pub fn redact(qm: &QuantizedModel) -> QuantizedModel {
 
 /// The message of the weights digest: tag, packed words of every tensor, count. (Of a full
 /// model: a redacted one has no weights to hash.)
-pub fn params_message(qm: &QuantizedModel) -> Vec<i128> {
-    let mut m = vec![params_tag()];
+pub fn params_message(qm: &QuantizedModel) -> Vec<Fp> {
+    let mut m = vec![fe(params_tag())];
     let mut n = 0;
     for (t, bits) in param_tensors(qm).into_iter().zip(param_widths(qm)) {
         m.extend(pack(t.data, bits));
         n += t.data.len();
     }
-    m.push(n as i128);
+    m.push(fe(n as i128));
     m
 }
 
 /// The weights digest of a quantized model.
 pub fn params_digest(qm: &QuantizedModel) -> Fp {
-    let msg: Vec<Fp> = params_message(qm)
-        .into_iter()
-        .map(super::chips::fe)
-        .collect();
-    chain(&msg)
+    chain(&params_message(qm))
 }
 
-/// Input integers per packed field element, for `bits`-bit values.
-pub fn per_word(bits: u32) -> usize {
+/// Integers per half of a packed word, for `bits`-bit values (at most 126 bits: an `i128`).
+pub fn per_half(bits: u32) -> usize {
     (126 / bits).max(1) as usize
 }
 
-/// The packed words: `Σ_j (x_j + 2^(A-1))·2^(A·j)` over groups of `per_word(A)`.
-pub fn pack(values: &[i64], bits: u32) -> Vec<i128> {
+/// Integers per packed field element: two halves.
+pub fn per_word(bits: u32) -> usize {
+    2 * per_half(bits)
+}
+
+/// The packed words: `lo + 2^(bits·m)·hi` with `m = per_half(bits)`, each half
+/// `Σ_j (x_j + 2^(bits-1))·2^(bits·j)` over up to `m` integers.
+pub fn pack(values: &[i64], bits: u32) -> Vec<Fp> {
     let half = 1i128 << (bits - 1);
+    let part = |g: &[i64]| -> i128 {
+        g.iter()
+            .enumerate()
+            .map(|(j, &x)| (x as i128 + half) << (bits as usize * j))
+            .sum()
+    };
+    let m = per_half(bits);
+    let shift = fe(1i128 << (bits as usize * m));
     values
         .chunks(per_word(bits))
         .map(|g| {
-            g.iter()
-                .enumerate()
-                .map(|(j, &x)| (x as i128 + half) << (bits as usize * j))
-                .sum()
+            let (lo, hi) = g.split_at(g.len().min(m));
+            fe(part(lo)) + shift * fe(part(hi))
         })
         .collect()
 }
@@ -187,15 +201,16 @@ pub fn padded_len(len: usize) -> usize {
 }
 
 /// The message the chain absorbs: tag, salt, packed words, count.
-pub fn message(values: &[i64], bits: u32, salt: i128) -> Vec<i128> {
-    let mut m = vec![tag(), salt];
+pub fn message(values: &[i64], bits: u32, salt: i128) -> Vec<Fp> {
+    let mut m = vec![fe(tag()), fe(salt)];
     m.extend(pack(values, bits));
-    m.push(values.len() as i128);
+    m.push(fe(values.len() as i128));
     m
 }
 
-/// Most chains a message is hashed in (see the module's comment).
-pub const CHAINS: usize = 4;
+/// Most chains a message is hashed in (see the module's comment): as many digests as one block
+/// holds, so the join is one block.
+pub const CHAINS: usize = BLOCK;
 
 /// Blocks of a message of `len` elements (tag included).
 pub fn blocks(len: usize) -> usize {
@@ -220,11 +235,7 @@ pub fn chain(msg: &[Fp]) -> Fp {
 
 /// The digest of `values` (all graph inputs, flattened, in graph order).
 pub fn input_digest(values: &[i64], bits: u32, salt: i128) -> Fp {
-    let msg: Vec<Fp> = message(values, bits, salt)
-        .into_iter()
-        .map(super::chips::fe)
-        .collect();
-    chain(&msg)
+    chain(&message(values, bits, salt))
 }
 
 /// A field element as `0x` + 64 hex digits (big-endian).
@@ -272,9 +283,16 @@ mod tests {
         let a = pack(&[-8, 7, 0], 4);
         let b = pack(&[7, -8, 0], 4);
         assert_ne!(a, b);
-        assert_eq!(pack(&[-8], 4), vec![0]);
-        assert_eq!(pack(&[7, 7], 4), vec![15 + (15 << 4)]);
-        assert_eq!(per_word(24), 5);
+        assert_eq!(pack(&[-8], 4), vec![Fp::zero()]);
+        assert_eq!(pack(&[7, 7], 4), vec![fe(15 + (15 << 4))]);
+        assert_eq!((per_half(24), per_word(24), per_word(16)), (5, 10, 14));
+        // The second half sits right above the first: one positional packing of 14 integers.
+        let v: Vec<i64> = (0..14).map(|i| i * 1000 - 7000).collect();
+        let w = v.iter().rev().fold(Fp::zero(), |acc, &x| {
+            acc * fe(1 << 16) + fe(x as i128 + (1 << 15))
+        });
+        assert_eq!(pack(&v, 16), vec![w]);
+        assert_eq!(pack(&[0; 15], 16).len(), 2);
     }
 
     #[test]

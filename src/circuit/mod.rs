@@ -13,6 +13,7 @@
 pub mod chips;
 pub mod commit;
 pub mod plan;
+pub mod poseidon;
 mod synthesis;
 
 use synthesis::node_region_name;
@@ -21,8 +22,6 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use halo2_gadgets::poseidon::primitives::{ConstantLength, P128Pow5T3};
-use halo2_gadgets::poseidon::{Hash as PoseidonHash, Pow5Chip, Pow5Config};
 use halo2_proofs::circuit::{Layouter, SimpleFloorPlanner, Value};
 use halo2_proofs::pasta::Fp;
 use halo2_proofs::plonk::{Circuit, ConstraintSystem, Error};
@@ -33,13 +32,16 @@ use chips::{
     TableConfig, fe,
 };
 use plan::{CellId, Plan, Step, TableSpec};
+use poseidon::{PoseidonChip, PoseidonConfig};
 
 use crate::quantize::QuantizedModel;
 use crate::tensor::Tensor;
 
 /// Version of the circuit format (`circuit.json`) and of the gate layout.
 /// 4: `layout.salted` (an unsalted hashed input fixes its salt to 0 in the circuit).
-pub const CIRCUIT_FORMAT: u32 = 4;
+/// 5: digests v2 (two halves per word, up to 16 chains) on our own Poseidon chip of degree 5, in
+/// columns of its own (`layout.hash_lanes`).
+pub const CIRCUIT_FORMAT: u32 = 5;
 /// The halo2_proofs version the circuit is built with (pinned in Cargo.toml).
 pub const HALO2_VERSION: &str = "0.4.1";
 /// Default number of lanes (multiply-adds per row).
@@ -140,9 +142,9 @@ pub struct Layout {
     pub input: Visibility,
     #[serde(default)]
     pub params: ParamVisibility,
-    /// Poseidon chips (one per lane group, as many as the longest digest has chains).
+    /// Lanes of the Poseidon chip (six advice columns each): chains hashed side by side.
     #[serde(default)]
-    pub chips: usize,
+    pub hash_lanes: usize,
     /// A hashed input's salt is a private witness; false: the circuit fixes it to 0.
     #[serde(default)]
     pub salted: bool,
@@ -165,16 +167,18 @@ impl Layout {
     }
 
     /// The prover's work per row, in committed polynomials (see [`compile_as`]): each advice
-    /// column, one permutation product per three equality columns, four quotient pieces, three
-    /// per lookup, and a Poseidon chip's degree-5 round gates, which weigh about as much as
-    /// eight polynomials (measured on the samples with hashed weights).
+    /// column, one permutation product per three equality columns, four quotient pieces and
+    /// three per lookup. A Poseidon lane has six advice columns, three with equality.
     pub fn committed_polys(&self) -> u64 {
-        let advice = (self.lanes + self.groups) as u64;
-        advice
-            + (advice + 1).div_ceil(3)
-            + 4
-            + 3 * u64::from(self.lookups)
-            + POSEIDON_CHIP_POLYS * self.chips as u64
+        let lanes = (self.lanes + self.groups) as u64;
+        let hash = if self.hashes() {
+            self.hash_lanes.max(1) as u64
+        } else {
+            0
+        };
+        let advice = lanes + 6 * hash;
+        let equality = lanes + 3 * hash + 1;
+        advice + equality.div_ceil(3) + 4 + 3 * u64::from(self.lookups)
     }
 
     /// See [`lanes_text`].
@@ -200,7 +204,7 @@ thread_local! {
             lookups: false,
             input: Visibility::Public,
             params: ParamVisibility::Fixed,
-            chips: 0,
+            hash_lanes: 0,
             salted: false,
         })
     };
@@ -219,8 +223,8 @@ pub struct Config {
     dot: DotConfig,
     mul: MulConfig,
     table: Option<TableConfig>,
-    /// One Poseidon chip per lane group, up to [`commit::CHAINS`] (none without hashing).
-    poseidon: Vec<Pow5Config<Fp, 3, 2>>,
+    /// The Poseidon chip (without digests, none).
+    poseidon: Option<PoseidonConfig>,
 }
 
 /// How a cell assignment gets its value, for the soundness tests: a fresh cell is chosen by the
@@ -260,7 +264,7 @@ impl ModelCircuit {
             lookups: self.plan.has_lookups(),
             input: self.plan.input,
             params: self.plan.params,
-            chips: self.plan.poseidon_chips(),
+            hash_lanes: self.plan.hash_lanes,
             salted: self.plan.salted,
         }
     }
@@ -458,9 +462,6 @@ impl std::fmt::Display for CompileError {
 /// The largest k we prove at (the cached parameters grow as 2^k).
 pub const MAX_K: u32 = 20;
 
-/// What one Poseidon chip costs the prover, in committed polynomials (see [`compile_as`]).
-const POSEIDON_CHIP_POLYS: u64 = 8;
-
 /// Lane counts the compiler chooses from.
 /// The lane shapes the compiler weighs: (lanes per group, groups).
 pub const LANE_CHOICES: [(usize, usize); 16] = [
@@ -513,29 +514,41 @@ pub fn compile_as(
     let mut p = plan::plan(qm, DEFAULT_LANES, 1, dis, None)?;
     let lookups = p.has_lookups();
     let table_rows = if lookups { p.table_rows() } else { 0 };
-    let best = LANE_CHOICES
+    // The digests' rows depend only on the Poseidon lanes, the model's only on the lane shape.
+    let digest_rows: Vec<(usize, usize)> = (1..=p.max_chains.max(1))
+        .map(|h| {
+            p.hash_lanes = h;
+            (h, p.model_and_digest_rows().1)
+        })
+        .collect();
+    let mut best = None;
+    for &(width, groups) in LANE_CHOICES
         .iter()
         .filter(|&&(w, _)| !dis.hashes() || w >= 4)
-        .map(|&(width, groups)| {
-            let lanes = width * groups;
-            p.lanes = lanes;
-            p.groups = groups;
+    {
+        let lanes = width * groups;
+        p.lanes = lanes;
+        p.groups = groups;
+        let model = p.model_and_digest_rows().0;
+        for &(hash_lanes, digests) in &digest_rows {
             let layout = Layout {
                 lanes,
                 groups,
                 lookups,
                 input: dis.input,
                 params: dis.params,
-                chips: p.poseidon_chips(),
+                hash_lanes,
                 salted: p.salted,
             };
-            let k = k_for(p.rows(), table_rows, p.instance_len, layout);
-            (layout.committed_polys() << k, lanes, groups)
-        })
-        .min()
-        .map(|(_, l, g)| (l, g))
-        .unwrap_or((DEFAULT_LANES, 1));
-    compile_layout(qm, best.0, best.1, dis, witness)
+            let k = k_for(model.max(digests), table_rows, p.instance_len, layout);
+            let cost = (layout.committed_polys() << k, lanes, groups, hash_lanes);
+            if best.is_none_or(|b| cost < b) {
+                best = Some(cost);
+            }
+        }
+    }
+    let (_, lanes, groups, hash_lanes) = best.unwrap_or((0, DEFAULT_LANES, 1, 1));
+    compile_hashing(qm, lanes, groups, Some(hash_lanes), dis, witness)
 }
 
 /// Compile with a given lane count (multiply-adds per row, one group), inputs public.
@@ -555,10 +568,31 @@ pub fn compile_layout(
     dis: Disclosure,
     witness: Option<&[Tensor<i64>]>,
 ) -> Result<Compiled, CompileError> {
-    let input = dis.input;
-    // A group needs two lanes (its first two carry the bits of a range check), four when it
-    // hosts a Poseidon chip (state and S-box).
-    let min = if dis.hashes() { 4 } else { 2 };
+    compile_hashing(qm, lanes, groups, None, dis, witness)
+}
+
+/// [`compile_layout`] with the Poseidon chip's lanes (None: [`plan::DEFAULT_HASH_LANES`], or
+/// fewer when no digest has that many chains).
+pub fn compile_hashing(
+    qm: &QuantizedModel,
+    lanes: usize,
+    groups: usize,
+    hash_lanes: Option<usize>,
+    dis: Disclosure,
+    witness: Option<&[Tensor<i64>]>,
+) -> Result<Compiled, CompileError> {
+    check_lanes(lanes, groups)?;
+    let mut plan = plan::plan(qm, lanes, groups, dis, witness)?;
+    if let Some(h) = hash_lanes.filter(|_| plan.max_chains > 0) {
+        plan.hash_lanes = h.clamp(1, plan.max_chains);
+    }
+    finish(qm, plan, dis)
+}
+
+/// Whether `lanes` in `groups` groups is a layout.
+fn check_lanes(lanes: usize, groups: usize) -> Result<(), CompileError> {
+    // A group needs two lanes (its first two carry the bits of a range check).
+    let min = 2;
     if !(2..=256).contains(&lanes)
         || groups == 0
         || !lanes.is_multiple_of(groups)
@@ -572,7 +606,12 @@ pub fn compile_layout(
             ),
         });
     }
-    let plan = plan::plan(qm, lanes, groups, dis, witness)?;
+    Ok(())
+}
+
+/// k and the description of a planned circuit.
+fn finish(qm: &QuantizedModel, plan: Plan, dis: Disclosure) -> Result<Compiled, CompileError> {
+    let input = dis.input;
     let circuit = ModelCircuit::new(plan);
     let layout = circuit.layout();
     let plan = &circuit.plan;
@@ -604,6 +643,18 @@ pub fn compile_layout(
             rows: r,
         });
     }
+    let digests = plan.model_and_digest_rows().1;
+    if digests > 0 {
+        rows_per_node.push(NodeRows {
+            node: format!(
+                "digests (Poseidon, {} lanes beside the model's rows)",
+                layout.hash_lanes
+            ),
+            origin: "io".into(),
+            op: "poseidon".into(),
+            rows: digests,
+        });
+    }
     let gates = {
         let mut g: Vec<String> = [
             chips::GATE_DOT_START,
@@ -619,9 +670,10 @@ pub fn compile_layout(
         if layout.hashes() {
             g.extend(
                 [
-                    "poseidon full round",
-                    "poseidon partial rounds",
-                    "poseidon pad-and-add",
+                    poseidon::GATE_START,
+                    poseidon::GATE_ABSORB,
+                    poseidon::GATE_FULL,
+                    poseidon::GATE_PARTIAL,
                 ]
                 .map(String::from),
             );
@@ -649,18 +701,19 @@ pub fn compile_layout(
         rows,
         table_rows,
         layout,
-        advice_columns: layout.lanes + layout.groups,
-        // weights; per group the constant and the two digit kinds; the three table columns and
-        // Poseidon's constants column and six round-constant columns per chip; selectors come
-        // on top.
-        fixed_columns: layout.lanes
-            + 3 * layout.groups
-            + if layout.lookups { 3 } else { 0 }
+        advice_columns: layout.lanes
+            + layout.groups
             + if layout.hashes() {
-                1 + 6 * layout.chips
+                6 * layout.hash_lanes
             } else {
                 0
             },
+        // weights; per group the constant and the two digit kinds; the three table columns and
+        // Poseidon's six round-constant columns; selectors come on top.
+        fixed_columns: layout.lanes
+            + 3 * layout.groups
+            + if layout.lookups { 3 } else { 0 }
+            + if layout.hashes() { 6 } else { 0 },
         instance_columns: 1,
         lookups: usize::from(layout.lookups),
         gates,

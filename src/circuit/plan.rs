@@ -22,6 +22,9 @@ use crate::tensor::{Tensor, Window, broadcast_index_map, numel, reduction_map};
 
 pub type CellId = usize;
 
+/// Lanes of the Poseidon chip unless the compiler chooses (see [`super::compile_as`]).
+pub const DEFAULT_HASH_LANES: usize = 4;
+
 /// Rows after which a node's steps continue in a new region (see [`Plan::regions`]).
 pub const REGION_ROWS: usize = 64;
 
@@ -30,28 +33,37 @@ pub fn products_per_row(columns: usize) -> usize {
     columns / 3
 }
 
-/// Rows of one block of a Poseidon chain ([`super::commit::h_block`]) in halo2_gadgets'
-/// `Pow5Chip`: one row for the initial state, then per absorbed pair of the 17 elements and one
-/// padding element (nine pairs) three rows to add it and 37 for the permutation (P128Pow5T3:
-/// one row per full round and per pair of partial rounds, 4 + 28 + 4, and the final state).
-/// Measured exactly in the tests (`plan_rows_are_the_layout_rows`).
-pub const HASH_BLOCK_ROWS: usize = 1 + 9 * (3 + 37);
+/// One block of a digest's layout: a block of chain `chain` (its `index`-th), or the join of
+/// the chains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashJob {
+    Chain { chain: usize, index: usize },
+    Join,
+}
 
-/// Height, in blocks, of hashing a message of `len` elements (padded) on `chips` Poseidon chips:
-/// chain `j` runs on chip `j mod chips`, the chips side by side; the join of the chains follows
-/// chain 0 on chip 0.
-pub fn hash_rows(len: usize, chips: usize) -> usize {
-    let (b, s, p) = (commit::blocks(len), commit::chains(len), chips.max(1));
-    (0..p)
-        .map(|chip| {
-            let blocks: usize = (0..s)
-                .filter(|j| j % p == chip)
-                .map(|j| b / s + usize::from(j < b % s))
-                .sum();
-            blocks + usize::from(chip == 0 && s > 1)
+/// The blocks of hashing a message of `len` elements (padded) on `lanes` lanes of the Poseidon
+/// chip, slot by slot (a slot is [`super::poseidon::BLOCK_ROWS`] rows, one block per lane): chain
+/// `j` runs on lane `j mod lanes`, its blocks in order and a lane's chains one after another;
+/// the join of the chains takes a slot of its own after them, on lane 0.
+pub fn hash_schedule(len: usize, lanes: usize) -> Vec<Vec<(usize, HashJob)>> {
+    let (b, s, p) = (commit::blocks(len), commit::chains(len), lanes.max(1));
+    let mut queues: Vec<Vec<HashJob>> = vec![vec![]; p];
+    for chain in 0..s {
+        let n = b / s + usize::from(chain < b % s);
+        queues[chain % p].extend((0..n).map(|index| HashJob::Chain { chain, index }));
+    }
+    let slots = queues.iter().map(Vec::len).max().unwrap_or(0);
+    let mut out: Vec<Vec<(usize, HashJob)>> = (0..slots)
+        .map(|t| {
+            (0..p)
+                .filter_map(|l| queues[l].get(t).map(|&j| (l, j)))
+                .collect()
         })
-        .max()
-        .unwrap_or(0)
+        .collect();
+    if s > 1 {
+        out.push(vec![(0, HashJob::Join)]);
+    }
+    out
 }
 
 /// One step of the plan. A cell is assigned where it first appears (the prover chooses its
@@ -119,6 +131,8 @@ pub struct Plan {
     pub param_tensors: Vec<ParamTensor>,
     /// The most chains any digest of the plan runs in (0 without digests).
     pub max_chains: usize,
+    /// Lanes of the Poseidon chip: chains hashed side by side (0 without digests).
+    pub hash_lanes: usize,
     /// Names of the quantized model's nodes, for region names.
     pub node_names: Vec<String>,
     /// Signed bits every range-checked activation must fit.
@@ -155,12 +169,6 @@ pub struct RegionPlan {
 }
 
 impl Plan {
-    /// Poseidon chips of the layout: one per lane group, as many as the longest digest has
-    /// chains (none without digests).
-    pub fn poseidon_chips(&self) -> usize {
-        self.groups.min(self.max_chains)
-    }
-
     /// Lanes per group: the multiply-adds per row of one dot product.
     pub fn width(&self) -> usize {
         self.lanes / self.groups
@@ -171,8 +179,10 @@ impl Plan {
         match s {
             Step::Input { cells } => cells.len().div_ceil(self.lanes),
             Step::Witness { cells } => cells.len().div_ceil(self.lanes),
-            // Poseidon's own regions, block by block.
-            Step::Hash { msg, .. } => hash_rows(msg.len(), self.poseidon_chips()) * HASH_BLOCK_ROWS,
+            // The Poseidon chip's own columns, slot by slot.
+            Step::Hash { msg, .. } => {
+                hash_schedule(msg.len(), self.hash_lanes).len() * super::poseidon::BLOCK_ROWS
+            }
             Step::Dot { terms, .. } => terms.len().max(1).div_ceil(self.width()),
             Step::Mul { items } => items
                 .len()
@@ -244,8 +254,23 @@ impl Plan {
         out
     }
 
+    /// Rows the layout uses: the model's regions one after another, and beside them, in the
+    /// Poseidon chip's own columns, the digests'.
     pub fn rows(&self) -> usize {
-        self.regions().iter().map(|r| r.height).sum()
+        let (model, digests) = self.model_and_digest_rows();
+        model.max(digests)
+    }
+
+    /// Rows of the model's regions and of the digests' (which run beside them).
+    pub fn model_and_digest_rows(&self) -> (usize, usize) {
+        let (mut model, mut digests) = (0, 0);
+        for r in self.regions() {
+            match self.steps[r.steps.start].1 {
+                Step::Hash { .. } => digests += r.height,
+                _ => model += r.height,
+            }
+        }
+        (model, digests)
     }
 
     /// Whether the circuit has a lookup argument (any table).
@@ -268,6 +293,10 @@ impl Plan {
         let mut per = vec![0; nodes];
         let mut io = 0;
         for r in self.regions() {
+            if let Step::Hash { .. } = self.steps[r.steps.start].1 {
+                // Beside the model, not in its rows.
+                continue;
+            }
             if r.node < nodes {
                 per[r.node] += r.height
             } else {
@@ -486,6 +515,7 @@ pub fn plan(
         salted: vis == Visibility::Hashed && salt.is_some(),
         param_tensors,
         max_chains,
+        hash_lanes: max_chains.min(DEFAULT_HASH_LANES),
         node_names: qm.nodes.iter().map(|n| n.name.clone()).collect(),
         activation_bits: qm.config.activation_bits,
         steps,

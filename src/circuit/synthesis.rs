@@ -1,5 +1,5 @@
 //! Synthesis: the plan laid out in regions, one per quantized node, through the chips; digests
-//! through halo2_gadgets' Poseidon chip; the lookup tables loaded.
+//! through the Poseidon chip, beside them; the lookup tables loaded.
 
 use halo2_proofs::circuit::{Cell, Region};
 use halo2_proofs::plonk::{Advice, Column};
@@ -27,30 +27,10 @@ impl Circuit<Fp> for ModelCircuit {
         let dot = DotChip::configure(meta, &cols);
         let mul = MulChip::configure(meta, &cols);
         let table = layout.lookups.then(|| TableChip::configure(meta, &cols));
-        // A Poseidon chip per lane group (up to one per chain), on the group's first four lanes
-        // (state and partial S-box; its gates have their own selectors), each with six fixed
-        // columns of round constants, so the chains of a digest run side by side.
-        let mut poseidon = vec![];
-        if layout.hashes() {
-            // The sponges' initial states are constants. halo2's floor planner writes a region's
-            // constants below the end of the first constant column right after the region, so
-            // they get a column no region uses: in a chip's own column they would push that
-            // chip's next region down.
-            let constants = meta.fixed_column();
-            meta.enable_constant(constants);
-            for g in 0..layout.chips {
-                let rc_a = [(); 3].map(|_| meta.fixed_column());
-                let rc_b = [(); 3].map(|_| meta.fixed_column());
-                let l = cols.group_lanes(g);
-                poseidon.push(Pow5Chip::configure::<P128Pow5T3>(
-                    meta,
-                    [l[0], l[1], l[2]],
-                    l[3],
-                    rc_a,
-                    rc_b,
-                ));
-            }
-        }
+        // The Poseidon chip in columns of its own, so the digests run beside the model's rows.
+        let poseidon = layout
+            .hashes()
+            .then(|| PoseidonChip::configure(meta, layout.hash_lanes.max(1)));
         Config {
             dot,
             mul,
@@ -98,7 +78,10 @@ impl Circuit<Fp> for ModelCircuit {
                     .map(|&c| assigned[c].clone().ok_or(Error::Synthesis))
                     .collect::<Result<_, _>>()?;
                 let (zero, msg) = cells.split_last().ok_or(Error::Synthesis)?;
-                let digest = hash_chain(&config.poseidon, msg, zero, label, &mut layouter)?;
+                let chip = PoseidonChip {
+                    config: config.poseidon.clone().ok_or(Error::Synthesis)?,
+                };
+                let digest = hash_chain(&chip, plan.hash_lanes, msg, zero, label, &mut layouter)?;
                 layouter.constrain_instance(digest.cell(), cols.instance, *row)?;
                 continue;
             }
@@ -334,55 +317,62 @@ impl NodeRegion<'_, '_> {
     }
 }
 
-/// The chains of [`commit::chain`] in circuit: one fixed-length Poseidon sponge per block (the
-/// plan has padded the message to whole blocks), chain `j` on chip `j mod P` (the chips sit in
-/// different lane groups, so their regions share rows), then the join on chip 0.
+/// The chains of [`commit::chain`] in circuit, laid out by [`plan::hash_schedule`]: a region per
+/// slot, each lane's block of the slot side by side; a chain's next block starts from its
+/// previous digest, the join from the chains' digests. Returns the digest's cell.
 pub(super) fn hash_chain<L: Layouter<Fp>>(
-    chips: &[Pow5Config<Fp, 3, 2>],
+    chip: &PoseidonChip,
+    lanes: usize,
     msg: &[ACell],
     zero: &ACell,
     label: &str,
     layouter: &mut L,
 ) -> Result<ACell, Error> {
-    if chips.is_empty() {
-        return Err(Error::Synthesis);
-    }
-    let mut block = |cfg: &Pow5Config<Fp, 3, 2>,
-                     h: &ACell,
-                     words: &[ACell],
-                     name: String|
-     -> Result<ACell, Error> {
-        let input: [ACell; commit::BLOCK + 1] = std::iter::once(h)
-            .chain(words)
-            .chain(std::iter::repeat(zero))
-            .take(commit::BLOCK + 1)
-            .cloned()
-            .collect::<Vec<_>>()
-            .try_into()
-            .map_err(|_| Error::Synthesis)?;
-        let hasher =
-            PoseidonHash::<_, _, P128Pow5T3, ConstantLength<{ commit::BLOCK + 1 }>, 3, 2>::init(
-                Pow5Chip::construct(cfg.clone()),
-                layouter.namespace(|| format!("{name} init")),
-            )?;
-        hasher.hash(layouter.namespace(|| name), input)
-    };
     let tag = &msg[0];
     let s = commit::chains(msg.len());
-    let mut h = vec![tag.clone(); s];
-    for (i, words) in msg[1..].chunks(commit::BLOCK).enumerate() {
-        let j = i % s;
-        h[j] = block(
-            &chips[j % chips.len()],
-            &h[j],
-            words,
-            format!("{label}: chain {j} block {}", i / s),
+    // Each chain's latest digest (its start: the tag).
+    let mut h: Vec<ACell> = vec![tag.clone(); s];
+    let mut digest = None;
+    for (t, slot) in plan::hash_schedule(msg.len(), lanes).into_iter().enumerate() {
+        let outs = layouter.assign_region(
+            || format!("{label}: blocks {t}"),
+            |mut region| {
+                chip.assign_constants(&mut region, 0)?;
+                let mut outs = vec![];
+                for &(lane, job) in &slot {
+                    let (start, words): (&ACell, Vec<&ACell>) = match job {
+                        plan::HashJob::Chain { chain, index } => {
+                            let i = index * s + chain;
+                            let w = &msg[1 + i * commit::BLOCK..1 + (i + 1) * commit::BLOCK];
+                            (&h[chain], w.iter().collect())
+                        }
+                        plan::HashJob::Join => (tag, h.iter().collect()),
+                    };
+                    let input: [ACell; poseidon::ABSORBED] = std::iter::once(start)
+                        .chain(words)
+                        .chain(std::iter::repeat(zero))
+                        .take(poseidon::ABSORBED)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .try_into()
+                        .map_err(|_| Error::Synthesis)?;
+                    outs.push((job, chip.block(&mut region, lane, 0, &input)?));
+                }
+                Ok(outs)
+            },
         )?;
+        for (job, out) in outs {
+            match job {
+                plan::HashJob::Chain { chain, .. } => h[chain] = out,
+                plan::HashJob::Join => digest = Some(out),
+            }
+        }
     }
-    if s == 1 {
-        return Ok(h.swap_remove(0));
+    match digest {
+        Some(d) => Ok(d),
+        None if s == 1 => Ok(h.swap_remove(0)),
+        None => Err(Error::Synthesis),
     }
-    block(&chips[0], tag, &h, format!("{label}: join"))
 }
 
 /// A region is named after the quantized node it lays out (e.g. `fc0/linear#1`), so a

@@ -730,7 +730,7 @@ fn a_redacted_model_compiles_to_the_same_circuit_and_nothing_else() {
     assert_eq!(full.circuit.plan.steps, copy.circuit.plan.steps);
     assert!(compile_layout(&red, 8, 2, Disclosure::default(), None).is_err());
     let vals = qm
-        .evaluate(&[Tensor::new(vec![1, 16], vec![1; 16])])
+        .evaluate(&[Tensor::new(vec![1, 32], vec![1; 32])])
         .unwrap();
     assert!(compile_layout(&red, 8, 2, hashed_weights(), Some(&vals)).is_err());
     // Widths that do not fit the tensors are refused.
@@ -1241,17 +1241,17 @@ fn layout_rows(c: &Compiled) -> usize {
         .expect("a row count")
 }
 
-/// A linear layer 16 → 32 with bias and a rescale: 544 parameters, five blocks of weight words,
-/// so its weights digest runs in four chains.
+/// A linear layer 32 → 32 with bias and a rescale: 1,056 parameters, five blocks of weight
+/// words, so its weights digest runs in five chains.
 fn wide_linear() -> QuantizedModel {
-    let weight: Vec<i64> = (0..16 * 32).map(|i| (i * 37 % 19) - 9).collect();
+    let weight: Vec<i64> = (0..32 * 32).map(|i| (i * 37 % 19) - 9).collect();
     let bias: Vec<i64> = (0..32).map(|i| i * 30 - 500).collect();
     graph(
-        &[vec![1, 16]],
+        &[vec![1, 32]],
         vec![
             (
                 QOp::Linear {
-                    k: 16,
+                    k: 32,
                     n: 32,
                     weight,
                     bias: Some(bias),
@@ -1267,38 +1267,30 @@ fn wide_linear() -> QuantizedModel {
 
 #[test]
 fn weights_digest_chains_run_side_by_side_and_join() {
-    // Five blocks in four chains, over 1, 2 and 4 Poseidon chips (one per lane group): the
-    // digest is the native one whatever the layout, the rows are what the plan counted, and
-    // another digest is rejected.
+    // Five blocks in five chains, over 1, 2 and 5 Poseidon lanes: the digest is the native one
+    // whatever the layout, the rows are what the plan counted, and another digest is rejected.
     let qm = wide_linear();
-    let x: Vec<i64> = (0..16).map(|i| i - 8).collect();
+    let x: Vec<i64> = (0..32).map(|i| i - 16).collect();
     let msg_len = commit::padded_len(commit::params_message(&qm).len());
     assert_eq!(commit::blocks(msg_len), 5);
-    let mut heights = vec![];
-    for (lanes, groups) in [(4, 1), (8, 2), (16, 4)] {
-        let c = compiled_shape(
-            &qm,
-            std::slice::from_ref(&x),
-            lanes,
-            groups,
-            hashed_weights(),
-        );
+    let vals = qm.evaluate(&tensors(&qm, &[x])).expect("evaluates");
+    let mut slots = vec![];
+    for hash_lanes in [1, 2, 5] {
+        let c = compile_hashing(&qm, 8, 2, Some(hash_lanes), hashed_weights(), Some(&vals))
+            .expect("compiles");
+        assert_eq!(c.info.layout.hash_lanes, hash_lanes);
         let inst = c.circuit.instance().unwrap();
-        assert_eq!(inst[16], commit::params_digest(&qm));
+        assert_eq!(inst[32], commit::params_digest(&qm));
         assert_eq!(mock(&c.circuit, c.info.k, inst.clone()), Ok(()));
         let mut bad = inst;
-        bad[16] += Fp::one();
+        bad[32] += Fp::one();
         assert!(mock(&c.circuit, c.info.k, bad).is_err());
-        assert_eq!(
-            layout_rows(&c),
-            c.info.rows,
-            "{lanes} lanes in {groups} groups"
-        );
-        heights.push(plan::hash_rows(msg_len, groups));
+        assert_eq!(layout_rows(&c), c.info.rows, "{hash_lanes} Poseidon lanes");
+        slots.push(plan::hash_schedule(msg_len, hash_lanes).len());
     }
-    // Blocks of the tallest chip: 5 + join on one chip, then 3 + join (chains 0, 2 on chip 0),
-    // then 2 + join (chain 0's two blocks).
-    assert_eq!(heights, vec![6, 4, 3]);
+    // Slots: five blocks and the join on one lane; three (chains 0, 2, 4 on lane 0) and the
+    // join; one block per lane and the join.
+    assert_eq!(slots, vec![6, 4, 2]);
 }
 
 #[test]

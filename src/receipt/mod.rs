@@ -344,7 +344,7 @@ fn input_words(vis: Visibility, bits: u32, count: usize) -> (String, String) {
         ),
         Visibility::Hashed => (
             format!(
-                "Poseidon P128Pow5T3 chain over Pasta Fp: the message [salt, words…, count], each word packing {} input integers (each + 2^{} in {} bits), zero-padded to blocks of 16; h = tag = \"zkreceipt/in/v1\", then h = H(h, block) for each block (ConstantLength<17> sponge)",
+                "Poseidon P128Pow5T3 over Pasta Fp: the message [salt, words…, count], each word packing {} input integers (each + 2^{} in {} bits, positionally), zero-padded to blocks of 16; block i goes to chain i mod s (s = min(16, blocks)), each chain h = tag = \"zkreceipt/in/v2\" then h = H(h, block) (ConstantLength<17> sponge); with s > 1 the digest is H(tag, [h_0 … h_s-1])",
                 commit::per_word(bits),
                 bits - 1,
                 bits

@@ -90,20 +90,31 @@ impl Builder<'_> {
         out
     }
 
-    /// The words of [`commit::pack`]: `Σ_j (x_j + 2^(bits-1))·2^(bits·j)` over groups of
-    /// [`commit::per_word`] cells, each a dot product.
+    /// The words of [`commit::pack`], `lo + 2^(bits·m)·hi`: a dot product for the high half,
+    /// then one for the low half with the high half as a term (the weights stay within `i128`).
     pub(super) fn pack(&mut self, cells: &[CellId], bits: u32) -> Vec<CellId> {
         let half = 1i128 << (bits - 1);
+        let m = commit::per_half(bits);
+        let terms = |g: &[CellId]| -> (Vec<(CellId, i128)>, i128) {
+            let t: Vec<(CellId, i128)> = g
+                .iter()
+                .enumerate()
+                .map(|(j, &c)| (c, 1i128 << (bits as usize * j)))
+                .collect();
+            let offset = t.iter().map(|(_, w)| half * w).sum();
+            (t, offset)
+        };
         cells
             .chunks(commit::per_word(bits))
             .map(|group| {
-                let terms: Vec<(CellId, i128)> = group
-                    .iter()
-                    .enumerate()
-                    .map(|(j, &c)| (c, 1i128 << (bits as usize * j)))
-                    .collect();
-                let offset: i128 = terms.iter().map(|(_, w)| half * w).sum();
-                self.dot(terms, offset)
+                let (lo, hi) = group.split_at(group.len().min(m));
+                let (mut t, offset) = terms(lo);
+                if !hi.is_empty() {
+                    let (th, oh) = terms(hi);
+                    let h = self.dot(th, oh);
+                    t.push((h, 1i128 << (bits as usize * m)));
+                }
+                self.dot(t, offset)
             })
             .collect()
     }

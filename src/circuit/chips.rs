@@ -20,6 +20,8 @@ pub type ACell = AssignedCell<Fp, Fp>;
 pub const GATE_DOT_START: &str = "dot start";
 pub const GATE_DOT_CHAIN: &str = "dot chain";
 pub const GATE_DIGITS: &str = "digits";
+pub const GATE_PAIR_START: &str = "pair dot start";
+pub const GATE_PAIR_CHAIN: &str = "pair dot chain";
 pub const GATE_MUL: &str = "mul";
 
 /// A signed integer as a field element.
@@ -107,6 +109,16 @@ pub trait DotInstructions {
         rows: &[DotRow],
         digits: Option<u8>,
     ) -> Result<(), Error>;
+
+    /// Enable the pair-dot gates on `rows` consecutive rows from `offset` (the lanes and the
+    /// accumulator are already placed).
+    fn pair_rows(
+        &self,
+        region: &mut Region<'_, Fp>,
+        group: usize,
+        offset: usize,
+        rows: usize,
+    ) -> Result<(), Error>;
 }
 
 /// One row of a dot product: the weights, the constant and the accumulator's value.
@@ -132,6 +144,10 @@ pub struct DotGroup {
     pub q_chain: Selector,
     /// Every lane is a digit: a bit or a base-4 digit (see [`DotChip::configure`]).
     pub q_dig: Selector,
+    /// First row of a dot product of two runtime vectors: `acc = Σ a_2i·a_2i+1`.
+    pub q_pair_start: Selector,
+    /// Its later rows: `acc = acc_prev + Σ a_2i·a_2i+1`.
+    pub q_pair_chain: Selector,
     /// Digit kind of the group's lanes 0 and 1 (1: base 4, 0: bit), so a range check's sign bit
     /// and an odd bit can share a row with base-4 digits.
     pub kind: [Column<Fixed>; 2],
@@ -142,7 +158,7 @@ pub struct DotChip {
 }
 
 impl DotChip {
-    /// Gates "dot start", "dot chain" and "digits".
+    /// Gates "dot start", "dot chain", "digits", "pair dot start" and "pair dot chain".
     ///
     /// ```text
     ///  row | a_0 … a_{L-1} | acc      | w_0 … w_{L-1} | c | e_0 e_1 | q_start q_chain q_dig
@@ -157,6 +173,18 @@ impl DotChip {
     /// A digit is in {0, 1, 2, 3}, or in {0, 1} where the fixed `e_i` is 0 (then the factors are
     /// x³·(x − 1)). Base-4 digits halve the cells of a range check against bits; the gate has
     /// degree 5, which also lets the permutation argument take three columns per product.
+    ///
+    /// A dot product of two runtime vectors (hashed weights, MatMul) pairs the lanes instead:
+    ///
+    /// ```text
+    ///  row | a_0 a_1 | a_2 a_3 | … | acc      | q_pair_start q_pair_chain
+    ///  r-1 |         |         |   | acc_prev |
+    ///  r   | x_0 y_0 | x_1 y_1 | … | acc      | 1/0          0/1
+    ///
+    ///  pair dot start:  q_pair_start · (acc − Σ x_i·y_i)            = 0
+    ///  pair dot chain:  q_pair_chain · (acc − acc_prev − Σ x_i·y_i) = 0
+    /// ```
+    /// (an odd last lane is unused; unused pairs hold 0·0).
     pub fn configure(meta: &mut ConstraintSystem<Fp>, cols: &Columns) -> DotConfig {
         let groups = (0..cols.accs.len())
             .map(|g| Self::configure_group(meta, cols, g))
@@ -171,6 +199,8 @@ impl DotChip {
         let q_start = meta.selector();
         let q_chain = meta.selector();
         let q_dig = meta.selector();
+        let q_pair_start = meta.selector();
+        let q_pair_chain = meta.selector();
         let kind = [meta.fixed_column(), meta.fixed_column()];
         let (lanes, weights) = (cols.group_lanes(g), cols.group_weights(g));
         let (acc_col, c_col) = (cols.accs[g], cols.cs[g]);
@@ -211,10 +241,33 @@ impl DotChip {
                 })
                 .collect::<Vec<_>>()
         });
+        let pairs = |meta: &mut halo2_proofs::plonk::VirtualCells<'_, Fp>| {
+            lanes
+                .chunks_exact(2)
+                .map(|p| {
+                    meta.query_advice(p[0], Rotation::cur())
+                        * meta.query_advice(p[1], Rotation::cur())
+                })
+                .reduce(|a, b| a + b)
+                .expect("a group has two lanes")
+        };
+        meta.create_gate(GATE_PAIR_START, |meta| {
+            let q = meta.query_selector(q_pair_start);
+            let acc = meta.query_advice(acc_col, Rotation::cur());
+            vec![q * (acc - pairs(meta))]
+        });
+        meta.create_gate(GATE_PAIR_CHAIN, |meta| {
+            let q = meta.query_selector(q_pair_chain);
+            let acc = meta.query_advice(acc_col, Rotation::cur());
+            let prev = meta.query_advice(acc_col, Rotation::prev());
+            vec![q * (acc - prev - pairs(meta))]
+        });
         DotGroup {
             q_start,
             q_chain,
             q_dig,
+            q_pair_start,
+            q_pair_chain,
             kind,
         }
     }
@@ -255,6 +308,25 @@ impl DotInstructions for DotChip {
                 region.assign_fixed(|| "w", w, o, || Value::known(fe(wv)))?;
             }
             region.assign_fixed(|| "c", cols.cs[group], o, || Value::known(fe(row.c)))?;
+        }
+        Ok(())
+    }
+
+    fn pair_rows(
+        &self,
+        region: &mut Region<'_, Fp>,
+        group: usize,
+        offset: usize,
+        rows: usize,
+    ) -> Result<(), Error> {
+        let cfg = &self.config.groups[group];
+        for r in 0..rows {
+            let q = if r == 0 {
+                cfg.q_pair_start
+            } else {
+                cfg.q_pair_chain
+            };
+            q.enable(region, offset + r)?;
         }
         Ok(())
     }

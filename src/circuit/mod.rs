@@ -48,7 +48,7 @@ pub const HALO2_VERSION: &str = "0.4.1";
 pub const DEFAULT_LANES: usize = 16;
 
 /// How the graph inputs enter the circuit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Visibility {
     /// The input integers are public instance values.
@@ -74,7 +74,7 @@ impl std::str::FromStr for Visibility {
 }
 
 /// How the model's parameters (every weight, bias and constant tensor) enter the circuit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ParamVisibility {
     /// Fixed columns: the values are part of the verifier key.
@@ -133,7 +133,7 @@ impl Visibility {
 }
 
 /// What `configure` needs to know.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Layout {
     /// Lanes in all, in `groups` groups of equal width.
     pub lanes: usize,
@@ -311,6 +311,23 @@ pub fn occurrences(plan: &Plan) -> Vec<Occurrence> {
                     }
                 }
             }
+            Step::PairDot { pairs, out: o } => {
+                let rows = plan.step_rows(s);
+                let per = plan.pairs_per_row();
+                for r in 0..rows {
+                    for &(a, b) in
+                        &pairs[(r * per).min(pairs.len())..((r + 1) * per).min(pairs.len())]
+                    {
+                        use_cell(&mut seen, a, &mut out);
+                        use_cell(&mut seen, b, &mut out);
+                    }
+                    if r + 1 < rows {
+                        out.push(Occurrence::Fresh);
+                    } else {
+                        use_cell(&mut seen, *o, &mut out);
+                    }
+                }
+            }
             Step::Mul { items } => {
                 for &(a, b, o) in items {
                     use_cell(&mut seen, a, &mut out);
@@ -358,12 +375,21 @@ impl ModelCircuit {
 }
 
 /// Rows halo2 reserves at the end of every column for blinding (plus one), for our gate set.
+/// (Memoized: the compiler asks for every layout it weighs, and configuring is not free.)
 pub fn reserved_rows(layout: Layout) -> usize {
-    with_layout(layout, || {
+    thread_local! {
+        static RESERVED: std::cell::RefCell<HashMap<Layout, usize>> = Default::default();
+    }
+    if let Some(&n) = RESERVED.with(|r| r.borrow().get(&layout).copied()).as_ref() {
+        return n;
+    }
+    let n = with_layout(layout, || {
         let mut cs = ConstraintSystem::<Fp>::default();
         let _ = ModelCircuit::configure(&mut cs);
         cs.minimum_rows()
-    })
+    });
+    RESERVED.with(|r| r.borrow_mut().insert(layout, n));
+    n
 }
 
 /// The circuit description (`circuit.json`).
@@ -462,31 +488,27 @@ impl std::fmt::Display for CompileError {
 /// The largest k we prove at (the cached parameters grow as 2^k).
 pub const MAX_K: u32 = 20;
 
-/// Lane counts the compiler chooses from.
-/// The lane shapes the compiler weighs: (lanes per group, groups).
-pub const LANE_CHOICES: [(usize, usize); 16] = [
-    (4, 1),
-    (8, 1),
-    (16, 1),
-    (32, 1),
-    (64, 1),
-    (4, 2),
-    (8, 2),
-    (16, 2),
-    (32, 2),
-    (4, 4),
-    (8, 4),
-    (16, 4),
-    (4, 8),
-    (8, 8),
-    (6, 4),
-    (12, 2),
-];
+/// The lane shapes the compiler weighs: (lanes per group, groups). Groups of 4, 8 and 16
+/// lanes, one to eight of them (at most 64 lanes), and a few others: a 16-bit range check
+/// (eight base-4 digits) fills a row of an 8-lane group, so hashed weights want those.
+pub fn lane_choices() -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = [4, 8, 16]
+        .into_iter()
+        .flat_map(|w| (1..=8).map(move |g| (w, g)))
+        .filter(|&(w, g)| w * g <= 64)
+        .collect();
+    out.extend([(6, 4), (12, 2), (32, 1), (32, 2), (64, 1)]);
+    out
+}
 
 /// The smallest k whose 2^k rows hold the used rows, the tables and the public instance, plus
 /// halo2's reserved rows.
 fn k_for(rows: usize, table_rows: usize, instance: usize, layout: Layout) -> u32 {
-    let need = rows.max(table_rows).max(instance) + reserved_rows(layout);
+    k_reserving(rows, table_rows, instance, reserved_rows(layout))
+}
+
+fn k_reserving(rows: usize, table_rows: usize, instance: usize, reserved: usize) -> u32 {
+    let need = rows.max(table_rows).max(instance) + reserved;
     (need.next_power_of_two().trailing_zeros()).max(4)
 }
 
@@ -504,7 +526,7 @@ pub fn compile(
 ///
 /// Proving cost grows with committed polynomials × 2^k (design.md §7): each advice column, one
 /// permutation product per three equality columns (the gates have degree 5), four quotient
-/// pieces and three per lookup. Each lane shape of [`LANE_CHOICES`] is scored by that; the
+/// pieces and three per lookup. Each lane shape of [`lane_choices`] is scored by that; the
 /// plan's steps do not depend on the shape, only its rows.
 pub fn compile_as(
     qm: &QuantizedModel,
@@ -518,14 +540,12 @@ pub fn compile_as(
     let digest_rows: Vec<(usize, usize)> = (1..=p.max_chains.max(1))
         .map(|h| {
             p.hash_lanes = h;
-            (h, p.model_and_digest_rows().1)
+            (h, p.digest_rows())
         })
         .collect();
     let mut best = None;
-    for &(width, groups) in LANE_CHOICES
-        .iter()
-        .filter(|&&(w, _)| !dis.hashes() || w >= 4)
-    {
+    let mut reserved = None;
+    for (width, groups) in lane_choices() {
         let lanes = width * groups;
         p.lanes = lanes;
         p.groups = groups;
@@ -540,7 +560,9 @@ pub fn compile_as(
                 hash_lanes,
                 salted: p.salted,
             };
-            let k = k_for(model.max(digests), table_rows, p.instance_len, layout);
+            // halo2's reserved rows follow the gates' queries, the same in every shape.
+            let reserved = *reserved.get_or_insert_with(|| reserved_rows(layout));
+            let k = k_reserving(model.max(digests), table_rows, p.instance_len, reserved);
             let cost = (layout.committed_polys() << k, lanes, groups, hash_lanes);
             if best.is_none_or(|b| cost < b) {
                 best = Some(cost);
@@ -660,6 +682,8 @@ fn finish(qm: &QuantizedModel, plan: Plan, dis: Disclosure) -> Result<Compiled, 
             chips::GATE_DOT_START,
             chips::GATE_DOT_CHAIN,
             chips::GATE_DIGITS,
+            chips::GATE_PAIR_START,
+            chips::GATE_PAIR_CHAIN,
             chips::GATE_MUL,
         ]
         .map(String::from)

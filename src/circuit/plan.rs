@@ -42,24 +42,34 @@ pub enum HashJob {
 }
 
 /// The blocks of hashing a message of `len` elements (padded) on `lanes` lanes of the Poseidon
-/// chip, slot by slot (a slot is [`super::poseidon::BLOCK_ROWS`] rows, one block per lane): chain
-/// `j` runs on lane `j mod lanes`, its blocks in order and a lane's chains one after another;
-/// the join of the chains takes a slot of its own after them, on lane 0.
+/// chip, slot by slot (a slot is [`super::poseidon::BLOCK_ROWS`] rows, one block per lane): each
+/// slot runs the next block of the chains with the most blocks left (a chain may change lanes
+/// from one block to the next: its digest is copied), so the lanes fill evenly; the join of the
+/// chains takes a slot of its own after them, on lane 0.
 pub fn hash_schedule(len: usize, lanes: usize) -> Vec<Vec<(usize, HashJob)>> {
     let (b, s, p) = (commit::blocks(len), commit::chains(len), lanes.max(1));
-    let mut queues: Vec<Vec<HashJob>> = vec![vec![]; p];
-    for chain in 0..s {
-        let n = b / s + usize::from(chain < b % s);
-        queues[chain % p].extend((0..n).map(|index| HashJob::Chain { chain, index }));
+    let total: Vec<usize> = (0..s).map(|j| b / s + usize::from(j < b % s)).collect();
+    let mut done = vec![0usize; s];
+    let mut out = vec![];
+    loop {
+        let mut next: Vec<usize> = (0..s).filter(|&j| done[j] < total[j]).collect();
+        if next.is_empty() {
+            break;
+        }
+        next.sort_by_key(|&j| (std::cmp::Reverse(total[j] - done[j]), j));
+        next.truncate(p);
+        next.sort_unstable();
+        out.push(
+            next.iter()
+                .enumerate()
+                .map(|(lane, &chain)| {
+                    done[chain] += 1;
+                    let index = done[chain] - 1;
+                    (lane, HashJob::Chain { chain, index })
+                })
+                .collect(),
+        );
     }
-    let slots = queues.iter().map(Vec::len).max().unwrap_or(0);
-    let mut out: Vec<Vec<(usize, HashJob)>> = (0..slots)
-        .map(|t| {
-            (0..p)
-                .filter_map(|l| queues[l].get(t).map(|&j| (l, j)))
-                .collect()
-        })
-        .collect();
     if s > 1 {
         out.push(vec![(0, HashJob::Join)]);
     }
@@ -92,6 +102,12 @@ pub enum Step {
         terms: Vec<(CellId, i128)>,
         c: i128,
         digits: Option<u8>,
+        out: CellId,
+    },
+    /// `out = Σ a·b` over the pairs (a dot product of two runtime vectors), as many pairs per
+    /// row as the group has lane pairs.
+    PairDot {
+        pairs: Vec<(CellId, CellId)>,
         out: CellId,
     },
     /// `out = a·b` for every `(a, b, out)`, several per row.
@@ -174,6 +190,11 @@ impl Plan {
         self.lanes / self.groups
     }
 
+    /// Products per row of a pair dot: a group's lanes in pairs.
+    pub fn pairs_per_row(&self) -> usize {
+        (self.width() / 2).max(1)
+    }
+
     /// Rows a step occupies.
     pub fn step_rows(&self, s: &Step) -> usize {
         match s {
@@ -184,6 +205,7 @@ impl Plan {
                 hash_schedule(msg.len(), self.hash_lanes).len() * super::poseidon::BLOCK_ROWS
             }
             Step::Dot { terms, .. } => terms.len().max(1).div_ceil(self.width()),
+            Step::PairDot { pairs, .. } => pairs.len().max(1).div_ceil(self.pairs_per_row()),
             Step::Mul { items } => items
                 .len()
                 .div_ceil(products_per_row(self.lanes + self.groups)),
@@ -225,7 +247,7 @@ impl Plan {
                 j += 1;
                 let rows = self.step_rows(s);
                 match s {
-                    Step::Dot { .. } => {
+                    Step::Dot { .. } | Step::PairDot { .. } => {
                         let g = (0..self.groups).min_by_key(|&g| (h[g], g)).unwrap_or(0);
                         places.push(Place {
                             group: g,
@@ -271,6 +293,15 @@ impl Plan {
             }
         }
         (model, digests)
+    }
+
+    /// Rows of the digests alone (each is a region of its own).
+    pub fn digest_rows(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|(_, s)| matches!(s, Step::Hash { .. }))
+            .map(|(_, s)| self.step_rows(s))
+            .sum()
     }
 
     /// Whether the circuit has a lookup argument (any table).
@@ -578,6 +609,11 @@ fn step_cells(s: &Step) -> Vec<CellId> {
         Step::Witness { cells } => cells.clone(),
         Step::Hash { msg, zero, .. } => msg.iter().copied().chain([*zero]).collect(),
         Step::Dot { terms, out, .. } => terms.iter().map(|t| t.0).chain([*out]).collect(),
+        Step::PairDot { pairs, out } => pairs
+            .iter()
+            .flat_map(|&(a, b)| [a, b])
+            .chain([*out])
+            .collect(),
         Step::Mul { items } => items.iter().flat_map(|&(a, b, o)| [a, b, o]).collect(),
         Step::Lookup { x, out, .. } => vec![*x, *out],
         Step::Equal { a, b } => vec![*a, *b],

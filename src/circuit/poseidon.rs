@@ -152,7 +152,8 @@ impl PoseidonChip {
         };
         let c = constants();
         let m = |i: usize, j: usize| Expression::Constant(c.mds[i][j]);
-        let cur = |meta: &mut halo2_proofs::plonk::VirtualCells<'_, Fp>, cols: [Column<Advice>; 3]| {
+        let cur = |meta: &mut halo2_proofs::plonk::VirtualCells<'_, Fp>,
+                   cols: [Column<Advice>; 3]| {
             cols.map(|col| meta.query_advice(col, Rotation::cur()))
         };
         let next = |meta: &mut halo2_proofs::plonk::VirtualCells<'_, Fp>| {
@@ -238,11 +239,22 @@ impl PoseidonChip {
     }
 
     /// The round constants of one block whose first row is `offset` (once for all lanes).
-    pub fn assign_constants(&self, region: &mut Region<'_, Fp>, offset: usize) -> Result<(), Error> {
+    pub fn assign_constants(
+        &self,
+        region: &mut Region<'_, Fp>,
+        offset: usize,
+    ) -> Result<(), Error> {
         let c = constants();
         for row in 0..BLOCK_ROWS {
             let vals: [Fp; 6] = match row_kind(row) {
-                RowKind::Full(r) => [c.rc[r][0], c.rc[r][1], c.rc[r][2], Fp::zero(), Fp::zero(), Fp::zero()],
+                RowKind::Full(r) => [
+                    c.rc[r][0],
+                    c.rc[r][1],
+                    c.rc[r][2],
+                    Fp::zero(),
+                    Fp::zero(),
+                    Fp::zero(),
+                ],
                 RowKind::Partial(r) => [
                     c.rc[r][0],
                     c.rc[r][1],
@@ -284,7 +296,11 @@ impl PoseidonChip {
     ) -> Result<ACell, Error> {
         let c = constants();
         let l = &self.config.lanes[lane];
-        let put = |region: &mut Region<'_, Fp>, col: Column<Advice>, idx: usize, row: usize, v: Value<Fp>| {
+        let put = |region: &mut Region<'_, Fp>,
+                   col: Column<Advice>,
+                   idx: usize,
+                   row: usize,
+                   v: Value<Fp>| {
             let v = match tamper {
                 Some(t) if t == (row, idx) => v.map(|x| x + Fp::one()),
                 _ => v,
@@ -295,7 +311,9 @@ impl PoseidonChip {
             [0, 1, 2].map(|i| {
                 x.iter()
                     .enumerate()
-                    .fold(Value::known(Fp::zero()), |acc, (j, &xj)| acc + xj * Value::known(c.mds[i][j]))
+                    .fold(Value::known(Fp::zero()), |acc, (j, &xj)| {
+                        acc + xj * Value::known(c.mds[i][j])
+                    })
             })
         };
         let sq = |x: Value<Fp>| x * x;

@@ -168,6 +168,7 @@ impl NodeRegion<'_, '_> {
                 digits,
                 out,
             } => self.dot(place, terms, *c, *digits, *out),
+            Step::PairDot { pairs, out } => self.pair_dot(place, pairs, *out),
             Step::Mul { items } => self.mul(offset, items),
             Step::Lookup { table, x, out } => {
                 let cols = self.cols;
@@ -295,6 +296,42 @@ impl NodeRegion<'_, '_> {
         chip.dot_rows(&mut self.region, g, offset, &dot_rows, digits)
     }
 
+    /// `out = Σ a·b`, a group's lane pairs per row, with a running sum in its accumulator.
+    fn pair_dot(
+        &mut self,
+        place: &Place,
+        pairs: &[(CellId, CellId)],
+        out: CellId,
+    ) -> Result<(), Error> {
+        let (g, offset) = (place.group, place.row);
+        let cols = self.cols;
+        let per = self.plan.pairs_per_row();
+        let lanes = cols.group_lanes(g);
+        let rows = pairs.len().max(1).div_ceil(per);
+        let mut acc_val: Option<Fp> = Some(Fp::zero());
+        for r in 0..rows {
+            let chunk = &pairs[(r * per).min(pairs.len())..((r + 1) * per).min(pairs.len())];
+            for (i, &(a, b)) in chunk.iter().enumerate() {
+                self.put(lanes[2 * i], offset + r, a)?;
+                self.put(lanes[2 * i + 1], offset + r, b)?;
+                let (va, vb) = (self.plan.values[a], self.plan.values[b]);
+                acc_val = acc_val.zip(va.zip(vb)).map(|(s, (x, y))| s + x * y);
+            }
+            for &lane in &lanes[2 * chunk.len()..] {
+                self.pad(lane, offset + r)?;
+            }
+            if r + 1 < rows {
+                let v = self.value(acc_val);
+                self.region
+                    .assign_advice(|| "partial sum", cols.accs[g], offset + r, || v)?;
+                self.occ += 1;
+            } else {
+                self.put(cols.accs[g], offset + r, out)?;
+            }
+        }
+        self.chips.dot.pair_rows(&mut self.region, g, offset, rows)
+    }
+
     /// `out = a·b` for each item, as many per row as the multiplication chip has triples.
     fn mul(&mut self, mut offset: usize, items: &[(CellId, CellId, CellId)]) -> Result<(), Error> {
         let triples = MulConfig::triples(self.cols);
@@ -333,7 +370,10 @@ pub(super) fn hash_chain<L: Layouter<Fp>>(
     // Each chain's latest digest (its start: the tag).
     let mut h: Vec<ACell> = vec![tag.clone(); s];
     let mut digest = None;
-    for (t, slot) in plan::hash_schedule(msg.len(), lanes).into_iter().enumerate() {
+    for (t, slot) in plan::hash_schedule(msg.len(), lanes)
+        .into_iter()
+        .enumerate()
+    {
         let outs = layouter.assign_region(
             || format!("{label}: blocks {t}"),
             |mut region| {

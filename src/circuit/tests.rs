@@ -1123,8 +1123,8 @@ fn gather_rewires_and_fills_with_one_constant() {
 
 #[test]
 fn matmul_of_two_runtime_tensors() {
-    // [2, 2, 3] × [3, 2] (the right operand used for both batches): products by the mul gate,
-    // sums by dot rows.
+    // [2, 2, 3] × [3, 2] (the right operand used for both batches): each output a pair dot, two
+    // pairs per row at 4 lanes, so a start row and a chain row.
     let qm = graph(
         &[vec![2, 2, 3], vec![3, 2]],
         vec![(
@@ -1141,8 +1141,27 @@ fn matmul_of_two_runtime_tensors() {
     );
     let a = vec![1, -2, 3, 0, 4, -1, 2, 2, -3, 5, 0, 1];
     let b = vec![3, -1, 0, 2, -2, 4];
-    let c = assert_sound(&qm, &[a.clone(), b.clone()], 6);
+    let c = assert_sound(&qm, &[a.clone(), b.clone()], 4);
+    let pair_dots = c.circuit.plan.steps.iter();
+    let pair_dots = pair_dots.filter(|(_, s)| matches!(s, Step::PairDot { .. }));
+    assert_eq!(pair_dots.count(), 8);
+    // Every value the prover chooses here is a pair dot's sum: changed, the pair-dot gate of
+    // its row fails.
     let inst = c.circuit.instance().unwrap();
+    for (i, kind) in occurrences(&c.circuit.plan).iter().enumerate() {
+        if *kind != Occurrence::Fresh {
+            continue;
+        }
+        let mut t = c.circuit.clone();
+        t.tamper = Some((i, 1));
+        let failures = mock(&t, c.info.k, inst.clone()).unwrap_err();
+        assert!(
+            failures.iter().any(|f| matches!(f,
+                VerifyFailure::ConstraintNotSatisfied { constraint, .. }
+                    if format!("{constraint}").contains("pair dot"))),
+            "assignment {i}: {failures:?}"
+        );
+    }
     let n_in = c.info.public_inputs;
     for t in 0..2 {
         for i in 0..2 {
@@ -1288,9 +1307,38 @@ fn weights_digest_chains_run_side_by_side_and_join() {
         assert_eq!(layout_rows(&c), c.info.rows, "{hash_lanes} Poseidon lanes");
         slots.push(plan::hash_schedule(msg_len, hash_lanes).len());
     }
-    // Slots: five blocks and the join on one lane; three (chains 0, 2, 4 on lane 0) and the
-    // join; one block per lane and the join.
+    // Slots: five blocks and the join on one lane; three (two, two, one) and the join; one
+    // block per lane and the join.
     assert_eq!(slots, vec![6, 4, 2]);
+}
+
+#[test]
+fn hash_schedule_fills_the_lanes_evenly_and_keeps_each_chain_in_order() {
+    // 228 blocks in 16 chains (the MLP's weights): on 5 lanes, ⌈228/5⌉ slots and the join,
+    // though 16 chains do not split evenly over 5 lanes.
+    let len = 1 + 228 * commit::BLOCK;
+    for lanes in [1, 3, 5, 6, 16] {
+        let slots = plan::hash_schedule(len, lanes);
+        assert_eq!(
+            slots.len(),
+            228usize.div_ceil(lanes).max(15) + 1,
+            "{lanes} lanes"
+        );
+        let mut next = [0usize; 16];
+        for slot in &slots[..slots.len() - 1] {
+            assert!(slot.len() <= lanes);
+            for (lane, &(l, job)) in slot.iter().enumerate() {
+                assert_eq!(l, lane);
+                let plan::HashJob::Chain { chain, index } = job else {
+                    panic!("the join comes last");
+                };
+                assert_eq!(index, next[chain], "chain {chain} in order, once per slot");
+                next[chain] += 1;
+            }
+        }
+        assert_eq!(next.iter().sum::<usize>(), 228);
+        assert_eq!(slots.last(), Some(&vec![(0, plan::HashJob::Join)]));
+    }
 }
 
 #[test]

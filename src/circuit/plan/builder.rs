@@ -208,13 +208,37 @@ impl Builder<'_> {
             .map(|c| c[i])
     }
 
-    /// The term `x·w` of a dot product: `(x, w)` for a fixed weight; for a hashed one the
-    /// product `x·w` (mul gate) with weight 1.
-    pub(super) fn term(&mut self, x: CellId, w: Param) -> (CellId, i128) {
-        match w {
-            Param::Fixed(w) => (x, w),
-            Param::Cell(c) => (self.mul(x, c), 1),
+    /// `Σ x·w + bias` over `(x, w)` terms: fixed weights are the dot product's weights; hashed
+    /// ones (cells) are products of two runtime cells, summed by the pair-dot gate, whose sum is
+    /// then a term of weight 1.
+    pub(super) fn weighted_sum(&mut self, terms: Vec<(CellId, Param)>, bias: Param) -> CellId {
+        let mut fixed = vec![];
+        let mut pairs = vec![];
+        for (x, w) in terms {
+            match w {
+                Param::Fixed(w) => fixed.push((x, w)),
+                Param::Cell(c) => pairs.push((x, c)),
+            }
         }
+        if !pairs.is_empty() {
+            let p = self.pair_dot(pairs);
+            fixed.push((p, 1));
+        }
+        self.affine(fixed, bias)
+    }
+
+    /// `Σ a·b` over the pairs: a dot product of two runtime vectors.
+    pub(super) fn pair_dot(&mut self, pairs: Vec<(CellId, CellId)>) -> CellId {
+        let v = if self.witness {
+            pairs.iter().try_fold(Fp::zero(), |acc, &(a, b)| {
+                self.values[a].zip(self.values[b]).map(|(x, y)| acc + x * y)
+            })
+        } else {
+            None
+        };
+        let out = self.field_cell(v);
+        self.push(Step::PairDot { pairs, out });
+        out
     }
 
     /// Weight `i` (tensor 0) or bias `i` (tensor 1) of the current node.

@@ -1,5 +1,5 @@
-//! Circuit planning of Linear, Conv (dot products, hashed weights through the mul gate) and MatMul
-//! of two runtime tensors. `Builder::node` dispatches here; the family's lowering and evaluation
+//! Circuit planning of Linear, Conv (dot products; hashed weights through the pair-dot gate) and
+//! MatMul of two runtime tensors (pair dots). `Builder::node` dispatches here; the family's lowering and evaluation
 //! are in `quantize/dense.rs`.
 
 use super::*;
@@ -23,13 +23,13 @@ impl Builder<'_> {
                     let mut terms = vec![];
                     for i in 0..*k {
                         let w = self.weight(0, i * nout + j, weight[i * nout + j]);
-                        terms.push(self.term(x[r * k + i], w));
+                        terms.push((x[r * k + i], w));
                     }
                     let c = match bias {
                         Some(b) => self.weight(1, j, b[j]),
                         None => Param::Fixed(0),
                     };
-                    out.push(self.affine(terms, c));
+                    out.push(self.weighted_sum(terms, c));
                 }
             }
             out
@@ -58,13 +58,13 @@ impl Builder<'_> {
                 let mut terms = vec![];
                 for &(off, wi) in taps {
                     let w = self.weight(0, wi, weight[wi]);
-                    terms.push(self.term(x[off], w));
+                    terms.push((x[off], w));
                 }
                 let c = match bias {
                     Some(bv) => self.weight(1, o, bv[o]),
                     None => Param::Fixed(0),
                 };
-                out.push(self.affine(terms, c));
+                out.push(self.weighted_sum(terms, c));
             });
             out
         })
@@ -86,10 +86,10 @@ impl Builder<'_> {
                 let (ao, bo) = matmul_offsets(t, a.len(), b.len(), *m, *k, *cols);
                 for i in 0..*m {
                     for j in 0..*cols {
-                        let terms = (0..*k)
-                            .map(|l| (self.mul(a[ao + i * k + l], b[bo + l * cols + j]), 1))
+                        let pairs = (0..*k)
+                            .map(|l| (a[ao + i * k + l], b[bo + l * cols + j]))
                             .collect();
-                        out.push(self.dot(terms, 0));
+                        out.push(self.pair_dot(pairs));
                     }
                 }
             }

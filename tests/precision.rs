@@ -61,7 +61,8 @@ fn each_target_keeps_the_most_accurate_candidate_within_its_budget() {
 
     let balanced = chain(Target::Balanced, None);
     let b = balanced.precision.clone().unwrap();
-    assert_eq!(b.k_budget, r.chosen.k.max(10));
+    // k ≤ 10, or 11 where the default's own rows exceed 512.
+    assert!((r.chosen.k.max(10)..=r.chosen.k.max(11)).contains(&b.k_budget));
     assert!(b.chosen.k <= b.k_budget);
     assert!(b.candidates.len() > r.candidates.len(), "{b:?}");
     // The chosen one is the most accurate within budget, and more accurate than resources'.

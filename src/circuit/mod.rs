@@ -593,6 +593,18 @@ pub fn compile_layout(
     compile_hashing(qm, lanes, groups, None, dis, witness)
 }
 
+/// Compile in the layout a circuit description records (lanes, groups and Poseidon lanes), with
+/// `dis` (the visibilities, and a hashed input's salt): how a verifier re-derives a circuit.
+pub fn compile_for(
+    qm: &QuantizedModel,
+    layout: Layout,
+    dis: Disclosure,
+    witness: Option<&[Tensor<i64>]>,
+) -> Result<Compiled, CompileError> {
+    let hash_lanes = Some(layout.hash_lanes);
+    compile_hashing(qm, layout.lanes, layout.groups, hash_lanes, dis, witness)
+}
+
 /// [`compile_layout`] with the Poseidon chip's lanes (None: [`plan::DEFAULT_HASH_LANES`], or
 /// fewer when no digest has that many chains).
 pub fn compile_hashing(

@@ -341,7 +341,7 @@ pub struct QuantArgs {
     #[arg(long, default_value_t = QuantConfig::default().activation_bits)]
     pub activation_bits: u32,
     /// What the scale and tables are chosen for: resources (the default scale, the smallest
-    /// circuit), balanced (the most accurate that keeps k at most max(that k, 10)) or accuracy
+    /// circuit), balanced (the most accurate that keeps k at most max(that k, 10), or 11 where that circuit has over 512 rows) or accuracy
     /// (the most accurate within two more k, or k 12). Each candidate scale is compiled and
     /// measured on the input; `run` and `prove` say what was chosen and why.
     #[arg(long, value_enum, default_value_t = TargetArg::Balanced)]

@@ -163,13 +163,8 @@ pub fn audit_with(
 
     // 3. Re-compile the circuit from quantized.json.
     progress("re-compile");
-    let compiled = circuit::compile_layout(
-        &f.qm,
-        f.circuit.layout.lanes,
-        f.circuit.layout.groups,
-        f.circuit.layout.disclosure(),
-        None,
-    );
+    let layout = f.circuit.layout;
+    let compiled = circuit::compile_for(&f.qm, layout, layout.disclosure(), None);
     match &compiled {
         Ok(c) => link(
             &mut links,

@@ -242,9 +242,8 @@ impl Package {
             ));
         }
         let layout = info.layout;
-        let compiled =
-            circuit::compile_layout(&qm, layout.lanes, layout.groups, layout.disclosure(), None)
-                .map_err(|e| bad(QUANTIZED_FILE, e.to_string()))?;
+        let compiled = circuit::compile_for(&qm, layout, layout.disclosure(), None)
+            .map_err(|e| bad(QUANTIZED_FILE, e.to_string()))?;
         if compiled.info != info {
             return Err(bad(
                 CIRCUIT_FILE,
@@ -337,9 +336,8 @@ impl Package {
         let (report, inputs) = run_floats(&self.model, &self.qm, &sample.inputs)?;
         let values = self.qm.evaluate(&inputs)?;
         let layout = self.info().layout;
-        let compiled =
-            circuit::compile_layout(&self.qm, layout.lanes, layout.groups, dis, Some(&values))
-                .map_err(|e| Error::invalid(self.model.file(), e.to_string()))?;
+        let compiled = circuit::compile_for(&self.qm, layout, dis, Some(&values))
+            .map_err(|e| Error::invalid(self.model.file(), e.to_string()))?;
         if &compiled.info != self.info() {
             return Err(Error::Internal(
                 "the circuit with this input's witness differs from the package's".into(),

@@ -10,7 +10,8 @@
 //! activations fill their bits. The most accurate within the target's k budget is kept:
 //! - `resources`: the default scale and weights; other tables only where they cost no larger k;
 //! - `balanced` (default): no larger k than `resources`, or up to k = 10 (proofs of a few
-//!   hundred milliseconds), whichever is larger;
+//!   hundred milliseconds), whichever is larger; up to 11 where `resources`' own rows need 10
+//!   bits (more than 512: the work, not a table, would then set k = 11);
 //! - `accuracy`: up to two more than `resources`' k, or up to k = 12.
 
 use serde::Serialize;
@@ -25,7 +26,10 @@ use crate::quantize::{QOp, Target};
 const FINEST: u32 = 20;
 /// The finer weights tried beside the default 16 bits (with a scale of up to 2^20).
 const FINE_PARAM_BITS: u32 = 20;
-/// Balanced proofs may grow to this k (a proof of a few hundred milliseconds).
+/// Balanced proofs may grow to this k (a proof of a few hundred milliseconds), or one more where
+/// the default's rows already fill more than half of it: wide lane shapes fit some models in
+/// k = 10 whose finer scales need 11, and a budget of 10 would cost them the accuracy that their
+/// rows, by the measure "k ≤ ⌈log2 rows⌉ + 1", are entitled to.
 const BALANCED_K: u32 = 10;
 /// Accuracy may grow k to this, or by two.
 const ACCURACY_K: u32 = 12;
@@ -195,8 +199,9 @@ pub fn choose_among(
 ) -> Result<(Choice, Option<QuantizedModel>)> {
     let cfg = base.config.clone();
     let k_of = |q: &QuantizedModel| circuit::compile_as(q, dis, None).map(|c| c.info.k).ok();
-    let base_k = k_of(base)
-        .ok_or_else(|| Error::Internal("the default quantization does not compile".into()))?;
+    let (base_k, base_rows) = circuit::compile_as(base, dis, None)
+        .map(|c| (c.info.k, c.info.rows))
+        .map_err(|_| Error::Internal("the default quantization does not compile".into()))?;
     let mut tried: Tried = vec![];
     let mut try_one = |c: &QuantConfig| -> Option<(Candidate, QuantizedModel)> {
         let (qm, error) = attempt(c)?;
@@ -229,7 +234,10 @@ pub fn choose_among(
     };
     let budget = match cfg.target {
         Target::Resources => base_k,
-        Target::Balanced => base_k.max(BALANCED_K),
+        Target::Balanced => {
+            let work_k = base_rows.max(1).next_power_of_two().trailing_zeros() + 1;
+            base_k.max(BALANCED_K).max(work_k.min(BALANCED_K + 1))
+        }
         Target::Accuracy => (base_k + 2).max(ACCURACY_K),
     };
     // Finer weights where the target allows a search and --param-bits did not fix them.

@@ -171,13 +171,8 @@ pub fn verify_folder_with(
 
     // 2. The circuit: re-compiled from quantized.json, it must be the one described.
     progress("compile");
-    let compiled = match circuit::compile_layout(
-        &f.qm,
-        f.circuit.layout.lanes,
-        f.circuit.layout.groups,
-        f.circuit.layout.disclosure(),
-        None,
-    ) {
+    let layout = f.circuit.layout;
+    let compiled = match circuit::compile_for(&f.qm, layout, layout.disclosure(), None) {
         Ok(c) => c,
         Err(e) => {
             check("circuit re-derived", Some(e.to_string()));

@@ -211,17 +211,13 @@ impl DotChip {
             }
             s
         };
-        meta.create_gate(GATE_DOT_START, |meta| {
-            let q = meta.query_selector(q_start);
-            let acc = meta.query_advice(acc_col, Rotation::cur());
-            vec![q * (acc - sum(meta))]
-        });
-        meta.create_gate(GATE_DOT_CHAIN, |meta| {
-            let q = meta.query_selector(q_chain);
-            let acc = meta.query_advice(acc_col, Rotation::cur());
-            let prev = meta.query_advice(acc_col, Rotation::prev());
-            vec![q * (acc - prev - sum(meta))]
-        });
+        running_sum(
+            meta,
+            acc_col,
+            [GATE_DOT_START, GATE_DOT_CHAIN],
+            [q_start, q_chain],
+            sum,
+        );
         meta.create_gate(GATE_DIGITS, |meta| {
             let q = meta.query_selector(q_dig);
             let k = |n: u64| Expression::Constant(Fp::from(n));
@@ -251,17 +247,13 @@ impl DotChip {
                 .reduce(|a, b| a + b)
                 .expect("a group has two lanes")
         };
-        meta.create_gate(GATE_PAIR_START, |meta| {
-            let q = meta.query_selector(q_pair_start);
-            let acc = meta.query_advice(acc_col, Rotation::cur());
-            vec![q * (acc - pairs(meta))]
-        });
-        meta.create_gate(GATE_PAIR_CHAIN, |meta| {
-            let q = meta.query_selector(q_pair_chain);
-            let acc = meta.query_advice(acc_col, Rotation::cur());
-            let prev = meta.query_advice(acc_col, Rotation::prev());
-            vec![q * (acc - prev - pairs(meta))]
-        });
+        running_sum(
+            meta,
+            acc_col,
+            [GATE_PAIR_START, GATE_PAIR_CHAIN],
+            [q_pair_start, q_pair_chain],
+            pairs,
+        );
         DotGroup {
             q_start,
             q_chain,
@@ -271,6 +263,28 @@ impl DotChip {
             kind,
         }
     }
+}
+
+/// Gates of a running sum down an accumulator column: `acc = term` on a start row, `acc =
+/// acc_prev + term` on a chain row.
+fn running_sum(
+    meta: &mut ConstraintSystem<Fp>,
+    acc_col: Column<Advice>,
+    names: [&'static str; 2],
+    [start, chain]: [Selector; 2],
+    term: impl Fn(&mut halo2_proofs::plonk::VirtualCells<'_, Fp>) -> Expression<Fp>,
+) {
+    meta.create_gate(names[0], |meta| {
+        let q = meta.query_selector(start);
+        let acc = meta.query_advice(acc_col, Rotation::cur());
+        vec![q * (acc - term(meta))]
+    });
+    meta.create_gate(names[1], |meta| {
+        let q = meta.query_selector(chain);
+        let acc = meta.query_advice(acc_col, Rotation::cur());
+        let prev = meta.query_advice(acc_col, Rotation::prev());
+        vec![q * (acc - prev - term(meta))]
+    });
 }
 
 impl DotInstructions for DotChip {

@@ -282,18 +282,30 @@ impl NodeRegion<'_, '_> {
                 c: if r == 0 { c } else { 0 },
                 first: r == 0,
             });
-            if r + 1 < rows {
-                // Running sum: a fresh cell bound by the next row's gate.
-                let v = self.value(acc_val);
-                self.region
-                    .assign_advice(|| "partial sum", cols.accs[g], offset + r, || v)?;
-                self.occ += 1;
-            } else {
-                self.put(cols.accs[g], offset + r, out)?;
-            }
+            self.accumulate(g, offset + r, r + 1 == rows, acc_val, out)?;
         }
         let chip = &self.chips.dot;
         chip.dot_rows(&mut self.region, g, offset, &dot_rows, digits)
+    }
+
+    /// The accumulator of a running sum's row at `at` in group `g`: a fresh partial sum, bound
+    /// by the next row's gate, or on the last row the output cell.
+    fn accumulate(
+        &mut self,
+        g: usize,
+        at: usize,
+        last: bool,
+        acc: Option<Fp>,
+        out: CellId,
+    ) -> Result<(), Error> {
+        let col = self.cols.accs[g];
+        if last {
+            return self.put(col, at, out);
+        }
+        let v = self.value(acc);
+        self.region.assign_advice(|| "partial sum", col, at, || v)?;
+        self.occ += 1;
+        Ok(())
     }
 
     /// `out = Σ a·b`, a group's lane pairs per row, with a running sum in its accumulator.
@@ -320,14 +332,7 @@ impl NodeRegion<'_, '_> {
             for &lane in &lanes[2 * chunk.len()..] {
                 self.pad(lane, offset + r)?;
             }
-            if r + 1 < rows {
-                let v = self.value(acc_val);
-                self.region
-                    .assign_advice(|| "partial sum", cols.accs[g], offset + r, || v)?;
-                self.occ += 1;
-            } else {
-                self.put(cols.accs[g], offset + r, out)?;
-            }
+            self.accumulate(g, offset + r, r + 1 == rows, acc_val, out)?;
         }
         self.chips.dot.pair_rows(&mut self.region, g, offset, rows)
     }

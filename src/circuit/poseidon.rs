@@ -295,7 +295,7 @@ impl PoseidonChip {
         tamper: Option<(usize, usize)>,
     ) -> Result<ACell, Error> {
         let c = constants();
-        let l = &self.config.lanes[lane];
+        let l = self.config.lanes.get(lane).ok_or(Error::Synthesis)?;
         let put = |region: &mut Region<'_, Fp>,
                    col: Column<Advice>,
                    idx: usize,

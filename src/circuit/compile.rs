@@ -66,7 +66,7 @@ pub fn compile_as(
         let lanes = width * groups;
         p.lanes = lanes;
         p.groups = groups;
-        let model = p.model_and_digest_rows().0;
+        let model = p.model_rows();
         for &(hash_lanes, digests) in &digest_rows {
             let layout = Layout {
                 lanes,
@@ -194,7 +194,7 @@ fn finish(qm: &QuantizedModel, plan: Plan, dis: Disclosure) -> Result<Compiled, 
             rows: r,
         });
     }
-    let digests = plan.model_and_digest_rows().1;
+    let digests = plan.digest_rows();
     if digests > 0 {
         rows_per_node.push(NodeRows {
             node: format!(

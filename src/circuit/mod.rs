@@ -33,7 +33,7 @@ use chips::{
     ACell, Columns, DotChip, DotConfig, DotInstructions, DotRow, MulChip, MulConfig, TableChip,
     TableConfig, fe,
 };
-use plan::{CellId, Plan, Step, TableSpec};
+use plan::{CellId, Plan, Step, TableSpec, row_chunks};
 use poseidon::{PoseidonChip, PoseidonConfig};
 
 use crate::quantize::QuantizedModel;
@@ -50,7 +50,7 @@ pub const HALO2_VERSION: &str = "0.4.1";
 pub const DEFAULT_LANES: usize = 16;
 
 /// How the graph inputs enter the circuit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Visibility {
     /// The input integers are public instance values.
@@ -76,7 +76,7 @@ impl std::str::FromStr for Visibility {
 }
 
 /// How the model's parameters (every weight, bias and constant tensor) enter the circuit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ParamVisibility {
     /// Fixed columns: the values are part of the verifier key.
@@ -135,7 +135,7 @@ impl Visibility {
 }
 
 /// What `configure` needs to know.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layout {
     /// Lanes in all, in `groups` groups of equal width.
     pub lanes: usize,
@@ -290,6 +290,25 @@ pub fn occurrences(plan: &Plan) -> Vec<Occurrence> {
         });
         seen[c] = true;
     }
+    // A running sum's rows: its lanes, then a fresh partial sum or, on the last row, the output.
+    fn running_sum(
+        seen: &mut [bool],
+        rows: Vec<Vec<CellId>>,
+        o: CellId,
+        out: &mut Vec<Occurrence>,
+    ) {
+        let n = rows.len();
+        for (r, cells) in rows.into_iter().enumerate() {
+            for c in cells {
+                use_cell(seen, c, out);
+            }
+            if r + 1 < n {
+                out.push(Occurrence::Fresh);
+            } else {
+                use_cell(seen, o, out);
+            }
+        }
+    }
     for (_, s) in &plan.steps {
         match s {
             Step::Input { cells } => {
@@ -299,36 +318,13 @@ pub fn occurrences(plan: &Plan) -> Vec<Occurrence> {
                 }
             }
             Step::Dot { terms, out: o, .. } => {
-                let rows = plan.step_rows(s);
-                for r in 0..rows {
-                    let chunk = &terms[(r * plan.width()).min(terms.len())
-                        ..((r + 1) * plan.width()).min(terms.len())];
-                    for &(c, _) in chunk {
-                        use_cell(&mut seen, c, &mut out);
-                    }
-                    if r + 1 < rows {
-                        out.push(Occurrence::Fresh);
-                    } else {
-                        use_cell(&mut seen, *o, &mut out);
-                    }
-                }
+                let rows = row_chunks(terms, plan.width()).map(|r| r.iter().map(|t| t.0).collect());
+                running_sum(&mut seen, rows.collect(), *o, &mut out);
             }
             Step::PairDot { pairs, out: o } => {
-                let rows = plan.step_rows(s);
-                let per = plan.pairs_per_row();
-                for r in 0..rows {
-                    for &(a, b) in
-                        &pairs[(r * per).min(pairs.len())..((r + 1) * per).min(pairs.len())]
-                    {
-                        use_cell(&mut seen, a, &mut out);
-                        use_cell(&mut seen, b, &mut out);
-                    }
-                    if r + 1 < rows {
-                        out.push(Occurrence::Fresh);
-                    } else {
-                        use_cell(&mut seen, *o, &mut out);
-                    }
-                }
+                let rows = row_chunks(pairs, plan.pairs_per_row())
+                    .map(|r| r.iter().flat_map(|&(a, b)| [a, b]).collect());
+                running_sum(&mut seen, rows.collect(), *o, &mut out);
             }
             Step::Mul { items } => {
                 for &(a, b, o) in items {
@@ -377,21 +373,12 @@ impl ModelCircuit {
 }
 
 /// Rows halo2 reserves at the end of every column for blinding (plus one), for our gate set.
-/// (Memoized: the compiler asks for every layout it weighs, and configuring is not free.)
 pub fn reserved_rows(layout: Layout) -> usize {
-    thread_local! {
-        static RESERVED: std::cell::RefCell<HashMap<Layout, usize>> = Default::default();
-    }
-    if let Some(&n) = RESERVED.with(|r| r.borrow().get(&layout).copied()).as_ref() {
-        return n;
-    }
-    let n = with_layout(layout, || {
+    with_layout(layout, || {
         let mut cs = ConstraintSystem::<Fp>::default();
         let _ = ModelCircuit::configure(&mut cs);
         cs.minimum_rows()
-    });
-    RESERVED.with(|r| r.borrow_mut().insert(layout, n));
-    n
+    })
 }
 
 /// The circuit description (`circuit.json`).

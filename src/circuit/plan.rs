@@ -28,6 +28,13 @@ pub const DEFAULT_HASH_LANES: usize = 4;
 /// Rows after which a node's steps continue in a new region (see [`Plan::regions`]).
 pub const REGION_ROWS: usize = 64;
 
+/// The rows of a running sum over `items`, `per` to a row: at least one row, possibly empty (a
+/// dot product of no terms still has its output row).
+pub fn row_chunks<T>(items: &[T], per: usize) -> impl Iterator<Item = &[T]> {
+    let rows = items.len().max(1).div_ceil(per);
+    (0..rows).map(move |r| &items[(r * per).min(items.len())..((r + 1) * per).min(items.len())])
+}
+
 /// Products per row of the mul gate: one per three of the lane and accumulator columns.
 pub fn products_per_row(columns: usize) -> usize {
     columns / 3
@@ -236,20 +243,16 @@ impl Plan {
     /// Rows the layout uses: the model's regions one after another, and beside them, in the
     /// Poseidon chip's own columns, the digests'.
     pub fn rows(&self) -> usize {
-        let (model, digests) = self.model_and_digest_rows();
-        model.max(digests)
+        self.model_rows().max(self.digest_rows())
     }
 
-    /// Rows of the model's regions and of the digests' (which run beside them).
-    pub fn model_and_digest_rows(&self) -> (usize, usize) {
-        let (mut model, mut digests) = (0, 0);
-        for r in self.regions() {
-            match self.steps[r.steps.start].1 {
-                Step::Hash { .. } => digests += r.height,
-                _ => model += r.height,
-            }
-        }
-        (model, digests)
+    /// Rows of the model's regions (the digests' run beside them).
+    pub fn model_rows(&self) -> usize {
+        self.regions()
+            .iter()
+            .filter(|r| !matches!(self.steps[r.steps.start].1, Step::Hash { .. }))
+            .map(|r| r.height)
+            .sum()
     }
 
     /// Rows of the digests alone (each is a region of its own).

@@ -266,8 +266,7 @@ impl NodeRegion<'_, '_> {
         let rows = terms.len().max(1).div_ceil(width);
         let mut acc_val: Option<Fp> = Some(fe(c));
         let mut dot_rows = vec![];
-        for r in 0..rows {
-            let chunk = &terms[(r * width).min(terms.len())..((r + 1) * width).min(terms.len())];
+        for (r, chunk) in plan::row_chunks(terms, width).enumerate() {
             for (l, &(cell, w)) in chunk.iter().enumerate() {
                 self.put(lanes[l], offset + r, cell)?;
                 acc_val = acc_val
@@ -321,8 +320,7 @@ impl NodeRegion<'_, '_> {
         let lanes = cols.group_lanes(g);
         let rows = pairs.len().max(1).div_ceil(per);
         let mut acc_val: Option<Fp> = Some(Fp::zero());
-        for r in 0..rows {
-            let chunk = &pairs[(r * per).min(pairs.len())..((r + 1) * per).min(pairs.len())];
+        for (r, chunk) in plan::row_chunks(pairs, per).enumerate() {
             for (i, &(a, b)) in chunk.iter().enumerate() {
                 self.put(lanes[2 * i], offset + r, a)?;
                 self.put(lanes[2 * i + 1], offset + r, b)?;
